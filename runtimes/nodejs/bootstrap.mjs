@@ -1,0 +1,487 @@
+// Lambent's built-in Node.js runtime.
+//
+// A plain program that speaks only Lambda's public Runtime API (2018-06-01), so it behaves like the
+// `nodejs*.x` managed runtimes: run as `node bootstrap.mjs [--runtime-api-socket=/path.sock]` with cwd =
+// LAMBDA_TASK_ROOT and Lambda's environment (AWS_LAMBDA_RUNTIME_API, _HANDLER, AWS_LAMBDA_FUNCTION_*, ...).
+// With --runtime-api-socket it talks HTTP over that Unix socket, else TCP to AWS_LAMBDA_RUNTIME_API.
+//
+// Behaviour follows AWS's runtime interface client (aws-lambda-nodejs-runtime-interface-client 3.x, the
+// one behind nodejs18.x/20.x): handler resolution, callback / promise handlers,
+// callbackWaitsForEmptyEventLoop through a `beforeExit` hook, error shapes ({errorType, errorMessage,
+// trace}), Runtime.* error types and the text log format. Only node: builtins, no build step.
+
+import { existsSync, readFileSync } from "node:fs";
+import { Agent, request } from "node:http";
+import { createRequire } from "node:module";
+import { basename, dirname, resolve } from "node:path";
+import { pathToFileURL } from "node:url";
+import { format } from "node:util";
+
+const env = process.env;
+const BASE = "/2018-06-01/runtime";
+const NEXT = `${BASE}/invocation/next`;
+
+// ---------------------------------------------------------------- transport
+
+let socketPath;
+for (let i = 2; i < process.argv.length; i++) {
+  const arg = process.argv[i];
+  if (arg.startsWith("--runtime-api-socket=")) socketPath = arg.slice(21);
+  else if (arg === "--runtime-api-socket") socketPath = process.argv[++i];
+}
+let host;
+let port;
+if (!socketPath) {
+  const api = env.AWS_LAMBDA_RUNTIME_API || "127.0.0.1:9001";
+  const colon = api.lastIndexOf(":");
+  host = api.slice(0, colon).replace(/^\[(.*)\]$/, "$1");
+  port = Number(api.slice(colon + 1));
+}
+// One keep-alive connection: every call goes over the same socket, one at a time. An idle keep-alive
+// socket is unref'd by the agent, so it does not hold the event loop open (beforeExit still fires).
+const agent = new Agent({ keepAlive: true, maxSockets: 1 });
+
+function fatal(err) {
+  process.stderr.write(`lambent runtime: Runtime API request failed: ${err?.stack ?? err}\n`);
+  process.exit(1);
+}
+
+/** One HTTP call to the Runtime API; `done(res, bodyText)` runs once the whole answer is read. */
+function call(method, path, body, errorType, done) {
+  let headers;
+  if (body !== undefined) {
+    headers = { "Content-Type": "application/json", "Content-Length": Buffer.byteLength(body) };
+    if (errorType) headers["Lambda-Runtime-Function-Error-Type"] = errorType;
+  }
+  const req = request({ agent, socketPath, host, port, method, path, headers }, (res) => {
+    let first;
+    let rest;
+    res.on("data", (chunk) => {
+      if (first === undefined) first = chunk;
+      else if (rest === undefined) rest = [first, chunk];
+      else rest.push(chunk);
+    });
+    res.on("end", () => {
+      done(res, rest ? Buffer.concat(rest).toString() : first === undefined ? "" : first.toString());
+    });
+  });
+  req.on("error", fatal);
+  req.end(body);
+}
+
+function checkAccepted(res, body) {
+  if (res.statusCode >= 300) {
+    process.stderr.write(`lambent runtime: ${res.req.path} answered ${res.statusCode}: ${body}\n`);
+  }
+}
+
+// ---------------------------------------------------------------- errors
+
+/** An Error named `Runtime.<type>` (name not enumerable, as on AWS's error classes). */
+function runtimeError(type, message) {
+  const err = new Error(message);
+  Object.defineProperty(err, "name", { value: `Runtime.${type}`, writable: true, configurable: true });
+  Error.captureStackTrace(err, runtimeError);
+  return err;
+}
+
+const NODE_JS_EXIT_MESSAGE =
+  "The Lambda runtime client detected an unexpected Node.js exit code. This is most commonly caused by a " +
+  "Promise that was never settled. For more information, see https://nodejs.org/docs/latest/api/process.html#exit-codes";
+
+function isErrorLike(e) {
+  return (
+    e instanceof Error ||
+    (e != null &&
+      typeof e.name === "string" &&
+      typeof e.message === "string" &&
+      typeof e.stack === "string" &&
+      e.name !== "" &&
+      e.message !== "")
+  );
+}
+
+/** The body Lambda's Node.js runtime posts for an error: {errorType, errorMessage, trace}. */
+function toRapidError(e) {
+  try {
+    if (isErrorLike(e)) {
+      return {
+        errorType: e.name,
+        errorMessage: e.message,
+        trace: typeof e.stack === "string" ? e.stack.split("\n") : [],
+      };
+    }
+    return { errorType: typeof e, errorMessage: String(e), trace: [] };
+  } catch {
+    return {
+      errorType: "handled",
+      errorMessage:
+        "callback called with Error argument, but there was a problem while retrieving one or more of its message, name, and stack",
+    };
+  }
+}
+
+function withEnumerableProperties(_key, value) {
+  if (value instanceof Error) {
+    const out = Object.assign(
+      { errorType: value.name, errorMessage: value.message, code: value.code },
+      value,
+    );
+    if (typeof value.stack === "string") out.stack = value.stack.split("\n");
+    return out;
+  }
+  return value;
+}
+
+/** "\t" + the error as JSON with its name, message, code and stack lines, as AWS logs it. */
+function formatted(e) {
+  const err = e instanceof Error ? e : new Error(e);
+  try {
+    return `\t${JSON.stringify(err, withEnumerableProperties)}`;
+  } catch {
+    return `\t${JSON.stringify(toRapidError(err))}`;
+  }
+}
+
+// ---------------------------------------------------------------- logging
+
+let requestId; // logged as "undefined" outside an invoke, as Lambda does
+let stdout;
+const jsonLogs = env.AWS_LAMBDA_LOG_FORMAT?.toUpperCase() === "JSON";
+
+function jsonReplacer(_key, value) {
+  if (value instanceof Error) {
+    return Object.assign(
+      {
+        errorType: value.constructor?.name ?? "UnknownError",
+        errorMessage: value.message,
+        stackTrace: typeof value.stack === "string" ? value.stack.split("\n") : value.stack,
+      },
+      value,
+    );
+  }
+  return value;
+}
+
+function jsonLine(level, args) {
+  const entry = { timestamp: new Date().toISOString(), level, requestId, message: undefined };
+  if (args.length === 1) {
+    entry.message = args[0];
+    try {
+      return JSON.stringify(entry, jsonReplacer);
+    } catch {
+      entry.message = format(args[0]);
+      return JSON.stringify(entry);
+    }
+  }
+  entry.message = format(...args);
+  for (const arg of args) {
+    if (arg instanceof Error) {
+      entry.errorType = arg.constructor?.name ?? "UnknownError";
+      entry.errorMessage = arg.message;
+      entry.stackTrace = typeof arg.stack === "string" ? arg.stack.split("\n") : [];
+      break;
+    }
+  }
+  return JSON.stringify(entry);
+}
+
+function logger(level) {
+  return (...args) => {
+    let line = jsonLogs
+      ? jsonLine(level, args)
+      : `${new Date().toISOString()}\t${requestId}\t${level}\t${format(...args)}`;
+    // A multi-line message stays one log record: newlines become carriage returns.
+    if (line.includes("\n")) line = line.replace(/\n/g, "\r");
+    if (stdout === undefined) stdout = process.stdout;
+    stdout.write(`${line}\n`);
+  };
+}
+
+function patchConsole() {
+  const levels = ["TRACE", "DEBUG", "INFO", "WARN", "ERROR", "FATAL"];
+  const min = Math.max(0, levels.indexOf(env.AWS_LAMBDA_LOG_LEVEL?.toUpperCase() ?? "TRACE"));
+  const nop = () => {};
+  const at = (level) => (levels.indexOf(level) >= min ? logger(level) : nop);
+  console.trace = at("TRACE");
+  console.debug = at("DEBUG");
+  console.info = at("INFO");
+  console.log = console.info;
+  console.warn = at("WARN");
+  console.error = at("ERROR");
+  console.fatal = logger("FATAL");
+}
+
+// ---------------------------------------------------------------- loading the handler
+
+function hasTypeModule(folder) {
+  for (;;) {
+    if (folder.endsWith("/node_modules")) return false;
+    const pj = `${folder}/package.json`;
+    if (existsSync(pj)) {
+      try {
+        return JSON.parse(readFileSync(pj, "utf8"))?.type === "module";
+      } catch (e) {
+        console.warn(`${pj} cannot be read, it will be ignored for ES module detection purposes.`, e);
+        return false;
+      }
+    }
+    const parent = dirname(folder);
+    if (parent === folder) return false;
+    folder = parent;
+  }
+}
+
+async function loadModule(taskRoot, moduleRoot, name) {
+  const require = createRequire(import.meta.url);
+  const file = resolve(taskRoot, moduleRoot, name);
+  const tryRequire = (path) => (existsSync(path) ? require(path) : undefined);
+  const tryImport = async (path) => (existsSync(path) ? await import(pathToFileURL(path).href) : undefined);
+
+  const extensionless = tryRequire(file);
+  if (extensionless) return extensionless;
+  const isModule = hasTypeModule(dirname(file));
+  if (!isModule) {
+    const cjs = tryRequire(`${file}.js`);
+    if (cjs) return cjs;
+  }
+  const loaded =
+    (isModule && (await tryImport(`${file}.js`))) ||
+    (await tryImport(`${file}.mjs`)) ||
+    tryRequire(`${file}.cjs`);
+  if (loaded) return loaded;
+  // Last, Node's own resolution from the task root (a package name, a folder with index.js, ...).
+  return require(require.resolve(name, { paths: [taskRoot, moduleRoot] }));
+}
+
+async function loadHandler(taskRoot, fullHandler) {
+  if (fullHandler.includes("..")) {
+    throw runtimeError(
+      "MalformedHandlerName",
+      `'${fullHandler}' is not a valid handler name. Use absolute paths when specifying root directories in handler names.`,
+    );
+  }
+  const handlerString = basename(fullHandler);
+  const moduleRoot = fullHandler.slice(0, fullHandler.length - handlerString.length);
+  const match = /^([^.]*)\.(.*)$/.exec(handlerString);
+  if (!match) throw runtimeError("MalformedHandlerName", "Bad handler");
+  const [, name, handlerPath] = match;
+
+  let app;
+  try {
+    app = await loadModule(taskRoot, moduleRoot, name);
+  } catch (e) {
+    if (e instanceof SyntaxError) {
+      const err = runtimeError("UserCodeSyntaxError", String(e));
+      err.stack = e.stack;
+      throw err;
+    }
+    if (e?.code === "MODULE_NOT_FOUND" || e?.code === "ERR_MODULE_NOT_FOUND") {
+      throw runtimeError("ImportModuleError", String(e));
+    }
+    throw e;
+  }
+  let fn = app;
+  for (const key of handlerPath.split(".")) fn = fn?.[key];
+  if (!fn) throw runtimeError("HandlerNotFound", `${fullHandler} is undefined or not exported`);
+  if (typeof fn !== "function") throw runtimeError("HandlerNotFound", `${fullHandler} is not a function`);
+  return fn;
+}
+
+// ---------------------------------------------------------------- the invoke loop
+
+let handler;
+let handlerIsAsync = false;
+let phase = "init"; // "init" | "idle" | "invoke" | "crashed"
+let currentId;
+let onBeforeExit = null;
+
+function next() {
+  phase = "idle";
+  call("GET", NEXT, undefined, undefined, invoke);
+}
+
+function postResult(id, result) {
+  let body;
+  try {
+    body = JSON.stringify(result === undefined ? null : result);
+  } catch {
+    postError(id, new Error("Unable to stringify response body"));
+    return;
+  }
+  call("POST", `${BASE}/invocation/${encodeURIComponent(id)}/response`, body ?? "null", undefined, afterPost);
+}
+
+function postError(id, err) {
+  console.error("Invoke Error", formatted(err));
+  const rapid = toRapidError(err);
+  call(
+    "POST",
+    `${BASE}/invocation/${encodeURIComponent(id)}/error`,
+    JSON.stringify(rapid),
+    rapid.errorType,
+    afterPost,
+  );
+}
+
+function afterPost(res, body) {
+  checkAccepted(res, body);
+  next();
+}
+
+function parseJsonHeader(value, name) {
+  if (value === undefined) return undefined;
+  try {
+    return JSON.parse(value);
+  } catch (e) {
+    throw new Error(`Cannot parse ${name} as json: ${e}`);
+  }
+}
+
+function invoke(res, body) {
+  if (res.statusCode !== 200) {
+    process.stderr.write(`lambent runtime: ${NEXT} answered ${res.statusCode}: ${body}\n`);
+    process.exit(1);
+  }
+  const h = res.headers;
+  const id = h["lambda-runtime-aws-request-id"];
+  const deadline = Number(h["lambda-runtime-deadline-ms"]);
+  const traceId = h["lambda-runtime-trace-id"];
+  if (traceId) env._X_AMZN_TRACE_ID = traceId;
+  else if (env._X_AMZN_TRACE_ID !== undefined) delete env._X_AMZN_TRACE_ID;
+  requestId = id;
+  phase = "invoke";
+  currentId = id;
+
+  let finished = false;
+  let waitsForEmptyEventLoop = true;
+  const complete = (err, result) => {
+    onBeforeExit = null;
+    if (err !== undefined && err !== null) postError(id, err);
+    else postResult(id, result);
+  };
+  const done = (err, result) => {
+    if (finished) return;
+    finished = true;
+    complete(err, result);
+  };
+  const callback = (err, result) => {
+    if (finished) return;
+    finished = true;
+    if ((err !== undefined && err !== null) || !waitsForEmptyEventLoop) complete(err, result);
+    // Lambda sends a callback's result only once the event loop is empty.
+    else onBeforeExit = () => setImmediate(complete, null, result);
+  };
+  const succeed = (result) => done(null, result);
+  const fail = (err) => done(err === undefined || err === null ? "handled" : err, null);
+
+  // If the loop empties before the handler finished: an async handler's promise never settled
+  // (Runtime.NodeJsExit); a sync handler that never called back succeeds with null.
+  onBeforeExit = () => {
+    if (finished) return;
+    finished = true;
+    complete(handlerIsAsync ? runtimeError("NodeJsExit", NODE_JS_EXIT_MESSAGE) : null, null);
+  };
+
+  let event;
+  let context;
+  try {
+    event = JSON.parse(body);
+    context = {
+      get callbackWaitsForEmptyEventLoop() {
+        return waitsForEmptyEventLoop;
+      },
+      set callbackWaitsForEmptyEventLoop(value) {
+        waitsForEmptyEventLoop = value;
+      },
+      succeed,
+      fail,
+      done,
+      functionVersion: env.AWS_LAMBDA_FUNCTION_VERSION,
+      functionName: env.AWS_LAMBDA_FUNCTION_NAME,
+      memoryLimitInMB: env.AWS_LAMBDA_FUNCTION_MEMORY_SIZE,
+      logGroupName: env.AWS_LAMBDA_LOG_GROUP_NAME,
+      logStreamName: env.AWS_LAMBDA_LOG_STREAM_NAME,
+      clientContext: parseJsonHeader(h["lambda-runtime-client-context"], "ClientContext"),
+      identity: parseJsonHeader(h["lambda-runtime-cognito-identity"], "CognitoIdentity"),
+      invokedFunctionArn: h["lambda-runtime-invoked-function-arn"],
+      awsRequestId: id,
+      getRemainingTimeInMillis: () => deadline - Date.now(),
+    };
+  } catch (e) {
+    done(e);
+    return;
+  }
+
+  try {
+    const result = handler(event, context, callback);
+    if (result && typeof result.then === "function") result.then(succeed, fail);
+  } catch (e) {
+    callback(e);
+  }
+}
+
+// An error that escapes the handler, or a rejection nobody handles, fails the invoke in flight (or the
+// init) and ends the process, as Lambda's runtime does: the environment is then replaced.
+function crash(err, exitCode) {
+  if (phase === "invoke") {
+    phase = "crashed";
+    const rapid = toRapidError(err);
+    call(
+      "POST",
+      `${BASE}/invocation/${encodeURIComponent(currentId)}/error`,
+      JSON.stringify(rapid),
+      rapid.errorType,
+      () => process.exit(exitCode),
+    );
+  } else if (phase === "init") {
+    phase = "crashed";
+    postInitError(err, () => process.exit(exitCode));
+  } else {
+    process.exit(exitCode);
+  }
+}
+
+function postInitError(err, then) {
+  const rapid = toRapidError(err);
+  call("POST", `${BASE}/init/error`, JSON.stringify(rapid), rapid.errorType, then);
+}
+
+process.on("uncaughtException", (err) => {
+  console.error("Uncaught Exception", formatted(err));
+  crash(err, 129);
+});
+process.on("unhandledRejection", (reason, promise) => {
+  let message;
+  try {
+    message = String(reason);
+  } catch {
+    message = Object.prototype.toString.call(reason);
+  }
+  const err = runtimeError("UnhandledPromiseRejection", message);
+  err.reason = reason;
+  err.promise = promise;
+  console.error("Unhandled Promise Rejection", formatted(err));
+  crash(err, 128);
+});
+process.on("beforeExit", () => {
+  const hook = onBeforeExit;
+  if (hook) {
+    onBeforeExit = null;
+    hook();
+  }
+});
+
+// ---------------------------------------------------------------- init
+
+patchConsole();
+const taskRoot = env.LAMBDA_TASK_ROOT || process.cwd();
+try {
+  handler = await loadHandler(taskRoot, env._HANDLER ?? "");
+  handlerIsAsync = handler.constructor?.name === "AsyncFunction";
+} catch (err) {
+  console.error("Uncaught Exception", formatted(err));
+  phase = "crashed";
+  postInitError(err, () => process.exit(1));
+}
+if (handler) next();
