@@ -1,0 +1,77 @@
+/**
+ * The front door: a fastify app with Lambda's routes. Routes parse requests
+ * and call control/ and frontend/; errors become AWS-shaped responses here,
+ * in one place.
+ */
+import { randomUUID } from "node:crypto";
+import Fastify, { type FastifyError, type FastifyInstance } from "fastify";
+import { LambdaError, ServiceError, UnknownOperation } from "../errors.js";
+import type { Platform } from "../platform.js";
+import { registerAccountRoutes } from "./routes/account.js";
+import { registerFunctionRoutes } from "./routes/functions.js";
+import { registerInvokeRoutes } from "./routes/invoke.js";
+import { registerLogRoutes } from "./routes/logs.js";
+import { registerTagRoutes } from "./routes/tags.js";
+
+export function buildApp(platform: Platform): FastifyInstance {
+  const app = Fastify({
+    logger: false,
+    // Base64 zips of up to 50 MB arrive inside JSON bodies.
+    bodyLimit: Math.ceil((platform.options.limits.zipBytes * 4) / 3) + 1024 * 1024,
+    routerOptions: { maxParamLength: 2048 },
+    return503OnClosing: false,
+    genReqId: () => randomUUID(),
+    forceCloseConnections: false,
+  });
+
+  // Every body arrives as raw bytes; routes decide how to read it (JSON, or an invoke payload).
+  app.removeAllContentTypeParsers();
+  app.addContentTypeParser("*", { parseAs: "buffer" }, (_req, body, done) => done(null, body));
+
+  app.addHook("onSend", async (req, reply) => {
+    reply.header("x-amzn-RequestId", req.id);
+  });
+
+  app.setErrorHandler((err: FastifyError | LambdaError, req, reply) => {
+    const e = toLambdaError(err);
+    if (e.statusCode >= 500 && !platform.options.quiet) {
+      console.error(`lambent: ${req.method} ${req.url} failed:`, err);
+    }
+    reply
+      .code(e.statusCode)
+      .headers({ "x-amzn-ErrorType": e.type, "content-type": "application/json", ...e.headers })
+      .send(JSON.stringify({ Type: e.faultType, Message: e.message, message: e.message, ...e.fields }));
+  });
+
+  app.setNotFoundHandler((req, reply) => {
+    const e = UnknownOperation(`Unknown operation: ${req.method} ${req.url.split("?")[0]}`);
+    reply
+      .code(e.statusCode)
+      .headers({ "x-amzn-ErrorType": e.type, "content-type": "application/json" })
+      .send(JSON.stringify({ Type: "User", Message: e.message, message: e.message }));
+  });
+
+  app.get("/health", async () => platform.health());
+
+  registerFunctionRoutes(app, platform);
+  registerInvokeRoutes(app, platform);
+  registerAccountRoutes(app, platform);
+  registerTagRoutes(app, platform);
+  registerLogRoutes(app, platform);
+  return app;
+}
+
+function toLambdaError(err: FastifyError | LambdaError): LambdaError {
+  if (err instanceof LambdaError) return err;
+  if (err.code === "FST_ERR_CTP_BODY_TOO_LARGE") {
+    return new LambdaError(
+      "RequestEntityTooLargeException",
+      413,
+      "Request must be smaller than the maximum request size.",
+    );
+  }
+  if (typeof err.statusCode === "number" && err.statusCode < 500) {
+    return new LambdaError("InvalidRequestContentException", err.statusCode, err.message);
+  }
+  return ServiceError("An internal error occurred in Lambent. It has been logged on the server.");
+}

@@ -1,0 +1,54 @@
+/** Helpers every route uses: the request's region, its JSON body, query values. */
+import type { FastifyRequest } from "fastify";
+import { InvalidRequestContent } from "../errors.js";
+
+const SCOPE_RE = /Credential=[^/]+\/\d{8}\/([a-z0-9-]+)\/lambda\/aws4_request/;
+
+/** The region of the request's SigV4 scope, else the server's. */
+export function requestRegion(req: FastifyRequest, fallback: string): string {
+  const auth = req.headers.authorization;
+  if (typeof auth === "string") {
+    const m = SCOPE_RE.exec(auth);
+    if (m?.[1]) return m[1];
+  }
+  return fallback;
+}
+
+/** The body parsed as a JSON object ({} when empty). */
+export function jsonBody(req: FastifyRequest): Record<string, unknown> {
+  const raw = req.body as Buffer | undefined;
+  if (!raw || raw.length === 0) return {};
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(raw.toString("utf8"));
+  } catch {
+    throw InvalidRequestContent(
+      "Could not parse request body into json: Unexpected character in request body.",
+    );
+  }
+  if (typeof parsed !== "object" || parsed === null || Array.isArray(parsed)) {
+    throw InvalidRequestContent("Could not parse request body into json: expected a JSON object.");
+  }
+  return parsed as Record<string, unknown>;
+}
+
+export function queryString(req: FastifyRequest, key: string): string | undefined {
+  const v = (req.query as Record<string, unknown>)[key];
+  if (Array.isArray(v)) return typeof v[0] === "string" ? v[0] : undefined;
+  return typeof v === "string" ? v : undefined;
+}
+
+export function queryList(req: FastifyRequest, key: string): string[] {
+  const v = (req.query as Record<string, unknown>)[key];
+  if (Array.isArray(v)) return v.filter((x): x is string => typeof x === "string");
+  return typeof v === "string" ? [v] : [];
+}
+
+export function pathParam(req: FastifyRequest, key: string): string {
+  return (req.params as Record<string, string>)[key] ?? "";
+}
+
+/** The base URL clients used to reach this server (for links such as Code.Location). */
+export function baseUrl(req: FastifyRequest): string {
+  return `${req.protocol}://${req.headers.host ?? "127.0.0.1"}`;
+}

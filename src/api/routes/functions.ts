@@ -1,0 +1,106 @@
+/** Function management: Create/Get/List/Update/Delete, versions, code download. */
+import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
+import { parseFunctionRef } from "../../control/arn.js";
+import { functionConfiguration } from "../../control/function-config.js";
+import type { FunctionVersion } from "../../control/functions.js";
+import { constraintViolation, InvalidParameterValue, ResourceNotFound } from "../../errors.js";
+import type { Platform } from "../../platform.js";
+import { baseUrl, jsonBody, pathParam, queryString, requestRegion } from "../request.js";
+
+export function registerFunctionRoutes(app: FastifyInstance, platform: Platform): void {
+  const fns = platform.functions;
+  const region = (req: FastifyRequest) => requestRegion(req, platform.options.region);
+  const show = (v: FunctionVersion, req: FastifyRequest) => functionConfiguration(v.name, v.row, region(req));
+  const ref = (req: FastifyRequest) =>
+    parseFunctionRef(pathParam(req, "FunctionName"), queryString(req, "Qualifier"));
+  const unqualified = (req: FastifyRequest) => {
+    const r = parseFunctionRef(pathParam(req, "FunctionName"));
+    if (r.qualifier !== undefined)
+      throw InvalidParameterValue("This operation does not accept a qualified function name.");
+    return r.name;
+  };
+
+  app.post("/2015-03-31/functions", async (req, reply) => {
+    const created = await fns.create(jsonBody(req), region(req));
+    reply.code(201);
+    return show(created, req);
+  });
+
+  const list = async (req: FastifyRequest) => {
+    const maxItems = parseMaxItems(queryString(req, "MaxItems"));
+    const page = await fns.list(queryString(req, "Marker"), maxItems);
+    const out: Record<string, unknown> = { Functions: page.items.map((v) => show(v, req)) };
+    if (page.nextMarker) out.NextMarker = page.nextMarker;
+    return out;
+  };
+  app.get("/2015-03-31/functions", list);
+  app.get("/2015-03-31/functions/", list);
+
+  app.get("/2015-03-31/functions/:FunctionName", async (req) => {
+    const r = ref(req);
+    const v = await fns.getVersion(r, region(req));
+    const fn = await fns.getFunctionRow(r.name, region(req));
+    const out: Record<string, unknown> = {
+      Configuration: show(v, req),
+      Code: { RepositoryType: "S3", Location: `${baseUrl(req)}/_lambent/code/${v.codeSha256}.zip` },
+      Tags: JSON.parse(fn.tags),
+    };
+    if (fn.reserved_concurrency !== null)
+      out.Concurrency = { ReservedConcurrentExecutions: fn.reserved_concurrency };
+    return out;
+  });
+
+  app.get("/2015-03-31/functions/:FunctionName/configuration", async (req) =>
+    show(await fns.getVersion(ref(req), region(req)), req),
+  );
+
+  app.put("/2015-03-31/functions/:FunctionName/configuration", async (req) =>
+    show(await fns.updateConfiguration(unqualified(req), jsonBody(req), region(req)), req),
+  );
+
+  app.put("/2015-03-31/functions/:FunctionName/code", async (req) =>
+    show(await fns.updateCode(unqualified(req), jsonBody(req), region(req)), req),
+  );
+
+  app.delete("/2015-03-31/functions/:FunctionName", async (req, reply: FastifyReply) => {
+    await fns.delete(ref(req), region(req));
+    reply.code(204);
+    return "";
+  });
+
+  app.post("/2015-03-31/functions/:FunctionName/versions", async (req, reply) => {
+    const v = await fns.publishVersion(unqualified(req), region(req), jsonBody(req));
+    reply.code(201);
+    return show(v, req);
+  });
+
+  app.get("/2015-03-31/functions/:FunctionName/versions", async (req) => {
+    const page = await fns.listVersions(
+      unqualified(req),
+      region(req),
+      queryString(req, "Marker"),
+      parseMaxItems(queryString(req, "MaxItems")),
+    );
+    const out: Record<string, unknown> = { Versions: page.items.map((v) => show(v, req)) };
+    if (page.nextMarker) out.NextMarker = page.nextMarker;
+    return out;
+  });
+
+  // Code.Location: the zip of any stored package, by content address.
+  app.get("/_lambent/code/:file", async (req, reply) => {
+    const m = /^([0-9a-f]{64})\.zip$/.exec(pathParam(req, "file"));
+    if (!m?.[1]) throw ResourceNotFound("Code package not found");
+    const zip = await fns.loadZip(m[1]);
+    reply.header("content-type", "application/zip");
+    return zip;
+  });
+}
+
+function parseMaxItems(raw: string | undefined): number {
+  if (raw === undefined) return 50;
+  const n = Number(raw);
+  if (!Number.isInteger(n) || n < 1 || n > 10000) {
+    throw constraintViolation("maxItems", raw, "Member must have value between 1 and 10000");
+  }
+  return n;
+}

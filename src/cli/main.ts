@@ -1,0 +1,46 @@
+/** The `lambent` command. */
+import { Command, InvalidArgumentError, Option } from "commander";
+import { registerClientCommands } from "./client.js";
+import { runServer } from "./server.js";
+
+export function intArg(min: number, max = Number.MAX_SAFE_INTEGER) {
+  return (raw: string): number => {
+    const n = Number(raw);
+    if (!Number.isInteger(n) || n < min || n > max)
+      throw new InvalidArgumentError(`must be an integer from ${min} to ${max}`);
+    return n;
+  };
+}
+
+const program = new Command()
+  .name("lambent")
+  .description("A self-hosted serverless platform that speaks AWS Lambda's interfaces.")
+  .version("0.1.0");
+
+program
+  .command("server")
+  .description("run the platform (API, frontend, worker) in one process")
+  .option("--host <host>", "address to listen on", "127.0.0.1")
+  .option("--port <port>", "port to listen on", intArg(0, 65535), 9000)
+  .option("--data-dir <dir>", "where the store, code and sandboxes live", "./.lambent")
+  .option("--region <region>", "region used in ARNs when a request names none", "us-east-1")
+  .option("--database <url>", "PostgreSQL connection string (default: SQLite in the data dir)")
+  .option("--account-concurrency <n>", "account-wide concurrent executions", intArg(1), 1000)
+  .option("--idle-timeout <seconds>", "seconds an idle execution environment lives", intArg(1), 300)
+  .addOption(
+    new Option("--sandbox <driver>", "sandbox driver").choices(["auto", "bwrap", "process"]).default("auto"),
+  )
+  .addOption(
+    new Option("--sandbox-network <mode>", "sandbox networking")
+      .choices(["isolated", "host"])
+      .default("isolated"),
+  )
+  .option("--async-retry-delays <ms,ms>", "delays before async retry 1 and 2, in ms", "60000,120000")
+  .action(runServer);
+
+registerClientCommands(program);
+
+program.parseAsync(process.argv).catch((err: unknown) => {
+  console.error(`lambent: ${err instanceof Error ? err.message : String(err)}`);
+  process.exit(1);
+});

@@ -1,0 +1,71 @@
+/** `lambent server`: start the platform and stop it cleanly on SIGTERM/SIGINT. */
+import { InvalidArgumentError } from "commander";
+import type { SandboxMode, SandboxNetwork } from "../config.js";
+import { DataDirLockedError } from "../datadir-lock.js";
+import { Platform } from "../platform.js";
+
+interface ServerFlags {
+  host: string;
+  port: number;
+  dataDir: string;
+  region: string;
+  database?: string;
+  accountConcurrency: number;
+  idleTimeout: number;
+  sandbox: SandboxMode;
+  sandboxNetwork: SandboxNetwork;
+  asyncRetryDelays: string;
+}
+
+function parseDelays(raw: string): number[] {
+  const parts = raw.split(",").map((p) => Number(p.trim()));
+  if (parts.length !== 2 || parts.some((n) => !Number.isInteger(n) || n < 0)) {
+    throw new InvalidArgumentError(
+      "--async-retry-delays takes two whole numbers of milliseconds, e.g. 60000,120000",
+    );
+  }
+  return parts;
+}
+
+export async function runServer(flags: ServerFlags): Promise<void> {
+  let platform: Platform;
+  try {
+    platform = await Platform.start({
+      host: flags.host,
+      port: flags.port,
+      dataDir: flags.dataDir,
+      region: flags.region,
+      accountConcurrency: flags.accountConcurrency,
+      idleTimeoutSeconds: flags.idleTimeout,
+      sandbox: flags.sandbox,
+      sandboxNetwork: flags.sandboxNetwork,
+      asyncRetryDelaysMs: parseDelays(flags.asyncRetryDelays),
+      ...(flags.database ? { database: flags.database } : {}),
+    });
+  } catch (err) {
+    if (err instanceof DataDirLockedError) {
+      console.error(`lambent: ${err.message}`);
+      process.exit(2);
+    }
+    throw err;
+  }
+  if (platform.sandbox.warning) {
+    console.error(`lambent: WARNING: ${platform.sandbox.warning}`);
+  }
+  const h = platform.health();
+  console.log(
+    `lambent ${h.version} ready at ${platform.url} (store: ${h.store}, sandbox: ${h.sandbox.driver}, data dir: ${platform.options.dataDir})`,
+  );
+  const shutdown = (signal: string) => {
+    console.error(`lambent: ${signal} received, shutting down`);
+    platform.stop().then(
+      () => process.exit(0),
+      (err: unknown) => {
+        console.error("lambent: shutdown failed:", err);
+        process.exit(1);
+      },
+    );
+  };
+  process.once("SIGTERM", () => shutdown("SIGTERM"));
+  process.once("SIGINT", () => shutdown("SIGINT"));
+}

@@ -1,0 +1,72 @@
+/** Server options and the platform's limits (Lambda's defaults, each configurable). */
+
+export const ACCOUNT_ID = "000000000000";
+
+export interface Limits {
+  /** Synchronous invoke request and response payload (bytes). */
+  syncPayloadBytes: number;
+  /** Asynchronous invoke payload (bytes). */
+  asyncPayloadBytes: number;
+  /** Zipped deployment package uploaded directly (bytes). */
+  zipBytes: number;
+  /** Unzipped code plus layers (bytes). */
+  unzippedBytes: number;
+  /** Total size of a function's environment variables (bytes). */
+  envBytes: number;
+  memoryMinMb: number;
+  memoryMaxMb: number;
+  timeoutMaxSeconds: number;
+  /** How long a function's Init phase may take (ms). */
+  initTimeoutMs: number;
+}
+
+export const DEFAULT_LIMITS: Limits = {
+  syncPayloadBytes: 6 * 1024 * 1024,
+  asyncPayloadBytes: 1024 * 1024,
+  zipBytes: 50 * 1024 * 1024,
+  unzippedBytes: 250 * 1024 * 1024,
+  envBytes: 4 * 1024,
+  memoryMinMb: 128,
+  memoryMaxMb: 10240,
+  timeoutMaxSeconds: 900,
+  initTimeoutMs: 10_000,
+};
+
+export type SandboxMode = "auto" | "bwrap" | "process";
+export type SandboxNetwork = "isolated" | "host";
+
+export interface ServerOptions {
+  host: string;
+  port: number;
+  dataDir: string;
+  region: string;
+  /** PostgreSQL connection string; SQLite in the data dir when absent. */
+  database?: string;
+  accountConcurrency: number;
+  /** Seconds an idle execution environment lives before shutdown. */
+  idleTimeoutSeconds: number;
+  sandbox: SandboxMode;
+  sandboxNetwork: SandboxNetwork;
+  /** Delays (ms) before async retry 1 and 2. */
+  asyncRetryDelaysMs: number[];
+  limits: Limits;
+  /** Suppress the ready line and warnings (tests). */
+  quiet: boolean;
+}
+
+export function defaultOptions(overrides: Partial<ServerOptions> = {}): ServerOptions {
+  return {
+    host: "127.0.0.1",
+    port: 9000,
+    dataDir: ".lambent",
+    region: "us-east-1",
+    accountConcurrency: 1000,
+    idleTimeoutSeconds: 300,
+    sandbox: "auto",
+    sandboxNetwork: "isolated",
+    asyncRetryDelaysMs: [60_000, 120_000],
+    limits: { ...DEFAULT_LIMITS },
+    quiet: false,
+    ...overrides,
+  };
+}

@@ -1,0 +1,291 @@
+/**
+ * A function version's configuration: what is stored, how requests are
+ * validated into it, and how it is shown (Lambda's FunctionConfiguration).
+ */
+import type { Limits } from "../config.js";
+import { constraintViolation, InvalidParameterValue } from "../errors.js";
+import type { FunctionVersionsTable } from "../store/schema.js";
+import { functionArn } from "./arn.js";
+
+export const RUNTIMES = [
+  "nodejs18.x",
+  "nodejs20.x",
+  "nodejs22.x",
+  "python3.9",
+  "python3.10",
+  "python3.11",
+  "python3.12",
+  "python3.13",
+  "provided",
+  "provided.al2",
+  "provided.al2023",
+] as const;
+export type Runtime = (typeof RUNTIMES)[number];
+
+/** The runtime family that runs a Runtime identifier. */
+export function runtimeFamily(runtime: Runtime): "nodejs" | "python" | "provided" {
+  if (runtime.startsWith("nodejs")) return "nodejs";
+  if (runtime.startsWith("python")) return "python";
+  return "provided";
+}
+
+/** What is stored per version (JSON in function_versions.config). */
+export interface StoredConfig {
+  Runtime: Runtime;
+  Handler: string;
+  Role: string;
+  Description: string;
+  Timeout: number;
+  MemorySize: number;
+  Environment: Record<string, string>;
+  EphemeralStorageSize: number;
+  Layers: string[];
+  Architectures: string[];
+  TracingMode: "Active" | "PassThrough";
+  DeadLetterTargetArn?: string;
+  KMSKeyArn?: string;
+  LogFormat: "Text" | "JSON";
+  LogGroup?: string;
+}
+
+export const DEFAULTS = {
+  Timeout: 3,
+  MemorySize: 128,
+  EphemeralStorageSize: 512,
+  Description: "",
+};
+
+const ROLE_RE = /^arn:(aws[a-zA-Z-]*)?:iam::\d{12}:role\/?[a-zA-Z_0-9+=,.@\-_/]+$/;
+const HANDLER_RE = /^[^\s]+$/;
+const ENV_KEY_RE = /^[a-zA-Z]([a-zA-Z0-9_])+$/;
+const RESERVED_ENV = new Set([
+  "_HANDLER",
+  "_X_AMZN_TRACE_ID",
+  "AWS_DEFAULT_REGION",
+  "AWS_REGION",
+  "AWS_EXECUTION_ENV",
+  "AWS_LAMBDA_FUNCTION_NAME",
+  "AWS_LAMBDA_FUNCTION_MEMORY_SIZE",
+  "AWS_LAMBDA_FUNCTION_VERSION",
+  "AWS_LAMBDA_INITIALIZATION_TYPE",
+  "AWS_LAMBDA_LOG_GROUP_NAME",
+  "AWS_LAMBDA_LOG_STREAM_NAME",
+  "AWS_ACCESS_KEY",
+  "AWS_ACCESS_KEY_ID",
+  "AWS_SECRET_ACCESS_KEY",
+  "AWS_SESSION_TOKEN",
+  "AWS_LAMBDA_RUNTIME_API",
+  "LAMBDA_TASK_ROOT",
+  "LAMBDA_RUNTIME_DIR",
+]);
+
+function intIn(member: string, v: unknown, min: number, max: number): number {
+  if (typeof v !== "number" || !Number.isInteger(v)) {
+    throw constraintViolation(member, v, "Member must be an integer");
+  }
+  if (v < min) throw constraintViolation(member, v, `Member must have value greater than or equal to ${min}`);
+  if (v > max) throw constraintViolation(member, v, `Member must have value less than or equal to ${max}`);
+  return v;
+}
+
+function str(member: string, v: unknown, maxLen: number): string {
+  if (typeof v !== "string") throw constraintViolation(member, v, "Member must be a string");
+  if (v.length > maxLen)
+    throw constraintViolation(member, v, `Member must have length less than or equal to ${maxLen}`);
+  return v;
+}
+
+/** The configuration members a Create/UpdateFunctionConfiguration request may carry. */
+export interface ConfigInput {
+  Runtime?: unknown;
+  Handler?: unknown;
+  Role?: unknown;
+  Description?: unknown;
+  Timeout?: unknown;
+  MemorySize?: unknown;
+  Environment?: unknown;
+  EphemeralStorage?: unknown;
+  Layers?: unknown;
+  Architectures?: unknown;
+  TracingConfig?: unknown;
+  DeadLetterConfig?: unknown;
+  KMSKeyArn?: unknown;
+  LoggingConfig?: unknown;
+}
+
+/**
+ * Apply the members present in `input` on top of `base`, validating each as
+ * Lambda does. Absent members keep their value.
+ */
+export function applyConfig(base: StoredConfig, input: ConfigInput, limits: Limits): StoredConfig {
+  const out: StoredConfig = { ...base };
+  if (input.Runtime !== undefined) {
+    if (typeof input.Runtime !== "string" || !(RUNTIMES as readonly string[]).includes(input.Runtime)) {
+      throw InvalidParameterValue(
+        `Value ${String(input.Runtime)} at 'runtime' failed to satisfy constraint: Member must satisfy enum value set: [${RUNTIMES.join(", ")}] or be a valid ARN`,
+      );
+    }
+    out.Runtime = input.Runtime as Runtime;
+  }
+  if (input.Handler !== undefined) {
+    const h = str("handler", input.Handler, 128);
+    if (!HANDLER_RE.test(h))
+      throw constraintViolation("handler", h, "Member must satisfy regular expression pattern: [^\\s]+");
+    out.Handler = h;
+  }
+  if (input.Role !== undefined) {
+    const role = str("role", input.Role, 2048);
+    if (!ROLE_RE.test(role)) {
+      throw constraintViolation(
+        "role",
+        role,
+        "Member must satisfy regular expression pattern: arn:(aws[a-zA-Z-]*)?:iam::\\d{12}:role/?[a-zA-Z_0-9+=,.@\\-_/]+",
+      );
+    }
+    out.Role = role;
+  }
+  if (input.Description !== undefined) out.Description = str("description", input.Description, 256);
+  if (input.Timeout !== undefined) out.Timeout = intIn("timeout", input.Timeout, 1, limits.timeoutMaxSeconds);
+  if (input.MemorySize !== undefined) {
+    out.MemorySize = intIn("memorySize", input.MemorySize, limits.memoryMinMb, limits.memoryMaxMb);
+  }
+  if (input.Environment !== undefined) out.Environment = validateEnvironment(input.Environment, limits);
+  if (input.EphemeralStorage !== undefined) {
+    const size = (input.EphemeralStorage as { Size?: unknown } | null)?.Size;
+    out.EphemeralStorageSize = intIn("ephemeralStorage.size", size, 512, 10240);
+  }
+  if (input.Layers !== undefined) {
+    if (!Array.isArray(input.Layers) || input.Layers.some((l) => typeof l !== "string")) {
+      throw constraintViolation("layers", input.Layers, "Member must be a list of strings");
+    }
+    if (input.Layers.length > 5) throw InvalidParameterValue("Cannot reference more than 5 layers.");
+    out.Layers = input.Layers as string[];
+  }
+  if (input.Architectures !== undefined) {
+    const a = input.Architectures;
+    if (!Array.isArray(a) || a.length !== 1 || (a[0] !== "x86_64" && a[0] !== "arm64")) {
+      throw constraintViolation(
+        "architectures",
+        a,
+        "Member must have length less than or equal to 1, Member must satisfy enum value set: [x86_64, arm64]",
+      );
+    }
+    out.Architectures = a as string[];
+  }
+  if (input.TracingConfig !== undefined) {
+    const mode = (input.TracingConfig as { Mode?: unknown } | null)?.Mode;
+    if (mode !== undefined && mode !== "Active" && mode !== "PassThrough") {
+      throw constraintViolation(
+        "tracingConfig.mode",
+        mode,
+        "Member must satisfy enum value set: [Active, PassThrough]",
+      );
+    }
+    if (mode !== undefined) out.TracingMode = mode;
+  }
+  if (input.DeadLetterConfig !== undefined) {
+    const target = (input.DeadLetterConfig as { TargetArn?: unknown } | null)?.TargetArn;
+    if (target === undefined || target === "") delete out.DeadLetterTargetArn;
+    else out.DeadLetterTargetArn = str("deadLetterConfig.targetArn", target, 1024);
+  }
+  if (input.KMSKeyArn !== undefined) {
+    if (input.KMSKeyArn === "") delete out.KMSKeyArn;
+    else out.KMSKeyArn = str("kMSKeyArn", input.KMSKeyArn, 2048);
+  }
+  if (input.LoggingConfig !== undefined) {
+    const lc = input.LoggingConfig as { LogFormat?: unknown; LogGroup?: unknown } | null;
+    if (lc?.LogFormat !== undefined) {
+      if (lc.LogFormat !== "Text" && lc.LogFormat !== "JSON") {
+        throw constraintViolation(
+          "loggingConfig.logFormat",
+          lc.LogFormat,
+          "Member must satisfy enum value set: [JSON, Text]",
+        );
+      }
+      out.LogFormat = lc.LogFormat;
+    }
+    if (lc?.LogGroup !== undefined) out.LogGroup = str("loggingConfig.logGroup", lc.LogGroup, 512);
+  }
+  return out;
+}
+
+function validateEnvironment(input: unknown, limits: Limits): Record<string, string> {
+  const vars = (input as { Variables?: unknown } | null)?.Variables ?? {};
+  if (typeof vars !== "object" || vars === null || Array.isArray(vars)) {
+    throw constraintViolation("environment.variables", vars, "Member must be a map of strings");
+  }
+  const out: Record<string, string> = {};
+  const reserved: string[] = [];
+  for (const [k, v] of Object.entries(vars)) {
+    if (!ENV_KEY_RE.test(k)) {
+      throw constraintViolation(
+        "environment.variables",
+        k,
+        "Member must satisfy regular expression pattern: [a-zA-Z]([a-zA-Z0-9_])+",
+      );
+    }
+    if (typeof v !== "string")
+      throw constraintViolation("environment.variables", v, "Member must be a string");
+    if (RESERVED_ENV.has(k)) reserved.push(k);
+    out[k] = v;
+  }
+  if (reserved.length > 0) {
+    throw InvalidParameterValue(
+      `Lambda was unable to configure your environment variables because the environment variables you have provided contains reserved keys that are currently not supported for modification. Reserved keys used in this request: ${reserved.join(", ")}`,
+    );
+  }
+  const measured = JSON.stringify(out);
+  if (Buffer.byteLength(measured) > limits.envBytes) {
+    throw InvalidParameterValue(
+      `Lambda was unable to configure your environment variables because the environment variables you have provided exceeded the 4KB limit. String measured: ${measured}`,
+    );
+  }
+  return out;
+}
+
+/** Lambda's LastModified format: 2024-01-31T12:34:56.789+0000. */
+export function lambdaTimestamp(ms: number): string {
+  return new Date(ms).toISOString().replace("Z", "+0000");
+}
+
+/** The FunctionConfiguration shape of a stored version. */
+export function functionConfiguration(
+  name: string,
+  row: FunctionVersionsTable,
+  region: string,
+): Record<string, unknown> {
+  const c = JSON.parse(row.config) as StoredConfig;
+  const qualifier = row.version === "$LATEST" ? undefined : row.version;
+  const out: Record<string, unknown> = {
+    FunctionName: name,
+    FunctionArn: functionArn(region, name, qualifier),
+    Runtime: c.Runtime,
+    Role: c.Role,
+    Handler: c.Handler,
+    CodeSize: row.code_size,
+    Description: c.Description,
+    Timeout: c.Timeout,
+    MemorySize: c.MemorySize,
+    LastModified: lambdaTimestamp(row.last_modified),
+    CodeSha256: Buffer.from(row.code_sha256, "hex").toString("base64"),
+    Version: row.version,
+    TracingConfig: { Mode: c.TracingMode },
+    RevisionId: row.revision_id,
+    State: row.state,
+    LastUpdateStatus: row.last_update_status,
+    PackageType: "Zip",
+    Architectures: c.Architectures,
+    EphemeralStorage: { Size: c.EphemeralStorageSize },
+    SnapStart: { ApplyOn: "None", OptimizationStatus: "Off" },
+    LoggingConfig: { LogFormat: c.LogFormat, LogGroup: c.LogGroup ?? `/aws/lambda/${name}` },
+  };
+  if (Object.keys(c.Environment).length > 0) out.Environment = { Variables: c.Environment };
+  if (c.Layers.length > 0) out.Layers = c.Layers.map((Arn) => ({ Arn, CodeSize: 0 }));
+  if (c.DeadLetterTargetArn) out.DeadLetterConfig = { TargetArn: c.DeadLetterTargetArn };
+  if (c.KMSKeyArn) out.KMSKeyArn = c.KMSKeyArn;
+  if (row.state_reason) out.StateReason = row.state_reason;
+  if (row.state_reason_code) out.StateReasonCode = row.state_reason_code;
+  if (row.last_update_status_reason) out.LastUpdateStatusReason = row.last_update_status_reason;
+  if (row.last_update_status_reason_code) out.LastUpdateStatusReasonCode = row.last_update_status_reason_code;
+  return out;
+}

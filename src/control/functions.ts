@@ -1,0 +1,614 @@
+/**
+ * Functions and their versions: create, read, update, delete, publish, tag.
+ * Validation and state transitions live here; persistence goes through the store.
+ */
+import { randomUUID } from "node:crypto";
+import { EventEmitter } from "node:events";
+import type { Kysely, Transaction } from "kysely";
+import type { Limits } from "../config.js";
+import {
+  constraintViolation,
+  InvalidParameterValue,
+  PreconditionFailed,
+  ResourceConflict,
+  ResourceNotFound,
+} from "../errors.js";
+import type { Database, FunctionVersionsTable } from "../store/schema.js";
+import type { Store } from "../store/store.js";
+import { FUNCTION_NAME_RE, type FunctionRef, functionArn } from "./arn.js";
+import { type CodeCache, type CodePackage, inspectPackage } from "./code.js";
+import { applyConfig, type ConfigInput, DEFAULTS, type StoredConfig } from "./function-config.js";
+
+export const LATEST = "$LATEST";
+
+/** A resolved function version, as the invoke path needs it. */
+export interface FunctionVersion {
+  name: string;
+  version: string;
+  config: StoredConfig;
+  codeSha256: string;
+  revisionId: string;
+  state: string;
+  row: FunctionVersionsTable;
+}
+
+export interface FunctionChange {
+  name: string;
+  /** The version whose code or configuration changed; undefined = the whole function (deleted). */
+  version?: string;
+}
+
+export interface CreateFunctionInput extends ConfigInput {
+  FunctionName?: unknown;
+  Code?: { ZipFile?: unknown; S3Bucket?: unknown; ImageUri?: unknown };
+  Publish?: unknown;
+  Tags?: unknown;
+  PackageType?: unknown;
+}
+
+const MAX_TAGS = 50;
+
+function decodeZip(zipFile: unknown): Buffer {
+  if (typeof zipFile !== "string") throw InvalidParameterValue("Please provide a source for function code.");
+  return Buffer.from(zipFile, "base64");
+}
+
+function notFound(region: string, name: string, qualifier?: string): Error {
+  return ResourceNotFound(`Function not found: ${functionArn(region, name, qualifier)}`);
+}
+
+function isUniqueViolation(err: unknown): boolean {
+  const e = err as { code?: string; message?: string };
+  return (
+    e?.code === "23505" ||
+    e?.code === "SQLITE_CONSTRAINT_PRIMARYKEY" ||
+    e?.code === "SQLITE_CONSTRAINT_UNIQUE"
+  );
+}
+
+export class FunctionService {
+  /** Emits "change" with a FunctionChange whenever code or configuration changes. */
+  readonly events = new EventEmitter<{ change: [FunctionChange] }>();
+  private readonly locks = new Map<string, Promise<unknown>>();
+
+  constructor(
+    private readonly store: Store,
+    private readonly code: CodeCache,
+    private readonly limits: Limits,
+  ) {}
+
+  private get db(): Kysely<Database> {
+    return this.store.db;
+  }
+
+  /** Serialise mutations of one function within this server. */
+  private async exclusive<T>(name: string, fn: () => Promise<T>): Promise<T> {
+    const prev = this.locks.get(name) ?? Promise.resolve();
+    const run = prev.then(fn, fn);
+    const tail = run.catch(() => {});
+    this.locks.set(name, tail);
+    try {
+      return await run;
+    } finally {
+      if (this.locks.get(name) === tail) this.locks.delete(name);
+    }
+  }
+
+  async create(input: CreateFunctionInput, region: string): Promise<FunctionVersion> {
+    const name = input.FunctionName;
+    if (typeof name !== "string" || !FUNCTION_NAME_RE.test(name)) {
+      throw constraintViolation(
+        "functionName",
+        name ?? "null",
+        "Member must satisfy regular expression pattern: [a-zA-Z0-9-_]+ and have length less than or equal to 64",
+      );
+    }
+    if (input.PackageType !== undefined && input.PackageType !== "Zip") {
+      throw InvalidParameterValue("Lambent supports only the Zip package type.");
+    }
+    if (input.Role === undefined) throw constraintViolation("role", "null", "Member must not be null");
+    if (input.Runtime === undefined)
+      throw InvalidParameterValue("Runtime is required for .zip file deployment packages.");
+    if (input.Handler === undefined)
+      throw InvalidParameterValue("Handler is required for .zip file deployment packages.");
+    const code = input.Code;
+    if (!code || typeof code !== "object")
+      throw constraintViolation("code", "null", "Member must not be null");
+    if (code.S3Bucket !== undefined || code.ImageUri !== undefined) {
+      throw InvalidParameterValue(
+        "Lambent accepts code only as Code.ZipFile (S3 and container images are not supported).",
+      );
+    }
+    const tags = validateTags(input.Tags ?? {});
+    const base: StoredConfig = {
+      Runtime: "nodejs20.x",
+      Handler: "",
+      Role: "",
+      Description: DEFAULTS.Description,
+      Timeout: DEFAULTS.Timeout,
+      MemorySize: DEFAULTS.MemorySize,
+      Environment: {},
+      EphemeralStorageSize: DEFAULTS.EphemeralStorageSize,
+      Layers: [],
+      Architectures: ["x86_64"],
+      TracingMode: "PassThrough",
+      LogFormat: "Text",
+    };
+    const config = applyConfig(base, input, this.limits);
+    const zip = decodeZip(code.ZipFile);
+    const pkg = await inspectPackage(zip, this.limits);
+
+    return this.exclusive(name, async () => {
+      const now = Date.now();
+      const row: FunctionVersionsTable = {
+        function_name: name,
+        version: LATEST,
+        config: JSON.stringify(config),
+        code_sha256: pkg.sha256,
+        code_size: pkg.size,
+        revision_id: randomUUID(),
+        last_modified: now,
+        state: "Pending",
+        state_reason: "The function is being created.",
+        state_reason_code: "Creating",
+        last_update_status: "InProgress",
+        last_update_status_reason: "The function is being created.",
+        last_update_status_reason_code: "Creating",
+      };
+      try {
+        await this.db.transaction().execute(async (tx) => {
+          await putBlob(tx, pkg, zip);
+          await tx
+            .insertInto("functions")
+            .values({
+              name,
+              created_at: now,
+              tags: JSON.stringify(tags),
+              last_version: 0,
+              reserved_concurrency: null,
+            })
+            .execute();
+          await tx.insertInto("function_versions").values(row).execute();
+        });
+      } catch (err) {
+        if (isUniqueViolation(err)) throw ResourceConflict(`Function already exist: ${name}`);
+        throw err;
+      }
+      const created = toVersion(row);
+      // Pending → Active once the package is extracted; the response shows the state at creation.
+      await this.activate(name, LATEST, pkg.sha256, "create");
+      if (input.Publish === true) await this.publishLocked(name, region, {});
+      return created;
+    });
+  }
+
+  /** Extract the code and record the outcome of a create or code update. */
+  private async activate(
+    name: string,
+    version: string,
+    sha256: string,
+    kind: "create" | "update",
+  ): Promise<void> {
+    let ok = true;
+    let reason: string | null = null;
+    try {
+      await this.code.ensure(sha256);
+    } catch (err) {
+      ok = false;
+      reason = `Lambent could not extract the deployment package: ${err instanceof Error ? err.message : String(err)}`;
+    }
+    const set =
+      kind === "create"
+        ? {
+            state: ok ? "Active" : "Failed",
+            state_reason: ok ? null : reason,
+            state_reason_code: ok ? null : "InternalError",
+            last_update_status: ok ? "Successful" : "Failed",
+            last_update_status_reason: ok ? null : reason,
+            last_update_status_reason_code: ok ? null : "InternalError",
+          }
+        : {
+            last_update_status: ok ? "Successful" : "Failed",
+            last_update_status_reason: ok ? null : reason,
+            last_update_status_reason_code: ok ? null : "InternalError",
+          };
+    await this.db
+      .updateTable("function_versions")
+      .set(set)
+      .where("function_name", "=", name)
+      .where("version", "=", version)
+      .execute();
+    this.events.emit("change", { name, version });
+  }
+
+  async getVersion(ref: FunctionRef, region: string): Promise<FunctionVersion> {
+    const version = ref.qualifier ?? LATEST;
+    const row = await this.db
+      .selectFrom("function_versions")
+      .selectAll()
+      .where("function_name", "=", ref.name)
+      .where("version", "=", version)
+      .executeTakeFirst();
+    if (!row) throw notFound(region, ref.name, ref.qualifier);
+    return toVersion(row);
+  }
+
+  async getFunctionRow(name: string, region: string) {
+    const row = await this.db.selectFrom("functions").selectAll().where("name", "=", name).executeTakeFirst();
+    if (!row) throw notFound(region, name);
+    return row;
+  }
+
+  async list(
+    marker: string | undefined,
+    maxItems: number,
+  ): Promise<{ items: FunctionVersion[]; nextMarker?: string }> {
+    let q = this.db
+      .selectFrom("function_versions")
+      .selectAll()
+      .where("version", "=", LATEST)
+      .orderBy("function_name")
+      .limit(maxItems + 1);
+    if (marker) q = q.where("function_name", ">", decodeMarker(marker));
+    const rows = await q.execute();
+    const page = rows.slice(0, maxItems).map(toVersion);
+    const last = page[page.length - 1];
+    return rows.length > maxItems && last
+      ? { items: page, nextMarker: encodeMarker(last.name) }
+      : { items: page };
+  }
+
+  async listVersions(name: string, region: string, marker: string | undefined, maxItems: number) {
+    await this.getFunctionRow(name, region);
+    const rows = await this.db
+      .selectFrom("function_versions")
+      .selectAll()
+      .where("function_name", "=", name)
+      .execute();
+    // $LATEST first, then published versions in numeric order.
+    rows.sort((a, b) => versionOrder(a.version) - versionOrder(b.version));
+    const start = marker ? Number(decodeMarker(marker)) : 0;
+    const page = rows.slice(start, start + maxItems).map(toVersion);
+    const next = start + maxItems;
+    return next < rows.length ? { items: page, nextMarker: encodeMarker(String(next)) } : { items: page };
+  }
+
+  async updateCode(
+    name: string,
+    input: {
+      ZipFile?: unknown;
+      S3Bucket?: unknown;
+      ImageUri?: unknown;
+      RevisionId?: unknown;
+      Publish?: unknown;
+      DryRun?: unknown;
+      Architectures?: unknown;
+    },
+    region: string,
+  ): Promise<FunctionVersion> {
+    if (input.S3Bucket !== undefined || input.ImageUri !== undefined) {
+      throw InvalidParameterValue(
+        "Lambent accepts code only as ZipFile (S3 and container images are not supported).",
+      );
+    }
+    const zip = decodeZip(input.ZipFile);
+    const pkg = await inspectPackage(zip, this.limits);
+    return this.exclusive(name, async () => {
+      const current = await this.getVersion({ name }, region);
+      checkRevision(input.RevisionId, current.revisionId);
+      checkUpdatable(current, region);
+      const config =
+        input.Architectures !== undefined
+          ? applyConfig(current.config, { Architectures: input.Architectures }, this.limits)
+          : current.config;
+      if (input.DryRun === true) return { ...current, codeSha256: pkg.sha256 };
+      const row: FunctionVersionsTable = {
+        ...current.row,
+        config: JSON.stringify(config),
+        code_sha256: pkg.sha256,
+        code_size: pkg.size,
+        revision_id: randomUUID(),
+        last_modified: Date.now(),
+        last_update_status: "InProgress",
+        last_update_status_reason: "The function is being updated.",
+        last_update_status_reason_code: "Updating",
+      };
+      await this.db.transaction().execute(async (tx) => {
+        await putBlob(tx, pkg, zip);
+        await this.writeLatest(tx, row, current.revisionId);
+      });
+      await this.activate(name, LATEST, pkg.sha256, "update");
+      await this.collectBlob(current.codeSha256);
+      if (input.Publish === true) await this.publishLocked(name, region, {});
+      return toVersion(row);
+    });
+  }
+
+  async updateConfiguration(
+    name: string,
+    input: ConfigInput & { RevisionId?: unknown },
+    region: string,
+  ): Promise<FunctionVersion> {
+    return this.exclusive(name, async () => {
+      const current = await this.getVersion({ name }, region);
+      checkRevision(input.RevisionId, current.revisionId);
+      checkUpdatable(current, region);
+      const config = applyConfig(current.config, input, this.limits);
+      const row: FunctionVersionsTable = {
+        ...current.row,
+        config: JSON.stringify(config),
+        revision_id: randomUUID(),
+        last_modified: Date.now(),
+        last_update_status: "InProgress",
+        last_update_status_reason: "The function is being updated.",
+        last_update_status_reason_code: "Updating",
+      };
+      await this.db.transaction().execute((tx) => this.writeLatest(tx, row, current.revisionId));
+      await this.db
+        .updateTable("function_versions")
+        .set({
+          last_update_status: "Successful",
+          last_update_status_reason: null,
+          last_update_status_reason_code: null,
+        })
+        .where("function_name", "=", name)
+        .where("version", "=", LATEST)
+        .execute();
+      this.events.emit("change", { name, version: LATEST });
+      return toVersion(row);
+    });
+  }
+
+  /** Write $LATEST only if nobody changed it since we read it (another server may share the store). */
+  private async writeLatest(
+    tx: Transaction<Database>,
+    row: FunctionVersionsTable,
+    expectedRevision: string,
+  ): Promise<void> {
+    const { function_name, version, ...set } = row;
+    const res = await tx
+      .updateTable("function_versions")
+      .set(set)
+      .where("function_name", "=", function_name)
+      .where("version", "=", version)
+      .where("revision_id", "=", expectedRevision)
+      .executeTakeFirst();
+    if (Number(res.numUpdatedRows) !== 1) {
+      throw PreconditionFailed(
+        "The Revision Id provided does not match the latest Revision Id. Call the GetFunction/GetAlias API to retrieve the latest Revision Id",
+      );
+    }
+  }
+
+  async publishVersion(
+    name: string,
+    region: string,
+    input: { CodeSha256?: unknown; RevisionId?: unknown; Description?: unknown },
+  ): Promise<FunctionVersion> {
+    return this.exclusive(name, () => this.publishLocked(name, region, input));
+  }
+
+  private async publishLocked(
+    name: string,
+    region: string,
+    input: { CodeSha256?: unknown; RevisionId?: unknown; Description?: unknown },
+  ): Promise<FunctionVersion> {
+    const latest = await this.getVersion({ name }, region);
+    checkRevision(input.RevisionId, latest.revisionId);
+    const latestB64 = Buffer.from(latest.codeSha256, "hex").toString("base64");
+    if (input.CodeSha256 !== undefined && input.CodeSha256 !== latestB64) {
+      throw InvalidParameterValue(
+        `CodeSHA256 (${String(input.CodeSha256)}) is different from current CodeSHA256 in $LATEST (${latestB64}). Please try again with the current CodeSHA256.`,
+      );
+    }
+    if (latest.state !== "Active" || latest.row.last_update_status !== "Successful") {
+      throw ResourceConflict(
+        `The operation cannot be performed at this time. An update is in progress for resource: ${functionArn(region, name)}`,
+      );
+    }
+    const description =
+      input.Description === undefined ? latest.config.Description : String(input.Description);
+    // Publishing an unchanged $LATEST again returns the version that already holds it.
+    const newest = await this.db
+      .selectFrom("function_versions")
+      .selectAll()
+      .where("function_name", "=", name)
+      .where("version", "!=", LATEST)
+      .execute();
+    newest.sort((a, b) => versionOrder(b.version) - versionOrder(a.version));
+    const top = newest[0];
+    if (top && top.code_sha256 === latest.codeSha256 && sameConfig(top.config, latest.row.config))
+      return toVersion(top);
+    return this.db.transaction().execute(async (tx) => {
+      const fn = await tx
+        .updateTable("functions")
+        .set((eb) => ({ last_version: eb("last_version", "+", 1) }))
+        .where("name", "=", name)
+        .returning("last_version")
+        .executeTakeFirst();
+      if (!fn) throw notFound(region, name);
+      const config: StoredConfig = { ...latest.config, Description: description };
+      const row: FunctionVersionsTable = {
+        ...latest.row,
+        version: String(fn.last_version),
+        config: JSON.stringify(config),
+        revision_id: randomUUID(),
+        last_modified: Date.now(),
+      };
+      await tx.insertInto("function_versions").values(row).execute();
+      return toVersion(row);
+    });
+  }
+
+  async delete(ref: FunctionRef, region: string): Promise<void> {
+    await this.exclusive(ref.name, async () => {
+      if (ref.qualifier === LATEST) {
+        throw InvalidParameterValue("$LATEST version cannot be deleted without deleting the function.");
+      }
+      const rows = await this.db
+        .selectFrom("function_versions")
+        .select(["version", "code_sha256"])
+        .where("function_name", "=", ref.name)
+        .$if(ref.qualifier !== undefined, (q) => q.where("version", "=", ref.qualifier as string))
+        .execute();
+      if (rows.length === 0) throw notFound(region, ref.name, ref.qualifier);
+      if (ref.qualifier === undefined) {
+        await this.db.deleteFrom("functions").where("name", "=", ref.name).execute();
+        // SQLite cascades only with foreign_keys on; be explicit for both engines.
+        await this.db.deleteFrom("function_versions").where("function_name", "=", ref.name).execute();
+      } else {
+        await this.db
+          .deleteFrom("function_versions")
+          .where("function_name", "=", ref.name)
+          .where("version", "=", ref.qualifier)
+          .execute();
+      }
+      for (const sha of new Set(rows.map((r) => r.code_sha256))) await this.collectBlob(sha);
+      this.events.emit(
+        "change",
+        ref.qualifier === undefined ? { name: ref.name } : { name: ref.name, version: ref.qualifier },
+      );
+    });
+  }
+
+  /** Drop a code blob nothing references any more. */
+  private async collectBlob(sha256: string): Promise<void> {
+    const used = await this.db
+      .selectFrom("function_versions")
+      .select("function_name")
+      .where("code_sha256", "=", sha256)
+      .limit(1)
+      .executeTakeFirst();
+    if (!used) await this.db.deleteFrom("code_blobs").where("sha256", "=", sha256).execute();
+  }
+
+  async loadZip(sha256: string): Promise<Buffer> {
+    const row = await this.db
+      .selectFrom("code_blobs")
+      .select("data")
+      .where("sha256", "=", sha256)
+      .executeTakeFirst();
+    if (!row) throw ResourceNotFound(`Code package ${sha256} not found`);
+    return Buffer.from(row.data);
+  }
+
+  async tags(name: string, region: string): Promise<Record<string, string>> {
+    const row = await this.getFunctionRow(name, region);
+    return JSON.parse(row.tags) as Record<string, string>;
+  }
+
+  async tag(name: string, region: string, add: unknown): Promise<void> {
+    const more = validateTags(add);
+    await this.exclusive(name, async () => {
+      const tags = { ...(await this.tags(name, region)), ...more };
+      if (Object.keys(tags).length > MAX_TAGS)
+        throw InvalidParameterValue(`A resource can have at most ${MAX_TAGS} tags.`);
+      await this.db
+        .updateTable("functions")
+        .set({ tags: JSON.stringify(tags) })
+        .where("name", "=", name)
+        .execute();
+    });
+  }
+
+  async untag(name: string, region: string, keys: string[]): Promise<void> {
+    await this.exclusive(name, async () => {
+      const tags = await this.tags(name, region);
+      for (const k of keys) delete tags[k];
+      await this.db
+        .updateTable("functions")
+        .set({ tags: JSON.stringify(tags) })
+        .where("name", "=", name)
+        .execute();
+    });
+  }
+
+  async countFunctions(): Promise<{ count: number; codeSize: number }> {
+    const r = await this.db
+      .selectFrom("function_versions")
+      .select((eb) => [eb.fn.countAll<number>().as("count"), eb.fn.sum<number>("code_size").as("size")])
+      .executeTakeFirstOrThrow();
+    const fns = await this.db
+      .selectFrom("functions")
+      .select((eb) => eb.fn.countAll<number>().as("n"))
+      .executeTakeFirstOrThrow();
+    return { count: Number(fns.n), codeSize: Number(r.size ?? 0) };
+  }
+}
+
+async function putBlob(tx: Transaction<Database>, pkg: CodePackage, zip: Buffer): Promise<void> {
+  await tx
+    .insertInto("code_blobs")
+    .values({ sha256: pkg.sha256, size: pkg.size, data: zip, created_at: Date.now() })
+    .onConflict((oc) => oc.column("sha256").doNothing())
+    .execute();
+}
+
+function toVersion(row: FunctionVersionsTable): FunctionVersion {
+  return {
+    name: row.function_name,
+    version: row.version,
+    config: JSON.parse(row.config) as StoredConfig,
+    codeSha256: row.code_sha256,
+    revisionId: row.revision_id,
+    state: row.state,
+    row,
+  };
+}
+
+function checkRevision(given: unknown, current: string): void {
+  if (given !== undefined && given !== current) {
+    throw PreconditionFailed(
+      "The Revision Id provided does not match the latest Revision Id. Call the GetFunction/GetAlias API to retrieve the latest Revision Id",
+    );
+  }
+}
+
+function checkUpdatable(current: FunctionVersion, region: string): void {
+  if (current.row.last_update_status === "InProgress") {
+    throw ResourceConflict(
+      `The operation cannot be performed at this time. An update is in progress for resource: ${functionArn(region, current.name)}`,
+    );
+  }
+}
+
+function versionOrder(v: string): number {
+  return v === LATEST ? -1 : Number(v);
+}
+
+function sameConfig(a: string, b: string): boolean {
+  const strip = (s: string) => {
+    const { Description: _, ...rest } = JSON.parse(s) as StoredConfig;
+    return JSON.stringify(rest);
+  };
+  return strip(a) === strip(b);
+}
+
+function validateTags(input: unknown): Record<string, string> {
+  if (typeof input !== "object" || input === null || Array.isArray(input)) {
+    throw constraintViolation("tags", input, "Member must be a map of strings");
+  }
+  const out: Record<string, string> = {};
+  for (const [k, v] of Object.entries(input)) {
+    if (k.length < 1 || k.length > 128)
+      throw InvalidParameterValue(`Tag key '${k}' must be 1 to 128 characters.`);
+    if (k.toLowerCase().startsWith("aws:"))
+      throw InvalidParameterValue("Tag keys prefixed with 'aws:' are reserved.");
+    if (typeof v !== "string" || v.length > 256)
+      throw InvalidParameterValue(`Tag value for '${k}' must be a string of at most 256 characters.`);
+    out[k] = v;
+  }
+  if (Object.keys(out).length > MAX_TAGS)
+    throw InvalidParameterValue(`A resource can have at most ${MAX_TAGS} tags.`);
+  return out;
+}
+
+function encodeMarker(s: string): string {
+  return Buffer.from(s, "utf8").toString("base64url");
+}
+
+function decodeMarker(s: string): string {
+  const out = Buffer.from(s, "base64url").toString("utf8");
+  if (!out) throw InvalidParameterValue("Invalid Marker");
+  return out;
+}

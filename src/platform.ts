@@ -1,0 +1,120 @@
+/**
+ * The composition root: one process running every role (API, frontend,
+ * worker) over one store. `lambent server` starts it; tests start it on a free
+ * port with a temp data dir.
+ */
+import { mkdirSync } from "node:fs";
+import { join, resolve } from "node:path";
+import type { FastifyInstance } from "fastify";
+import { buildApp } from "./api/app.js";
+import { defaultOptions, type ServerOptions } from "./config.js";
+import { CodeCache } from "./control/code.js";
+import { FunctionService } from "./control/functions.js";
+import { lockDataDir } from "./datadir-lock.js";
+import { InvalidParameterValue } from "./errors.js";
+import { Frontend, type InvokeRequest } from "./frontend/invoke.js";
+import { chooseSandboxDriver, type SandboxChoice } from "./sandbox/choose.js";
+import { Store } from "./store/store.js";
+import { LogSink } from "./telemetry/logs.js";
+import { RUNTIMES_DIR } from "./worker/runtimes.js";
+import { Worker } from "./worker/worker.js";
+
+export const VERSION = "0.1.0";
+
+export class Platform {
+  app!: FastifyInstance;
+  url = "";
+  private stopping: Promise<void> | null = null;
+
+  private constructor(
+    readonly options: ServerOptions,
+    readonly store: Store,
+    readonly functions: FunctionService,
+    readonly logs: LogSink,
+    readonly worker: Worker,
+    readonly frontend: Frontend,
+    readonly sandbox: SandboxChoice,
+    private readonly unlock: () => void,
+  ) {}
+
+  static async start(overrides: Partial<ServerOptions> = {}): Promise<Platform> {
+    const options = defaultOptions(overrides);
+    options.dataDir = resolve(options.dataDir);
+    mkdirSync(options.dataDir, { recursive: true });
+    const unlock = lockDataDir(options.dataDir);
+    let store: Store | undefined;
+    try {
+      store = await Store.open({
+        dataDir: options.dataDir,
+        ...(options.database ? { database: options.database } : {}),
+      });
+      const openedStore = store;
+      const codeCache: CodeCache = new CodeCache(join(options.dataDir, "code"), (sha) =>
+        functions.loadZip(sha),
+      );
+      const functions = new FunctionService(store, codeCache, options.limits);
+      const logs = new LogSink(openedStore);
+      const sandbox = await chooseSandboxDriver(options, join(options.dataDir, "run"));
+      const worker = new Worker({
+        driver: sandbox.driver,
+        logs,
+        runDir: join(options.dataDir, "run", "rapi"),
+        runtimesDir: RUNTIMES_DIR,
+        region: options.region,
+        maxResponseBytes: options.limits.syncPayloadBytes,
+        initTimeoutMs: options.limits.initTimeoutMs,
+        freezeIdle: sandbox.driver.isolates,
+        pidsLimit: 1024,
+        idleTimeoutSeconds: options.idleTimeoutSeconds,
+        codeDir: (sha) => codeCache.ensure(sha),
+      });
+      await worker.start();
+      const frontend = new Frontend(functions, worker, options.accountConcurrency);
+      const platform = new Platform(options, openedStore, functions, logs, worker, frontend, sandbox, unlock);
+      platform.app = buildApp(platform);
+      const address = await platform.app.listen({ host: options.host, port: options.port });
+      platform.url = address.replace("[::1]", "localhost");
+      return platform;
+    } catch (err) {
+      await store?.close();
+      unlock();
+      throw err;
+    }
+  }
+
+  health() {
+    return {
+      status: "ok",
+      version: VERSION,
+      store: this.store.engine,
+      sandbox: {
+        driver: this.sandbox.driver.name,
+        isolates: this.sandbox.driver.isolates,
+        ...(this.sandbox.warning ? { warning: this.sandbox.warning } : {}),
+      },
+      environments: this.worker.stats(),
+      concurrentExecutions: this.frontend.concurrentExecutions,
+    };
+  }
+
+  async unreservedConcurrency(): Promise<number> {
+    return this.options.accountConcurrency;
+  }
+
+  /** Event invocations: stored durably, run by the async pollers. */
+  async invokeAsync(_req: InvokeRequest): Promise<{ requestId: string }> {
+    throw InvalidParameterValue("Event invocations are not supported by this server yet.");
+  }
+
+  /** Stop taking requests, let in-flight ones finish, stop every environment, close the store. */
+  stop(): Promise<void> {
+    this.stopping ??= (async () => {
+      await this.app.close();
+      await this.worker.close();
+      await this.logs.flush();
+      await this.store.close();
+      this.unlock();
+    })();
+    return this.stopping;
+  }
+}

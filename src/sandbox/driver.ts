@@ -1,0 +1,93 @@
+/**
+ * The sandbox driver port: how one execution environment's process tree is
+ * started, isolated, limited, frozen and torn down. `worker/` owns the
+ * lifecycle; a driver only knows processes, namespaces and cgroups.
+ */
+
+/** Host paths the environment needs, and how they appear inside it. */
+export interface SandboxMounts {
+  /** Extracted function code (read-only), seen as /var/task where the driver can map it. */
+  codeDir: string;
+  /** The runtime's own files (read-only), seen as /var/runtime where the driver can map it. */
+  runtimeDir: string;
+  /** Merged layers (read-only), seen as /opt where the driver can map it. */
+  optDir?: string;
+}
+
+/** Paths and addresses as the process inside the sandbox sees them. */
+export interface SandboxView {
+  taskRoot: string;
+  runtimeRoot: string;
+  optRoot: string;
+  /** Value for AWS_LAMBDA_RUNTIME_API inside the sandbox ("host:port"). */
+  runtimeApiAddress: string;
+  /** In-sandbox path of the Runtime API's Unix socket, for runtimes that can use it directly. */
+  runtimeApiSocket?: string;
+}
+
+export interface SandboxLimits {
+  memoryMb: number;
+  ephemeralStorageMb: number;
+  /** Process/thread limit for the whole tree (Lambda: 1024). */
+  pids: number;
+}
+
+/** How the worker must expose the environment's Runtime API for this driver. */
+export type RuntimeApiEndpoint =
+  /** Worker listens on a TCP port on the host loopback. */
+  | { kind: "tcp"; host: string; port: number }
+  /** Worker listens on a Unix socket; the driver carries it into the sandbox. */
+  | { kind: "unix"; path: string };
+
+export interface SandboxSpec {
+  /** Unique environment id (safe for file names). */
+  id: string;
+  /** Command to run, with paths as seen inside the sandbox (see `view`). */
+  argv: string[];
+  /** The exact environment of the process (nothing else is inherited). */
+  env: Record<string, string>;
+  mounts: SandboxMounts;
+  limits: SandboxLimits;
+  runtimeApi: RuntimeApiEndpoint;
+  /** Receives everything the process tree writes to stdout and stderr. */
+  onOutput: (chunk: Buffer) => void;
+}
+
+export interface SandboxExit {
+  code: number | null;
+  signal: string | null;
+  /** True when the kernel's OOM killer ended the tree (memory limit). */
+  oomKilled: boolean;
+}
+
+export interface Sandbox {
+  readonly id: string;
+  readonly pid: number;
+  /** Resolves once the sandbox's main process has exited. */
+  readonly exited: Promise<SandboxExit>;
+  /** Stop every process of the tree from running (between invokes). */
+  freeze(): Promise<void>;
+  /** Let it run again. */
+  thaw(): Promise<void>;
+  /** Reset the peak-memory counter (before an invoke); no-op where unsupported. */
+  resetPeakMemory(): void;
+  /** Peak memory of the tree since the last reset, in bytes, if the driver can measure it. */
+  peakMemoryBytes(): number | undefined;
+  /** Kill the whole tree and release every resource (cgroups, sockets, dirs). Idempotent. */
+  destroy(): Promise<void>;
+}
+
+export interface SandboxDriver {
+  readonly name: "bwrap" | "process";
+  /** False for drivers that isolate nothing (the process driver). */
+  readonly isolates: boolean;
+  /** Host-wide setup; also removes leftovers of a previous run (after a SIGKILL). */
+  init(): Promise<void>;
+  /** How the Runtime API endpoint for environment `id` must be exposed. */
+  runtimeApiEndpointKind(): "tcp" | "unix";
+  /** How the given mounts and endpoint appear inside the sandbox. */
+  view(mounts: SandboxMounts, runtimeApi: RuntimeApiEndpoint): SandboxView;
+  spawn(spec: SandboxSpec): Promise<Sandbox>;
+  /** Destroy every sandbox still alive and release host-wide resources. */
+  close(): Promise<void>;
+}

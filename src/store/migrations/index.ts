@@ -1,0 +1,17 @@
+/**
+ * Schema migrations, one per file, applied in name order on both engines.
+ * A migration receives the engine so it can pick column types that differ
+ * (binary data, auto-increment keys).
+ */
+import type { Kysely, Migration } from "kysely";
+import type { Engine } from "../engine.js";
+import { m0001Initial } from "./0001-initial.js";
+
+export type EngineMigration = (engine: Engine) => Migration;
+
+export const migrations: Record<string, EngineMigration> = {
+  "0001-initial": m0001Initial,
+};
+
+// biome-ignore lint/suspicious/noExplicitAny: migrations run before the typed schema exists
+export type MigrationDb = Kysely<any>;

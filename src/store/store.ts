@@ -1,0 +1,87 @@
+/**
+ * The store: one schema on two engines through Kysely. SQLite (WAL) in the
+ * data dir is the embedded default; PostgreSQL is used when several servers
+ * share state.
+ */
+import { mkdirSync } from "node:fs";
+import { join } from "node:path";
+import SQLite from "better-sqlite3";
+import {
+  Kysely,
+  type Migration,
+  type MigrationProvider,
+  Migrator,
+  PostgresDialect,
+  SqliteDialect,
+} from "kysely";
+import pg from "pg";
+import type { Engine } from "./engine.js";
+import { migrations } from "./migrations/index.js";
+import type { Database } from "./schema.js";
+
+// PostgreSQL returns int8 as strings by default; every bigint we store is a JS-safe number.
+pg.types.setTypeParser(pg.types.builtins.INT8, (v) => Number(v));
+
+export interface StoreOptions {
+  /** PostgreSQL connection string; SQLite at `<dataDir>/lambent.db` when absent. */
+  database?: string;
+  dataDir: string;
+}
+
+export class Store {
+  private constructor(
+    readonly db: Kysely<Database>,
+    readonly engine: Engine,
+  ) {}
+
+  static async open(opts: StoreOptions): Promise<Store> {
+    const store = opts.database ? Store.postgres(opts.database) : Store.sqlite(opts.dataDir);
+    try {
+      await store.migrate();
+    } catch (err) {
+      await store.close();
+      throw err;
+    }
+    return store;
+  }
+
+  private static sqlite(dataDir: string): Store {
+    mkdirSync(dataDir, { recursive: true });
+    const database = new SQLite(join(dataDir, "lambent.db"));
+    database.pragma("journal_mode = WAL");
+    // NORMAL in WAL mode survives a process crash (kill -9); only an OS crash can lose the last commits.
+    database.pragma("synchronous = NORMAL");
+    database.pragma("foreign_keys = ON");
+    database.pragma("busy_timeout = 5000");
+    return new Store(new Kysely<Database>({ dialect: new SqliteDialect({ database }) }), "sqlite");
+  }
+
+  private static postgres(connectionString: string): Store {
+    const pool = new pg.Pool({ connectionString, max: 10 });
+    // An idle client's error (server restart) must not crash the process; the pool replaces it.
+    pool.on("error", () => {});
+    return new Store(new Kysely<Database>({ dialect: new PostgresDialect({ pool }) }), "postgres");
+  }
+
+  async migrate(): Promise<void> {
+    const engine = this.engine;
+    const provider: MigrationProvider = {
+      async getMigrations() {
+        const out: Record<string, Migration> = {};
+        for (const [name, make] of Object.entries(migrations)) out[name] = make(engine);
+        return out;
+      },
+    };
+    const { error, results } = await new Migrator({ db: this.db, provider }).migrateToLatest();
+    if (error) {
+      const failed = results?.find((r) => r.status === "Error")?.migrationName ?? "unknown";
+      throw new Error(
+        `store migration ${failed} failed: ${error instanceof Error ? error.message : String(error)}`,
+      );
+    }
+  }
+
+  async close(): Promise<void> {
+    await this.db.destroy();
+  }
+}

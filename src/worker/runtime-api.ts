@@ -1,0 +1,265 @@
+/**
+ * One execution environment's Runtime API (2018-06-01) endpoint. Each
+ * environment gets its own listener (TCP port or Unix socket), so no
+ * environment can take another's events.
+ */
+import { unlink } from "node:fs/promises";
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
+import type { AddressInfo } from "node:net";
+import type { RuntimeApiEndpoint } from "../sandbox/driver.js";
+
+export interface Invocation {
+  requestId: string;
+  payload: Buffer;
+  deadlineMs: number;
+  invokedFunctionArn: string;
+  traceId: string;
+  /** JSON text, as the caller's X-Amz-Client-Context decoded. */
+  clientContext?: string;
+  cognitoIdentity?: string;
+}
+
+export type RuntimeOutcome =
+  | { kind: "response"; body: Buffer }
+  | { kind: "error"; body: Buffer; errorType: string }
+  /** The runtime's response was larger than the limit. */
+  | { kind: "tooLarge"; size: number };
+
+export interface RuntimeApiEvents {
+  /** The runtime asked for the next event (Init is over, or the last invoke is done). */
+  onNext(): void;
+  /** The runtime reported an Init failure. */
+  onInitError(errorType: string, body: Buffer): void;
+}
+
+/** A handler for paths beyond the Runtime API (the Extensions API mounts here). Returns true if it handled the request. */
+export type ExtraRoute = (req: IncomingMessage, res: ServerResponse, path: string) => boolean;
+
+const PREFIX = "/2018-06-01/runtime/";
+const ACCEPTED = '{"status":"OK"}';
+
+function sendJson(res: ServerResponse, status: number, body: string): void {
+  res.writeHead(status, { "content-type": "application/json", "content-length": Buffer.byteLength(body) });
+  res.end(body);
+}
+
+function apiError(res: ServerResponse, status: number, errorType: string, errorMessage: string): void {
+  sendJson(res, status, JSON.stringify({ errorMessage, errorType }));
+}
+
+export class RuntimeApiServer {
+  private readonly server: Server;
+  private waitingNext: ServerResponse | null = null;
+  private queued: Invocation | null = null;
+  /** The invocation handed to the runtime and not yet answered. */
+  private current: Invocation | null = null;
+  private settle: ((o: RuntimeOutcome) => void) | null = null;
+  private initDone = false;
+  private socketPath: string | null = null;
+  extraRoute: ExtraRoute | null = null;
+
+  constructor(
+    private readonly events: RuntimeApiEvents,
+    private readonly maxResponseBytes: number,
+  ) {
+    this.server = createServer(
+      { keepAlive: true, requestTimeout: 0, headersTimeout: 0, noDelay: true },
+      (req, res) => this.route(req, res),
+    );
+    // A long-polled `next` may wait for hours between invokes.
+    this.server.keepAliveTimeout = 0;
+    this.server.timeout = 0;
+  }
+
+  /** Listen on the endpoint; for TCP with port 0, the chosen port is returned in the result. */
+  async listen(endpoint: RuntimeApiEndpoint): Promise<RuntimeApiEndpoint> {
+    await new Promise<void>((resolve, reject) => {
+      this.server.once("error", reject);
+      if (endpoint.kind === "unix") this.server.listen(endpoint.path, resolve);
+      else this.server.listen(endpoint.port, endpoint.host, resolve);
+    });
+    if (endpoint.kind === "unix") {
+      this.socketPath = endpoint.path;
+      return endpoint;
+    }
+    return { kind: "tcp", host: endpoint.host, port: (this.server.address() as AddressInfo).port };
+  }
+
+  /** Hand an event to the runtime; resolves with its answer. */
+  deliver(inv: Invocation): Promise<RuntimeOutcome> {
+    this.initDone = true;
+    this.current = inv;
+    const outcome = new Promise<RuntimeOutcome>((resolve) => {
+      this.settle = resolve;
+    });
+    const waiting = this.waitingNext;
+    if (waiting) {
+      this.waitingNext = null;
+      this.sendEvent(waiting, inv);
+    } else {
+      this.queued = inv;
+    }
+    return outcome;
+  }
+
+  /** Forget the current invocation (after a timeout or crash). */
+  abandon(): void {
+    this.current = null;
+    this.queued = null;
+    this.settle = null;
+  }
+
+  async close(): Promise<void> {
+    this.waitingNext?.destroy();
+    this.waitingNext = null;
+    this.server.closeAllConnections();
+    await new Promise<void>((resolve) => this.server.close(() => resolve()));
+    if (this.socketPath) await unlink(this.socketPath).catch(() => {});
+  }
+
+  private sendEvent(res: ServerResponse, inv: Invocation): void {
+    const headers: Record<string, string | number> = {
+      "content-type": "application/json",
+      "content-length": inv.payload.length,
+      "lambda-runtime-aws-request-id": inv.requestId,
+      "lambda-runtime-deadline-ms": inv.deadlineMs,
+      "lambda-runtime-invoked-function-arn": inv.invokedFunctionArn,
+      "lambda-runtime-trace-id": inv.traceId,
+    };
+    if (inv.clientContext !== undefined) headers["lambda-runtime-client-context"] = inv.clientContext;
+    if (inv.cognitoIdentity !== undefined) headers["lambda-runtime-cognito-identity"] = inv.cognitoIdentity;
+    res.writeHead(200, headers);
+    res.end(inv.payload);
+  }
+
+  private route(req: IncomingMessage, res: ServerResponse): void {
+    const url = req.url ?? "/";
+    const path = url.includes("?") ? url.slice(0, url.indexOf("?")) : url;
+    if (!path.startsWith(PREFIX)) {
+      if (this.extraRoute?.(req, res, path)) return;
+      req.resume();
+      return apiError(res, 404, "UnknownPath", `Unknown Runtime API path: ${path}`);
+    }
+    const rest = path.slice(PREFIX.length);
+    if (rest === "invocation/next") {
+      if (req.method !== "GET") return this.methodNotAllowed(req, res);
+      req.resume();
+      return this.next(res);
+    }
+    if (rest === "init/error") {
+      if (req.method !== "POST") return this.methodNotAllowed(req, res);
+      return this.readBody(req, res, (body) => {
+        if (this.initDone)
+          return apiError(res, 403, "InvalidStateTransition", "Init error reported after Init completed.");
+        sendJson(res, 202, ACCEPTED);
+        this.events.onInitError(errorTypeOf(req, body), body);
+      });
+    }
+    const m = /^invocation\/([^/]+)\/(response|error)$/.exec(rest);
+    if (m) {
+      if (req.method !== "POST") return this.methodNotAllowed(req, res);
+      const id = decodeURIComponent(m[1] as string);
+      if (!this.current || this.current.requestId !== id || this.settle === null) {
+        req.resume();
+        return apiError(
+          res,
+          this.current?.requestId === id ? 403 : 400,
+          this.current?.requestId === id ? "InvalidStateTransition" : "InvalidRequestID",
+          `Invalid request ID: ${id}`,
+        );
+      }
+      const settle = this.settle;
+      this.settle = null;
+      if (m[2] === "response") {
+        return this.readBody(
+          req,
+          res,
+          (body) => {
+            sendJson(res, 202, ACCEPTED);
+            this.current = null;
+            settle({ kind: "response", body });
+          },
+          (size) => {
+            apiError(
+              res,
+              413,
+              "RequestEntityTooLarge",
+              `Exceeded maximum allowed payload size (${this.maxResponseBytes} bytes).`,
+            );
+            this.current = null;
+            settle({ kind: "tooLarge", size });
+          },
+        );
+      }
+      return this.readBody(req, res, (body) => {
+        sendJson(res, 202, ACCEPTED);
+        this.current = null;
+        settle({ kind: "error", body, errorType: errorTypeOf(req, body) });
+      });
+    }
+    req.resume();
+    apiError(res, 404, "UnknownPath", `Unknown Runtime API path: ${path}`);
+  }
+
+  private next(res: ServerResponse): void {
+    // A second `next` while one waits: the old one is stale (its connection went away).
+    if (this.waitingNext && this.waitingNext !== res) this.waitingNext.destroy();
+    const queued = this.queued;
+    if (queued) {
+      this.queued = null;
+      this.sendEvent(res, queued);
+      return;
+    }
+    this.waitingNext = res;
+    res.once("close", () => {
+      if (this.waitingNext === res) this.waitingNext = null;
+    });
+    this.events.onNext();
+  }
+
+  private methodNotAllowed(req: IncomingMessage, res: ServerResponse): void {
+    req.resume();
+    apiError(res, 405, "MethodNotAllowed", `${req.method} is not allowed here`);
+  }
+
+  private readBody(
+    req: IncomingMessage,
+    res: ServerResponse,
+    done: (body: Buffer) => void,
+    tooLarge?: (size: number) => void,
+  ): void {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    let over = false;
+    req.on("data", (c: Buffer) => {
+      size += c.length;
+      if (size > this.maxResponseBytes) over = true;
+      else chunks.push(c);
+    });
+    req.on("end", () => {
+      if (over) {
+        if (tooLarge) tooLarge(size);
+        else
+          apiError(
+            res,
+            413,
+            "RequestEntityTooLarge",
+            `Exceeded maximum allowed payload size (${this.maxResponseBytes} bytes).`,
+          );
+        return;
+      }
+      done(chunks.length === 1 ? (chunks[0] as Buffer) : Buffer.concat(chunks, size));
+    });
+    req.on("error", () => res.destroy());
+  }
+}
+
+function errorTypeOf(req: IncomingMessage, body: Buffer): string {
+  const h = req.headers["lambda-runtime-function-error-type"];
+  if (typeof h === "string" && h) return h;
+  try {
+    const t = (JSON.parse(body.toString("utf8")) as { errorType?: unknown }).errorType;
+    if (typeof t === "string" && t) return t;
+  } catch {}
+  return "Runtime.Unknown";
+}

@@ -1,0 +1,14 @@
+import { defineConfig } from "vitest/config";
+
+export default defineConfig({
+  test: {
+    include: ["src/**/*.test.ts", "test/**/*.test.ts"],
+    pool: "forks",
+    testTimeout: 60_000,
+    hookTimeout: 60_000,
+    // Two cores in CI: two test files at a time, each starting its own servers.
+    maxWorkers: 2,
+    minWorkers: 1,
+    reporters: ["default"],
+  },
+});
