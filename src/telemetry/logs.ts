@@ -14,6 +14,10 @@ export interface LogEvent {
 }
 
 const MAX_BATCH = 500;
+/** Lines wait at most this long before they are written (keeps store writes off the invoke path). */
+const FLUSH_DELAY_MS = 100;
+/** A buffer this large is written at once. */
+const FLUSH_LINES = 5000;
 
 export class LogSink {
   /** Emits "event" for every accepted line (live tails). */
@@ -31,12 +35,14 @@ export class LogSink {
     const ev: LogEvent = { group, stream, timestamp, message };
     this.buffer.push(ev);
     if (this.live.listenerCount("event") > 0) this.live.emit("event", ev);
-    if (!this.scheduled) {
+    if (this.buffer.length >= FLUSH_LINES) {
+      void this.flush();
+    } else if (!this.scheduled) {
       this.scheduled = true;
-      setImmediate(() => {
+      setTimeout(() => {
         this.scheduled = false;
         void this.flush();
-      });
+      }, FLUSH_DELAY_MS).unref();
     }
   }
 
