@@ -198,6 +198,12 @@ function logger(level) {
   };
 }
 
+/** How the runtime logs an error it reports: text `label \t{json}`, or the error itself in JSON format. */
+function logError(label, err) {
+  if (jsonLogs) console.error(err instanceof Error ? err : new Error(err));
+  else console.error(label, formatted(err));
+}
+
 function patchConsole() {
   const levels = ["TRACE", "DEBUG", "INFO", "WARN", "ERROR", "FATAL"];
   const min = Math.max(0, levels.indexOf(env.AWS_LAMBDA_LOG_LEVEL?.toUpperCase() ?? "TRACE"));
@@ -313,7 +319,7 @@ function postResult(id, result) {
 }
 
 function postError(id, err) {
-  console.error("Invoke Error", formatted(err));
+  logError("Invoke Error", err);
   const rapid = toRapidError(err);
   call(
     "POST",
@@ -448,7 +454,7 @@ function postInitError(err, then) {
 }
 
 process.on("uncaughtException", (err) => {
-  console.error("Uncaught Exception", formatted(err));
+  logError("Uncaught Exception", err);
   crash(err, 129);
 });
 process.on("unhandledRejection", (reason, promise) => {
@@ -461,7 +467,7 @@ process.on("unhandledRejection", (reason, promise) => {
   const err = runtimeError("UnhandledPromiseRejection", message);
   err.reason = reason;
   err.promise = promise;
-  console.error("Unhandled Promise Rejection", formatted(err));
+  logError("Unhandled Promise Rejection", err);
   crash(err, 128);
 });
 process.on("beforeExit", () => {
@@ -480,7 +486,7 @@ try {
   handler = await loadHandler(taskRoot, env._HANDLER ?? "");
   handlerIsAsync = handler.constructor?.name === "AsyncFunction";
 } catch (err) {
-  console.error("Uncaught Exception", formatted(err));
+  logError("Uncaught Exception", err);
   phase = "crashed";
   postInitError(err, () => process.exit(1));
 }
