@@ -4,7 +4,7 @@
  * in one place.
  */
 import { randomUUID } from "node:crypto";
-import Fastify, { type FastifyError, type FastifyInstance } from "fastify";
+import Fastify, { type FastifyError, type FastifyInstance, type FastifyRequest } from "fastify";
 import { LambdaError, ServiceError, UnknownOperation } from "../errors.js";
 import type { Platform } from "../platform.js";
 import { registerAccountRoutes } from "./routes/account.js";
@@ -33,7 +33,7 @@ export function buildApp(platform: Platform): FastifyInstance {
   });
 
   app.setErrorHandler((err: FastifyError | LambdaError, req, reply) => {
-    const e = toLambdaError(err);
+    const e = toLambdaError(err, req, platform.options.limits.zipBytes);
     if (e.statusCode >= 500 && !platform.options.quiet) {
       console.error(`lambent: ${req.method} ${req.url} failed:`, err);
     }
@@ -61,13 +61,22 @@ export function buildApp(platform: Platform): FastifyInstance {
   return app;
 }
 
-function toLambdaError(err: FastifyError | LambdaError): LambdaError {
+/** The operations whose request bodies carry a zip, by route (for the body-too-large message). */
+const ZIP_OPERATIONS: Record<string, string> = {
+  "POST /2015-03-31/functions": "CreateFunction",
+  "PUT /2015-03-31/functions/:FunctionName/code": "UpdateFunctionCode",
+};
+
+function toLambdaError(err: FastifyError | LambdaError, req: FastifyRequest, zipBytes: number): LambdaError {
   if (err instanceof LambdaError) return err;
   if (err.code === "FST_ERR_CTP_BODY_TOO_LARGE") {
+    const operation = ZIP_OPERATIONS[`${req.method} ${req.routeOptions.url ?? ""}`];
     return new LambdaError(
       "RequestEntityTooLargeException",
       413,
-      "Request must be smaller than the maximum request size.",
+      operation
+        ? `Request must be smaller than ${Math.ceil((zipBytes * 4) / 3)} bytes for the ${operation} operation`
+        : "Request must be smaller than the maximum request size.",
     );
   }
   if (typeof err.statusCode === "number" && err.statusCode < 500) {

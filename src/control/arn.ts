@@ -28,12 +28,13 @@ export function parseFunctionRef(
   input: unknown,
   explicitQualifier?: string,
   member = "functionName",
+  maxLength = 170,
 ): FunctionRef {
   if (typeof input !== "string" || input.length === 0) {
     throw constraintViolation(member, input ?? "null", "Member must not be null");
   }
-  if (input.length > 170) {
-    throw constraintViolation(member, input, "Member must have length less than or equal to 170");
+  if (input.length > maxLength) {
+    throw constraintViolation(member, input, `Member must have length less than or equal to ${maxLength}`);
   }
   const full = FULL_ARN_RE.exec(input);
   const partial = full ? null : PARTIAL_ARN_RE.exec(input);

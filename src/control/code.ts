@@ -28,12 +28,35 @@ export interface CodePackage {
 const unzipError = () =>
   InvalidParameterValue("Could not unzip uploaded file. Please check your file, then try to upload again.");
 
+const emptyError = () => InvalidParameterValue("Uploaded file must be a non-empty zip");
+
+const absolutePathError = (name: string) =>
+  InvalidParameterValue(`Invalid deployment package: entry '${name}' has an absolute path.`);
+
+const outsidePathError = (name: string) =>
+  InvalidParameterValue(`Invalid deployment package: entry '${name}' points outside the package.`);
+
+/**
+ * yauzl checks entry names itself (absolute paths, `..`) before we see the
+ * entry; turn its errors into the same messages our own checks give, and
+ * anything else into Lambda's "could not unzip".
+ */
+function zipError(err: unknown): Error {
+  const message = err instanceof Error ? err.message : "";
+  if (message.startsWith("absolute path: "))
+    return absolutePathError(message.slice("absolute path: ".length));
+  if (message.startsWith("invalid relative path: ")) {
+    return outsidePathError(message.slice("invalid relative path: ".length));
+  }
+  return unzipError();
+}
+
 function openZip(buf: Buffer): Promise<ZipFile> {
   return new Promise((resolve, reject) => {
     yauzl.fromBuffer(
       buf,
       { lazyEntries: true, decodeStrings: true, validateEntrySizes: true, strictFileNames: false },
-      (err, zip) => (err || !zip ? reject(unzipError()) : resolve(zip)),
+      (err, zip) => (err || !zip ? reject(zipError(err)) : resolve(zip)),
     );
   });
 }
@@ -53,13 +76,9 @@ function isDirectory(entry: Entry): boolean {
 /** The entry's path, or an error if it is absolute or climbs out of the package. */
 function safePath(name: string): string {
   const unix = name.replace(/\\/g, "/");
-  if (unix.startsWith("/") || /^[a-zA-Z]:/.test(unix)) {
-    throw InvalidParameterValue(`Invalid deployment package: entry '${name}' has an absolute path.`);
-  }
+  if (unix.startsWith("/") || /^[a-zA-Z]:/.test(unix)) throw absolutePathError(name);
   const norm = posix.normalize(unix);
-  if (norm === ".." || norm.startsWith("../")) {
-    throw InvalidParameterValue(`Invalid deployment package: entry '${name}' points outside the package.`);
-  }
+  if (norm === ".." || norm.startsWith("../")) throw outsidePathError(name);
   return norm;
 }
 
@@ -71,6 +90,38 @@ function readEntry(zip: ZipFile, entry: Entry): Promise<Buffer> {
       stream.on("data", (c: Buffer) => chunks.push(c));
       stream.on("error", () => reject(unzipError()));
       stream.on("end", () => resolve(Buffer.concat(chunks)));
+    });
+  });
+}
+
+const CRC_TABLE = (() => {
+  const t = new Int32Array(256);
+  for (let n = 0; n < 256; n++) {
+    let c = n;
+    for (let k = 0; k < 8; k++) c = c & 1 ? 0xedb88320 ^ (c >>> 1) : c >>> 1;
+    t[n] = c;
+  }
+  return t;
+})();
+
+function crc32(crc: number, chunk: Buffer): number {
+  let c = ~crc;
+  for (let i = 0; i < chunk.length; i++)
+    c = (CRC_TABLE[(c ^ (chunk[i] as number)) & 0xff] as number) ^ (c >>> 8);
+  return ~c >>> 0;
+}
+
+/** Inflate an entry without keeping it, checking its size (yauzl) and CRC-32 (here). */
+function verifyEntry(zip: ZipFile, entry: Entry): Promise<void> {
+  return new Promise((resolve, reject) => {
+    zip.openReadStream(entry, (err, stream) => {
+      if (err || !stream) return reject(unzipError());
+      let crc = 0;
+      stream.on("data", (c: Buffer) => {
+        crc = crc32(crc, c);
+      });
+      stream.on("error", () => reject(unzipError()));
+      stream.on("end", () => (crc === entry.crc32 >>> 0 ? resolve() : reject(unzipError())));
     });
   });
 }
@@ -100,7 +151,7 @@ async function walkZip(
   const zip = await openZip(buf);
   try {
     await new Promise<void>((resolve, reject) => {
-      zip.on("error", () => reject(unzipError()));
+      zip.on("error", (err: unknown) => reject(zipError(err)));
       zip.on("end", () => resolve());
       zip.on("entry", (entry: Entry) => {
         let path: string;
@@ -124,21 +175,23 @@ export async function inspectPackage(
   limits: Limits,
   extraUnzippedBytes = 0,
 ): Promise<CodePackage> {
-  if (buf.length === 0) throw unzipError();
+  if (buf.length === 0) throw emptyError();
   let unzippedSize = 0;
   let files = 0;
+  const tooBig = () =>
+    InvalidParameterValue(`Unzipped size must be smaller than ${limits.unzippedBytes} bytes`);
   await walkZip(buf, async (zip, entry, path) => {
     if (isDirectory(entry)) return;
     files++;
     unzippedSize += entry.uncompressedSize;
+    // Checked before reading, so a zip bomb is refused without inflating it.
+    if (unzippedSize + extraUnzippedBytes > limits.unzippedBytes) throw tooBig();
     if (isSymlink(entry)) checkSymlink(path, (await readEntry(zip, entry)).toString("utf8"));
+    // Read every entry once: damaged data (bad deflate stream, wrong size or CRC) is refused at upload,
+    // not discovered later when the package is extracted.
+    else await verifyEntry(zip, entry);
   });
-  if (files === 0) {
-    throw InvalidParameterValue("Uploaded file must be a non-empty zip");
-  }
-  if (unzippedSize + extraUnzippedBytes > limits.unzippedBytes) {
-    throw InvalidParameterValue(`Unzipped size must be smaller than ${limits.unzippedBytes} bytes`);
-  }
+  if (files === 0) throw emptyError();
   const digest = createHash("sha256").update(buf).digest();
   return {
     sha256: digest.toString("hex"),

@@ -3,7 +3,7 @@
  * validated into it, and how it is shown (Lambda's FunctionConfiguration).
  */
 import type { Limits } from "../config.js";
-import { constraintViolation, InvalidParameterValue } from "../errors.js";
+import { constraintViolation, InvalidParameterValue, ValidationError } from "../errors.js";
 import type { FunctionVersionsTable } from "../store/schema.js";
 import { functionArn } from "./arn.js";
 
@@ -57,6 +57,7 @@ export const DEFAULTS = {
 
 const ROLE_RE = /^arn:(aws[a-zA-Z-]*)?:iam::\d{12}:role\/?[a-zA-Z_0-9+=,.@\-_/]+$/;
 const HANDLER_RE = /^[^\s]+$/;
+const LAYER_VERSION_ARN_RE = /^arn:[a-zA-Z0-9-]+:lambda:[a-zA-Z0-9-]+:\d{12}:layer:[a-zA-Z0-9-_]+:[0-9]+$/;
 const ENV_KEY_RE = /^[a-zA-Z]([a-zA-Z0-9_])+$/;
 const RESERVED_ENV = new Set([
   "_HANDLER",
@@ -158,6 +159,15 @@ export function applyConfig(base: StoredConfig, input: ConfigInput, limits: Limi
     if (!Array.isArray(input.Layers) || input.Layers.some((l) => typeof l !== "string")) {
       throw constraintViolation("layers", input.Layers, "Member must be a list of strings");
     }
+    for (const layer of input.Layers as string[]) {
+      if (layer.length > 140 || !LAYER_VERSION_ARN_RE.test(layer)) {
+        throw constraintViolation(
+          "layers",
+          layer,
+          "Member must satisfy constraint: [Member must have length less than or equal to 140, Member must have length greater than or equal to 1, Member must satisfy regular expression pattern: arn:[a-zA-Z0-9-]+:lambda:[a-zA-Z0-9-]+:\\d{12}:layer:[a-zA-Z0-9-_]+:[0-9]+]",
+        );
+      }
+    }
     if (input.Layers.length > 5) throw InvalidParameterValue("Cannot reference more than 5 layers.");
     out.Layers = input.Layers as string[];
   }
@@ -218,10 +228,9 @@ function validateEnvironment(input: unknown, limits: Limits): Record<string, str
   const reserved: string[] = [];
   for (const [k, v] of Object.entries(vars)) {
     if (!ENV_KEY_RE.test(k)) {
-      throw constraintViolation(
-        "environment.variables",
-        k,
-        "Member must satisfy regular expression pattern: [a-zA-Z]([a-zA-Z0-9_])+",
+      // Variable names are sensitive in Lambda's model: the message does not echo them.
+      throw ValidationError(
+        "1 validation error detected: Value at 'environment.variables' failed to satisfy constraint: Map keys must satisfy constraint: [Member must satisfy regular expression pattern: [a-zA-Z]([a-zA-Z0-9_])+]",
       );
     }
     if (typeof v !== "string")

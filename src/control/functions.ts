@@ -10,12 +10,13 @@ import {
   constraintViolation,
   InvalidParameterValue,
   PreconditionFailed,
+  RequestEntityTooLarge,
   ResourceConflict,
   ResourceNotFound,
 } from "../errors.js";
 import type { Database, FunctionVersionsTable } from "../store/schema.js";
 import type { Store } from "../store/store.js";
-import { FUNCTION_NAME_RE, type FunctionRef, functionArn } from "./arn.js";
+import { type FunctionRef, functionArn, parseFunctionRef } from "./arn.js";
 import { type CodeCache, type CodePackage, inspectPackage } from "./code.js";
 import { applyConfig, type ConfigInput, DEFAULTS, type StoredConfig } from "./function-config.js";
 
@@ -48,9 +49,16 @@ export interface CreateFunctionInput extends ConfigInput {
 
 const MAX_TAGS = 50;
 
-function decodeZip(zipFile: unknown): Buffer {
+/** Decode Code.ZipFile / ZipFile, refusing packages over the direct-upload limit as Lambda does. */
+function decodeZip(zipFile: unknown, limits: Limits, operation: string): Buffer {
   if (typeof zipFile !== "string") throw InvalidParameterValue("Please provide a source for function code.");
-  return Buffer.from(zipFile, "base64");
+  const zip = Buffer.from(zipFile, "base64");
+  if (zip.length > limits.zipBytes) {
+    throw RequestEntityTooLarge(
+      `Request must be smaller than ${Math.ceil((limits.zipBytes * 4) / 3)} bytes for the ${operation} operation`,
+    );
+  }
+  return zip;
 }
 
 function notFound(region: string, name: string, qualifier?: string): Error {
@@ -95,14 +103,14 @@ export class FunctionService {
   }
 
   async create(input: CreateFunctionInput, region: string): Promise<FunctionVersion> {
-    const name = input.FunctionName;
-    if (typeof name !== "string" || !FUNCTION_NAME_RE.test(name)) {
-      throw constraintViolation(
-        "functionName",
-        name ?? "null",
-        "Member must satisfy regular expression pattern: [a-zA-Z0-9-_]+ and have length less than or equal to 64",
+    // CreateFunction takes a name, a partial ARN or a full ARN, never a qualifier.
+    const ref = parseFunctionRef(input.FunctionName, undefined, "functionName", 140);
+    if (ref.qualifier !== undefined) {
+      throw InvalidParameterValue(
+        "Unsupported function name: a qualifier cannot be used to create a function.",
       );
     }
+    const name = ref.name;
     if (input.PackageType !== undefined && input.PackageType !== "Zip") {
       throw InvalidParameterValue("Lambent supports only the Zip package type.");
     }
@@ -135,7 +143,7 @@ export class FunctionService {
       LogFormat: "Text",
     };
     const config = applyConfig(base, input, this.limits);
-    const zip = decodeZip(code.ZipFile);
+    const zip = decodeZip(code.ZipFile, this.limits, "CreateFunction");
     const pkg = await inspectPackage(zip, this.limits);
 
     return this.exclusive(name, async () => {
@@ -239,22 +247,33 @@ export class FunctionService {
     return row;
   }
 
+  /**
+   * ListFunctions: $LATEST of every function in name order, or with `all`
+   * (FunctionVersion=ALL) every version, $LATEST first then by number.
+   */
   async list(
     marker: string | undefined,
     maxItems: number,
+    all = false,
   ): Promise<{ items: FunctionVersion[]; nextMarker?: string }> {
-    let q = this.db
-      .selectFrom("function_versions")
-      .selectAll()
-      .where("version", "=", LATEST)
-      .orderBy("function_name")
-      .limit(maxItems + 1);
-    if (marker) q = q.where("function_name", ">", decodeMarker(marker));
-    const rows = await q.execute();
-    const page = rows.slice(0, maxItems).map(toVersion);
+    const after = marker === undefined ? undefined : decodeListMarker(marker);
+    let q = this.db.selectFrom("function_versions").selectAll().orderBy("function_name");
+    if (!all) q = q.where("version", "=", LATEST).limit(maxItems + 1);
+    if (after) q = q.where("function_name", all ? ">=" : ">", after.name);
+    let rows = (await q.execute()).map(toVersion);
+    if (all) {
+      rows.sort((a, b) =>
+        a.name === b.name ? versionOrder(a.version) - versionOrder(b.version) : a.name < b.name ? -1 : 1,
+      );
+      if (after) {
+        const key = after.version === undefined ? Number.POSITIVE_INFINITY : versionOrder(after.version);
+        rows = rows.filter((r) => r.name > after.name || versionOrder(r.version) > key);
+      }
+    }
+    const page = rows.slice(0, maxItems);
     const last = page[page.length - 1];
     return rows.length > maxItems && last
-      ? { items: page, nextMarker: encodeMarker(last.name) }
+      ? { items: page, nextMarker: encodeListMarker(last.name, all ? last.version : undefined) }
       : { items: page };
   }
 
@@ -291,7 +310,7 @@ export class FunctionService {
         "Lambent accepts code only as ZipFile (S3 and container images are not supported).",
       );
     }
-    const zip = decodeZip(input.ZipFile);
+    const zip = decodeZip(input.ZipFile, this.limits, "UpdateFunctionCode");
     const pkg = await inspectPackage(zip, this.limits);
     return this.exclusive(name, async () => {
       const current = await this.getVersion({ name }, region);
@@ -601,6 +620,24 @@ function validateTags(input: unknown): Record<string, string> {
   if (Object.keys(out).length > MAX_TAGS)
     throw InvalidParameterValue(`A resource can have at most ${MAX_TAGS} tags.`);
   return out;
+}
+
+/** A ListFunctions marker: the last function (and version, for FunctionVersion=ALL) shown. */
+function encodeListMarker(name: string, version?: string): string {
+  return encodeMarker(version === undefined ? name : `${name}:${version}`);
+}
+
+function decodeListMarker(marker: string): { name: string; version?: string } {
+  const raw = decodeMarker(marker);
+  const [name, version] = raw.split(":");
+  if (
+    !name ||
+    !/^[a-zA-Z0-9_-]{1,64}$/.test(name) ||
+    (version !== undefined && !/^(\$LATEST|\d+)$/.test(version))
+  ) {
+    throw InvalidParameterValue("Invalid Marker");
+  }
+  return version === undefined ? { name } : { name, version };
 }
 
 function encodeMarker(s: string): string {

@@ -28,7 +28,11 @@ export function registerFunctionRoutes(app: FastifyInstance, platform: Platform)
 
   const list = async (req: FastifyRequest) => {
     const maxItems = parseMaxItems(queryString(req, "MaxItems"));
-    const page = await fns.list(queryString(req, "Marker"), maxItems);
+    const version = queryString(req, "FunctionVersion");
+    if (version !== undefined && version !== "ALL") {
+      throw constraintViolation("functionVersion", version, "Member must satisfy enum value set: [ALL]");
+    }
+    const page = await fns.list(queryString(req, "Marker"), maxItems, version === "ALL");
     const out: Record<string, unknown> = { Functions: page.items.map((v) => show(v, req)) };
     if (page.nextMarker) out.NextMarker = page.nextMarker;
     return out;
