@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# Builds the official AWS runtime interface client (npm aws-lambda-ric, native
+# client included) once into .cache/ric-<version>/ for the provided-runtime test.
+# Needs Debian's autoconf, automake, libtool, cmake, make and g++ (installed by
+# scripts/install-system.sh when root).
+set -euo pipefail
+VERSION=3.3.0
+cd "$(dirname "$0")/.."
+DEST=".cache/ric-$VERSION"
+[ -f "$DEST/node_modules/aws-lambda-ric/dist/rapid-client.node" ] && exit 0
+rm -rf "$DEST.tmp" && mkdir -p "$DEST.tmp"
+cat > "$DEST.tmp/package.json" <<JSON
+{ "name": "ric-fixture", "version": "1.0.0", "private": true,
+  "allowScripts": { "aws-lambda-ric": true, "node-gyp": true } }
+JSON
+echo "ric-fixture: building aws-lambda-ric@$VERSION (about 2 minutes, once)" >&2
+(cd "$DEST.tmp" && npm install --no-audit --no-fund --loglevel=error "aws-lambda-ric@$VERSION" >&2)
+rm -rf "$DEST" && mv "$DEST.tmp" "$DEST"
