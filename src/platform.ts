@@ -7,11 +7,12 @@ import { mkdirSync } from "node:fs";
 import { join, resolve } from "node:path";
 import type { FastifyInstance } from "fastify";
 import { buildApp } from "./api/app.js";
+import { AsyncService } from "./async/service.js";
 import { defaultOptions, type ServerOptions } from "./config.js";
 import { CodeCache } from "./control/code.js";
+import { EventInvokeConfigService } from "./control/event-invoke-config.js";
 import { FunctionService } from "./control/functions.js";
 import { lockDataDir } from "./datadir-lock.js";
-import { InvalidParameterValue } from "./errors.js";
 import { Frontend, type InvokeRequest } from "./frontend/invoke.js";
 import { chooseSandboxDriver, type SandboxChoice } from "./sandbox/choose.js";
 import { Store } from "./store/store.js";
@@ -24,6 +25,9 @@ export const VERSION = "0.1.0";
 export class Platform {
   app!: FastifyInstance;
   url = "";
+  /** Event invoke configs (control) and the async invoke queue and pollers. */
+  eventInvokeConfigs!: EventInvokeConfigService;
+  async!: AsyncService;
   private stopping: Promise<void> | null = null;
 
   private constructor(
@@ -71,9 +75,12 @@ export class Platform {
       await worker.start();
       const frontend = new Frontend(functions, worker, options.accountConcurrency);
       const platform = new Platform(options, openedStore, functions, logs, worker, frontend, sandbox, unlock);
+      platform.eventInvokeConfigs = new EventInvokeConfigService(openedStore, functions);
+      platform.async = new AsyncService(openedStore, frontend, platform.eventInvokeConfigs, options);
       platform.app = buildApp(platform);
       const address = await platform.app.listen({ host: options.host, port: options.port });
       platform.url = address.replace("[::1]", "localhost");
+      await platform.async.start();
       return platform;
     } catch (err) {
       await store?.close();
@@ -102,13 +109,15 @@ export class Platform {
   }
 
   /** Event invocations: stored durably, run by the async pollers. */
-  async invokeAsync(_req: InvokeRequest): Promise<{ requestId: string }> {
-    throw InvalidParameterValue("Event invocations are not supported by this server yet.");
+  async invokeAsync(req: InvokeRequest): Promise<{ requestId: string }> {
+    return this.async.enqueue({ ...req, maxPayloadBytes: this.options.limits.asyncPayloadBytes });
   }
 
   /** Stop taking requests, let in-flight ones finish, stop every environment, close the store. */
   stop(): Promise<void> {
     this.stopping ??= (async () => {
+      // Stop claiming async events; running ones finish or go back to the queue.
+      await this.async.stop();
       await this.app.close();
       await this.worker.close();
       await this.logs.flush();

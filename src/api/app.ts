@@ -8,6 +8,7 @@ import Fastify, { type FastifyError, type FastifyInstance, type FastifyRequest }
 import { LambdaError, ServiceError, UnknownOperation } from "../errors.js";
 import type { Platform } from "../platform.js";
 import { registerAccountRoutes } from "./routes/account.js";
+import { registerEventInvokeConfigRoutes } from "./routes/event-invoke-config.js";
 import { registerFunctionRoutes } from "./routes/functions.js";
 import { registerInvokeRoutes } from "./routes/invoke.js";
 import { registerLogRoutes } from "./routes/logs.js";
@@ -29,7 +30,7 @@ export function buildApp(platform: Platform): FastifyInstance {
   app.addContentTypeParser("*", { parseAs: "buffer" }, (_req, body, done) => done(null, body));
 
   app.addHook("onSend", async (req, reply) => {
-    reply.header("x-amzn-RequestId", req.id);
+    if (!reply.hasHeader("x-amzn-RequestId")) reply.header("x-amzn-RequestId", req.id);
   });
 
   app.setErrorHandler((err: FastifyError | LambdaError, req, reply) => {
@@ -58,6 +59,7 @@ export function buildApp(platform: Platform): FastifyInstance {
   registerAccountRoutes(app, platform);
   registerTagRoutes(app, platform);
   registerLogRoutes(app, platform);
+  registerEventInvokeConfigRoutes(app, platform);
   return app;
 }
 

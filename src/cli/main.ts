@@ -1,6 +1,7 @@
 /** The `lambent` command. */
 import { Command, InvalidArgumentError, Option } from "commander";
 import { registerClientCommands } from "./client.js";
+import { registerQueueCommand } from "./queue.js";
 import { runServer } from "./server.js";
 
 export function intArg(min: number, max = Number.MAX_SAFE_INTEGER) {
@@ -39,6 +40,7 @@ program
   .action(runServer);
 
 registerClientCommands(program);
+registerQueueCommand(program, process.env.LAMBENT_ENDPOINT ?? "http://127.0.0.1:9000");
 
 program.parseAsync(process.argv).catch((err: unknown) => {
   console.error(`lambent: ${err instanceof Error ? err.message : String(err)}`);

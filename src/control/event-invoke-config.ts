@@ -30,7 +30,8 @@ export interface EventInvokeConfigInput {
 const FUNCTION_DESTINATION_RE =
   /^arn:aws[a-zA-Z-]*:lambda:[a-z0-9-]+:\d{12}:function:([a-zA-Z0-9_-]{1,64})(?::(\$LATEST|[a-zA-Z0-9_-]+))?$/;
 const URL_DESTINATION_RE = /^https?:\/\/[^\s/]+(\/\S*)?$/i;
-const DESTINATION_ARN_RE = /^$|^arn:(aws[a-zA-Z0-9-]*):([a-zA-Z0-9-])+:([a-z]{2}(-gov)?-[a-z]+-\d{1})?:(\d{12})?:(.*)$/;
+const DESTINATION_ARN_RE =
+  /^$|^arn:(aws[a-zA-Z0-9-]*):([a-zA-Z0-9-])+:([a-z]{2}(-gov)?-[a-z]+-\d{1})?:(\d{12})?:(.*)$/;
 
 function intInRange(member: string, value: unknown, min: number, max: number): number {
   if (typeof value !== "number" || !Number.isInteger(value)) {
@@ -220,19 +221,18 @@ function parseInput(
       out[column] = validateDestination(member, dest, name, qualifier);
     }
   }
-  if (out.maximum_retry_attempts === undefined && out.maximum_event_age_seconds === undefined && !anyDestination) {
+  if (
+    out.maximum_retry_attempts === undefined &&
+    out.maximum_event_age_seconds === undefined &&
+    !anyDestination
+  ) {
     throw InvalidParameterValue("You must specify at least one of error handling or destination setting.");
   }
   return out;
 }
 
 /** A destination must be a Lambent function ARN (not the function itself) or an http(s) URL. */
-export function validateDestination(
-  member: string,
-  value: unknown,
-  name: string,
-  qualifier: string,
-): string {
+export function validateDestination(member: string, value: unknown, name: string, qualifier: string): string {
   if (typeof value !== "string") throw InvalidParameterValue(`${member} must be a string.`);
   if (value.length > 350)
     throw constraintViolation(member, value, "Member must have length less than or equal to 350");

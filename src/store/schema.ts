@@ -53,10 +53,64 @@ export interface LogEventsTable {
   ingestion_time: ColumnType<number, number, never>;
 }
 
+/** The async invoke queue: events waiting or running, and destination deliveries (an outbox). */
+export interface AsyncEventsTable {
+  id: string;
+  /** "invoke" (run the function) or "destination" (deliver a record to `target`). */
+  kind: string;
+  request_id: string;
+  function_name: string;
+  /** The qualifier the caller named; null = unqualified ($LATEST). */
+  qualifier: string | null;
+  region: string;
+  payload: Buffer;
+  /** Function attempts made (invoke) or delivery attempts (destination). */
+  attempts: number;
+  /** Throttle / platform-error backoffs so far (not counted as attempts). */
+  backoffs: number;
+  next_run_at: number;
+  lease_owner: string | null;
+  lease_expires_at: number | null;
+  enqueued_at: number;
+  /** "queued" or "running" (leased). */
+  state: string;
+  /** Destination rows: the target ARN or URL. */
+  target: string | null;
+  /** JSON: the last attempt's response (invoke) or delivery headers (destination). */
+  meta: string | null;
+}
+
+/** Outcome counters per function, shared by every server on the store. */
+export interface AsyncStatsTable {
+  function_name: string;
+  succeeded: number;
+  failed: number;
+  expired: number;
+  dropped: number;
+  retries: number;
+  throttles: number;
+  delivered: number;
+  delivery_failures: number;
+}
+
+export interface EventInvokeConfigsTable {
+  function_name: string;
+  /** "$LATEST" for the unqualified function, else a version or alias. */
+  qualifier: string;
+  maximum_retry_attempts: number | null;
+  maximum_event_age_seconds: number | null;
+  on_success: string | null;
+  on_failure: string | null;
+  last_modified: number;
+}
+
 export interface Database {
   functions: FunctionsTable;
   function_versions: FunctionVersionsTable;
   code_blobs: CodeBlobsTable;
   log_streams: LogStreamsTable;
   log_events: LogEventsTable;
+  async_events: AsyncEventsTable;
+  async_stats: AsyncStatsTable;
+  event_invoke_configs: EventInvokeConfigsTable;
 }

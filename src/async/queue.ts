@@ -1,0 +1,267 @@
+/**
+ * The durable event queue: a table in the store. Enqueue commits before the
+ * caller hears 202. Pollers claim due rows with a lease (`FOR UPDATE SKIP
+ * LOCKED` on PostgreSQL, so several servers share the queue; SQLite is owned
+ * by one server). A row is finished by deleting it under its lease, in the
+ * same transaction that writes its follow-ups (destination deliveries) and
+ * bumps the outcome counters — so an outcome is recorded exactly once even
+ * when a run is repeated after a lost lease.
+ */
+import { randomUUID } from "node:crypto";
+import { type Kysely, sql, type Transaction } from "kysely";
+import type { AsyncEventsTable, AsyncStatsTable, Database } from "../store/schema.js";
+import type { Store } from "../store/store.js";
+
+export type QueuedEvent = AsyncEventsTable;
+
+export type EventKind = "invoke" | "destination";
+
+export interface NewEvent {
+  kind: EventKind;
+  requestId: string;
+  functionName: string;
+  qualifier?: string;
+  region: string;
+  payload: Buffer;
+  target?: string;
+  meta?: unknown;
+  /** Epoch ms; now when absent. */
+  enqueuedAt?: number;
+}
+
+export type StatName = Exclude<keyof AsyncStatsTable, "function_name">;
+export type StatBumps = Partial<Record<StatName, number>>;
+
+export interface QueueDepth {
+  functionName: string;
+  kind: string;
+  state: string;
+  count: number;
+}
+
+/** PostgreSQL NOTIFY channel that wakes every server's pollers. */
+export const NOTIFY_CHANNEL = "lambent_async";
+
+export class AsyncQueue {
+  constructor(
+    private readonly store: Store,
+    /** This server's lease owner id. */
+    readonly owner: string,
+    private readonly leaseMs: number,
+  ) {}
+
+  private get db(): Kysely<Database> {
+    return this.store.db;
+  }
+
+  private row(e: NewEvent, now: number): AsyncEventsTable {
+    return {
+      id: randomUUID(),
+      kind: e.kind,
+      request_id: e.requestId,
+      function_name: e.functionName,
+      qualifier: e.qualifier ?? null,
+      region: e.region,
+      payload: e.payload,
+      attempts: 0,
+      backoffs: 0,
+      next_run_at: now,
+      lease_owner: null,
+      lease_expires_at: null,
+      enqueued_at: e.enqueuedAt ?? now,
+      state: "queued",
+      target: e.target ?? null,
+      meta: e.meta === undefined ? null : JSON.stringify(e.meta),
+    };
+  }
+
+  /** Store events durably (committed when this resolves). */
+  async enqueue(events: NewEvent[], tx?: Transaction<Database>): Promise<void> {
+    if (events.length === 0) return;
+    const now = Date.now();
+    const rows = events.map((e) => this.row(e, now));
+    const run = async (t: Transaction<Database>) => {
+      await t.insertInto("async_events").values(rows).execute();
+      if (this.store.engine === "postgres") await sql`select pg_notify(${NOTIFY_CHANNEL}, '')`.execute(t);
+    };
+    if (tx) await run(tx);
+    else await this.db.transaction().execute(run);
+  }
+
+  /** Lease up to `limit` due events (oldest due first). */
+  async claim(limit: number): Promise<QueuedEvent[]> {
+    if (limit <= 0) return [];
+    const now = Date.now();
+    const due = this.db
+      .selectFrom("async_events")
+      .select("id")
+      .where("next_run_at", "<=", now)
+      .where((eb) =>
+        eb.or([
+          eb("state", "=", "queued"),
+          eb.and([eb("state", "=", "running"), eb("lease_expires_at", "<", now)]),
+        ]),
+      )
+      .orderBy("next_run_at")
+      .limit(limit);
+    const rows = await this.db
+      .updateTable("async_events")
+      .set({ state: "running", lease_owner: this.owner, lease_expires_at: now + this.leaseMs })
+      .where("id", "in", this.store.engine === "postgres" ? due.forUpdate().skipLocked() : due)
+      .returningAll()
+      .execute();
+    for (const r of rows) r.payload = Buffer.from(r.payload);
+    return rows.sort((a, b) => a.next_run_at - b.next_run_at);
+  }
+
+  /** When the next queued event falls due (undefined = none waiting). */
+  async nextDue(): Promise<number | undefined> {
+    const r = await this.db
+      .selectFrom("async_events")
+      .select((eb) => eb.fn.min<number>("next_run_at").as("due"))
+      .where("state", "=", "queued")
+      .executeTakeFirst();
+    return r?.due === null || r?.due === undefined ? undefined : Number(r.due);
+  }
+
+  /** Extend the leases this server holds (called well within the lease time). */
+  async heartbeat(): Promise<void> {
+    await this.db
+      .updateTable("async_events")
+      .set({ lease_expires_at: Date.now() + this.leaseMs })
+      .where("lease_owner", "=", this.owner)
+      .where("state", "=", "running")
+      .execute();
+  }
+
+  /**
+   * Hand leased events back to the queue. `ids` absent = every lease held by
+   * `owner` (this server's earlier life, after a crash) or, with `all`, every
+   * lease (SQLite: one server owns the queue).
+   */
+  async release(opts: { ids?: string[]; all?: boolean } = {}): Promise<number> {
+    if (opts.ids && opts.ids.length === 0) return 0;
+    let q = this.db
+      .updateTable("async_events")
+      .set({ state: "queued", lease_owner: null, lease_expires_at: null })
+      .where("state", "=", "running");
+    if (opts.ids) q = q.where("id", "in", opts.ids).where("lease_owner", "=", this.owner);
+    else if (!opts.all) q = q.where("lease_owner", "=", this.owner);
+    const res = await q.executeTakeFirst();
+    return Number(res.numUpdatedRows);
+  }
+
+  /**
+   * Put a leased event back with a later due time. Resolves false when the
+   * lease was lost (another server owns the event now).
+   */
+  async reschedule(
+    ev: QueuedEvent,
+    change: { nextRunAt: number; attempts?: number; backoffs?: number; meta?: unknown },
+    stats?: StatBumps,
+  ): Promise<boolean> {
+    return this.db.transaction().execute(async (tx) => {
+      const res = await tx
+        .updateTable("async_events")
+        .set({
+          state: "queued",
+          lease_owner: null,
+          lease_expires_at: null,
+          next_run_at: change.nextRunAt,
+          attempts: change.attempts ?? ev.attempts,
+          backoffs: change.backoffs ?? ev.backoffs,
+          ...(change.meta !== undefined ? { meta: JSON.stringify(change.meta) } : {}),
+        })
+        .where("id", "=", ev.id)
+        .where("lease_owner", "=", this.owner)
+        .where("state", "=", "running")
+        .executeTakeFirst();
+      if (Number(res.numUpdatedRows) !== 1) return false;
+      if (stats) await bumpStats(tx, ev.function_name, stats);
+      return true;
+    });
+  }
+
+  /**
+   * Finish a leased event: delete it, enqueue its follow-ups and count the
+   * outcome, atomically. Resolves false (and changes nothing) when the lease
+   * was lost.
+   */
+  async complete(ev: QueuedEvent, followUps: NewEvent[], stats: StatBumps): Promise<boolean> {
+    return this.db.transaction().execute(async (tx) => {
+      const res = await tx
+        .deleteFrom("async_events")
+        .where("id", "=", ev.id)
+        .where("lease_owner", "=", this.owner)
+        .where("state", "=", "running")
+        .executeTakeFirst();
+      if (Number(res.numDeletedRows) !== 1) return false;
+      await this.enqueue(followUps, tx);
+      await bumpStats(tx, ev.function_name, stats);
+      return true;
+    });
+  }
+
+  /** Events per function, kind and state. */
+  async depth(): Promise<QueueDepth[]> {
+    const rows = await this.db
+      .selectFrom("async_events")
+      .select((eb) => ["function_name", "kind", "state", eb.fn.countAll<number>().as("n")])
+      .groupBy(["function_name", "kind", "state"])
+      .execute();
+    return rows.map((r) => ({
+      functionName: r.function_name,
+      kind: r.kind,
+      state: r.state,
+      count: Number(r.n),
+    }));
+  }
+
+  async stats(): Promise<AsyncStatsTable[]> {
+    const rows = await this.db.selectFrom("async_stats").selectAll().orderBy("function_name").execute();
+    return rows.map((r) => {
+      const out = { ...r };
+      for (const k of STAT_NAMES) out[k] = Number(r[k]);
+      return out;
+    });
+  }
+}
+
+export const STAT_NAMES: StatName[] = [
+  "succeeded",
+  "failed",
+  "expired",
+  "dropped",
+  "retries",
+  "throttles",
+  "delivered",
+  "delivery_failures",
+];
+
+async function bumpStats(tx: Transaction<Database>, functionName: string, stats: StatBumps): Promise<void> {
+  const entries = Object.entries(stats).filter(([, n]) => n !== undefined && n !== 0) as [StatName, number][];
+  if (entries.length === 0) return;
+  const initial: AsyncStatsTable = {
+    function_name: functionName,
+    succeeded: 0,
+    failed: 0,
+    expired: 0,
+    dropped: 0,
+    retries: 0,
+    throttles: 0,
+    delivered: 0,
+    delivery_failures: 0,
+  };
+  for (const [k, n] of entries) initial[k] = n;
+  await tx
+    .insertInto("async_stats")
+    .values(initial)
+    .onConflict((oc) =>
+      oc.column("function_name").doUpdateSet((eb) => {
+        const set: Record<string, unknown> = {};
+        for (const [k, n] of entries) set[k] = eb(eb.ref(`async_stats.${k}`), "+", n);
+        return set;
+      }),
+    )
+    .execute();
+}

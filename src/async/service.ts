@@ -1,0 +1,395 @@
+/**
+ * Asynchronous invocation: accept events into the durable queue, run them
+ * through the frontend like any synchronous call, retry function errors up to
+ * MaximumRetryAttempts, back off on throttles and platform errors (not counted
+ * as attempts) until MaximumEventAgeInSeconds, and hand the outcome to the
+ * configured destinations and dead-letter target.
+ */
+import { randomUUID } from "node:crypto";
+import { existsSync, readFileSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import type { ServerOptions } from "../config.js";
+import { type FunctionRef, functionArn } from "../control/arn.js";
+import type { EventInvokeConfigService, EventInvokeSettings } from "../control/event-invoke-config.js";
+import { LATEST } from "../control/functions.js";
+import { LambdaError } from "../errors.js";
+import type { Frontend, InvokeRequest, InvokeResponse } from "../frontend/invoke.js";
+import type { Store } from "../store/store.js";
+import { type AsyncCounter, AsyncCounters } from "./counters.js";
+import { FunctionDestinations } from "./destinations/function.js";
+import { HttpDestinations } from "./destinations/http.js";
+import { DeliveryError, Destinations } from "./destinations/target.js";
+import { listenPostgres, type QueueListener } from "./notify.js";
+import { AsyncPoller } from "./poller.js";
+import { AsyncQueue, type NewEvent, type QueuedEvent, type StatBumps } from "./queue.js";
+import { type AttemptResult, type Condition, invocationRecord } from "./record.js";
+import { backoffMs, retryDelayMs } from "./retry.js";
+
+/** Events (and deliveries) one server runs at once. */
+const DEFAULT_CONCURRENCY = 16;
+const LEASE_MS = 30_000;
+/** How long stop() lets running events finish before handing them back. */
+const STOP_GRACE_MS = 10_000;
+/** Destination deliveries are retried for as long as Lambda keeps an event: 6 hours. */
+const DELIVERY_MAX_AGE_MS = 6 * 3600_000;
+const DLQ_MESSAGE_BYTES = 1024;
+
+interface DeliveryMeta {
+  attributes?: Record<string, string>;
+}
+
+export interface AsyncStatus {
+  functions: Array<{
+    functionName: string;
+    waiting: number;
+    running: number;
+    deliveriesWaiting: number;
+    succeeded: number;
+    failed: number;
+    expired: number;
+    dropped: number;
+    retries: number;
+    throttles: number;
+    delivered: number;
+    deliveryFailures: number;
+  }>;
+}
+
+export class AsyncService {
+  readonly queue: AsyncQueue;
+  readonly counters = new AsyncCounters();
+  private readonly poller: AsyncPoller;
+  private readonly destinations: Destinations;
+  private listener: QueueListener | null = null;
+
+  constructor(
+    private readonly store: Store,
+    private readonly frontend: Frontend,
+    private readonly configs: EventInvokeConfigService,
+    private readonly options: ServerOptions,
+  ) {
+    this.queue = new AsyncQueue(store, nodeId(options.dataDir), LEASE_MS);
+    this.destinations = new Destinations([
+      new FunctionDestinations((ref, region, payload) =>
+        this.enqueue({ ref, region, payload, maxPayloadBytes: options.limits.asyncPayloadBytes }),
+      ),
+      new HttpDestinations(),
+    ]);
+    this.poller = new AsyncPoller(this.queue, (ev) => this.handle(ev), {
+      concurrency: Math.max(1, Math.min(options.accountConcurrency, DEFAULT_CONCURRENCY)),
+      sweepMs: LEASE_MS,
+      heartbeatMs: LEASE_MS / 3,
+      onError: (err) => this.log(`async poller error: ${errText(err)}`),
+    });
+  }
+
+  private log(message: string): void {
+    if (!this.options.quiet) console.error(`lambent: ${message}`);
+  }
+
+  /** Accept an Event invocation: validate, store durably, wake a poller. */
+  async enqueue(req: InvokeRequest): Promise<{ requestId: string }> {
+    await this.frontend.admit(req);
+    const requestId = req.requestId ?? randomUUID();
+    await this.queue.enqueue([
+      {
+        kind: "invoke",
+        requestId,
+        functionName: req.ref.name,
+        ...(req.ref.qualifier !== undefined ? { qualifier: req.ref.qualifier } : {}),
+        region: req.region,
+        payload: req.payload,
+      },
+    ]);
+    this.counters.add(req.ref.name, "enqueued");
+    this.poller.wake();
+    return { requestId };
+  }
+
+  /** Take back this server's leases from an earlier life, listen for other servers, start claiming. */
+  async start(): Promise<void> {
+    const released = await this.queue.release({ all: this.store.engine === "sqlite" });
+    if (released > 0)
+      this.log(`async: ${released} event(s) left running by an earlier server are queued again`);
+    if (this.store.engine === "postgres" && this.options.database) {
+      this.listener = await listenPostgres(
+        this.options.database,
+        () => this.poller.wake(),
+        (err) => this.log(`async: LISTEN connection error: ${errText(err)}`),
+      );
+    }
+    this.poller.start();
+  }
+
+  async stop(): Promise<void> {
+    await this.poller.stop(STOP_GRACE_MS);
+    await this.listener?.close();
+    this.listener = null;
+  }
+
+  /** Queue depth and outcomes per function (all servers sharing the store). */
+  async status(): Promise<AsyncStatus> {
+    const [depth, stats] = await Promise.all([this.queue.depth(), this.queue.stats()]);
+    const byName = new Map<string, AsyncStatus["functions"][number]>();
+    const entry = (name: string) => {
+      let e = byName.get(name);
+      if (!e) {
+        e = {
+          functionName: name,
+          waiting: 0,
+          running: 0,
+          deliveriesWaiting: 0,
+          succeeded: 0,
+          failed: 0,
+          expired: 0,
+          dropped: 0,
+          retries: 0,
+          throttles: 0,
+          delivered: 0,
+          deliveryFailures: 0,
+        };
+        byName.set(name, e);
+      }
+      return e;
+    };
+    for (const d of depth) {
+      const e = entry(d.functionName);
+      if (d.kind === "destination") e.deliveriesWaiting += d.count;
+      else if (d.state === "running") e.running += d.count;
+      else e.waiting += d.count;
+    }
+    for (const s of stats) {
+      const e = entry(s.function_name);
+      e.succeeded = s.succeeded;
+      e.failed = s.failed;
+      e.expired = s.expired;
+      e.dropped = s.dropped;
+      e.retries = s.retries;
+      e.throttles = s.throttles;
+      e.delivered = s.delivered;
+      e.deliveryFailures = s.delivery_failures;
+    }
+    return { functions: [...byName.values()].sort((a, b) => a.functionName.localeCompare(b.functionName)) };
+  }
+
+  private async handle(ev: QueuedEvent): Promise<void> {
+    if (ev.kind === "destination") await this.deliver(ev);
+    else await this.run(ev);
+  }
+
+  private count(ev: QueuedEvent, stats: StatBumps): void {
+    const names: Record<string, AsyncCounter> = {
+      succeeded: "succeeded",
+      failed: "failed",
+      expired: "expired",
+      dropped: "dropped",
+      retries: "retries",
+      throttles: "throttles",
+      delivered: "delivered",
+      delivery_failures: "deliveryFailures",
+    };
+    for (const [k, n] of Object.entries(stats)) {
+      const c = names[k];
+      if (c && n) this.counters.add(ev.function_name, c, n);
+    }
+  }
+
+  private async reschedule(
+    ev: QueuedEvent,
+    change: Parameters<AsyncQueue["reschedule"]>[1],
+    stats: StatBumps,
+  ): Promise<void> {
+    if (await this.queue.reschedule(ev, change, stats)) this.count(ev, stats);
+  }
+
+  private async complete(ev: QueuedEvent, followUps: NewEvent[], stats: StatBumps): Promise<void> {
+    if (await this.queue.complete(ev, followUps, stats)) {
+      this.count(ev, stats);
+      if (followUps.length > 0) this.poller.wake();
+    }
+  }
+
+  /** Run one invoke event: one attempt, then retry, finish or back off. */
+  private async run(ev: QueuedEvent): Promise<void> {
+    const ref: FunctionRef =
+      ev.qualifier !== null
+        ? { name: ev.function_name, qualifier: ev.qualifier }
+        : { name: ev.function_name };
+    const settings = await this.configs.settings(ev.function_name, ev.qualifier);
+    const deadline = ev.enqueued_at + settings.maximumEventAgeSeconds * 1000;
+    const last = ev.meta ? (JSON.parse(ev.meta) as AttemptResult) : undefined;
+    if (Date.now() >= deadline) {
+      await this.fail(ev, ref, settings, "EventAgeExceeded", ev.attempts, last);
+      return;
+    }
+    let res: InvokeResponse;
+    try {
+      res = await this.frontend.invoke({
+        ref,
+        payload: ev.payload,
+        region: ev.region,
+        requestId: ev.request_id,
+        maxPayloadBytes: Math.max(
+          this.options.limits.asyncPayloadBytes,
+          this.options.limits.syncPayloadBytes,
+        ),
+      });
+    } catch (err) {
+      if (err instanceof LambdaError && err.type === "ResourceNotFoundException") {
+        this.log(`async: dropped event ${ev.request_id}: ${err.message}`);
+        await this.complete(ev, [], { dropped: 1 });
+        return;
+      }
+      // Throttles and platform errors: back off, without counting an attempt, until the event ages out.
+      if (!(err instanceof LambdaError) || err.statusCode >= 500) {
+        this.log(
+          `async: event ${ev.request_id} for ${ev.function_name} hit a platform error: ${errText(err)}`,
+        );
+      }
+      const next = Math.min(Date.now() + backoffMs(ev.backoffs), deadline);
+      await this.reschedule(ev, { nextRunAt: next, backoffs: ev.backoffs + 1 }, { throttles: 1 });
+      return;
+    }
+    const attempts = ev.attempts + 1;
+    const result: AttemptResult = {
+      statusCode: 200,
+      executedVersion: res.executedVersion,
+      ...(res.functionError ? { functionError: res.functionError } : {}),
+      payload: res.payload.toString("utf8"),
+    };
+    if (!res.functionError) {
+      const followUps: NewEvent[] = [];
+      if (settings.onSuccess) {
+        followUps.push(this.recordDelivery(ev, ref, settings.onSuccess, "Success", attempts, result));
+      }
+      await this.complete(ev, followUps, { succeeded: 1 });
+      return;
+    }
+    if (attempts <= settings.maximumRetryAttempts) {
+      const next = Math.min(Date.now() + retryDelayMs(attempts, this.options.asyncRetryDelaysMs), deadline);
+      await this.reschedule(ev, { nextRunAt: next, attempts, meta: result }, { retries: 1 });
+      return;
+    }
+    await this.fail(ev, ref, settings, "RetriesExhausted", attempts, result);
+  }
+
+  private recordDelivery(
+    ev: QueuedEvent,
+    ref: FunctionRef,
+    target: string,
+    condition: Condition,
+    attempts: number,
+    last: AttemptResult | undefined,
+  ): NewEvent {
+    const record = invocationRecord({
+      requestId: ev.request_id,
+      functionArn: functionArn(ev.region, ref.name, ref.qualifier ?? LATEST),
+      condition,
+      approximateInvokeCount: attempts,
+      requestPayload: ev.payload,
+      ...(last ? { last } : {}),
+    });
+    return {
+      kind: "destination",
+      requestId: ev.request_id,
+      functionName: ev.function_name,
+      region: ev.region,
+      payload: Buffer.from(JSON.stringify(record)),
+      target,
+      meta: { attributes: {} } satisfies DeliveryMeta,
+    };
+  }
+
+  /** The event failed for good: on-failure destination and dead-letter target. */
+  private async fail(
+    ev: QueuedEvent,
+    ref: FunctionRef,
+    settings: EventInvokeSettings,
+    condition: Condition,
+    attempts: number,
+    last: AttemptResult | undefined,
+  ): Promise<void> {
+    const followUps: NewEvent[] = [];
+    if (settings.onFailure) {
+      followUps.push(this.recordDelivery(ev, ref, settings.onFailure, condition, attempts, last));
+    }
+    const dlq = await this.deadLetterTarget(ref, ev.region);
+    if (dlq) {
+      const message = last?.payload ?? `Event dropped: ${condition}`;
+      followUps.push({
+        kind: "destination",
+        requestId: ev.request_id,
+        functionName: ev.function_name,
+        region: ev.region,
+        payload: ev.payload.length > 0 ? ev.payload : Buffer.from("{}"),
+        target: dlq,
+        meta: {
+          attributes: {
+            "Lambent-Request-Id": ev.request_id,
+            "Lambent-Error-Code": String(last?.statusCode ?? 0),
+            "Lambent-Error-Message": headerSafe(message.slice(0, DLQ_MESSAGE_BYTES)),
+            "Lambent-Condition": condition,
+          },
+        } satisfies DeliveryMeta,
+      });
+    }
+    if (!settings.onFailure && !dlq) {
+      this.log(`async: event ${ev.request_id} for ${ev.function_name} dropped (${condition})`);
+    }
+    await this.complete(ev, followUps, condition === "EventAgeExceeded" ? { expired: 1 } : { failed: 1 });
+  }
+
+  private async deadLetterTarget(ref: FunctionRef, region: string): Promise<string | undefined> {
+    try {
+      const fn = await this.frontend.resolve(ref, region);
+      return fn.config.DeadLetterTargetArn || undefined;
+    } catch {
+      return undefined;
+    }
+  }
+
+  /** Deliver one record (or dead letter) to its target; retry with backoff for up to 6 hours. */
+  private async deliver(ev: QueuedEvent): Promise<void> {
+    const target = ev.target ?? "";
+    const meta = ev.meta ? (JSON.parse(ev.meta) as DeliveryMeta) : {};
+    try {
+      await this.destinations.open(target).deliver({ body: ev.payload, attributes: meta.attributes ?? {} });
+    } catch (err) {
+      const permanent = err instanceof DeliveryError && err.permanent;
+      const next = Date.now() + backoffMs(ev.attempts);
+      if (permanent || next - ev.enqueued_at > DELIVERY_MAX_AGE_MS) {
+        this.log(
+          `async: giving up delivering ${ev.request_id} (${ev.function_name}) to ${target}: ${errText(err)}`,
+        );
+        await this.complete(ev, [], { delivery_failures: 1 });
+      } else {
+        this.log(
+          `async: delivery of ${ev.request_id} (${ev.function_name}) to ${target} failed: ${errText(err)}`,
+        );
+        await this.reschedule(ev, { nextRunAt: next, attempts: ev.attempts + 1 }, { delivery_failures: 1 });
+      }
+      return;
+    }
+    await this.complete(ev, [], { delivered: 1 });
+  }
+}
+
+/** This server's stable lease owner id, kept in its data dir (only one server runs per data dir). */
+function nodeId(dataDir: string): string {
+  const file = join(dataDir, "node-id");
+  if (existsSync(file)) {
+    const id = readFileSync(file, "utf8").trim();
+    if (id) return id;
+  }
+  const id = randomUUID();
+  writeFileSync(file, `${id}\n`);
+  return id;
+}
+
+function errText(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
+}
+
+function headerSafe(s: string): string {
+  return s.replace(/[^\x20-\x7e]/g, " ");
+}
