@@ -472,9 +472,11 @@ export class FunctionService {
         .execute();
       if (rows.length === 0) throw notFound(region, ref.name, ref.qualifier);
       if (ref.qualifier === undefined) {
-        await this.db.deleteFrom("functions").where("name", "=", ref.name).execute();
-        // SQLite cascades only with foreign_keys on; be explicit for both engines.
-        await this.db.deleteFrom("function_versions").where("function_name", "=", ref.name).execute();
+        await this.db.transaction().execute(async (tx) => {
+          // Versions first (they reference the function), explicitly on both engines.
+          await tx.deleteFrom("function_versions").where("function_name", "=", ref.name).execute();
+          await tx.deleteFrom("functions").where("name", "=", ref.name).execute();
+        });
       } else {
         await this.db
           .deleteFrom("function_versions")
@@ -490,15 +492,30 @@ export class FunctionService {
     });
   }
 
-  /** Drop a code blob nothing references any more. */
+  /**
+   * Drop a code blob nothing references any more. The blob row is locked first
+   * (PostgreSQL; SQLite has one writer), and putBlob locks it too, so a
+   * concurrent create or update that reuses the same package on another
+   * server either commits its reference before we look, or re-inserts the
+   * blob after we delete it: a referenced blob is never lost.
+   */
   private async collectBlob(sha256: string): Promise<void> {
-    const used = await this.db
-      .selectFrom("function_versions")
-      .select("function_name")
-      .where("code_sha256", "=", sha256)
-      .limit(1)
-      .executeTakeFirst();
-    if (!used) await this.db.deleteFrom("code_blobs").where("sha256", "=", sha256).execute();
+    await this.db.transaction().execute(async (tx) => {
+      const blob = await tx
+        .selectFrom("code_blobs")
+        .select("sha256")
+        .where("sha256", "=", sha256)
+        .$if(this.store.engine === "postgres", (q) => q.forUpdate())
+        .executeTakeFirst();
+      if (!blob) return;
+      const used = await tx
+        .selectFrom("function_versions")
+        .select("function_name")
+        .where("code_sha256", "=", sha256)
+        .limit(1)
+        .executeTakeFirst();
+      if (!used) await tx.deleteFrom("code_blobs").where("sha256", "=", sha256).execute();
+    });
   }
 
   async loadZip(sha256: string): Promise<Buffer> {
@@ -559,7 +576,8 @@ async function putBlob(tx: Transaction<Database>, pkg: CodePackage, zip: Buffer)
   await tx
     .insertInto("code_blobs")
     .values({ sha256: pkg.sha256, size: pkg.size, data: zip, created_at: Date.now() })
-    .onConflict((oc) => oc.column("sha256").doNothing())
+    // An update (not "do nothing") takes the row lock collectBlob waits for.
+    .onConflict((oc) => oc.column("sha256").doUpdateSet((eb) => ({ size: eb.ref("excluded.size") })))
     .execute();
 }
 
