@@ -27,7 +27,7 @@ export class Platform {
   url = "";
   /** Event invoke configs (control) and the async invoke queue and pollers. */
   eventInvokeConfigs!: EventInvokeConfigService;
-  async!: AsyncService;
+  asyncInvoke!: AsyncService;
   private stopping: Promise<void> | null = null;
 
   private constructor(
@@ -76,11 +76,11 @@ export class Platform {
       const frontend = new Frontend(functions, worker, options.accountConcurrency);
       const platform = new Platform(options, openedStore, functions, logs, worker, frontend, sandbox, unlock);
       platform.eventInvokeConfigs = new EventInvokeConfigService(openedStore, functions);
-      platform.async = new AsyncService(openedStore, frontend, platform.eventInvokeConfigs, options);
+      platform.asyncInvoke = new AsyncService(openedStore, frontend, platform.eventInvokeConfigs, options);
       platform.app = buildApp(platform);
       const address = await platform.app.listen({ host: options.host, port: options.port });
       platform.url = address.replace("[::1]", "localhost");
-      await platform.async.start();
+      await platform.asyncInvoke.start();
       return platform;
     } catch (err) {
       await store?.close();
@@ -110,14 +110,14 @@ export class Platform {
 
   /** Event invocations: stored durably, run by the async pollers. */
   async invokeAsync(req: InvokeRequest): Promise<{ requestId: string }> {
-    return this.async.enqueue({ ...req, maxPayloadBytes: this.options.limits.asyncPayloadBytes });
+    return this.asyncInvoke.enqueue({ ...req, maxPayloadBytes: this.options.limits.asyncPayloadBytes });
   }
 
   /** Stop taking requests, let in-flight ones finish, stop every environment, close the store. */
   stop(): Promise<void> {
     this.stopping ??= (async () => {
       // Stop claiming async events; running ones finish or go back to the queue.
-      await this.async.stop();
+      await this.asyncInvoke.stop();
       await this.app.close();
       await this.worker.close();
       await this.logs.flush();

@@ -125,7 +125,7 @@ describe("retries", () => {
         (r.body as { event: { requestPayload?: unknown } }).event.requestPayload !== undefined,
     );
     expect(runs(count)).toBe(1);
-    const rec = (got?.body as { event: Record<string, unknown> }).event;
+    const rec = (got!.body as { event: Record<string, unknown> }).event;
     const payload = rec.responsePayload as { errorType: string; errorMessage: string; trace?: unknown };
     expect(rec).toEqual({
       version: "1.0",
@@ -217,7 +217,7 @@ describe("dead-letter targets", () => {
     const [viaFn] = await sink.waitFor(
       (r) => r.path === "/sink" && (r.body as { event: { dlq?: string } }).event.dlq === "fn",
     );
-    expect((viaFn?.body as { event: unknown }).event).toEqual({ dlq: "fn" });
+    expect((viaFn!.body as { event: unknown }).event).toEqual({ dlq: "fn" });
 
     await server.lambda.send(
       new UpdateFunctionConfigurationCommand({

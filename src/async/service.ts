@@ -106,6 +106,11 @@ export class AsyncService {
     return { requestId };
   }
 
+  /** Look for due events now (enqueues on this server and NOTIFYs from others do this already). */
+  wake(): void {
+    this.poller.wake();
+  }
+
   /** Take back this server's leases from an earlier life, listen for other servers, start claiming. */
   async start(): Promise<void> {
     const released = await this.queue.release({ all: this.store.engine === "sqlite" });

@@ -10,7 +10,8 @@ import { zipEntries } from "./zip.js";
 
 /**
  * Counts its runs in COUNT_FILE (if set), reports each run to REPORT_URL (if
- * set) as `{ run, event }`, sleeps SLEEP_MS, and fails while run <= FAIL_TIMES.
+ * set) as `{ run, event }`, sleeps SLEEP_MS, waits for GATE_URL to answer (if
+ * set), and fails while run <= FAIL_TIMES.
  */
 export const PROBE_HANDLER = `
 const fs = require("node:fs");
@@ -25,6 +26,7 @@ exports.handler = async (event) => {
   if (process.env.REPORT_URL) {
     await fetch(process.env.REPORT_URL, { method: "POST", body: JSON.stringify({ run, event }) });
   }
+  if (process.env.GATE_URL) await (await fetch(process.env.GATE_URL)).text();
   const fails = Number(process.env.FAIL_TIMES || 0);
   if (fails > 0 && run <= fails) throw new Error("fail #" + run);
   return { runs: run };

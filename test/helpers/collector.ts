@@ -24,6 +24,8 @@ export class Collector {
   url = "";
   /** Answer this status instead of 200 (for failing-destination tests). */
   status = 200;
+  /** Requests to /gate… are answered only once the gate opens. */
+  private held: Array<() => void> | null = [];
 
   static async start(): Promise<Collector> {
     const c = new Collector();
@@ -36,8 +38,12 @@ export class Collector {
         try {
           body = JSON.parse(text);
         } catch {}
-        res.statusCode = c.status;
-        res.end("{}");
+        const answer = () => {
+          res.statusCode = c.status;
+          res.end("{}");
+        };
+        if (req.url?.startsWith("/gate") && c.held) c.held.push(answer);
+        else answer();
         if (c.status >= 300) return;
         c.received.push({ path: req.url ?? "/", headers: req.headers, body });
         c.check();
@@ -68,6 +74,13 @@ export class Collector {
 
   onPath(path: string, count = 1): Promise<Received[]> {
     return this.waitFor((r) => r.path === path, count);
+  }
+
+  /** Answer every held and future /gate request. */
+  openGate(): void {
+    const held = this.held ?? [];
+    this.held = null;
+    for (const answer of held) answer();
   }
 
   close(): Promise<void> {

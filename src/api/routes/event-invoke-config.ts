@@ -44,7 +44,7 @@ export function registerEventInvokeConfigRoutes(app: FastifyInstance, platform: 
   });
 
   app.get("/_lambent/queue", async () => ({
-    ...(await platform.async.status()),
-    thisServer: platform.async.counters.snapshot(),
+    ...(await platform.asyncInvoke.status()),
+    thisServer: platform.asyncInvoke.counters.snapshot(),
   }));
 }
