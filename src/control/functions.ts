@@ -286,10 +286,44 @@ export class FunctionService {
       .execute();
     // $LATEST first, then published versions in numeric order.
     rows.sort((a, b) => versionOrder(a.version) - versionOrder(b.version));
-    const start = marker ? Number(decodeMarker(marker)) : 0;
-    const page = rows.slice(start, start + maxItems).map(toVersion);
-    const next = start + maxItems;
-    return next < rows.length ? { items: page, nextMarker: encodeMarker(String(next)) } : { items: page };
+    // The marker is the last version shown, so versions published or deleted between pages shift nothing.
+    let rest = rows;
+    if (marker !== undefined) {
+      const after = decodeMarker(marker);
+      if (!/^(\$LATEST|\d+)$/.test(after)) throw InvalidParameterValue("Invalid Marker");
+      rest = rows.filter((r) => versionOrder(r.version) > versionOrder(after));
+    }
+    const page = rest.slice(0, maxItems).map(toVersion);
+    const last = page[page.length - 1];
+    return rest.length > maxItems && last
+      ? { items: page, nextMarker: encodeMarker(last.version) }
+      : { items: page };
+  }
+
+  /**
+   * Finish what a crash interrupted: a version left Pending (create) or with an
+   * update InProgress would otherwise refuse every later update. Every create
+   * and update completes within its request, so on a server that shares its
+   * store with nobody (SQLite), anything still in progress at start is stale.
+   * Call once at startup, before serving requests.
+   */
+  async recover(): Promise<number> {
+    const stuck = await this.db
+      .selectFrom("function_versions")
+      .select(["function_name", "version", "code_sha256", "state"])
+      .where((eb) => eb.or([eb("state", "=", "Pending"), eb("last_update_status", "=", "InProgress")]))
+      .execute();
+    for (const row of stuck) {
+      await this.exclusive(row.function_name, () =>
+        this.activate(
+          row.function_name,
+          row.version,
+          row.code_sha256,
+          row.state === "Pending" ? "create" : "update",
+        ),
+      );
+    }
+    return stuck.length;
   }
 
   async updateCode(

@@ -243,4 +243,53 @@ describe.each(["sqlite", "postgres"] as const)("store on %s", (engine) => {
     expect(err).toMatchObject({ type: "PreconditionFailedException", statusCode: 412 });
     expect((await fns.getVersion({ name: "rev-fn" }, REGION)).config.Timeout).toBe(9);
   });
+
+  it("recover() finishes creates and updates a crash left in progress", async () => {
+    await fns.create(await createInput("crash-1", await zip("c1")), REGION);
+    await fns.create(await createInput("crash-2", await zip("c2")), REGION);
+    // What a crash between the write and the activation leaves behind.
+    await store.db
+      .updateTable("function_versions")
+      .set({ state: "Pending", last_update_status: "InProgress", last_update_status_reason_code: "Creating" })
+      .where("function_name", "=", "crash-1")
+      .execute();
+    await store.db
+      .updateTable("function_versions")
+      .set({ last_update_status: "InProgress", last_update_status_reason_code: "Updating" })
+      .where("function_name", "=", "crash-2")
+      .execute();
+    const blocked = await caught(fns.updateConfiguration("crash-2", { Timeout: 4 }, REGION));
+    expect(blocked.type).toBe("ResourceConflictException");
+    expect(await fns.recover()).toBe(2);
+    for (const name of ["crash-1", "crash-2"]) {
+      const v = await fns.getVersion({ name }, REGION);
+      expect([v.state, v.row.last_update_status, v.row.last_update_status_reason_code]).toEqual([
+        "Active",
+        "Successful",
+        null,
+      ]);
+    }
+    expect((await fns.updateConfiguration("crash-2", { Timeout: 4 }, REGION)).config.Timeout).toBe(4);
+    expect(await fns.recover()).toBe(0);
+  });
+
+  it("ListVersionsByFunction pages by the last version shown", async () => {
+    await fns.create(await createInput("page-fn", await zip("p0")), REGION);
+    for (let i = 1; i <= 4; i++) {
+      await fns.updateConfiguration("page-fn", { Timeout: 10 + i }, REGION);
+      await fns.publishVersion("page-fn", REGION, {});
+    }
+    const first = await fns.listVersions("page-fn", REGION, undefined, 2);
+    expect(first.items.map((v) => v.version)).toEqual(["$LATEST", "1"]);
+    // Deleting a version already shown does not make the next page skip one.
+    await fns.delete({ name: "page-fn", qualifier: "1" }, REGION);
+    const second = await fns.listVersions("page-fn", REGION, first.nextMarker, 2);
+    expect(second.items.map((v) => v.version)).toEqual(["2", "3"]);
+    const third = await fns.listVersions("page-fn", REGION, second.nextMarker, 2);
+    expect(third.items.map((v) => v.version)).toEqual(["4"]);
+    expect(third.nextMarker).toBeUndefined();
+    expect((await caught(fns.listVersions("page-fn", REGION, "bm9wZQ", 2))).type).toBe(
+      "InvalidParameterValueException",
+    );
+  });
 });
