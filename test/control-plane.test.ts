@@ -185,7 +185,7 @@ describe.each(["sqlite", "postgres"] as const)("control plane on %s", (engine) =
 
   it("ListFunctions pages with Marker/MaxItems, in name order, without gaps or repeats", async () => {
     const zip = await smallZip("list");
-    const names = ["list-a", "list-b", "list-c", "list-d", "list-e"];
+    const names = ["list-a", "list-b", "list-c", "list-d", "list-e", "LIST-F", "list_g", "List9"];
     for (const n of names) await createFn(lambda, n, zip);
     const all = await allFunctionNames(lambda);
     expect(all).toEqual([...all].sort());

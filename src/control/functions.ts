@@ -4,7 +4,7 @@
  */
 import { randomUUID } from "node:crypto";
 import { EventEmitter } from "node:events";
-import type { Kysely, Transaction } from "kysely";
+import { type Kysely, sql, type Transaction } from "kysely";
 import type { Limits } from "../config.js";
 import {
   constraintViolation,
@@ -257,19 +257,30 @@ export class FunctionService {
     all = false,
   ): Promise<{ items: FunctionVersion[]; nextMarker?: string }> {
     const after = marker === undefined ? undefined : decodeListMarker(marker);
-    let q = this.db.selectFrom("function_versions").selectAll().orderBy("function_name");
-    if (!all) q = q.where("version", "=", LATEST).limit(maxItems + 1);
-    if (after) q = q.where("function_name", all ? ">=" : ">", after.name);
-    let rows = (await q.execute()).map(toVersion);
-    if (all) {
-      rows.sort((a, b) =>
-        a.name === b.name ? versionOrder(a.version) - versionOrder(b.version) : a.name < b.name ? -1 : 1,
+    // Byte order on both engines (PostgreSQL's default collation may be locale-aware), so pages
+    // are the same everywhere and the marker comparison agrees with the sort.
+    const name =
+      this.store.engine === "postgres" ? sql<string>`function_name collate "C"` : sql<string>`function_name`;
+    const versionNumber = sql<number>`(case when version = ${LATEST} then -1 else cast(version as integer) end)`;
+    let q = this.db
+      .selectFrom("function_versions")
+      .selectAll()
+      .orderBy(name)
+      .orderBy(versionNumber)
+      .limit(maxItems + 1);
+    if (!all) q = q.where("version", "=", LATEST);
+    if (after) {
+      const afterVersion = after.version === undefined ? undefined : versionOrder(after.version);
+      q = q.where((eb) =>
+        afterVersion === undefined
+          ? eb(name, ">", after.name)
+          : eb.or([
+              eb(name, ">", after.name),
+              eb.and([eb(name, "=", after.name), eb(versionNumber, ">", afterVersion)]),
+            ]),
       );
-      if (after) {
-        const key = after.version === undefined ? Number.POSITIVE_INFINITY : versionOrder(after.version);
-        rows = rows.filter((r) => r.name > after.name || versionOrder(r.version) > key);
-      }
     }
+    const rows = (await q.execute()).map(toVersion);
     const page = rows.slice(0, maxItems);
     const last = page[page.length - 1];
     return rows.length > maxItems && last
