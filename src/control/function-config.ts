@@ -46,6 +46,8 @@ export interface StoredConfig {
   KMSKeyArn?: string;
   LogFormat: "Text" | "JSON";
   LogGroup?: string;
+  /** On a published version: the RevisionId of $LATEST it was published from. */
+  PublishedFromRevisionId?: string;
 }
 
 export const DEFAULTS = {

@@ -481,8 +481,7 @@ export class FunctionService {
       .execute();
     newest.sort((a, b) => versionOrder(b.version) - versionOrder(a.version));
     const top = newest[0];
-    if (top && top.code_sha256 === latest.codeSha256 && sameConfig(top.config, latest.row.config))
-      return toVersion(top);
+    if (top && unchangedSince(top, latest.row)) return toVersion(top);
     return this.db.transaction().execute(async (tx) => {
       const fn = await tx
         .updateTable("functions")
@@ -491,7 +490,11 @@ export class FunctionService {
         .returning("last_version")
         .executeTakeFirst();
       if (!fn) throw notFound(region, name);
-      const config: StoredConfig = { ...latest.config, Description: description };
+      const config: StoredConfig = {
+        ...latest.config,
+        Description: description,
+        PublishedFromRevisionId: latest.revisionId,
+      };
       const row: FunctionVersionsTable = {
         ...latest.row,
         version: String(fn.last_version),
@@ -656,6 +659,17 @@ function checkUpdatable(current: FunctionVersion, region: string): void {
 
 function versionOrder(v: string): number {
   return v === LATEST ? -1 : Number(v);
+}
+
+/**
+ * Whether $LATEST is still what `version` was published from. Every change of
+ * $LATEST's code or configuration (Description included) gives it a new
+ * RevisionId, which the version records.
+ */
+function unchangedSince(version: FunctionVersionsTable, latest: FunctionVersionsTable): boolean {
+  const from = (JSON.parse(version.config) as StoredConfig).PublishedFromRevisionId;
+  if (from !== undefined) return from === latest.revision_id;
+  return version.code_sha256 === latest.code_sha256 && sameConfig(version.config, latest.config);
 }
 
 function sameConfig(a: string, b: string): boolean {

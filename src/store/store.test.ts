@@ -292,4 +292,19 @@ describe.each(["sqlite", "postgres"] as const)("store on %s", (engine) => {
       "InvalidParameterValueException",
     );
   });
+
+  it("PublishVersion publishes again only when $LATEST changed (its description included)", async () => {
+    await fns.create(await createInput("pubd-fn", await zip("pd")), REGION);
+    expect((await fns.publishVersion("pubd-fn", REGION, { Description: "first" })).version).toBe("1");
+    expect((await fns.publishVersion("pubd-fn", REGION, {})).version).toBe("1");
+    await fns.tag("pubd-fn", REGION, { t: "v" });
+    expect((await fns.publishVersion("pubd-fn", REGION, {})).version).toBe("1");
+    await fns.updateConfiguration("pubd-fn", { Description: "changed" }, REGION);
+    const v2 = await fns.publishVersion("pubd-fn", REGION, {});
+    expect(v2.version).toBe("2");
+    expect(v2.config.Description).toBe("changed");
+    expect((await fns.getVersion({ name: "pubd-fn", qualifier: "1" }, REGION)).config.Description).toBe(
+      "first",
+    );
+  });
 });
