@@ -1,9 +1,5 @@
-/**
- * The plain-process driver: no isolation at all (it says so). The runtime is a
- * child process in its own process group, with exactly the spec's environment.
- */
 import { spawn } from "node:child_process";
-import { readFileSync } from "node:fs";
+import { readFileSync, writeFileSync } from "node:fs";
 import type {
   RuntimeApiEndpoint,
   Sandbox,
@@ -13,60 +9,18 @@ import type {
   SandboxSpec,
   SandboxView,
 } from "./driver.js";
+import { SandboxError } from "./errors.js";
+import { childExit, childSpawned } from "./exit.js";
 
-class ProcessSandbox implements Sandbox {
-  readonly exited: Promise<SandboxExit>;
-  private dead = false;
-
-  constructor(
-    readonly id: string,
-    readonly pid: number,
-    exited: Promise<SandboxExit>,
-  ) {
-    this.exited = exited.then((e) => {
-      this.dead = true;
-      return e;
-    });
-  }
-
-  private signal(sig: NodeJS.Signals): void {
-    if (this.dead) return;
-    try {
-      process.kill(-this.pid, sig);
-    } catch {}
-  }
-
-  async freeze(): Promise<void> {
-    this.signal("SIGSTOP");
-  }
-
-  async thaw(): Promise<void> {
-    this.signal("SIGCONT");
-  }
-
-  resetPeakMemory(): void {}
-
-  /** VmHWM of the main process: its own peak resident set since start (children not counted). */
-  peakMemoryBytes(): number | undefined {
-    try {
-      const m = /VmHWM:\s+(\d+) kB/.exec(readFileSync(`/proc/${this.pid}/status`, "utf8"));
-      return m ? Number(m[1]) * 1024 : undefined;
-    } catch {
-      return undefined;
-    }
-  }
-
-  async destroy(): Promise<void> {
-    this.signal("SIGKILL");
-    this.signal("SIGCONT");
-    await this.exited;
-  }
-}
-
+/**
+ * Runs the runtime as a plain child process in its own process group.
+ * It isolates nothing and limits nothing: paths are the host's, the Runtime API is a
+ * TCP port on the host loopback, freeze is SIGSTOP to the group.
+ */
 export class ProcessDriver implements SandboxDriver {
   readonly name = "process";
   readonly isolates = false;
-  private readonly live = new Set<ProcessSandbox>();
+  readonly #live = new Set<ProcessSandbox>();
 
   async init(): Promise<void> {}
 
@@ -75,7 +29,9 @@ export class ProcessDriver implements SandboxDriver {
   }
 
   view(mounts: SandboxMounts, runtimeApi: RuntimeApiEndpoint): SandboxView {
-    if (runtimeApi.kind !== "tcp") throw new Error("the process driver serves the Runtime API over TCP");
+    if (runtimeApi.kind !== "tcp") {
+      throw new SandboxError("InvalidSandboxSpec", "the process driver serves the Runtime API over tcp only");
+    }
     return {
       taskRoot: mounts.codeDir,
       runtimeRoot: mounts.runtimeDir,
@@ -85,31 +41,91 @@ export class ProcessDriver implements SandboxDriver {
   }
 
   async spawn(spec: SandboxSpec): Promise<Sandbox> {
-    const [cmd, ...args] = spec.argv;
-    if (!cmd) throw new Error("empty argv");
-    const child = spawn(cmd, args, {
-      cwd: spec.mounts.codeDir,
+    const [file, ...args] = spec.argv;
+    if (file === undefined) throw new SandboxError("InvalidSandboxSpec", "empty argv");
+    const child = spawn(file, args, {
       env: spec.env,
+      cwd: spec.mounts.codeDir,
       detached: true,
       stdio: ["ignore", "pipe", "pipe"],
     });
-    const exited = new Promise<SandboxExit>((resolve) => {
-      child.once("error", () => resolve({ code: 127, signal: null, oomKilled: false }));
-      child.once("exit", (code, signal) => resolve({ code, signal, oomKilled: false }));
-    });
-    await new Promise<void>((resolve, reject) => {
-      child.once("spawn", resolve);
-      child.once("error", reject);
-    });
     child.stdout?.on("data", spec.onOutput);
     child.stderr?.on("data", spec.onOutput);
-    const sandbox = new ProcessSandbox(spec.id, child.pid as number, exited);
-    this.live.add(sandbox);
-    void sandbox.exited.then(() => this.live.delete(sandbox));
+    try {
+      await childSpawned(child);
+    } catch (cause) {
+      throw new SandboxError("SandboxStartFailure", `cannot start ${file}`, { cause });
+    }
+    const pid = child.pid as number;
+    // The runtime's death ends the environment: take the rest of its group along so the pipes close.
+    child.once("exit", () => killGroup(pid));
+    const closed = childExit(child);
+    const sandbox = new ProcessSandbox(spec.id, pid, closed, () => this.#live.delete(sandbox));
+    this.#live.add(sandbox);
     return sandbox;
   }
 
   async close(): Promise<void> {
-    await Promise.all([...this.live].map((s) => s.destroy()));
+    await Promise.all([...this.#live].map((sandbox) => sandbox.destroy()));
+  }
+}
+
+class ProcessSandbox implements Sandbox {
+  readonly exited: Promise<SandboxExit>;
+
+  constructor(
+    readonly id: string,
+    readonly pid: number,
+    closed: Promise<{ code: number | null; signal: NodeJS.Signals | null }>,
+    onExit: () => void,
+  ) {
+    this.exited = closed.then(({ code, signal }) => {
+      onExit();
+      return { code, signal, oomKilled: false };
+    });
+  }
+
+  async freeze(): Promise<void> {
+    signalGroup(this.pid, "SIGSTOP");
+  }
+
+  async thaw(): Promise<void> {
+    signalGroup(this.pid, "SIGCONT");
+  }
+
+  /** Resets the main process's VmHWM to its current RSS (`clear_refs` 5). */
+  resetPeakMemory(): void {
+    try {
+      writeFileSync(`/proc/${this.pid}/clear_refs`, "5");
+    } catch {
+      // The process is gone or /proc is not writable: there is nothing to reset.
+    }
+  }
+
+  /** The main process's peak RSS (VmHWM); children are not counted. */
+  peakMemoryBytes(): number | undefined {
+    try {
+      const match = /^VmHWM:\s+(\d+) kB$/m.exec(readFileSync(`/proc/${this.pid}/status`, "utf8"));
+      return match?.[1] === undefined ? undefined : Number(match[1]) * 1024;
+    } catch {
+      return undefined;
+    }
+  }
+
+  async destroy(): Promise<void> {
+    killGroup(this.pid);
+    await this.exited;
+  }
+}
+
+function killGroup(pid: number): void {
+  signalGroup(pid, "SIGKILL");
+}
+
+function signalGroup(pid: number, signal: NodeJS.Signals): void {
+  try {
+    process.kill(-pid, signal);
+  } catch {
+    // ESRCH: every process of the group has already exited.
   }
 }

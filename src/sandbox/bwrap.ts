@@ -1,0 +1,265 @@
+import { type ChildProcess, spawn } from "node:child_process";
+import { chmod, rm } from "node:fs/promises";
+import { constants } from "node:os";
+import type { Readable } from "node:stream";
+import type { CgroupHierarchy, SandboxCgroup } from "./cgroups.js";
+import { MEMORY_MB_PER_VCPU } from "./cgroups.js";
+import type {
+  RuntimeApiEndpoint,
+  Sandbox,
+  SandboxDriver,
+  SandboxExit,
+  SandboxMounts,
+  SandboxSpec,
+  SandboxView,
+} from "./driver.js";
+import { SandboxError } from "./errors.js";
+import { type ChildExit, childExit, childSpawned } from "./exit.js";
+import { attachNetwork, HELPER_ENV, RUNTIME_API_PORT, type SandboxNetwork } from "./network.js";
+import { SANDBOX_USER } from "./sandbox-user.js";
+import { systemViewArgs, writeSandboxEtc } from "./system-view.js";
+
+export type SandboxNetworkMode = "isolated" | "host";
+
+export interface BwrapDriverOptions {
+  /** Working directory inside the server's data dir; the driver keeps its generated /etc in `sandbox-etc/`. */
+  runDir: string;
+  /** `isolated`: a network namespace per environment (slirp4netns); `host`: share the host's (faster, weaker). */
+  network: SandboxNetworkMode;
+  cgroups: CgroupHierarchy;
+  /** bwrap executable (default: found on PATH). */
+  bwrap?: string;
+}
+
+/** Where things appear inside every environment. */
+export const SANDBOX_PATHS = {
+  taskRoot: "/var/task",
+  runtimeRoot: "/var/runtime",
+  optRoot: "/opt",
+  runtimeApiSocket: "/run/lambent/runtime-api.sock",
+} as const;
+
+const SAFE_ID = /^[A-Za-z0-9][A-Za-z0-9._-]*$/;
+
+/**
+ * Execution environments as bubblewrap sandboxes in their own cgroups. bwrap runs as root without a
+ * user namespace (so any host path can be mapped and no userns is created); the process drops to
+ * the sandbox user through setpriv before it execs the runtime.
+ */
+export class BwrapDriver implements SandboxDriver {
+  readonly name = "bwrap";
+  readonly isolates = true;
+  readonly #options: BwrapDriverOptions;
+  readonly #etcDir: string;
+  readonly #systemArgs: string[];
+  readonly #live = new Set<BwrapSandbox>();
+
+  constructor(options: BwrapDriverOptions) {
+    this.#options = options;
+    this.#etcDir = `${options.runDir}/sandbox-etc`;
+    this.#systemArgs = systemViewArgs(this.#etcDir, options.network);
+  }
+
+  async init(): Promise<void> {
+    await this.#options.cgroups.sweep();
+    await rm(this.#etcDir, { recursive: true, force: true });
+    await writeSandboxEtc(this.#etcDir);
+  }
+
+  runtimeApiEndpointKind(): "tcp" | "unix" {
+    return this.#options.network === "isolated" ? "unix" : "tcp";
+  }
+
+  view(_mounts: SandboxMounts, runtimeApi: RuntimeApiEndpoint): SandboxView {
+    const { taskRoot, runtimeRoot, optRoot, runtimeApiSocket } = SANDBOX_PATHS;
+    if (runtimeApi.kind === "unix") {
+      return {
+        taskRoot,
+        runtimeRoot,
+        optRoot,
+        runtimeApiAddress: `127.0.0.1:${RUNTIME_API_PORT}`,
+        runtimeApiSocket,
+      };
+    }
+    if (this.#options.network === "isolated") {
+      throw new SandboxError(
+        "InvalidSandboxSpec",
+        "an isolated network carries the Runtime API over a unix socket",
+      );
+    }
+    return { taskRoot, runtimeRoot, optRoot, runtimeApiAddress: `${runtimeApi.host}:${runtimeApi.port}` };
+  }
+
+  async spawn(spec: SandboxSpec): Promise<Sandbox> {
+    if (!SAFE_ID.test(spec.id)) throw new SandboxError("InvalidSandboxSpec", `unsafe sandbox id ${spec.id}`);
+    if (spec.argv.length === 0) throw new SandboxError("InvalidSandboxSpec", "empty argv");
+    const socket = spec.runtimeApi.kind === "unix" ? spec.runtimeApi.path : undefined;
+    if (this.#options.network === "isolated" && socket === undefined) {
+      throw new SandboxError(
+        "InvalidSandboxSpec",
+        "an isolated network carries the Runtime API over a unix socket",
+      );
+    }
+    const cgroup = await this.#options.cgroups.create(spec.id, {
+      memoryBytes: spec.limits.memoryMb * 1024 * 1024,
+      cpus: spec.limits.memoryMb / MEMORY_MB_PER_VCPU,
+      pids: spec.limits.pids,
+    });
+    try {
+      // The sandbox user must be able to connect(); the worker listens on it before spawning.
+      if (socket !== undefined) await chmod(socket, 0o666);
+      const sandbox = await this.#start(spec, cgroup, socket);
+      this.#live.add(sandbox);
+      void sandbox.exited.then(() => this.#live.delete(sandbox));
+      return sandbox;
+    } catch (error) {
+      await cgroup.destroy();
+      throw error;
+    }
+  }
+
+  async close(): Promise<void> {
+    await Promise.all([...this.#live].map((sandbox) => sandbox.destroy()));
+    await this.#options.cgroups.release();
+  }
+
+  /** bwrap blocks its child before exec; meanwhile it joins its cgroups and gets its network. */
+  async #start(spec: SandboxSpec, cgroup: SandboxCgroup, socket: string | undefined): Promise<BwrapSandbox> {
+    const child = spawn(this.#options.bwrap ?? "bwrap", this.#args(spec, socket), {
+      env: HELPER_ENV,
+      // 3: --info-fd (child pid), 4: --block-fd (released once cgroups and network are ready).
+      stdio: ["ignore", "pipe", "pipe", "pipe", "pipe"],
+    });
+    child.stdout?.on("data", spec.onOutput);
+    child.stderr?.on("data", spec.onOutput);
+    try {
+      await childSpawned(child);
+    } catch (cause) {
+      throw new SandboxError("SandboxStartFailure", "cannot start bwrap", { cause });
+    }
+    const closed = childExit(child);
+    let network: SandboxNetwork | undefined;
+    try {
+      const pid = await readChildPid(child.stdio[3] as Readable);
+      const [, attached] = await Promise.all([
+        cgroup.join(pid),
+        socket === undefined ? undefined : attachNetwork(pid, socket),
+      ]);
+      network = attached;
+      (child.stdio[4] as NodeJS.WritableStream).end("1");
+    } catch (error) {
+      child.kill("SIGKILL");
+      await closed;
+      await network?.close();
+      throw error;
+    }
+    return new BwrapSandbox(spec.id, child, closed, cgroup, network);
+  }
+
+  #args(spec: SandboxSpec, socket: string | undefined): string[] {
+    const { mounts, limits, env } = spec;
+    const args = ["--unshare-ipc", "--unshare-pid", "--unshare-uts", "--unshare-cgroup-try"];
+    if (this.#options.network === "isolated") args.push("--unshare-net");
+    args.push("--die-with-parent", "--new-session", "--hostname", "localhost", "--clearenv");
+    for (const [name, value] of Object.entries(env)) args.push("--setenv", name, value);
+    args.push(...this.#systemArgs, "--proc", "/proc", "--dev", "/dev");
+    args.push(
+      "--perms",
+      "1777",
+      "--size",
+      String(limits.ephemeralStorageMb * 1024 * 1024),
+      "--tmpfs",
+      "/tmp",
+    );
+    args.push("--ro-bind", mounts.codeDir, SANDBOX_PATHS.taskRoot);
+    args.push("--ro-bind", mounts.runtimeDir, SANDBOX_PATHS.runtimeRoot);
+    if (mounts.optDir !== undefined) args.push("--ro-bind", mounts.optDir, SANDBOX_PATHS.optRoot);
+    if (socket !== undefined) args.push("--ro-bind", socket, SANDBOX_PATHS.runtimeApiSocket);
+    args.push("--chdir", SANDBOX_PATHS.taskRoot, "--info-fd", "3", "--block-fd", "4", "--");
+    args.push(...dropToSandboxUser(), ...spec.argv);
+    return args;
+  }
+}
+
+/** setpriv inside the sandbox: become the sandbox user with no capabilities left to regain. */
+function dropToSandboxUser(): string[] {
+  const { uid, gid } = SANDBOX_USER;
+  return [
+    "/usr/bin/setpriv",
+    `--reuid=${uid}`,
+    `--regid=${gid}`,
+    "--clear-groups",
+    "--bounding-set=-all",
+    "--inh-caps=-all",
+    "--",
+  ];
+}
+
+/** bwrap writes `{"child-pid": N, …}` to --info-fd once the namespaces exist, then closes it. */
+function readChildPid(info: Readable): Promise<number> {
+  return new Promise((resolve, reject) => {
+    let text = "";
+    info.on("data", (chunk: Buffer) => {
+      text += chunk.toString();
+    });
+    info.once("end", () => {
+      const match = /"child-pid":\s*(\d+)/.exec(text);
+      if (match?.[1] === undefined) reject(new SandboxError("SandboxStartFailure", "bwrap failed to start"));
+      else resolve(Number(match[1]));
+    });
+  });
+}
+
+/** bwrap reports a runtime killed by signal N as exit code 128+N: give the signal back its name. */
+function runtimeExit(exit: ChildExit): ChildExit {
+  const signal = exit.code !== null && exit.code > 128 ? signalName(exit.code - 128) : undefined;
+  return signal === undefined ? exit : { code: null, signal };
+}
+
+function signalName(number: number): NodeJS.Signals | undefined {
+  return (Object.keys(constants.signals) as NodeJS.Signals[]).find(
+    (name) => constants.signals[name] === number,
+  );
+}
+
+class BwrapSandbox implements Sandbox {
+  readonly exited: Promise<SandboxExit>;
+  readonly pid: number;
+
+  constructor(
+    readonly id: string,
+    child: ChildProcess,
+    closed: Promise<ChildExit>,
+    private readonly cgroup: SandboxCgroup,
+    network: SandboxNetwork | undefined,
+  ) {
+    this.pid = child.pid as number;
+    // A dead environment releases everything at once: its OOM verdict is read before the cgroup goes.
+    this.exited = closed.then(async (exit) => {
+      const oomKilled = cgroup.oomKilled();
+      await Promise.all([cgroup.destroy(), network?.close()]);
+      return { ...runtimeExit(exit), oomKilled };
+    });
+  }
+
+  freeze(): Promise<void> {
+    return this.cgroup.freeze();
+  }
+
+  thaw(): Promise<void> {
+    return this.cgroup.thaw();
+  }
+
+  resetPeakMemory(): void {
+    this.cgroup.resetPeakMemory();
+  }
+
+  peakMemoryBytes(): number | undefined {
+    return this.cgroup.peakMemoryBytes();
+  }
+
+  async destroy(): Promise<void> {
+    await this.cgroup.destroy();
+    await this.exited;
+  }
+}

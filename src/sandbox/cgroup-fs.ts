@@ -1,0 +1,71 @@
+import { readFileSync, rmdirSync, writeFileSync } from "node:fs";
+import { SandboxError } from "./errors.js";
+
+/** Small synchronous cgroupfs helpers: each call is one short syscall, cheaper than a thread-pool hop. */
+
+export function readControl(dir: string, file: string): string | undefined {
+  try {
+    return readFileSync(`${dir}/${file}`, "utf8");
+  } catch {
+    return undefined;
+  }
+}
+
+export function writeControl(dir: string, file: string, value: string): void {
+  try {
+    writeFileSync(`${dir}/${file}`, value);
+  } catch (cause) {
+    throw new SandboxError("CgroupFailure", `cannot write ${value.trim()} to ${dir}/${file}`, { cause });
+  }
+}
+
+/** Reads a `key value` line of a flat-keyed control file (memory.oom_control, memory.events…). */
+export function readKey(dir: string, file: string, key: string): number | undefined {
+  const match = new RegExp(`^${key} (\\d+)$`, "m").exec(readControl(dir, file) ?? "");
+  return match?.[1] === undefined ? undefined : Number(match[1]);
+}
+
+export function pidsOf(dir: string): number[] {
+  return (readControl(dir, "cgroup.procs") ?? "").split("\n").filter(Boolean).map(Number);
+}
+
+export function killAll(pids: Iterable<number>): void {
+  for (const pid of pids) {
+    try {
+      process.kill(pid, "SIGKILL");
+    } catch {
+      // Already gone.
+    }
+  }
+}
+
+/** Polls `done` on every turn of the event loop until it holds or `ms` elapse. */
+export async function until(done: () => boolean, ms: number, what: string): Promise<void> {
+  const deadline = performance.now() + ms;
+  while (!done()) {
+    if (performance.now() > deadline) throw new SandboxError("CgroupFailure", `timed out: ${what}`);
+    await new Promise((resolve) => setImmediate(resolve));
+  }
+}
+
+/**
+ * Removes a cgroup directory once its last task is gone: kill whatever is still listed, retry on
+ * EBUSY (dying tasks leave the cgroup asynchronously). Missing directories count as removed.
+ */
+export async function removeCgroupDir(dir: string, ms = 5000): Promise<void> {
+  const deadline = performance.now() + ms;
+  for (;;) {
+    try {
+      rmdirSync(dir);
+      return;
+    } catch (error) {
+      const code = (error as NodeJS.ErrnoException).code;
+      if (code === "ENOENT") return;
+      if (code !== "EBUSY" || performance.now() > deadline) {
+        throw new SandboxError("CgroupFailure", `cannot remove ${dir}`, { cause: error });
+      }
+    }
+    killAll(pidsOf(dir));
+    await new Promise((resolve) => setTimeout(resolve, 1));
+  }
+}

@@ -1,0 +1,132 @@
+import { existsSync } from "node:fs";
+import { mkdir, readdir, writeFile } from "node:fs/promises";
+import { killAll, pidsOf, readControl, readKey, removeCgroupDir, until, writeControl } from "./cgroup-fs.js";
+import type { CgroupHierarchy, CgroupLimits, SandboxCgroup, V1Controller } from "./cgroups.js";
+import { CPU_PERIOD_US, cpuQuotaUs } from "./cgroups.js";
+import { SandboxError } from "./errors.js";
+
+type Dirs = Record<V1Controller, string>;
+const CONTROLLERS: readonly V1Controller[] = ["memory", "cpu", "pids", "freezer"];
+
+/** cgroup v1: one directory per controller, `<mount>/lambent/<instanceId>/<sandboxId>`. */
+export class CgroupV1Hierarchy implements CgroupHierarchy {
+  readonly version = 1;
+  readonly #roots: Dirs;
+
+  constructor(mounts: Dirs, instanceId: string) {
+    this.#roots = mapDirs((c) => `${mounts[c]}/lambent/${instanceId}`);
+  }
+
+  get roots(): readonly string[] {
+    return Object.values(this.#roots);
+  }
+
+  async prepare(): Promise<void> {
+    await Promise.all(this.roots.map((dir) => mkdir(dir, { recursive: true })));
+  }
+
+  async create(sandboxId: string, limits: CgroupLimits): Promise<SandboxCgroup> {
+    const dirs = mapDirs((c) => `${this.#roots[c]}/${sandboxId}`);
+    try {
+      await Promise.all(CONTROLLERS.map((c) => mkdir(dirs[c])));
+      const memory = String(limits.memoryBytes);
+      await writeFile(`${dirs.memory}/memory.limit_in_bytes`, memory);
+      // Without swap accounting the file is absent; with it, swap must not extend the limit.
+      if (existsSync(`${dirs.memory}/memory.memsw.limit_in_bytes`)) {
+        await writeFile(`${dirs.memory}/memory.memsw.limit_in_bytes`, memory);
+      }
+      await Promise.all([
+        writeFile(`${dirs.cpu}/cpu.cfs_period_us`, String(CPU_PERIOD_US)),
+        writeFile(`${dirs.pids}/pids.max`, String(limits.pids)),
+      ]);
+      await writeFile(`${dirs.cpu}/cpu.cfs_quota_us`, String(cpuQuotaUs(limits.cpus)));
+    } catch (cause) {
+      await new CgroupV1(dirs).destroy();
+      throw new SandboxError("CgroupFailure", `cannot create cgroups for ${sandboxId}`, { cause });
+    }
+    return new CgroupV1(dirs);
+  }
+
+  async release(): Promise<void> {
+    for (const root of this.roots) await removeCgroupDir(root);
+  }
+
+  async sweep(): Promise<number> {
+    const names = new Set<string>();
+    for (const root of this.roots) {
+      const entries = await readdir(root, { withFileTypes: true }).catch(() => []);
+      for (const entry of entries) if (entry.isDirectory()) names.add(entry.name);
+    }
+    for (const name of names) await new CgroupV1(mapDirs((c) => `${this.#roots[c]}/${name}`)).destroy();
+    return names.size;
+  }
+}
+
+class CgroupV1 implements SandboxCgroup {
+  #destroyed: Promise<void> | undefined;
+
+  constructor(private readonly dirs: Dirs) {}
+
+  async join(pid: number): Promise<void> {
+    try {
+      await Promise.all(CONTROLLERS.map((c) => writeFile(`${this.dirs[c]}/cgroup.procs`, String(pid))));
+    } catch (cause) {
+      throw new SandboxError("CgroupFailure", `cannot move ${pid} into its cgroups`, { cause });
+    }
+  }
+
+  async freeze(): Promise<void> {
+    await this.#setFreezer("FROZEN");
+  }
+
+  async thaw(): Promise<void> {
+    await this.#setFreezer("THAWED");
+  }
+
+  resetPeakMemory(): void {
+    writeControl(this.dirs.memory, "memory.max_usage_in_bytes", "0");
+  }
+
+  peakMemoryBytes(): number | undefined {
+    const value = readControl(this.dirs.memory, "memory.max_usage_in_bytes");
+    return value === undefined ? undefined : Number(value);
+  }
+
+  oomKilled(): boolean {
+    return (readKey(this.dirs.memory, "memory.oom_control", "oom_kill") ?? 0) > 0;
+  }
+
+  destroy(): Promise<void> {
+    this.#destroyed ??= this.#teardown();
+    return this.#destroyed;
+  }
+
+  /** FROZEN → SIGKILL each task → THAWED → rmdir: a frozen tree cannot fork away from the kill. */
+  async #teardown(): Promise<void> {
+    if (existsSync(this.dirs.freezer)) {
+      await this.freeze();
+      killAll(new Set(CONTROLLERS.flatMap((c) => pidsOf(this.dirs[c]))));
+      await this.thaw();
+    }
+    for (const c of CONTROLLERS) await removeCgroupDir(this.dirs[c]);
+  }
+
+  async #setFreezer(state: "FROZEN" | "THAWED"): Promise<void> {
+    writeControl(this.dirs.freezer, "freezer.state", state);
+    let reads = 0;
+    await until(
+      () => {
+        const now = readControl(this.dirs.freezer, "freezer.state")?.trim();
+        // A task in uninterruptible sleep can stall FREEZING; writing again retries the freeze.
+        if (now === "FREEZING" && ++reads % 64 === 0) writeControl(this.dirs.freezer, "freezer.state", state);
+        return now === state;
+      },
+      2000,
+      `freezer.state ${state} in ${this.dirs.freezer}`,
+    );
+  }
+}
+
+function mapDirs(dir: (c: V1Controller) => string): Dirs {
+  return { memory: dir("memory"), cpu: dir("cpu"), pids: dir("pids"), freezer: dir("freezer") };
+}

@@ -1,0 +1,102 @@
+import { readFile } from "node:fs/promises";
+import { CgroupV1Hierarchy } from "./cgroups-v1.js";
+import { CgroupV2Hierarchy } from "./cgroups-v2.js";
+
+/** The resource limits of one execution environment, as the kernel enforces them. */
+export interface CgroupLimits {
+  /** Hard memory limit of the whole tree (MemorySize). */
+  memoryBytes: number;
+  /** CPU share in cores (1769 MB = 1.0), enforced as a CFS quota per period. */
+  cpus: number;
+  /** Processes + threads of the whole tree. */
+  pids: number;
+}
+
+/** One execution environment's cgroup(s). */
+export interface SandboxCgroup {
+  /** Moves `pid` (and so everything it forks afterwards) into the cgroup(s). */
+  join(pid: number): Promise<void>;
+  freeze(): Promise<void>;
+  thaw(): Promise<void>;
+  resetPeakMemory(): void;
+  peakMemoryBytes(): number | undefined;
+  /** Whether the kernel's OOM killer has killed a process of this cgroup. */
+  oomKilled(): boolean;
+  /** Kills every process inside, waits until the cgroup is empty and removes it. Idempotent. */
+  destroy(): Promise<void>;
+}
+
+/** Where a driver creates its environments' cgroups: `<mount>/lambent/<instanceId>/<sandboxId>`. */
+export interface CgroupHierarchy {
+  readonly version: 1 | 2;
+  /** Directories that make up the Lambent root of this instance (one per controller on v1). */
+  readonly roots: readonly string[];
+  create(sandboxId: string, limits: CgroupLimits): Promise<SandboxCgroup>;
+  /** Kills and removes every cgroup left under this instance's root (after a crash). Returns how many. */
+  sweep(): Promise<number>;
+  /** Removes this instance's (empty) root once every environment is gone. */
+  release(): Promise<void>;
+}
+
+export type CgroupDetection = { ok: true; hierarchy: CgroupHierarchy } | { ok: false; reason: string };
+
+/** CFS period used for CPU quotas (100 ms, as Lambda). */
+export const CPU_PERIOD_US = 100_000;
+/** Memory that buys one full vCPU on Lambda. */
+export const MEMORY_MB_PER_VCPU = 1769;
+
+export function cpuQuotaUs(cpus: number): number {
+  return Math.max(1000, Math.round(cpus * CPU_PERIOD_US));
+}
+
+const V1_CONTROLLERS = ["memory", "cpu", "pids", "freezer"] as const;
+export type V1Controller = (typeof V1_CONTROLLERS)[number];
+const V2_CONTROLLERS = ["memory", "cpu", "pids"] as const;
+
+/**
+ * Finds a usable cgroup hierarchy: v2 when its root offers memory, cpu and pids, else v1 when
+ * memory, cpu, pids and freezer are each mounted. The driver's root must be writable (root user).
+ */
+export async function detectCgroups(instanceId: string): Promise<CgroupDetection> {
+  const mounts = parseCgroupMounts(await readFile("/proc/self/mounts", "utf8"));
+  if (mounts.v2 !== undefined) {
+    const controllers = await readFile(`${mounts.v2}/cgroup.controllers`, "utf8").catch(() => "");
+    const offered = new Set(controllers.trim().split(/\s+/));
+    if (V2_CONTROLLERS.every((c) => offered.has(c))) {
+      return probe(new CgroupV2Hierarchy(mounts.v2, instanceId));
+    }
+  }
+  const missing = V1_CONTROLLERS.filter((c) => mounts.v1.get(c) === undefined);
+  if (missing.length > 0) {
+    return {
+      ok: false,
+      reason: `no cgroup v2 with memory+cpu+pids, and cgroup v1 lacks ${missing.join(", ")}`,
+    };
+  }
+  const v1 = Object.fromEntries(V1_CONTROLLERS.map((c) => [c, mounts.v1.get(c) as string]));
+  return probe(new CgroupV1Hierarchy(v1 as Record<V1Controller, string>, instanceId));
+}
+
+async function probe(hierarchy: CgroupV1Hierarchy | CgroupV2Hierarchy): Promise<CgroupDetection> {
+  try {
+    await hierarchy.prepare();
+    return { ok: true, hierarchy };
+  } catch (error) {
+    return { ok: false, reason: `cgroup v${hierarchy.version} not writable: ${(error as Error).message}` };
+  }
+}
+
+function parseCgroupMounts(text: string): { v2?: string; v1: Map<string, string> } {
+  const v1 = new Map<string, string>();
+  let v2: string | undefined;
+  for (const line of text.split("\n")) {
+    const [, mountPoint, type, options] = line.split(" ");
+    if (mountPoint === undefined || options === undefined) continue;
+    if (type === "cgroup2") v2 ??= mountPoint;
+    if (type !== "cgroup") continue;
+    for (const option of options.split(",")) {
+      if (!v1.has(option)) v1.set(option, mountPoint);
+    }
+  }
+  return { v2, v1 };
+}
