@@ -389,6 +389,19 @@ describe.each(["sqlite", "postgres"] as const)("control plane on %s", (engine) =
     expect((await snapshot(server)).blobs).not.toContain(sha256Hex(zip2));
   });
 
+  it("CreateFunction and UpdateFunctionCode with Publish answer with the published version", async () => {
+    const created = await createFn(lambda, "autopub-fn", await smallZip("autopub-1"), { Publish: true });
+    expect(created).toMatchObject({ Version: "1", FunctionArn: `${arn("autopub-fn")}:1`, State: "Active" });
+    const zip2 = await smallZip("autopub-2");
+    const updated = await lambda.send(
+      new UpdateFunctionCodeCommand({ FunctionName: "autopub-fn", ZipFile: zip2, Publish: true }),
+    );
+    expect(updated).toMatchObject({ Version: "2", CodeSha256: sha256B64(zip2) });
+    const listed = await lambda.send(new ListVersionsByFunctionCommand({ FunctionName: "autopub-fn" }));
+    expect(listed.Versions?.map((v) => v.Version)).toEqual(["$LATEST", "1", "2"]);
+    await lambda.send(new DeleteFunctionCommand({ FunctionName: "autopub-fn" }));
+  });
+
   it("DeleteFunction removes the function, its versions and its unreferenced code", async () => {
     const zip = await smallZip("delete");
     await createFn(lambda, "del-fn", zip);

@@ -185,7 +185,8 @@ export class FunctionService {
       const created = toVersion(row);
       // Pending → Active once the package is extracted; the response shows the state at creation.
       await this.activate(name, LATEST, pkg.sha256, "create");
-      if (input.Publish === true) await this.publishLocked(name, region, {});
+      // With Publish, Lambda answers with the version it published.
+      if (input.Publish === true) return this.publishLocked(name, region, {});
       return created;
     });
   }
@@ -383,7 +384,7 @@ export class FunctionService {
       });
       await this.activate(name, LATEST, pkg.sha256, "update");
       await this.collectBlob(current.codeSha256);
-      if (input.Publish === true) await this.publishLocked(name, region, {});
+      if (input.Publish === true) return this.publishLocked(name, region, {});
       return toVersion(row);
     });
   }
