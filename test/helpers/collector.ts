@@ -83,6 +83,13 @@ export class Collector {
     for (const answer of held) answer();
   }
 
+  /** Resolves once `cond` holds (checked now and after every request). */
+  waitUntil(cond: () => boolean): Promise<void> {
+    return this.waitFor(() => true, 0).then(async () => {
+      while (!cond()) await this.waitFor(() => true, this.received.length + 1);
+    });
+  }
+
   close(): Promise<void> {
     this.server.closeAllConnections();
     return new Promise((r) => this.server.close(() => r()));
