@@ -90,6 +90,8 @@ async function routeHostLoopback(netns: string): Promise<void> {
   setup.stderr?.on("data", (chunk: Buffer) => {
     errors += chunk.toString();
   });
+  // iptables-restore may exit right after COMMIT, before this side shuts down: its exit code is the verdict.
+  setup.stdin?.on("error", () => {});
   setup.stdin?.end(LOOPBACK_RULES);
   await startOrFail(setup, "nsenter");
   const { code } = await childExit(setup);
