@@ -45,6 +45,8 @@ export interface ServerOptions {
   accountConcurrency: number;
   /** Seconds an idle execution environment lives before shutdown. */
   idleTimeoutSeconds: number;
+  /** New execution environments one function may add per 10 seconds. */
+  scaleRate: number;
   sandbox: SandboxMode;
   sandboxNetwork: SandboxNetwork;
   /** Delays (ms) before async retry 1 and 2. */
@@ -62,6 +64,7 @@ export function defaultOptions(overrides: Partial<ServerOptions> = {}): ServerOp
     region: "us-east-1",
     accountConcurrency: 1000,
     idleTimeoutSeconds: 300,
+    scaleRate: 1000,
     sandbox: "auto",
     sandboxNetwork: "isolated",
     asyncRetryDelaysMs: [60_000, 120_000],

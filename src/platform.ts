@@ -9,11 +9,14 @@ import type { FastifyInstance } from "fastify";
 import { buildApp } from "./api/app.js";
 import { AsyncService } from "./async/service.js";
 import { defaultOptions, type ServerOptions } from "./config.js";
+import { AliasService } from "./control/aliases.js";
 import { CodeCache } from "./control/code.js";
+import { ConcurrencyService } from "./control/concurrency.js";
 import { EventInvokeConfigService } from "./control/event-invoke-config.js";
 import { FunctionService } from "./control/functions.js";
 import { lockDataDir } from "./datadir-lock.js";
 import { Frontend, type InvokeRequest } from "./frontend/invoke.js";
+import { ProvisionedPlacement } from "./frontend/provisioned.js";
 import { chooseSandboxDriver, type SandboxChoice } from "./sandbox/choose.js";
 import { Store } from "./store/store.js";
 import { LogSink } from "./telemetry/logs.js";
@@ -28,12 +31,16 @@ export class Platform {
   /** Event invoke configs (control) and the async invoke queue and pollers. */
   eventInvokeConfigs!: EventInvokeConfigService;
   asyncInvoke!: AsyncService;
+  /** Keeps provisioned-concurrency environments in place. */
+  provisioned!: ProvisionedPlacement;
   private stopping: Promise<void> | null = null;
 
   private constructor(
     readonly options: ServerOptions,
     readonly store: Store,
     readonly functions: FunctionService,
+    readonly aliases: AliasService,
+    readonly concurrency: ConcurrencyService,
     readonly logs: LogSink,
     readonly worker: Worker,
     readonly frontend: Frontend,
@@ -70,17 +77,40 @@ export class Platform {
         freezeIdle: sandbox.driver.isolates,
         pidsLimit: 1024,
         idleTimeoutSeconds: options.idleTimeoutSeconds,
+        scaleRate: options.scaleRate,
         codeDir: (sha) => codeCache.ensure(sha),
       });
       await worker.start();
-      const frontend = new Frontend(functions, worker, options.accountConcurrency);
-      const platform = new Platform(options, openedStore, functions, logs, worker, frontend, sandbox, unlock);
+      const aliases = new AliasService(openedStore);
+      const concurrency = new ConcurrencyService(openedStore, options.accountConcurrency);
+      const frontend = new Frontend(functions, aliases, concurrency, worker, options.accountConcurrency);
+      await frontend.loadReservations();
+      const platform = new Platform(
+        options,
+        openedStore,
+        functions,
+        aliases,
+        concurrency,
+        logs,
+        worker,
+        frontend,
+        sandbox,
+        unlock,
+      );
+      platform.provisioned = new ProvisionedPlacement(
+        functions,
+        aliases,
+        concurrency,
+        worker,
+        options.region,
+      );
       platform.eventInvokeConfigs = new EventInvokeConfigService(openedStore, functions);
       platform.asyncInvoke = new AsyncService(openedStore, frontend, platform.eventInvokeConfigs, options);
       platform.app = buildApp(platform);
       const address = await platform.app.listen({ host: options.host, port: options.port });
       platform.url = address.replace("[::1]", "localhost");
       await platform.asyncInvoke.start();
+      await platform.provisioned.start();
       return platform;
     } catch (err) {
       await store?.close();
@@ -105,7 +135,7 @@ export class Platform {
   }
 
   async unreservedConcurrency(): Promise<number> {
-    return this.options.accountConcurrency;
+    return this.concurrency.unreserved();
   }
 
   /** Event invocations: stored durably, run by the async pollers. */
@@ -119,6 +149,7 @@ export class Platform {
       // Stop claiming async events; running ones finish or go back to the queue.
       await this.asyncInvoke.stop();
       await this.app.close();
+      this.provisioned.stop();
       await this.worker.close();
       await this.logs.flush();
       await this.store.close();

@@ -8,6 +8,8 @@ import Fastify, { type FastifyError, type FastifyInstance, type FastifyRequest }
 import { LambdaError, ServiceError, UnknownOperation } from "../errors.js";
 import type { Platform } from "../platform.js";
 import { registerAccountRoutes } from "./routes/account.js";
+import { registerAliasRoutes } from "./routes/aliases.js";
+import { registerConcurrencyRoutes } from "./routes/concurrency.js";
 import { registerEventInvokeConfigRoutes } from "./routes/event-invoke-config.js";
 import { registerFunctionRoutes } from "./routes/functions.js";
 import { registerInvokeRoutes } from "./routes/invoke.js";
@@ -60,6 +62,8 @@ export function buildApp(platform: Platform): FastifyInstance {
   registerTagRoutes(app, platform);
   registerLogRoutes(app, platform);
   registerEventInvokeConfigRoutes(app, platform);
+  registerAliasRoutes(app, platform);
+  registerConcurrencyRoutes(app, platform);
   return app;
 }
 

@@ -12,6 +12,7 @@ interface ServerFlags {
   database?: string;
   accountConcurrency: number;
   idleTimeout: number;
+  scaleRate: number;
   sandbox: SandboxMode;
   sandboxNetwork: SandboxNetwork;
   asyncRetryDelays: string;
@@ -37,6 +38,7 @@ export async function runServer(flags: ServerFlags): Promise<void> {
       region: flags.region,
       accountConcurrency: flags.accountConcurrency,
       idleTimeoutSeconds: flags.idleTimeout,
+      scaleRate: flags.scaleRate,
       sandbox: flags.sandbox,
       sandboxNetwork: flags.sandboxNetwork,
       asyncRetryDelaysMs: parseDelays(flags.asyncRetryDelays),

@@ -5,10 +5,13 @@
  * versions are cached and dropped when control/ reports a change.
  */
 import { randomBytes, randomUUID } from "node:crypto";
+import { type Alias, type AliasService, isAliasQualifier } from "../control/aliases.js";
 import { type FunctionRef, functionArn } from "../control/arn.js";
+import type { ConcurrencyService } from "../control/concurrency.js";
 import { type FunctionService, type FunctionVersion, LATEST } from "../control/functions.js";
-import { InvalidRequestContent, RequestTooLarge, ResourceConflict, TooManyRequests } from "../errors.js";
+import { InvalidRequestContent, RequestTooLarge, ResourceConflict } from "../errors.js";
 import type { Worker } from "../worker/worker.js";
+import { ConcurrencyCounter } from "./counter.js";
 
 export type InvocationType = "RequestResponse" | "Event" | "DryRun";
 
@@ -38,29 +41,63 @@ export interface InvokeResponse {
 
 export class Frontend {
   private readonly versions = new Map<string, FunctionVersion>();
-  private inFlight = 0;
+  private readonly aliasCache = new Map<string, Alias>();
+  readonly counter: ConcurrencyCounter;
 
   constructor(
     private readonly functions: FunctionService,
+    private readonly aliases: AliasService,
+    private readonly concurrency: ConcurrencyService,
     private readonly worker: Worker,
-    private readonly accountConcurrency: number,
+    accountConcurrency: number,
   ) {
+    this.counter = new ConcurrencyCounter(accountConcurrency);
     functions.events.on("change", ({ name, version }) => {
       for (const [key, v] of this.versions) if (v.name === name) this.versions.delete(key);
+      if (version === undefined) this.forgetAliases(name);
       worker.retire(name, version);
     });
+    aliases.events.on("change", (name) => this.forgetAliases(name));
+    concurrency.events.on("reserved", () => void this.loadReservations());
+  }
+
+  private forgetAliases(name: string): void {
+    for (const [key, a] of this.aliasCache) if (a.functionName === name) this.aliasCache.delete(key);
+  }
+
+  /** Load the reserved-concurrency settings (at start and whenever one changes). */
+  async loadReservations(): Promise<void> {
+    this.counter.setReservations(await this.concurrency.reservations());
   }
 
   get concurrentExecutions(): number {
-    return this.inFlight;
+    return this.counter.total;
   }
 
-  /** Resolve a function reference to the version that runs (cached). */
+  /** Resolve an alias (cached). */
+  async alias(name: string, alias: string, region: string): Promise<Alias> {
+    const key = `${name}:${alias}`;
+    const cached = this.aliasCache.get(key);
+    if (cached) return cached;
+    const a = await this.aliases.get(name, alias, region);
+    this.aliasCache.set(key, a);
+    return a;
+  }
+
+  /**
+   * Resolve a function reference to the version that runs (cached). An alias
+   * picks its version, or its additional version with the configured weight.
+   */
   async resolve(ref: FunctionRef, region: string): Promise<FunctionVersion> {
-    const key = `${ref.name}:${ref.qualifier ?? LATEST}`;
+    let version = ref.qualifier ?? LATEST;
+    if (isAliasQualifier(ref.qualifier)) {
+      const a = await this.alias(ref.name, ref.qualifier, region);
+      version = pickVersion(a);
+    }
+    const key = `${ref.name}:${version}`;
     const cached = this.versions.get(key);
     if (cached) return cached;
-    const v = await this.functions.getVersion(ref, region);
+    const v = await this.functions.getVersion({ name: ref.name, qualifier: version }, region);
     if (v.state === "Active") this.versions.set(key, v);
     return v;
   }
@@ -94,15 +131,8 @@ export class Frontend {
   async invoke(req: InvokeRequest): Promise<InvokeResponse> {
     const fn = await this.admit(req);
     const clientContext = decodeClientContext(req.clientContextBase64);
-    if (this.inFlight >= this.accountConcurrency) {
-      throw TooManyRequests(
-        "Rate Exceeded.",
-        { Reason: "ConcurrentInvocationLimitExceeded" },
-        { "Retry-After": "1" },
-      );
-    }
+    const release = this.counter.acquire(fn.name);
     const requestId = req.requestId ?? randomUUID();
-    this.inFlight++;
     try {
       const outcome = await this.worker.invoke(fn, {
         requestId,
@@ -120,12 +150,20 @@ export class Frontend {
       if (outcome.tail !== undefined) res.logResult = outcome.tail;
       return res;
     } finally {
-      this.inFlight--;
+      release();
     }
   }
 }
 
 const EMPTY_EVENT = Buffer.from("{}");
+
+/** An alias's version, or its additional version with the configured probability. */
+function pickVersion(a: Alias): string {
+  for (const [version, weight] of Object.entries(a.weights)) {
+    if (Math.random() < weight) return version;
+  }
+  return a.functionVersion;
+}
 
 function decodeClientContext(b64: string | undefined): string | undefined {
   if (b64 === undefined || b64 === "") return undefined;

@@ -104,12 +104,36 @@ export interface EventInvokeConfigsTable {
   last_modified: number;
 }
 
+export interface AliasesTable {
+  function_name: string;
+  name: string;
+  function_version: string;
+  description: string;
+  /** JSON of RoutingConfig.AdditionalVersionWeights. */
+  weights: string;
+  revision_id: string;
+  last_modified: number;
+}
+
+export interface ProvisionedConcurrencyTable {
+  function_name: string;
+  qualifier: string;
+  requested: number;
+  allocated: number;
+  available: number;
+  status: string;
+  status_reason: string | null;
+  last_modified: number;
+}
+
 export interface Database {
   functions: FunctionsTable;
   function_versions: FunctionVersionsTable;
   code_blobs: CodeBlobsTable;
   log_streams: LogStreamsTable;
   log_events: LogEventsTable;
+  aliases: AliasesTable;
+  provisioned_concurrency: ProvisionedConcurrencyTable;
   async_events: AsyncEventsTable;
   async_stats: AsyncStatsTable;
   event_invoke_configs: EventInvokeConfigsTable;

@@ -1,20 +1,41 @@
 /**
  * The environments of one function version on this worker: idle ones are
- * reused (most recently used first), more are started when all are busy, and
- * idle ones are shut down after the idle timeout.
+ * reused (provisioned first, then the most recently used), more are started
+ * when all are busy (within the function's scaling rate), provisioned ones are
+ * kept initialised and replaced when they die, and idle on-demand ones are
+ * shut down after the idle timeout.
  */
 import type { FunctionVersion } from "../control/functions.js";
+import { TooManyRequests } from "../errors.js";
 import {
   type EnvironmentDeps,
   ExecutionEnvironment,
   type InvokeInput,
   type InvokeOutcome,
 } from "./environment.js";
+import type { ScaleLimiter } from "./scale-limiter.js";
+
+export interface ProvisionedProgress {
+  allocated: number;
+  available: number;
+  status: "IN_PROGRESS" | "READY" | "FAILED";
+  reason?: string;
+}
+
+/** How long an invoke over the scaling rate waits for a busy environment to free up. */
+const SCALE_WAIT_MS = 1000;
 
 export class FunctionPool {
-  /** Environments whose runtime waits for an event (or is about to), most recent last. */
+  /** Idle environments whose runtime waits for an event (or is about to), most recent last. */
   private readonly idle: ExecutionEnvironment[] = [];
+  private readonly idleProvisioned: ExecutionEnvironment[] = [];
   private readonly all = new Set<ExecutionEnvironment>();
+  private readonly provisioned = new Set<ExecutionEnvironment>();
+  /** Provisioned environments wanted, per source (a version or alias config). */
+  private readonly targets = new Map<string, { count: number; report: (p: ProvisionedProgress) => void }>();
+  private lastInitError: string | undefined;
+  /** Invokes waiting for an environment to free up (over the scaling rate). */
+  private readonly waiters: Array<(env: ExecutionEnvironment) => void> = [];
   private retired = false;
   /** Invokes in flight: retire() waits for these. */
   private inFlight = 0;
@@ -24,6 +45,7 @@ export class FunctionPool {
     readonly fn: FunctionVersion,
     private readonly deps: EnvironmentDeps,
     private readonly codeDir: () => Promise<string>,
+    private readonly scale: ScaleLimiter,
   ) {}
 
   get size(): number {
@@ -31,7 +53,11 @@ export class FunctionPool {
   }
 
   get idleCount(): number {
-    return this.idle.length;
+    return this.idle.length + this.idleProvisioned.length;
+  }
+
+  get isRetired(): boolean {
+    return this.retired;
   }
 
   environments(): ExecutionEnvironment[] {
@@ -43,12 +69,16 @@ export class FunctionPool {
     try {
       let env = this.takeIdle();
       if (!env) {
-        env = this.newEnvironment("on-demand");
-        try {
-          await env.init(await this.codeDir());
-        } catch (failure) {
-          if (isOutcome(failure)) return this.initFailure(env, input, failure);
-          throw failure;
+        if (!this.scale.tryTake()) {
+          env = await this.waitForEnvironment();
+        } else {
+          env = this.newEnvironment("on-demand");
+          try {
+            await env.init(await this.codeDir());
+          } catch (failure) {
+            if (isOutcome(failure)) return this.initFailure(env, input, failure);
+            throw failure;
+          }
         }
       }
       const outcome = await env.invoke(input, this.fn.config.Timeout);
@@ -60,58 +90,156 @@ export class FunctionPool {
     }
   }
 
+  private waitForEnvironment(): Promise<ExecutionEnvironment> {
+    return new Promise((resolve, reject) => {
+      const waiter = (env: ExecutionEnvironment) => {
+        clearTimeout(timer);
+        resolve(env);
+      };
+      const timer = setTimeout(() => {
+        const i = this.waiters.indexOf(waiter);
+        if (i !== -1) this.waiters.splice(i, 1);
+        reject(
+          TooManyRequests(
+            "Rate Exceeded.",
+            { Reason: "FunctionInvocationRateLimitExceeded" },
+            { "Retry-After": "1" },
+          ),
+        );
+      }, SCALE_WAIT_MS);
+      this.waiters.push(waiter);
+    });
+  }
+
   /** The init failure as the invoke reports it: logged under the request, no environment kept. */
   private initFailure(env: ExecutionEnvironment, input: InvokeInput, failure: InvokeOutcome): InvokeOutcome {
-    const line = `START RequestId: ${input.requestId} Version: ${this.fn.version}`;
-    this.deps.logs.write(env.logGroup, env.logStream, line);
-    this.deps.logs.write(env.logGroup, env.logStream, `END RequestId: ${input.requestId}`);
+    const start = `START RequestId: ${input.requestId} Version: ${this.fn.version}`;
+    const end = `END RequestId: ${input.requestId}`;
     const report = `REPORT RequestId: ${input.requestId}\tDuration: 0.00 ms\tBilled Duration: 0 ms\tMemory Size: ${this.fn.config.MemorySize} MB\tMax Memory Used: 0 MB\tStatus: error\tError Type: ${failure.errorType}`;
-    this.deps.logs.write(env.logGroup, env.logStream, report);
-    if (input.wantTail)
-      failure.tail = Buffer.from(`${line}\nEND RequestId: ${input.requestId}\n${report}\n`).toString(
-        "base64",
-      );
+    for (const line of [start, end, report]) this.deps.logs.write(env.logGroup, env.logStream, line);
+    if (input.wantTail) failure.tail = Buffer.from(`${start}\n${end}\n${report}\n`).toString("base64");
     return failure;
   }
 
   private takeIdle(): ExecutionEnvironment | undefined {
-    while (this.idle.length > 0) {
-      const env = this.idle.pop() as ExecutionEnvironment;
-      if (env.state === "ready" || env.state === "finishing") return env;
+    for (const stack of [this.idleProvisioned, this.idle]) {
+      while (stack.length > 0) {
+        const env = stack.pop() as ExecutionEnvironment;
+        if (env.state === "ready" || env.state === "finishing") return env;
+      }
     }
     return undefined;
   }
 
   private release(env: ExecutionEnvironment): void {
-    if (this.retired) {
+    if (this.retired || env.state === "dead") {
       void env.destroy();
       return;
     }
-    this.idle.push(env);
+    const waiter = this.waiters.shift();
+    if (waiter) return waiter(env);
+    (this.provisioned.has(env) ? this.idleProvisioned : this.idle).push(env);
   }
 
   private newEnvironment(kind: "on-demand" | "provisioned-concurrency"): ExecutionEnvironment {
     const env = new ExecutionEnvironment(this.fn, this.deps, kind);
     this.all.add(env);
+    if (kind === "provisioned-concurrency") this.provisioned.add(env);
     env.onDead(() => {
       this.all.delete(env);
-      const i = this.idle.indexOf(env);
-      if (i !== -1) this.idle.splice(i, 1);
+      for (const stack of [this.idle, this.idleProvisioned]) {
+        const i = stack.indexOf(env);
+        if (i !== -1) stack.splice(i, 1);
+      }
+      if (this.provisioned.delete(env)) this.fillProvisioned();
     });
     return env;
   }
 
-  /** Shut down environments idle since before `cutoff`. */
+  /** Shut down on-demand environments idle since before `cutoff` (provisioned ones stay). */
   reapIdle(cutoff: number): void {
     for (const env of [...this.idle]) {
       if (env.state === "ready" && env.lastUsed < cutoff) void env.destroy();
     }
   }
 
+  get provisionedTarget(): number {
+    let n = 0;
+    for (const t of this.targets.values()) n += t.count;
+    return n;
+  }
+
+  /**
+   * Keep `count` provisioned environments for `source` (0 removes it). Progress
+   * is reported as environments initialise.
+   */
+  setProvisioned(source: string, count: number, report: (p: ProvisionedProgress) => void): void {
+    if (count <= 0) this.targets.delete(source);
+    else this.targets.set(source, { count, report });
+    this.fillProvisioned();
+  }
+
+  private fillProvisioned(): void {
+    if (this.retired) return;
+    const target = this.provisionedTarget;
+    // Too many: stop idle ones first, then let busy ones finish and go.
+    let extra = this.provisioned.size - target;
+    for (const env of [...this.idleProvisioned]) {
+      if (extra <= 0) break;
+      this.provisioned.delete(env);
+      void env.destroy();
+      extra--;
+    }
+    for (const env of [...this.provisioned]) {
+      if (extra <= 0) break;
+      this.provisioned.delete(env);
+      extra--;
+    }
+    for (let i = this.provisioned.size; i < target; i++) {
+      const env = this.newEnvironment("provisioned-concurrency");
+      this.codeDir()
+        .then((dir) => env.init(dir))
+        .then(
+          () => {
+            this.lastInitError = undefined;
+            this.release(env);
+            this.reportProvisioned();
+          },
+          (failure: unknown) => {
+            this.lastInitError = isOutcome(failure)
+              ? `FUNCTION_ERROR_INIT_FAILURE: ${failure.payload.toString("utf8").slice(0, 512)}`
+              : String(failure);
+            this.provisioned.delete(env);
+            void env.destroy();
+            this.reportProvisioned();
+          },
+        );
+    }
+    this.reportProvisioned();
+  }
+
+  private reportProvisioned(): void {
+    const ready = [...this.provisioned].filter(
+      (e) => e.state !== "initializing" && e.state !== "dead",
+    ).length;
+    const alive = this.provisioned.size;
+    for (const { count, report } of this.targets.values()) {
+      const available = Math.min(count, ready);
+      const failed = this.lastInitError !== undefined && available < count;
+      report({
+        allocated: Math.min(count, alive),
+        available,
+        status: available >= count ? "READY" : failed ? "FAILED" : "IN_PROGRESS",
+        ...(failed ? { reason: this.lastInitError } : {}),
+      });
+    }
+  }
+
   /** Stop taking invokes; environments are destroyed as their invokes finish. */
   async retire(): Promise<void> {
     this.retired = true;
-    for (const env of this.idle.splice(0)) void env.destroy();
+    this.targets.clear();
+    for (const env of [...this.idle.splice(0), ...this.idleProvisioned.splice(0)]) void env.destroy();
     if (this.inFlight > 0) await new Promise<void>((r) => (this.drained = r));
     await Promise.all([...this.all].map((e) => e.destroy()));
   }
@@ -119,7 +247,9 @@ export class FunctionPool {
   /** Kill everything now (server stop). */
   async destroy(): Promise<void> {
     this.retired = true;
+    this.targets.clear();
     this.idle.length = 0;
+    this.idleProvisioned.length = 0;
     await Promise.all([...this.all].map((e) => e.destroy()));
   }
 }

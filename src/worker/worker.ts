@@ -5,16 +5,20 @@
 import { mkdir, rm } from "node:fs/promises";
 import type { FunctionVersion } from "../control/functions.js";
 import type { EnvironmentDeps, InvokeInput, InvokeOutcome } from "./environment.js";
-import { FunctionPool } from "./pool.js";
+import { FunctionPool, type ProvisionedProgress } from "./pool.js";
+import { ScaleLimiter } from "./scale-limiter.js";
 
 export interface WorkerOptions extends EnvironmentDeps {
   idleTimeoutSeconds: number;
+  /** New environments one function may add per 10 seconds. */
+  scaleRate: number;
   /** Where a version's code is extracted (resolved once per pool). */
   codeDir: (sha256: string) => Promise<string>;
 }
 
 export class Worker {
   private readonly pools = new Map<string, FunctionPool>();
+  private readonly limiters = new Map<string, ScaleLimiter>();
   private readonly reaper: NodeJS.Timeout;
 
   constructor(private readonly opts: WorkerOptions) {
@@ -33,18 +37,43 @@ export class Worker {
     return `${fn.name}\0${fn.version}\0${fn.revisionId}`;
   }
 
-  invoke(fn: FunctionVersion, input: InvokeInput): Promise<InvokeOutcome> {
+  private pool(fn: FunctionVersion): FunctionPool {
     const key = this.key(fn);
     let pool = this.pools.get(key);
     if (!pool) {
       let dir: Promise<string> | null = null;
-      pool = new FunctionPool(fn, this.opts, () => {
-        dir ??= this.opts.codeDir(fn.codeSha256);
-        return dir;
-      });
+      let limiter = this.limiters.get(fn.name);
+      if (!limiter) {
+        limiter = new ScaleLimiter(this.opts.scaleRate);
+        this.limiters.set(fn.name, limiter);
+      }
+      pool = new FunctionPool(
+        fn,
+        this.opts,
+        () => {
+          dir ??= this.opts.codeDir(fn.codeSha256);
+          return dir;
+        },
+        limiter,
+      );
       this.pools.set(key, pool);
     }
-    return pool.invoke(input);
+    return pool;
+  }
+
+  invoke(fn: FunctionVersion, input: InvokeInput): Promise<InvokeOutcome> {
+    return this.pool(fn).invoke(input);
+  }
+
+  /** Keep `count` provisioned environments of a version for one config (`source`); 0 releases them. */
+  provision(
+    fn: FunctionVersion,
+    source: string,
+    count: number,
+    report: (p: ProvisionedProgress) => void,
+  ): void {
+    if (count <= 0 && !this.pools.has(this.key(fn))) return;
+    this.pool(fn).setProvisioned(source, count, report);
   }
 
   /** Retire the environments of a function (all versions, or one) whose code or configuration changed. */
@@ -52,6 +81,7 @@ export class Worker {
     for (const [key, pool] of this.pools) {
       if (pool.fn.name !== name || (version !== undefined && pool.fn.version !== version)) continue;
       this.pools.delete(key);
+      if (version === undefined) this.limiters.delete(name);
       void pool.retire();
     }
   }

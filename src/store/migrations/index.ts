@@ -7,12 +7,14 @@ import type { Kysely, Migration } from "kysely";
 import type { Engine } from "../engine.js";
 import { m0001Initial } from "./0001-initial.js";
 import { m0002Async } from "./0002-async.js";
+import { m0004AliasesConcurrency } from "./0004-aliases-concurrency.js";
 
 export type EngineMigration = (engine: Engine) => Migration;
 
 export const migrations: Record<string, EngineMigration> = {
   "0001-initial": m0001Initial,
   "0002-async": m0002Async,
+  "0004-aliases-concurrency": m0004AliasesConcurrency,
 };
 
 // biome-ignore lint/suspicious/noExplicitAny: migrations run before the typed schema exists

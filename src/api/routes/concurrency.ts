@@ -1,0 +1,62 @@
+/** Reserved concurrency (Put/Get/DeleteFunctionConcurrency) and provisioned concurrency configs. */
+import type { FastifyInstance, FastifyRequest } from "fastify";
+import { parseFunctionRef } from "../../control/arn.js";
+import { provisionedConfiguration } from "../../control/concurrency.js";
+import { InvalidParameterValue } from "../../errors.js";
+import type { Platform } from "../../platform.js";
+import { jsonBody, pathParam, queryString, requestRegion } from "../request.js";
+
+export function registerConcurrencyRoutes(app: FastifyInstance, platform: Platform): void {
+  const svc = platform.concurrency;
+  const region = (req: FastifyRequest) => requestRegion(req, platform.options.region);
+  const fn = (req: FastifyRequest) => {
+    const r = parseFunctionRef(pathParam(req, "FunctionName"));
+    if (r.qualifier !== undefined)
+      throw InvalidParameterValue("This operation does not accept a qualified function name.");
+    return r.name;
+  };
+
+  app.put("/2017-10-31/functions/:FunctionName/concurrency", async (req) => {
+    const value = await svc.putReserved(fn(req), jsonBody(req).ReservedConcurrentExecutions, region(req));
+    return { ReservedConcurrentExecutions: value };
+  });
+  app.get("/2019-09-30/functions/:FunctionName/concurrency", async (req) => {
+    const value = await svc.getReserved(fn(req), region(req));
+    return value === null ? {} : { ReservedConcurrentExecutions: value };
+  });
+  app.delete("/2017-10-31/functions/:FunctionName/concurrency", async (req, reply) => {
+    await svc.deleteReserved(fn(req), region(req));
+    reply.code(204);
+    return "";
+  });
+
+  const pc = "/2019-09-30/functions/:FunctionName/provisioned-concurrency";
+  app.put(pc, async (req, reply) => {
+    const c = await svc.putProvisioned(
+      fn(req),
+      queryString(req, "Qualifier"),
+      jsonBody(req).ProvisionedConcurrentExecutions,
+      region(req),
+    );
+    reply.code(202);
+    return provisionedConfiguration(c, region(req), false);
+  });
+  app.get(pc, async (req) => {
+    if (queryString(req, "List") === "ALL") {
+      const all = await svc.listProvisioned(fn(req), region(req));
+      return {
+        ProvisionedConcurrencyConfigs: all.map((c) => provisionedConfiguration(c, region(req), true)),
+      };
+    }
+    return provisionedConfiguration(
+      await svc.getProvisioned(fn(req), queryString(req, "Qualifier"), region(req)),
+      region(req),
+      false,
+    );
+  });
+  app.delete(pc, async (req, reply) => {
+    await svc.deleteProvisioned(fn(req), queryString(req, "Qualifier"), region(req));
+    reply.code(204);
+    return "";
+  });
+}
