@@ -1,0 +1,305 @@
+/** Markdown tables and the goals of issue 9, from the scenario results. */
+import { mb, ms, num, ratio } from "./stats.mjs";
+
+/** A Markdown table; the first column (and any named in `left`) left-aligned, numbers right. */
+const table = (head, rows, left = []) =>
+  [
+    `| ${head.join(" | ")} |`,
+    `|${head.map((h, i) => (i === 0 || left.includes(h) ? "---" : "---:")).join("|")}|`,
+    ...rows.map((r) => `| ${r.join(" | ")} |`),
+  ].join("\n");
+
+const failed = (r) => r && typeof r.failed === "string";
+
+export function render({ meta, status, results }) {
+  const label = Object.fromEntries(status.map((s) => [s.id, s.id]));
+  const lambentIds = status.filter((s) => s.id.startsWith("lambent") && s.status === "ok").map((s) => s.id);
+  const out = [];
+  out.push(
+    `### Lambent benchmarks — ${meta.date.slice(0, 16).replace("T", " ")} UTC${meta.quick ? " (--quick: smoke numbers)" : ""}`,
+  );
+  out.push("");
+  out.push(
+    `${meta.cpus} × ${meta.cpu}, ${meta.memGiB} GiB RAM, Linux ${meta.kernel}, Node ${meta.node}, Lambent ${meta.lambent}; ` +
+      `all systems running side by side, interleaved round by round; times in ms.`,
+  );
+  out.push("");
+  out.push(
+    table(
+      ["system", "what", "status"],
+      status.map((s) => [`\`${s.id}\``, s.label, s.status]),
+      ["what", "status"],
+    ),
+  );
+
+  const W = results.warm;
+  const floorWarm = W?.floor?.p50;
+  const slsWarm = W?.sls?.p50;
+  if (W && !failed(W)) {
+    out.push(
+      "",
+      `**Warm invoke** (${meta.config.warm.invokes} sequential invokes over one keep-alive connection)`,
+      "",
+    );
+    out.push(
+      table(
+        ["system", "p50", "p99", "p99.9", "mean", "p50 over floor", "× floor p50", "× sls p50", "errors"],
+        Object.entries(W).map(([id, r]) => [
+          label[id] ?? id,
+          ms(r.p50),
+          ms(r.p99),
+          ms(r.p999),
+          ms(r.mean),
+          id === "floor" ? "–" : `+${ms(r.p50 - floorWarm)}`,
+          ratio(r.p50, floorWarm),
+          ratio(r.p50, slsWarm),
+          r.errors,
+        ]),
+      ),
+    );
+  } else if (W) out.push("", `**Warm invoke**: failed: ${W.failed}`);
+
+  const P = results.payload;
+  if (P && !failed(P)) {
+    out.push(
+      "",
+      `**Payload** (1 MiB JSON request echoed back as a 1 MiB response, ${meta.config.payload.count} round trips)`,
+      "",
+    );
+    out.push(
+      table(
+        ["system", "p50", "p99", "× floor p50", "errors"],
+        Object.entries(P).map(([id, r]) => [
+          label[id] ?? id,
+          ms(r.p50),
+          ms(r.p99),
+          ratio(r.p50, P.floor?.p50),
+          r.errors ? `${r.errors} (${r.notes?.[0] ?? ""})` : 0,
+        ]),
+      ),
+    );
+  } else if (P) out.push("", `**Payload**: failed: ${P.failed}`);
+
+  const T = results.throughput;
+  if (T && !failed(T)) {
+    const cs = meta.config.throughput.concurrency;
+    out.push(
+      "",
+      `**Throughput** (invokes/s, undici loop, ${meta.config.throughput.rounds} × ${meta.config.throughput.durationMs} ms per system and concurrency)`,
+      "",
+    );
+    out.push(
+      table(
+        ["system", ...cs.map((c) => `c=${c}`), "errors", "× sls (c=16)", "× sls-inprocess (c=16)"],
+        Object.entries(T).map(([id, r]) => {
+          const errs = cs.map((c) => r[c]?.errors ?? 0).reduce((a, b) => a + b, 0);
+          const st = cs.flatMap((c) => Object.entries(r[c]?.statuses ?? {}).map(([k, v]) => `${v}×${k}`));
+          return [
+            label[id] ?? id,
+            ...cs.map((c) => num(r[c]?.rps)),
+            errs ? `${errs} (${st.join(", ")})` : 0,
+            ratio(r[16]?.rps, T.sls?.[16]?.rps),
+            ratio(r[16]?.rps, T["sls-inprocess"]?.[16]?.rps),
+          ];
+        }),
+      ),
+    );
+  } else if (T) out.push("", `**Throughput**: failed: ${T.failed}`);
+
+  const C = results.cold;
+  const spawnFloor = C?.["spawn-floor"]?.p50;
+  if (C && !failed(C)) {
+    out.push(
+      "",
+      `**Cold start** (${meta.config.cold.count} × create a new function, time its first invoke; serverless-offline: first invoke of a not-yet-used function name)`,
+      "",
+    );
+    out.push(
+      table(
+        ["system", "p50", "p99", "× spawn floor p50", "CreateFunction p50", "errors"],
+        Object.entries(C).map(([id, r]) => [
+          label[id] ?? id,
+          ms(r.p50),
+          ms(r.p99),
+          ratio(r.p50, spawnFloor),
+          r.createP50 !== undefined ? ms(r.createP50) : "–",
+          r.errors ? `${r.errors} (${r.notes?.[0] ?? ""})` : 0,
+        ]),
+      ),
+    );
+  } else if (C) out.push("", `**Cold start**: failed: ${C.failed}`);
+
+  const S = results.scale;
+  if (S && !failed(S)) {
+    out.push(
+      "",
+      `**Scale-out** (0 → ${meta.config.scale.concurrency} concurrent invokes of a handler that sleeps 200 ms; ${meta.config.scale.rounds} round(s), median shown)`,
+      "",
+    );
+    out.push(
+      table(
+        ["system", "all returned (p50)", "worst", "environments created", "throttles (429)", "errors"],
+        Object.entries(S).map(([id, r]) => [
+          label[id] ?? id,
+          ms(r.all.p50),
+          ms(r.all.max),
+          r.environmentsCreated ?? "–",
+          r.throttles,
+          r.errors ? `${r.errors} (${r.notes?.[0] ?? ""})` : 0,
+        ]),
+      ),
+    );
+  } else if (S) out.push("", `**Scale-out**: failed: ${S.failed}`);
+
+  const D = results.density;
+  if (D && !failed(D)) {
+    out.push(
+      "",
+      `**Density** (${meta.config.density.environments} concurrent invokes holding their environment ${meta.config.density.holdMs} ms, then idle; memory summed over the server's descendant processes from /proc)`,
+      "",
+    );
+    out.push(
+      table(
+        ["system", "idle environments", "processes", "RSS / environment (MB)", "PSS / environment (MB)"],
+        Object.entries(D).map(([id, r]) => [
+          label[id] ?? id,
+          r.environments ?? (r.inProcess ? "n/a (in-process)" : "n/a (worker threads)"),
+          r.processes,
+          `${mb(r.rssPerEnv)}${r.growth ? " (growth of the one process / 100)" : ""}`,
+          mb(r.pssPerEnv),
+        ]),
+      ),
+    );
+  } else if (D) out.push("", `**Density**: failed: ${D.failed}`);
+
+  const A = results.async;
+  if (A && !failed(A)) {
+    out.push(
+      "",
+      `**Async** (${meta.config.async.events} \`Event\` invokes from ${meta.config.async.senders} senders; SQLite store)`,
+      "",
+    );
+    out.push(
+      table(
+        [
+          "system",
+          "enqueue/s",
+          "all ran after (s)",
+          "drain events/s",
+          "enqueue→start p50",
+          "p99",
+          "ran / sent",
+        ],
+        Object.entries(A).map(([id, r]) =>
+          r.na
+            ? [label[id] ?? id, `n/a (${r.na})`, "", "", "", "", ""]
+            : [
+                label[id] ?? id,
+                num(r.enqueuePerSec),
+                (r.drainMs / 1000).toFixed(2),
+                num(r.drainPerSec),
+                ms(r.enqueueToStart.p50),
+                ms(r.enqueueToStart.p99),
+                `${r.started} / ${r.events}${r.enqueueErrors ? ` (${r.enqueueErrors} enqueue errors)` : ""}`,
+              ],
+        ),
+      ),
+    );
+  } else if (A) out.push("", `**Async**: failed: ${A.failed}`);
+
+  const goals = evaluate({ results, lambentIds, status });
+  out.push("", "**Goals** (issue 9)", "");
+  out.push(
+    table(
+      ["goal", "target", "system", "measured", ""],
+      goals.map((g) => [g.goal, g.target, g.system, g.measured, g.verdict]),
+      ["target", "system", "measured"],
+    ),
+  );
+  return { markdown: out.join("\n"), goals };
+}
+
+function evaluate({ results, lambentIds, status }) {
+  const goals = [];
+  const add = (goal, target, system, value, measured, pass) =>
+    goals.push({
+      goal,
+      target,
+      system,
+      value,
+      measured,
+      verdict: pass === null ? "n/a" : pass ? "✅" : "❌",
+    });
+  const stemIds = lambentIds.filter((id) => id.endsWith("-stem"));
+  const plainIds = lambentIds.filter((id) => !id.endsWith("-stem"));
+  const W = results.warm;
+  for (const id of plainIds.concat(stemIds)) {
+    if (!W?.[id] || !W.floor) continue;
+    const v = W[id].p50 - W.floor.p50;
+    add("warm overhead over floor, p50", "≤ 0.5 ms", id, v, `${ms(v)} ms`, v <= 0.5);
+  }
+  const T = results.throughput;
+  for (const id of plainIds.concat(stemIds)) {
+    if (!T?.[id]?.[16] || !T.sls?.[16]) continue;
+    const v = T[id][16].rps / T.sls[16].rps;
+    const vi = T["sls-inprocess"]?.[16] ? T[id][16].rps / T["sls-inprocess"][16].rps : Number.NaN;
+    add(
+      "throughput at c=16 vs serverless-offline",
+      "≥ 2×",
+      id,
+      v,
+      `${v.toFixed(2)}× default mode${Number.isFinite(vi) ? `, ${vi.toFixed(2)}× --useInProcess` : ""}`,
+      v >= 2,
+    );
+  }
+  const C = results.cold;
+  const sf = C?.["spawn-floor"]?.p50;
+  if (stemIds.length === 0) {
+    const why = status.find((s) => s.id.endsWith("-stem"))?.status ?? "not run";
+    add("cold start with stem cells, p50", "≤ 10 ms", "–", null, why, null);
+  }
+  for (const id of stemIds) {
+    if (!C?.[id]) continue;
+    add("cold start with stem cells, p50", "≤ 10 ms", id, C[id].p50, `${ms(C[id].p50)} ms`, C[id].p50 <= 10);
+  }
+  for (const id of plainIds) {
+    if (!C?.[id] || !sf) continue;
+    const v = C[id].p50 / sf;
+    add(
+      "cold start without stem cells, p50",
+      "≤ 1.5× spawn floor",
+      id,
+      v,
+      `${ms(C[id].p50)} ms = ${v.toFixed(2)}× ${ms(sf)} ms`,
+      v <= 1.5,
+    );
+  }
+  const S = results.scale;
+  for (const id of lambentIds) {
+    if (!S?.[id]) continue;
+    const v = S[id].all.p50;
+    add(
+      "100 concurrent from zero, all returned",
+      "≤ 2 s",
+      id,
+      v,
+      `${(v / 1000).toFixed(2)} s`,
+      v <= 2000 && S[id].errors === 0 && S[id].throttles === 0,
+    );
+  }
+  const A = results.async;
+  for (const id of lambentIds) {
+    if (!A?.[id]) continue;
+    if (A[id].na) add("async drain on SQLite", "≥ 1000 events/s", id, null, `n/a (${A[id].na})`, null);
+    else
+      add(
+        "async drain on SQLite",
+        "≥ 1000 events/s",
+        id,
+        A[id].drainPerSec,
+        `${num(A[id].drainPerSec)} events/s`,
+        A[id].drainPerSec >= 1000 && A[id].drained,
+      );
+  }
+  return goals;
+}

@@ -1,0 +1,494 @@
+/**
+ * The scenarios. Each takes the running systems and a config, runs them interleaved
+ * (round r visits every system, in an order rotated by r), and returns plain data.
+ */
+import { spawn } from "node:child_process";
+import { createServer } from "node:http";
+import { join } from "node:path";
+import { setTimeout as sleep } from "node:timers/promises";
+import { Pool } from "undici";
+import { cleanEnv, commOf, descendants, memoryOf } from "./procs.mjs";
+import { summarize } from "./stats.mjs";
+import { BENCH_DIR, SLS_COLD_FUNCTIONS, SLS_SCALE_FUNCTIONS } from "./systems.mjs";
+
+const rotate = (list, r) => list.map((_, i) => list[(i + r) % list.length]);
+
+function pool(sys, connections) {
+  return new Pool(sys.origin, { connections, pipelining: 1, keepAliveTimeout: 60_000 });
+}
+
+async function invoke(p, path, body, headers = {}) {
+  const t0 = performance.now();
+  try {
+    const res = await p.request({
+      path,
+      method: "POST",
+      body,
+      headers: { "content-type": "application/json", ...headers },
+    });
+    const buf = Buffer.from(await res.body.arrayBuffer());
+    return {
+      ms: performance.now() - t0,
+      status: res.statusCode,
+      bytes: buf.length,
+      body: buf,
+      headers: res.headers,
+    };
+  } catch (err) {
+    return { ms: performance.now() - t0, status: 0, bytes: 0, error: err };
+  }
+}
+
+const ok = (r) => r.status === 200 && !r.headers?.["x-amz-function-error"];
+
+async function closeAll(pools) {
+  await Promise.all([...pools.values()].map((p) => p.close().catch(() => {})));
+}
+
+// ---------------------------------------------------------------------------------------------
+
+export async function warm(systems, cfg, log) {
+  const pools = new Map(systems.map((s) => [s.id, pool(s, 1)]));
+  const out = {};
+  try {
+    const names = new Map();
+    for (const s of systems) names.set(s.id, s.path(await s.fn("hello")));
+    for (const s of systems) {
+      for (let i = 0; i < cfg.warmup; i++) await invoke(pools.get(s.id), names.get(s.id), "{}");
+      out[s.id] = { samples: [], errors: 0 };
+    }
+    const per = Math.ceil(cfg.invokes / cfg.rounds);
+    for (let r = 0; r < cfg.rounds; r++) {
+      for (const s of rotate(systems, r)) {
+        const p = pools.get(s.id);
+        const path = names.get(s.id);
+        const o = out[s.id];
+        for (let i = 0; i < per; i++) {
+          const res = await invoke(p, path, "{}");
+          if (ok(res)) o.samples.push(res.ms);
+          else o.errors++;
+        }
+      }
+      log(`  warm round ${r + 1}/${cfg.rounds}`);
+    }
+  } finally {
+    await closeAll(pools);
+  }
+  const result = {};
+  for (const [id, o] of Object.entries(out)) result[id] = { ...summarize(o.samples), errors: o.errors };
+  return result;
+}
+
+// ---------------------------------------------------------------------------------------------
+
+async function loop(p, path, concurrency, until) {
+  let okCount = 0;
+  let errors = 0;
+  const statuses = {};
+  const worker = async () => {
+    while (until()) {
+      const res = await invoke(p, path, "{}");
+      if (ok(res)) okCount++;
+      else {
+        errors++;
+        statuses[res.status] = (statuses[res.status] ?? 0) + 1;
+      }
+    }
+  };
+  const t0 = performance.now();
+  await Promise.all(Array.from({ length: concurrency }, worker));
+  return { ok: okCount, errors, statuses, ms: performance.now() - t0 };
+}
+
+export async function throughput(systems, cfg, log) {
+  const result = {};
+  for (const s of systems) result[s.id] = {};
+  for (const c of cfg.concurrency) {
+    const pools = new Map(systems.map((s) => [s.id, pool(s, c)]));
+    try {
+      const names = new Map();
+      for (const s of systems) names.set(s.id, s.path(await s.fn("hello")));
+      // Warm-up: every connection busy a few times, so the environments exist before timing.
+      for (const s of systems) {
+        let n = c * cfg.warmupPerConnection;
+        await loop(pools.get(s.id), names.get(s.id), c, () => n-- > 0);
+      }
+      const acc = Object.fromEntries(systems.map((s) => [s.id, { ok: 0, errors: 0, ms: 0, statuses: {} }]));
+      for (let r = 0; r < cfg.rounds; r++) {
+        for (const s of rotate(systems, r)) {
+          const end = performance.now() + cfg.durationMs;
+          const res = await loop(pools.get(s.id), names.get(s.id), c, () => performance.now() < end);
+          const a = acc[s.id];
+          a.ok += res.ok;
+          a.errors += res.errors;
+          a.ms += res.ms;
+          for (const [k, v] of Object.entries(res.statuses)) a.statuses[k] = (a.statuses[k] ?? 0) + v;
+        }
+      }
+      for (const s of systems) {
+        const a = acc[s.id];
+        result[s.id][c] = { rps: (a.ok / a.ms) * 1000, ok: a.ok, errors: a.errors, statuses: a.statuses };
+      }
+      log(`  throughput c=${c} done`);
+    } finally {
+      await closeAll(pools);
+    }
+  }
+  return result;
+}
+
+// ---------------------------------------------------------------------------------------------
+
+function spawnFloorOnce() {
+  return new Promise((resolve, reject) => {
+    const t0 = performance.now();
+    const child = spawn(process.execPath, [join(BENCH_DIR, "handlers", "spawn-child.cjs")], {
+      env: cleanEnv(),
+      stdio: ["ignore", "pipe", "ignore"],
+    });
+    let seen = false;
+    child.stdout.on("data", () => {
+      if (seen) return;
+      seen = true;
+      resolve(performance.now() - t0);
+    });
+    child.on("error", reject);
+    child.on("exit", () => {
+      if (!seen) reject(new Error("spawn floor child exited without a message"));
+    });
+  });
+}
+
+export async function cold(systems, cfg, log) {
+  const targets = systems.filter((s) => s.kind !== "floor");
+  const pools = new Map(targets.map((s) => [s.id, pool(s, 1)]));
+  const out = { "spawn-floor": { samples: [], errors: 0 } };
+  for (const s of targets) out[s.id] = { samples: [], create: [], errors: 0, notes: [] };
+  try {
+    for (let i = 0; i < cfg.count; i++) {
+      for (const key of rotate(["spawn-floor", ...targets.map((s) => s.id)], i)) {
+        if (key === "spawn-floor") {
+          out[key].samples.push(await spawnFloorOnce());
+          continue;
+        }
+        const s = targets.find((t) => t.id === key);
+        const o = out[key];
+        if (s.kind === "sls" && i >= SLS_COLD_FUNCTIONS) continue;
+        const name = `cold${i}`;
+        const c0 = performance.now();
+        await s.fn("hello", name);
+        const createMs = performance.now() - c0;
+        const res = await invoke(pools.get(s.id), s.path(name), "{}");
+        if (ok(res)) {
+          o.samples.push(res.ms);
+          if (s.kind === "lambent") o.create.push(createMs);
+        } else {
+          o.errors++;
+          if (o.notes.length < 3) o.notes.push(`${res.status} ${res.body?.toString().slice(0, 120)}`);
+        }
+        if (s.kind === "lambent") await s.deleteFn(name);
+      }
+      // Let stem-cell pools (when there are any) refill, as they would between real deploys.
+      await sleep(cfg.pauseMs);
+    }
+    log(`  cold: ${cfg.count} rounds`);
+  } finally {
+    await closeAll(pools);
+  }
+  const result = {};
+  for (const [id, o] of Object.entries(out)) {
+    result[id] = {
+      ...summarize(o.samples),
+      errors: o.errors,
+      ...(o.create ? { createP50: summarize(o.create).p50 } : {}),
+      ...(o.notes?.length ? { notes: o.notes } : {}),
+    };
+  }
+  return result;
+}
+
+// ---------------------------------------------------------------------------------------------
+
+/** Memory of the runtime processes under a server: every descendant of its pid. */
+function treeMemory(pid) {
+  const pids = descendants(pid);
+  let rss = 0;
+  let pss = 0;
+  const comms = {};
+  for (const p of pids) {
+    const m = memoryOf(p);
+    rss += m.rss;
+    pss += m.pss;
+    const c = commOf(p);
+    comms[c] = (comms[c] ?? 0) + 1;
+  }
+  return { processes: pids.length, rss, pss, comms };
+}
+
+async function waitForEnvironments(sys, want, timeoutMs) {
+  const end = Date.now() + timeoutMs;
+  let h = await sys.health();
+  while (h && h.environments.environments > want && Date.now() < end) {
+    await sleep(100);
+    h = await sys.health();
+  }
+  return h;
+}
+
+export async function scale(systems, cfg, log) {
+  const out = {};
+  for (const s of systems) out[s.id] = { allMs: [], envs: [], throttles: 0, errors: 0, notes: [] };
+  for (let r = 0; r < cfg.rounds; r++) {
+    for (const s of rotate(systems, r)) {
+      const o = out[s.id];
+      if (s.kind === "sls" && r >= SLS_SCALE_FUNCTIONS) continue;
+      const name = await s.fn("sleep", `scale${r}`);
+      const before = s.kind === "lambent" ? await waitForEnvironments(s, 0, 15000) : null;
+      const p = pool(s, cfg.concurrency);
+      try {
+        const t0 = performance.now();
+        const results = await Promise.all(
+          Array.from({ length: cfg.concurrency }, () => invoke(p, s.path(name), '{"ms":200}')),
+        );
+        o.allMs.push(performance.now() - t0);
+        for (const res of results) {
+          if (res.status === 429) o.throttles++;
+          else if (!ok(res)) {
+            o.errors++;
+            if (o.notes.length < 3) o.notes.push(`${res.status} ${res.body?.toString().slice(0, 120)}`);
+          }
+        }
+      } finally {
+        await p.close();
+      }
+      if (s.kind === "lambent") {
+        const h = await s.health();
+        o.envs.push(h.environments.environments - (before?.environments.environments ?? 0));
+        await s.deleteFn(name);
+        await waitForEnvironments(s, 0, 15000);
+      }
+    }
+    log(`  scale-out round ${r + 1}/${cfg.rounds}`);
+  }
+  const result = {};
+  for (const [id, o] of Object.entries(out)) {
+    result[id] = {
+      all: summarize(o.allMs),
+      environmentsCreated: o.envs.length ? summarize(o.envs).max : null,
+      throttles: o.throttles,
+      errors: o.errors,
+      ...(o.notes.length ? { notes: o.notes } : {}),
+    };
+  }
+  return result;
+}
+
+// ---------------------------------------------------------------------------------------------
+
+/**
+ * Density: 100 invokes that each hold their environment for `holdMs`, so all 100 run at once;
+ * once they have returned, the 100 idle environments' memory is summed from /proc.
+ */
+export async function density(systems, cfg, log) {
+  const result = {};
+  for (const s of systems.filter((x) => x.kind === "lambent" || x.kind === "sls")) {
+    const name = await s.fn("sleep", s.kind === "sls" ? `scale${SLS_SCALE_FUNCTIONS - 1}` : "density");
+    if (s.kind === "lambent") await waitForEnvironments(s, 0, 15000);
+    const before = memoryOf(s.pid);
+    const p = pool(s, cfg.environments);
+    let errors = 0;
+    try {
+      const body = JSON.stringify({ ms: cfg.holdMs });
+      const results = await Promise.all(
+        Array.from({ length: cfg.environments }, () => invoke(p, s.path(name), body)),
+      );
+      errors = results.filter((r) => !ok(r)).length;
+    } finally {
+      await p.close();
+    }
+    await sleep(500);
+    if (s.kind === "lambent") {
+      const mem = treeMemory(s.pid);
+      const envs = (await s.health()).environments.environments;
+      result[s.id] = {
+        environments: envs,
+        processes: mem.processes,
+        rssTotal: mem.rss,
+        rssPerEnv: mem.rss / envs,
+        pssPerEnv: mem.pss / envs,
+        comms: mem.comms,
+        errors,
+      };
+      await s.deleteFn(name);
+      await waitForEnvironments(s, 0, 15000);
+    } else {
+      const after = memoryOf(s.pid);
+      result[s.id] = {
+        environments: null,
+        inProcess: s.id.includes("inprocess"),
+        processes: 1,
+        growth: true,
+        rssPerEnv: (after.rss - before.rss) / cfg.environments,
+        pssPerEnv: (after.pss - before.pss) / cfg.environments,
+        errors,
+      };
+    }
+    log(`  density ${s.id}: ${result[s.id].environments ?? "?"} environments`);
+  }
+  return result;
+}
+
+// ---------------------------------------------------------------------------------------------
+
+function startCollector() {
+  const seen = new Map();
+  let onAll = null;
+  let want = Number.POSITIVE_INFINITY;
+  const server = createServer((req, res) => {
+    const chunks = [];
+    req.on("data", (c) => chunks.push(c));
+    req.on("end", () => {
+      try {
+        const m = JSON.parse(Buffer.concat(chunks).toString());
+        if (m.i >= 0 && !seen.has(m.i)) {
+          seen.set(m.i, { ...m, received: performance.timeOrigin + performance.now() });
+          if (seen.size >= want) onAll?.();
+        }
+      } catch {}
+      res.end("ok");
+    });
+  });
+  server.keepAliveTimeout = 60_000;
+  return new Promise((resolve) => {
+    server.listen(0, "127.0.0.1", () => {
+      resolve({
+        url: `http://127.0.0.1:${server.address().port}/`,
+        seen,
+        reset(n) {
+          seen.clear();
+          want = n;
+        },
+        waitAll(timeoutMs) {
+          if (seen.size >= want) return Promise.resolve(true);
+          return new Promise((r) => {
+            const t = setTimeout(() => r(false), timeoutMs);
+            onAll = () => {
+              clearTimeout(t);
+              r(true);
+            };
+          });
+        },
+        close: () => new Promise((r) => server.close(r)),
+      });
+    });
+  });
+}
+
+export async function asyncEvents(systems, cfg, log) {
+  const result = {};
+  const targets = systems.filter((s) => s.kind === "lambent");
+  for (const s of systems) result[s.id] = { na: "not measured: Event invokes are Lambent-only here" };
+  if (targets.length === 0) return result;
+  const collector = await startCollector();
+  try {
+    for (const s of targets) {
+      const name = await s.fn("probe");
+      const p = pool(s, cfg.senders);
+      try {
+        collector.reset(1);
+        const probe = await invoke(
+          p,
+          s.path(name),
+          JSON.stringify({ i: -1, t0: 0, collector: collector.url }),
+          {
+            "x-amz-invocation-type": "Event",
+          },
+        );
+        if (probe.status !== 202) {
+          let type = "";
+          try {
+            type = JSON.parse(probe.body.toString()).__type ?? "";
+          } catch {}
+          result[s.id] = { na: `not implemented yet (Event invoke → ${probe.status} ${type})`.trim() };
+          continue;
+        }
+        await sleep(500);
+        collector.reset(cfg.events);
+        let next = 0;
+        let enqueueErrors = 0;
+        const tStart = performance.timeOrigin + performance.now();
+        await Promise.all(
+          Array.from({ length: cfg.senders }, async () => {
+            while (next < cfg.events) {
+              const i = next++;
+              const body = JSON.stringify({
+                i,
+                t0: performance.timeOrigin + performance.now(),
+                collector: collector.url,
+              });
+              const res = await invoke(p, s.path(name), body, { "x-amz-invocation-type": "Event" });
+              if (res.status !== 202) enqueueErrors++;
+            }
+          }),
+        );
+        const tEnqueued = performance.timeOrigin + performance.now();
+        const drained = await collector.waitAll(cfg.drainTimeoutMs);
+        const rows = [...collector.seen.values()];
+        const lastStart = Math.max(...rows.map((x) => x.started));
+        const lastEnd = Math.max(...rows.map((x) => x.received));
+        const lag = summarize(rows.map((x) => x.started - x.enqueued));
+        result[s.id] = {
+          events: cfg.events,
+          started: rows.length,
+          drained,
+          enqueueErrors,
+          enqueuePerSec: (cfg.events / (tEnqueued - tStart)) * 1000,
+          drainMs: lastEnd - tStart,
+          drainAfterEnqueueMs: lastEnd - tEnqueued,
+          drainPerSec: (rows.length / (lastStart - tStart)) * 1000,
+          enqueueToStart: lag,
+        };
+        log(`  async ${s.id}: ${rows.length}/${cfg.events} events ran`);
+      } finally {
+        await p.close();
+        await s.deleteFn(name).catch(() => {});
+      }
+    }
+  } finally {
+    await collector.close();
+  }
+  return result;
+}
+
+// ---------------------------------------------------------------------------------------------
+
+export async function payload(systems, cfg, log) {
+  const body = JSON.stringify({ data: "x".repeat(cfg.bytes - 11) });
+  const pools = new Map(systems.map((s) => [s.id, pool(s, 1)]));
+  const out = Object.fromEntries(systems.map((s) => [s.id, { samples: [], errors: 0, notes: [] }]));
+  try {
+    const names = new Map();
+    for (const s of systems) names.set(s.id, s.path(await s.fn("echo")));
+    for (const s of systems) await invoke(pools.get(s.id), names.get(s.id), body);
+    for (let r = 0; r < cfg.count; r++) {
+      for (const s of rotate(systems, r)) {
+        const res = await invoke(pools.get(s.id), names.get(s.id), body);
+        const o = out[s.id];
+        if (ok(res) && res.bytes >= cfg.bytes - 16) o.samples.push(res.ms);
+        else {
+          o.errors++;
+          if (o.notes.length < 2)
+            o.notes.push(`${res.status} ${res.bytes} bytes ${res.body?.toString().slice(0, 100)}`);
+        }
+      }
+    }
+    log(`  payload: ${cfg.count} round trips each`);
+  } finally {
+    await closeAll(pools);
+  }
+  const result = {};
+  for (const [id, o] of Object.entries(out)) {
+    result[id] = { ...summarize(o.samples), errors: o.errors, ...(o.notes.length ? { notes: o.notes } : {}) };
+  }
+  return result;
+}

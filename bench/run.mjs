@@ -1,0 +1,267 @@
+#!/usr/bin/env node
+/**
+ * Lambent benchmarks: `npm run bench [-- options]`. See bench/README.md.
+ * Starts every system, runs the scenarios interleaved, prints a Markdown table and writes
+ * bench/results/latest.json. Every process it starts is stopped at the end, even on failure.
+ */
+import { execFileSync } from "node:child_process";
+import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { cpus, freemem, release, tmpdir, totalmem } from "node:os";
+import { join } from "node:path";
+import { parseArgs } from "node:util";
+import { render } from "./lib/report.mjs";
+import * as scenarios from "./lib/scenarios.mjs";
+import {
+  BENCH_DIR,
+  ensureServerless,
+  lambentHelp,
+  ROOT,
+  startFloor,
+  startLambent,
+  startServerless,
+} from "./lib/systems.mjs";
+
+const SCENARIOS = ["warm", "throughput", "cold", "scale", "density", "async", "payload"];
+
+const { values: opts } = parseArgs({
+  options: {
+    quick: { type: "boolean", default: false },
+    only: { type: "string" },
+    systems: { type: "string" },
+    prewarm: { type: "string", default: "4" },
+    out: { type: "string", default: join(BENCH_DIR, "results", "latest.json") },
+    help: { type: "boolean", short: "h", default: false },
+  },
+});
+
+if (opts.help) {
+  console.log(`npm run bench -- [options]
+  --quick             small counts and short durations (~1-2 min): a smoke run, not numbers to publish
+  --only a,b          scenarios: ${SCENARIOS.join(",")} 
+  --systems a,b       system ids (prefix match): lambent-process, lambent-process-stem, lambent-bwrap,
+                      lambent-bwrap-stem, sls, sls-inprocess, floor (the floor is always kept)
+  --prewarm N         stem cells for the "stem" systems when the server has --prewarm (default 4)
+  --out FILE          JSON output (default bench/results/latest.json)`);
+  process.exit(0);
+}
+
+const only = new Set(opts.only ? opts.only.split(",").map((s) => s.trim()) : SCENARIOS);
+for (const s of only)
+  if (!SCENARIOS.includes(s)) throw new Error(`unknown scenario ${s}; one of ${SCENARIOS}`);
+const wantSystem = (id) =>
+  id === "floor" ||
+  !opts.systems ||
+  opts.systems.split(",").some((p) => id === p.trim() || id.startsWith(`${p.trim()}-`));
+
+const Q = opts.quick;
+const cfg = {
+  warm: { invokes: Q ? 400 : 3000, rounds: Q ? 4 : 10, warmup: Q ? 50 : 200 },
+  throughput: {
+    concurrency: [1, 16, 64],
+    durationMs: Q ? 600 : 2500,
+    rounds: Q ? 1 : 2,
+    warmupPerConnection: Q ? 3 : 10,
+  },
+  cold: { count: Q ? 5 : 25, pauseMs: 150 },
+  scale: { rounds: Q ? 1 : 3, concurrency: 100 },
+  density: { environments: 100, holdMs: Q ? 6000 : 10_000 },
+  async: { events: Q ? 1000 : 5000, senders: 16, drainTimeoutMs: Q ? 30_000 : 90_000 },
+  payload: { count: Q ? 10 : 60, bytes: 1024 * 1024 },
+};
+
+const log = (m) => process.stderr.write(`${m}\n`);
+
+function gitRev() {
+  try {
+    const rev = execFileSync("git", ["rev-parse", "--short", "HEAD"], { cwd: ROOT, encoding: "utf8" }).trim();
+    const dirty = execFileSync("git", ["status", "--porcelain", "--", "src", "runtimes"], {
+      cwd: ROOT,
+      encoding: "utf8",
+    });
+    return dirty.trim() ? `${rev}+uncommitted` : rev;
+  } catch {
+    return "unknown";
+  }
+}
+
+const meta = {
+  date: new Date().toISOString(),
+  cpu: cpus()[0]?.model ?? "unknown",
+  cpus: cpus().length,
+  memGiB: +(totalmem() / 2 ** 30).toFixed(1),
+  freeGiB: +(freemem() / 2 ** 30).toFixed(1),
+  node: process.version,
+  kernel: release(),
+  lambent: gitRev(),
+  quick: Q,
+  scenarios: [...only],
+  config: cfg,
+};
+
+async function main() {
+  if (!existsSync(join(ROOT, "dist", "cli", "main.js"))) {
+    log("dist/ missing: building Lambent (npm run build) …");
+    execFileSync("npm", ["run", "build"], { cwd: ROOT, stdio: "inherit" });
+  }
+  const dataRoot = mkdtempSync(join(tmpdir(), "lambent-bench-"));
+  const systems = [];
+  const status = [];
+  const t0 = Date.now();
+  try {
+    const help = lambentHelp();
+    const hasPrewarm = /--prewarm\b/.test(help);
+    const prewarm = Number(opts.prewarm);
+    const variants = [
+      { id: "lambent-process", label: "Lambent, process driver", driver: "process", stem: false },
+      {
+        id: "lambent-process-stem",
+        label: `Lambent, process driver, ${prewarm} stem cells`,
+        driver: "process",
+        stem: true,
+      },
+      { id: "lambent-bwrap", label: "Lambent, bwrap driver", driver: "bwrap", stem: false },
+      {
+        id: "lambent-bwrap-stem",
+        label: `Lambent, bwrap driver, ${prewarm} stem cells`,
+        driver: "bwrap",
+        stem: true,
+      },
+    ];
+    let bwrapSkip = null;
+    for (const v of variants) {
+      if (!wantSystem(v.id)) continue;
+      if (v.stem && !hasPrewarm) {
+        status.push({
+          id: v.id,
+          label: v.label,
+          status: "n/a: `lambent server` has no --prewarm option yet",
+        });
+        continue;
+      }
+      if (v.driver === "bwrap" && bwrapSkip) {
+        status.push({ id: v.id, label: v.label, status: `skipped: ${bwrapSkip}` });
+        continue;
+      }
+      try {
+        const sys = await startLambent({
+          ...v,
+          dataRoot,
+          prewarm: hasPrewarm ? (v.stem ? prewarm : 0) : undefined,
+        });
+        systems.push(sys);
+        const h = await sys.health();
+        if (h.sandbox.driver !== v.driver) {
+          systems.pop();
+          await sys.stop();
+          const reason = `\`--sandbox ${v.driver}\` runs driver '${h.sandbox.driver}' in this build`;
+          if (v.driver === "bwrap") bwrapSkip = reason;
+          status.push({ id: v.id, label: v.label, status: `skipped: ${reason}` });
+          continue;
+        }
+        const name = await sys.fn("hello");
+        const { request } = await import("undici");
+        const res = await request(sys.origin + sys.path(name), { method: "POST", body: "{}" });
+        const text = await res.body.text();
+        if (res.statusCode !== 200 || res.headers["x-amz-function-error"]) {
+          systems.pop();
+          await sys.stop();
+          const reason = `a hello-world invoke failed: ${res.statusCode} ${text.slice(0, 160)}`;
+          if (v.driver === "bwrap") bwrapSkip = reason;
+          status.push({ id: v.id, label: v.label, status: `skipped: ${reason}` });
+          continue;
+        }
+        status.push({ id: v.id, label: v.label, status: "ok", health: h });
+      } catch (err) {
+        const reason = String(err.message ?? err)
+          .split("\n")
+          .filter(Boolean)
+          .slice(0, 2)
+          .join(" ")
+          .slice(0, 200);
+        if (v.driver === "bwrap") bwrapSkip = reason;
+        status.push({ id: v.id, label: v.label, status: `skipped: ${reason}` });
+      }
+    }
+    const slsVariants = [
+      { id: "sls", label: "serverless-offline 13 (default: worker threads)", inProcess: false },
+      { id: "sls-inprocess", label: "serverless-offline 13 --useInProcess", inProcess: true },
+    ].filter((v) => wantSystem(v.id));
+    let slsReady = null;
+    if (slsVariants.length) {
+      try {
+        await ensureServerless(log);
+        slsReady = null;
+      } catch (err) {
+        slsReady = `skipped: could not install serverless: ${String(err.message).split("\n")[0]}`;
+      }
+    }
+    // serverless takes seconds to load: start both modes at once.
+    const started = await Promise.allSettled(
+      slsVariants.map((v) => (slsReady ? Promise.reject(new Error(slsReady)) : startServerless(v))),
+    );
+    started.forEach((r, i) => {
+      const v = slsVariants[i];
+      if (r.status === "fulfilled") {
+        systems.push(r.value);
+        status.push({ id: v.id, label: v.label, status: "ok" });
+      } else
+        status.push({
+          id: v.id,
+          label: v.label,
+          status: `skipped: ${String(r.reason?.message).split("\n")[0]}`,
+        });
+    });
+    systems.push(await startFloor());
+    status.push({ id: "floor", label: "floor: bare node:http calling the handler in-process", status: "ok" });
+    status.push({ id: "spawn-floor", label: "floor: bare `node` spawn to first stdout line", status: "ok" });
+    log(`systems: ${systems.map((s) => s.id).join(", ")} (started in ${Date.now() - t0} ms)`);
+
+    const results = {};
+    const lambents = systems.filter((s) => s.kind === "lambent");
+    const step = async (name, fn) => {
+      if (!only.has(name)) return;
+      log(`${name} …`);
+      const s0 = Date.now();
+      try {
+        results[name] = await fn();
+      } catch (err) {
+        log(`  ${name} failed: ${err.stack ?? err}`);
+        results[name] = { failed: String(err.message ?? err) };
+      }
+      log(`  ${name}: ${((Date.now() - s0) / 1000).toFixed(1)} s`);
+    };
+    await step("warm", () => scenarios.warm(systems, cfg.warm, log));
+    await step("payload", () => scenarios.payload(systems, cfg.payload, log));
+    await step("throughput", () => scenarios.throughput(systems, cfg.throughput, log));
+    await step("cold", () => scenarios.cold(systems, cfg.cold, log));
+    // Scale-out and density start from zero environments: drop the functions used so far.
+    for (const s of lambents) {
+      for (const fn of ["hello", "echo"]) await s.deleteFn(fn).catch(() => {});
+    }
+    await step("scale", () => scenarios.scale(systems, cfg.scale, log));
+    await step("density", () => scenarios.density(systems, cfg.density, log));
+    await step("async", () => scenarios.asyncEvents(systems, cfg.async, log));
+
+    meta.durationS = Math.round((Date.now() - t0) / 1000);
+    const report = render({ meta, status, results });
+    console.log(report.markdown);
+    mkdirSync(join(opts.out, ".."), { recursive: true });
+    writeFileSync(
+      opts.out,
+      `${JSON.stringify({ meta, systems: status, results, goals: report.goals }, null, 2)}\n`,
+    );
+    writeFileSync(opts.out.replace(/\.json$/, ".md"), `${report.markdown}\n`);
+    log(`wrote ${opts.out} (${meta.durationS} s)`);
+  } finally {
+    await Promise.all(systems.map((s) => s.stop().catch(() => {})));
+    rmSync(dataRoot, { recursive: true, force: true });
+  }
+}
+
+main().then(
+  () => process.exit(0),
+  (err) => {
+    console.error(err);
+    process.exit(1);
+  },
+);
