@@ -4,6 +4,9 @@ import { join } from "node:path";
 
 export class DataDirLockedError extends Error {}
 
+/** Lock files this process holds (a second server in the same process must be refused too). */
+const held = new Set<string>();
+
 function alive(pid: number): boolean {
   try {
     process.kill(pid, 0);
@@ -15,12 +18,21 @@ function alive(pid: number): boolean {
 
 export function lockDataDir(dataDir: string): () => void {
   const file = join(dataDir, "server.pid");
+  if (held.has(file)) {
+    throw new DataDirLockedError(
+      `another Lambent server in this process is already using the data dir ${dataDir}; stop it or pass a different --data-dir`,
+    );
+  }
   for (let attempt = 0; attempt < 2; attempt++) {
     try {
       const fd = openSync(file, "wx");
       writeSync(fd, String(process.pid));
       closeSync(fd);
-      return () => rmSync(file, { force: true });
+      held.add(file);
+      return () => {
+        held.delete(file);
+        rmSync(file, { force: true });
+      };
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code !== "EEXIST") throw err;
       const owner = Number(readFileSync(file, "utf8").trim());

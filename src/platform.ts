@@ -64,6 +64,8 @@ export class Platform {
         functions.loadZip(sha),
       );
       const functions = new FunctionService(store, codeCache, options.limits);
+      // Finish creates and updates a crash left Pending or InProgress.
+      await functions.recover();
       const logs = new LogSink(openedStore);
       const sandbox = await chooseSandboxDriver(options, join(options.dataDir, "run"));
       const worker = new Worker({

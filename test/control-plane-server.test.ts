@@ -126,11 +126,7 @@ describe("lambent server", () => {
     }
   });
 
-  // KNOWN BUG (src/datadir-lock.ts, outside the control plane): the lock treats a pid file holding
-  // this process's own pid as stale, so a second Platform in the same process takes the lock over
-  // (and its stop() then deletes the first one's pid file). Across processes the lock works (test
-  // above). `it.fails` keeps the suite green while the bug stands: flip it to `it` once fixed.
-  it.fails("a second Platform on the same data dir throws DataDirLockedError", async () => {
+  it("a second Platform on the same data dir throws DataDirLockedError", async () => {
     const dataDir = tempDir();
     const first = await Platform.start({ port: 0, quiet: true, sandbox: "process", dataDir });
     try {

@@ -154,8 +154,20 @@ describe("aliases", () => {
       new ListAliasesCommand({ FunctionName: "al", FunctionVersion: "2" }),
     );
     expect(onlyV2.Aliases?.map((a) => a.Name)).toEqual(["live"]);
+    await expect(
+      server.lambda.send(new DeleteFunctionCommand({ FunctionName: "al", Qualifier: "2" })),
+    ).rejects.toMatchObject({
+      name: "ResourceConflictException",
+      message: "Unable to delete version because the following aliases reference it: [live]",
+    });
     await server.lambda.send(new DeleteAliasCommand({ FunctionName: "al", Name: "beta" }));
     await expect(invoke(server.lambda, "al:beta")).rejects.toBeInstanceOf(ResourceNotFoundException);
+    // Deleting the function deletes its aliases.
+    await server.lambda.send(new DeleteFunctionCommand({ FunctionName: "al" }));
+    await createFn("al", "again");
+    await expect(
+      server.lambda.send(new GetAliasCommand({ FunctionName: "al", Name: "live" })),
+    ).rejects.toBeInstanceOf(ResourceNotFoundException);
   });
 
   it("rejects what Lambda rejects", async () => {

@@ -524,14 +524,37 @@ export class FunctionService {
         await this.db.transaction().execute(async (tx) => {
           // Versions first (they reference the function), explicitly on both engines.
           await tx.deleteFrom("function_versions").where("function_name", "=", ref.name).execute();
+          await tx.deleteFrom("aliases").where("function_name", "=", ref.name).execute();
+          await tx.deleteFrom("provisioned_concurrency").where("function_name", "=", ref.name).execute();
           await tx.deleteFrom("functions").where("name", "=", ref.name).execute();
         });
       } else {
-        await this.db
-          .deleteFrom("function_versions")
+        const version = ref.qualifier;
+        const aliases = await this.db
+          .selectFrom("aliases")
+          .select(["name", "function_version", "weights"])
           .where("function_name", "=", ref.name)
-          .where("version", "=", ref.qualifier)
           .execute();
+        const using = aliases
+          .filter((a) => a.function_version === version || version in (JSON.parse(a.weights) as object))
+          .map((a) => a.name);
+        if (using.length > 0) {
+          throw ResourceConflict(
+            `Unable to delete version because the following aliases reference it: [${using.join(", ")}]`,
+          );
+        }
+        await this.db.transaction().execute(async (tx) => {
+          await tx
+            .deleteFrom("function_versions")
+            .where("function_name", "=", ref.name)
+            .where("version", "=", version)
+            .execute();
+          await tx
+            .deleteFrom("provisioned_concurrency")
+            .where("function_name", "=", ref.name)
+            .where("qualifier", "=", version)
+            .execute();
+        });
       }
       for (const sha of new Set(rows.map((r) => r.code_sha256))) await this.collectBlob(sha);
       this.events.emit(
