@@ -1,5 +1,6 @@
 /** The event invoke config API, and maximum event age (an event that waits too long is dropped). */
 import {
+  CreateAliasCommand,
   DeleteFunctionCommand,
   DeleteFunctionEventInvokeConfigCommand,
   GetFunctionEventInvokeConfigCommand,
@@ -163,12 +164,19 @@ describe("event invoke config API", () => {
         }),
       ),
     ).rejects.toMatchObject({ name: "ResourceNotFoundException" });
+    await server.lambda.send(
+      new CreateAliasCommand({ FunctionName: "quals", Name: "live", FunctionVersion: "1" }),
+    );
+    const alias = await server.lambda.send(
+      new PutFunctionEventInvokeConfigCommand({ FunctionName: "quals:live", MaximumEventAgeInSeconds: 600 }),
+    );
+    expect(alias.FunctionArn).toBe(fnArn("quals", "live"));
 
     const all = await server.lambda.send(
       new ListFunctionEventInvokeConfigsCommand({ FunctionName: "quals" }),
     );
     expect(all.FunctionEventInvokeConfigs?.map((c) => c.FunctionArn).sort()).toEqual(
-      [fnArn("quals", "$LATEST"), fnArn("quals", "1")].sort(),
+      [fnArn("quals", "$LATEST"), fnArn("quals", "1"), fnArn("quals", "live")].sort(),
     );
     expect(all.NextMarker).toBeUndefined();
     const page1 = await server.lambda.send(
@@ -184,7 +192,15 @@ describe("event invoke config API", () => {
       }),
     );
     expect(page2.FunctionEventInvokeConfigs).toHaveLength(1);
-    expect(page2.NextMarker).toBeUndefined();
+    const page3 = await server.lambda.send(
+      new ListFunctionEventInvokeConfigsCommand({
+        FunctionName: "quals",
+        MaxItems: 1,
+        Marker: page2.NextMarker,
+      }),
+    );
+    expect(page3.FunctionEventInvokeConfigs).toHaveLength(1);
+    expect(page3.NextMarker).toBeUndefined();
     await expect(
       server.lambda.send(new ListFunctionEventInvokeConfigsCommand({ FunctionName: "quals", MaxItems: 51 })),
     ).rejects.toMatchObject({ name: "ValidationException" });

@@ -3,8 +3,10 @@ import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import {
+  CreateAliasCommand,
   InvokeAsyncCommand,
   InvokeCommand,
+  PublishVersionCommand,
   PutFunctionEventInvokeConfigCommand,
   UpdateFunctionConfigurationCommand,
   waitUntilFunctionUpdatedV2,
@@ -196,6 +198,36 @@ describe("retries", () => {
     expect(body.requestContext.approximateInvokeCount).toBe(2);
     expect(body.responsePayload).toMatchObject({ errorType: "Sandbox.Timedout" });
     expect(runs(count)).toBe(2);
+  });
+});
+
+describe("qualifiers", () => {
+  it("applies the alias's config and names the alias and the executed version in the record", async () => {
+    await deployProbe(server.lambda, "aliased", {});
+    await server.lambda.send(new PublishVersionCommand({ FunctionName: "aliased" }));
+    await server.lambda.send(
+      new CreateAliasCommand({ FunctionName: "aliased", Name: "live", FunctionVersion: "1" }),
+    );
+    await server.lambda.send(
+      new PutFunctionEventInvokeConfigCommand({
+        FunctionName: "aliased",
+        Qualifier: "live",
+        DestinationConfig: { OnSuccess: { Destination: `${sink.url}/aliased-ok` } },
+      }),
+    );
+    await server.lambda.send(
+      new InvokeCommand({ FunctionName: "aliased:live", InvocationType: "Event", Payload: event({ q: 1 }) }),
+    );
+    const [rec] = await sink.onPath("/aliased-ok");
+    expect(rec?.body).toMatchObject({
+      requestContext: {
+        functionArn: fnArn("aliased", "live"),
+        condition: "Success",
+        approximateInvokeCount: 1,
+      },
+      responseContext: { statusCode: 200, executedVersion: "1" },
+      requestPayload: { q: 1 },
+    });
   });
 });
 

@@ -71,9 +71,18 @@ export class EventInvokeConfigService {
       .execute();
   }
 
-  /** The function (and qualifier) must exist. */
+  /** The function and the qualifier (a version or an alias) must exist. */
   private async check(ref: FunctionRef, region: string): Promise<string> {
     const qualifier = ref.qualifier ?? LATEST;
+    if (qualifier !== LATEST && !/^\d+$/.test(qualifier)) {
+      const alias = await this.store.db
+        .selectFrom("aliases")
+        .select("name")
+        .where("function_name", "=", ref.name)
+        .where("name", "=", qualifier)
+        .executeTakeFirst();
+      if (alias) return qualifier;
+    }
     await this.functions.getVersion({ name: ref.name, qualifier }, region);
     return qualifier;
   }
