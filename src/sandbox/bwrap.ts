@@ -141,11 +141,14 @@ export class BwrapDriver implements SandboxDriver {
     let network: SandboxNetwork | undefined;
     try {
       const pid = await readChildPid(child.stdio[3] as Readable);
-      const [, attached] = await Promise.all([
+      // Settle both before judging, so a failed join never orphans a started network.
+      const [joined, attached] = await Promise.allSettled([
         cgroup.join(pid),
         socket === undefined ? undefined : attachNetwork(pid, socket),
       ]);
-      network = attached;
+      if (attached.status === "fulfilled") network = attached.value;
+      if (joined.status === "rejected") throw joined.reason;
+      if (attached.status === "rejected") throw attached.reason;
       (child.stdio[4] as NodeJS.WritableStream).end("1");
     } catch (error) {
       child.kill("SIGKILL");
