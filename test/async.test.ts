@@ -273,6 +273,47 @@ describe("dead-letter targets", () => {
   });
 });
 
+describe("URL destinations", () => {
+  it("retries a failed delivery with backoff and counts the failure", async () => {
+    const flaky = await Collector.start();
+    try {
+      flaky.status = 503;
+      await deployProbe(server.lambda, "to-flaky-url", {});
+      await server.lambda.send(
+        new PutFunctionEventInvokeConfigCommand({
+          FunctionName: "to-flaky-url",
+          DestinationConfig: { OnSuccess: { Destination: `${flaky.url}/records` } },
+        }),
+      );
+      const res = await server.lambda.send(
+        new InvokeCommand({
+          FunctionName: "to-flaky-url",
+          InvocationType: "Event",
+          Payload: event({ u: 1 }),
+        }),
+      );
+      await flaky.waitFor((r) => r.status === 503);
+      flaky.status = 200;
+      const [ok] = await flaky.waitFor((r) => r.status === 200);
+      expect(ok?.body).toMatchObject({
+        requestContext: { requestId: res.$metadata.requestId, condition: "Success" },
+      });
+      // The delivery is recorded just after the POST is answered.
+      const stats = async () =>
+        (await server.platform.asyncInvoke.status()).functions.find((f) => f.functionName === "to-flaky-url");
+      while ((await stats())?.delivered !== 1) await new Promise((r) => setTimeout(r, 20));
+      expect(await stats()).toMatchObject({
+        succeeded: 1,
+        delivered: 1,
+        deliveryFailures: 1,
+        deliveriesWaiting: 0,
+      });
+    } finally {
+      await flaky.close();
+    }
+  });
+});
+
 describe("queue status", () => {
   it("reports outcomes per function at GET /_lambent/queue", async () => {
     const res = await fetch(`${server.url}/_lambent/queue`);

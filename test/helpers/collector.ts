@@ -7,6 +7,8 @@ import type { AddressInfo } from "node:net";
 
 export interface Received {
   path: string;
+  /** The status this server answered. */
+  status: number;
   headers: IncomingHttpHeaders;
   body: unknown;
 }
@@ -22,7 +24,7 @@ export class Collector {
   private waiters: Waiter[] = [];
   private server!: Server;
   url = "";
-  /** Answer this status instead of 200 (for failing-destination tests). */
+  /** Answer this status instead of 200 (for failing-destination tests); every request is recorded. */
   status = 200;
   /** Requests to /gate… are answered only once the gate opens. */
   private held: Array<() => void> | null = [];
@@ -44,8 +46,7 @@ export class Collector {
         };
         if (req.url?.startsWith("/gate") && c.held) c.held.push(answer);
         else answer();
-        if (c.status >= 300) return;
-        c.received.push({ path: req.url ?? "/", headers: req.headers, body });
+        c.received.push({ path: req.url ?? "/", status: c.status, headers: req.headers, body });
         c.check();
       });
     });
