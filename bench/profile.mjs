@@ -4,7 +4,9 @@
  * warm invokes of the hello-world handler (sequential, then at concurrency 16), stops the server
  * (SIGTERM writes the profile) and prints the functions with the most self time.
  *
- *   node bench/profile.mjs [--invokes 5000] [--concurrency 16] [--sandbox process] [--top 30]
+ *   node bench/profile.mjs [--invokes 5000] [--concurrency 16] [--sandbox process] [--top 30] [--event]
+ *
+ * --event sends `InvocationType: Event` invokes instead and waits 10 s for the queue to drain.
  *
  * The .cpuprofile is kept in bench/results/ (open it in Chrome DevTools → Performance).
  */
@@ -22,6 +24,7 @@ const { values: opts } = parseArgs({
     concurrency: { type: "string", default: "16" },
     sandbox: { type: "string", default: "process" },
     top: { type: "string", default: "30" },
+    event: { type: "boolean", default: false },
   },
 });
 
@@ -70,10 +73,11 @@ try {
   const n = Number(opts.invokes);
   const c = Number(opts.concurrency);
   const path = "/2015-03-31/functions/hello/invocations";
+  const headers = opts.event ? { "x-amz-invocation-type": "Event" } : {};
   const one = new Pool(origin, { connections: 1 });
   const t0 = performance.now();
   for (let i = 0; i < n; i++) {
-    const r = await one.request({ path, method: "POST", body: "{}" });
+    const r = await one.request({ path, method: "POST", body: "{}", headers });
     await r.body.dump();
   }
   const seqMs = performance.now() - t0;
@@ -83,13 +87,14 @@ try {
   await Promise.all(
     Array.from({ length: c }, async () => {
       while (left-- > 0) {
-        const r = await many.request({ path, method: "POST", body: "{}" });
+        const r = await many.request({ path, method: "POST", body: "{}", headers });
         await r.body.dump();
       }
     }),
   );
   const parMs = performance.now() - t1;
   await Promise.all([one.close(), many.close()]);
+  if (opts.event) await new Promise((r) => setTimeout(r, 10_000));
   console.log(
     `${n} sequential invokes: ${((seqMs / n) * 1000).toFixed(0)} µs mean; ${n} at c=${c}: ${((n / parMs) * 1000).toFixed(0)} invokes/s`,
   );

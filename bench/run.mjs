@@ -61,6 +61,7 @@ const cfg = {
     durationMs: Q ? 600 : 2500,
     rounds: Q ? 1 : 2,
     warmupPerConnection: Q ? 3 : 10,
+    warmupMs: Q ? 1000 : 2500,
   },
   cold: { count: Q ? 5 : 25, pauseMs: 150 },
   scale: { rounds: Q ? 1 : 3, concurrency: 100 },

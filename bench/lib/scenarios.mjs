@@ -3,10 +3,9 @@
  * (round r visits every system, in an order rotated by r), and returns plain data.
  */
 import { spawn } from "node:child_process";
-import { createServer } from "node:http";
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
-import { Pool } from "undici";
+import { Pool, request } from "undici";
 import { cleanEnv, commOf, descendants, memoryOf } from "./procs.mjs";
 import { summarize } from "./stats.mjs";
 import { BENCH_DIR, SLS_COLD_FUNCTIONS, SLS_SCALE_FUNCTIONS } from "./systems.mjs";
@@ -109,9 +108,11 @@ export async function throughput(systems, cfg, log) {
       const names = new Map();
       for (const s of systems) names.set(s.id, s.path(await s.fn("hello")));
       // Warm-up: every connection busy a few times, so the environments exist before timing.
+      // At c=64 Lambent starts 64 runtimes, whose JIT then needs a few hundred invokes each.
       for (const s of systems) {
         let n = c * cfg.warmupPerConnection;
-        await loop(pools.get(s.id), names.get(s.id), c, () => n-- > 0);
+        const until = performance.now() + cfg.warmupMs;
+        await loop(pools.get(s.id), names.get(s.id), c, () => n-- > 0 || performance.now() < until);
       }
       const acc = Object.fromEntries(systems.map((s) => [s.id, { ok: 0, errors: 0, ms: 0, statuses: {} }]));
       for (let r = 0; r < cfg.rounds; r++) {
@@ -340,122 +341,83 @@ export async function density(systems, cfg, log) {
 
 // ---------------------------------------------------------------------------------------------
 
-function startCollector() {
+/** Reads the probe's `BENCH {…}` log lines back from Lambent's logs endpoint, following by id. */
+function logReader(sys, name) {
   const seen = new Map();
-  let onAll = null;
-  let want = Number.POSITIVE_INFINITY;
-  const server = createServer((req, res) => {
-    const chunks = [];
-    req.on("data", (c) => chunks.push(c));
-    req.on("end", () => {
-      try {
-        const m = JSON.parse(Buffer.concat(chunks).toString());
-        if (m.i >= 0 && !seen.has(m.i)) {
-          seen.set(m.i, { ...m, received: performance.timeOrigin + performance.now() });
-          if (seen.size >= want) onAll?.();
+  let after;
+  return {
+    seen,
+    async poll() {
+      for (;;) {
+        const q = `?limit=10000${after !== undefined ? `&after=${after}` : ""}`;
+        const res = await request(`${sys.origin}/_lambent/logs/${name}${q}`);
+        const { events } = await res.body.json();
+        for (const e of events) {
+          after = e.id;
+          const m = e.message.match(/BENCH (\{.*\})/);
+          if (!m) continue;
+          const row = JSON.parse(m[1]);
+          if (row.i >= 0 && !seen.has(row.i)) seen.set(row.i, row);
         }
-      } catch {}
-      res.end("ok");
-    });
-  });
-  server.keepAliveTimeout = 60_000;
-  return new Promise((resolve) => {
-    server.listen(0, "127.0.0.1", () => {
-      resolve({
-        url: `http://127.0.0.1:${server.address().port}/`,
-        seen,
-        reset(n) {
-          seen.clear();
-          want = n;
-        },
-        waitAll(timeoutMs) {
-          if (seen.size >= want) return Promise.resolve(true);
-          return new Promise((r) => {
-            const t = setTimeout(() => r(false), timeoutMs);
-            onAll = () => {
-              clearTimeout(t);
-              r(true);
-            };
-          });
-        },
-        close: () => new Promise((r) => server.close(r)),
-      });
-    });
-  });
+        if (events.length < 10000) return seen.size;
+      }
+    },
+  };
 }
 
 export async function asyncEvents(systems, cfg, log) {
   const result = {};
-  const targets = systems.filter((s) => s.kind === "lambent");
   for (const s of systems) result[s.id] = { na: "not measured: Event invokes are Lambent-only here" };
-  if (targets.length === 0) return result;
-  const collector = await startCollector();
-  try {
-    for (const s of targets) {
-      const name = await s.fn("probe");
-      const p = pool(s, cfg.senders);
-      try {
-        collector.reset(1);
-        const probe = await invoke(
-          p,
-          s.path(name),
-          JSON.stringify({ i: -1, t0: 0, collector: collector.url }),
-          {
-            "x-amz-invocation-type": "Event",
-          },
-        );
-        if (probe.status !== 202) {
-          let type = "";
-          try {
-            type = JSON.parse(probe.body.toString()).__type ?? "";
-          } catch {}
-          result[s.id] = { na: `not implemented yet (Event invoke → ${probe.status} ${type})`.trim() };
-          continue;
-        }
-        await sleep(500);
-        collector.reset(cfg.events);
-        let next = 0;
-        let enqueueErrors = 0;
-        const tStart = performance.timeOrigin + performance.now();
-        await Promise.all(
-          Array.from({ length: cfg.senders }, async () => {
-            while (next < cfg.events) {
-              const i = next++;
-              const body = JSON.stringify({
-                i,
-                t0: performance.timeOrigin + performance.now(),
-                collector: collector.url,
-              });
-              const res = await invoke(p, s.path(name), body, { "x-amz-invocation-type": "Event" });
-              if (res.status !== 202) enqueueErrors++;
-            }
-          }),
-        );
-        const tEnqueued = performance.timeOrigin + performance.now();
-        const drained = await collector.waitAll(cfg.drainTimeoutMs);
-        const rows = [...collector.seen.values()];
-        const lastStart = Math.max(...rows.map((x) => x.started));
-        const lastEnd = Math.max(...rows.map((x) => x.received));
-        const lag = summarize(rows.map((x) => x.started - x.enqueued));
-        result[s.id] = {
-          events: cfg.events,
-          started: rows.length,
-          drained,
-          enqueueErrors,
-          enqueuePerSec: (cfg.events / (tEnqueued - tStart)) * 1000,
-          drainMs: lastEnd - tStart,
-          drainAfterEnqueueMs: lastEnd - tEnqueued,
-          drainPerSec: (rows.length / (lastStart - tStart)) * 1000,
-          enqueueToStart: lag,
-        };
-        log(`  async ${s.id}: ${rows.length}/${cfg.events} events ran`);
-      } finally {
-        await p.close();
-        await s.deleteFn(name).catch(() => {});
+  for (const s of systems.filter((x) => x.kind === "lambent")) {
+    const name = await s.fn("probe");
+    const p = pool(s, cfg.senders);
+    const event = (i) => JSON.stringify({ i, t0: performance.timeOrigin + performance.now() });
+    try {
+      const probe = await invoke(p, s.path(name), event(-1), { "x-amz-invocation-type": "Event" });
+      if (probe.status !== 202) {
+        let type = "";
+        try {
+          type = JSON.parse(probe.body.toString()).__type ?? "";
+        } catch {}
+        result[s.id] = { na: `not implemented yet (Event invoke → ${probe.status} ${type})`.trim() };
+        continue;
       }
+      await sleep(500);
+      const reader = logReader(s, name);
+      await reader.poll();
+      reader.seen.clear();
+      let next = 0;
+      let enqueueErrors = 0;
+      const tStart = performance.timeOrigin + performance.now();
+      await Promise.all(
+        Array.from({ length: cfg.senders }, async () => {
+          while (next < cfg.events) {
+            const res = await invoke(p, s.path(name), event(next++), { "x-amz-invocation-type": "Event" });
+            if (res.status !== 202) enqueueErrors++;
+          }
+        }),
+      );
+      const tEnqueued = performance.timeOrigin + performance.now();
+      const deadline = Date.now() + cfg.drainTimeoutMs;
+      while ((await reader.poll()) < cfg.events - enqueueErrors && Date.now() < deadline) await sleep(250);
+      const rows = [...reader.seen.values()];
+      const lastStart = Math.max(...rows.map((x) => x.started));
+      result[s.id] = {
+        events: cfg.events,
+        started: rows.length,
+        drained: rows.length >= cfg.events,
+        enqueueErrors,
+        enqueuePerSec: (cfg.events / (tEnqueued - tStart)) * 1000,
+        drainMs: lastStart - tStart,
+        drainAfterEnqueueMs: lastStart - tEnqueued,
+        drainPerSec: (rows.length / (lastStart - tStart)) * 1000,
+        enqueueToStart: summarize(rows.map((x) => x.started - x.enqueued)),
+      };
+      log(`  async ${s.id}: ${rows.length}/${cfg.events} events ran`);
+    } finally {
+      await p.close();
+      await s.deleteFn(name).catch(() => {});
     }
-  } finally {
-    await collector.close();
   }
   return result;
 }
