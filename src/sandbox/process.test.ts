@@ -130,7 +130,7 @@ describe("process sandbox driver", () => {
     expect(peak).toBeGreaterThanOrEqual(80 * 1024 * 1024);
     expect(Math.abs(peak - rss) / rss).toBeLessThan(0.25);
     sandbox.resetPeakMemory();
-    expect(sandbox.peakMemoryBytes()).toBeLessThanOrEqual(peak);
+    expect(sandbox.peakMemoryBytes()).toBeLessThan(peak + 4 * 1024 * 1024);
     await sandbox.destroy();
   });
 

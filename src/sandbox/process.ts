@@ -20,6 +20,8 @@ import { childExit, childSpawned } from "./exit.js";
 export class ProcessDriver implements SandboxDriver {
   readonly name = "process";
   readonly isolates = false;
+  /** A stem cell's working dir is set by the runtime itself on assignment; nothing to mount. */
+  readonly supportsStemCells = true;
   readonly #live = new Set<ProcessSandbox>();
 
   async init(): Promise<void> {}
@@ -57,10 +59,14 @@ export class ProcessDriver implements SandboxDriver {
       throw new SandboxError("SandboxStartFailure", `cannot start ${file}`, { cause });
     }
     const pid = child.pid as number;
-    // The runtime's death ends the environment: take the rest of its group along so the pipes close.
-    child.once("exit", () => killGroup(pid));
     const closed = childExit(child);
     const sandbox = new ProcessSandbox(spec.id, pid, closed, () => this.#live.delete(sandbox));
+    // The runtime's death ends the environment: take the rest of its group along so the pipes close.
+    // From then on the group id may be recycled by the kernel, so the sandbox signals nothing more.
+    child.once("exit", () => {
+      sandbox.running = false;
+      signalGroup(pid, "SIGKILL");
+    });
     this.#live.add(sandbox);
     return sandbox;
   }
@@ -72,6 +78,8 @@ export class ProcessDriver implements SandboxDriver {
 
 class ProcessSandbox implements Sandbox {
   readonly exited: Promise<SandboxExit>;
+  /** False once the main process has exited: its pid (= group id) may then belong to someone else. */
+  running = true;
 
   constructor(
     readonly id: string,
@@ -88,6 +96,9 @@ class ProcessSandbox implements Sandbox {
   async freeze(): Promise<void> {
     signalGroup(this.pid, "SIGSTOP");
   }
+
+  /** Nothing to do: paths are the host's and no limit is enforced. */
+  async adopt(): Promise<void> {}
 
   async thaw(): Promise<void> {
     signalGroup(this.pid, "SIGCONT");
@@ -113,13 +124,13 @@ class ProcessSandbox implements Sandbox {
   }
 
   async destroy(): Promise<void> {
-    killGroup(this.pid);
+    this.#signal("SIGKILL");
     await this.exited;
   }
-}
 
-function killGroup(pid: number): void {
-  signalGroup(pid, "SIGKILL");
+  #signal(signal: NodeJS.Signals): void {
+    if (this.running) signalGroup(this.pid, signal);
+  }
 }
 
 function signalGroup(pid: number, signal: NodeJS.Signals): void {
