@@ -47,6 +47,8 @@ export interface ServerOptions {
   idleTimeoutSeconds: number;
   /** New execution environments one function may add per 10 seconds. */
   scaleRate: number;
+  /** Most pre-started runtimes ("stem cells") kept per runtime family; 0 disables them. */
+  prewarm: number;
   sandbox: SandboxMode;
   sandboxNetwork: SandboxNetwork;
   /** Delays (ms) before async retry 1 and 2. */
@@ -65,6 +67,7 @@ export function defaultOptions(overrides: Partial<ServerOptions> = {}): ServerOp
     accountConcurrency: 1000,
     idleTimeoutSeconds: 300,
     scaleRate: 1000,
+    prewarm: 2,
     sandbox: "auto",
     sandboxNetwork: "isolated",
     asyncRetryDelaysMs: [60_000, 120_000],

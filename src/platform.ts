@@ -80,6 +80,7 @@ export class Platform {
         pidsLimit: 1024,
         idleTimeoutSeconds: options.idleTimeoutSeconds,
         scaleRate: options.scaleRate,
+        prewarm: options.prewarm,
         codeDir: (sha) => codeCache.ensure(sha),
       });
       await worker.start();

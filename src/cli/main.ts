@@ -28,6 +28,12 @@ program
   .option("--database <url>", "PostgreSQL connection string (default: SQLite in the data dir)")
   .option("--account-concurrency <n>", "account-wide concurrent executions", intArg(1), 1000)
   .option("--idle-timeout <seconds>", "seconds an idle execution environment lives", intArg(1), 300)
+  .option(
+    "--prewarm <n>",
+    "most pre-started runtimes (stem cells) kept per runtime family; 0 disables",
+    intArg(0, 64),
+    2,
+  )
   .option("--scale-rate <n>", "new execution environments a function may add per 10 seconds", intArg(1), 1000)
   .addOption(
     new Option("--sandbox <driver>", "sandbox driver").choices(["auto", "bwrap", "process"]).default("auto"),

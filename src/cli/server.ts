@@ -13,6 +13,7 @@ interface ServerFlags {
   accountConcurrency: number;
   idleTimeout: number;
   scaleRate: number;
+  prewarm: number;
   sandbox: SandboxMode;
   sandboxNetwork: SandboxNetwork;
   asyncRetryDelays: string;
@@ -39,6 +40,7 @@ export async function runServer(flags: ServerFlags): Promise<void> {
       accountConcurrency: flags.accountConcurrency,
       idleTimeoutSeconds: flags.idleTimeout,
       scaleRate: flags.scaleRate,
+      prewarm: flags.prewarm,
       sandbox: flags.sandbox,
       sandboxNetwork: flags.sandboxNetwork,
       asyncRetryDelaysMs: parseDelays(flags.asyncRetryDelays),

@@ -51,6 +51,11 @@ export interface SandboxSpec {
   runtimeApi: RuntimeApiEndpoint;
   /** Receives everything the process tree writes to stdout and stderr. */
   onOutput: (chunk: Buffer) => void;
+  /**
+   * A stem cell: started before its function is known. `mounts.codeDir` is a
+   * placeholder and `limits` generous; `Sandbox.adopt` supplies the real ones.
+   */
+  stemCell?: boolean;
 }
 
 export interface SandboxExit {
@@ -75,6 +80,12 @@ export interface Sandbox {
   peakMemoryBytes(): number | undefined;
   /** Kill the whole tree and release every resource (cgroups, sockets, dirs). Idempotent. */
   destroy(): Promise<void>;
+  /**
+   * Give a stem cell (spawned with `stemCell: true`, before its function was
+   * known) its function: the code (and layers) appear at the view's paths and
+   * the function's limits apply. Only drivers with `supportsStemCells` have it.
+   */
+  adopt?(mounts: SandboxMounts, limits: SandboxLimits): Promise<void>;
 }
 
 export interface SandboxDriver {
@@ -88,6 +99,8 @@ export interface SandboxDriver {
   /** How the given mounts and endpoint appear inside the sandbox. */
   view(mounts: SandboxMounts, runtimeApi: RuntimeApiEndpoint): SandboxView;
   spawn(spec: SandboxSpec): Promise<Sandbox>;
+  /** Whether `spawn` takes stem cells and its sandboxes can `adopt` a function. */
+  readonly supportsStemCells?: boolean;
   /** Destroy every sandbox still alive and release host-wide resources. */
   close(): Promise<void>;
 }

@@ -10,6 +10,7 @@ import type { Sandbox, SandboxDriver, SandboxExit } from "../sandbox/driver.js";
 import type { LogSink } from "../telemetry/logs.js";
 import { type Invocation, RuntimeApiServer, type RuntimeOutcome } from "./runtime-api.js";
 import { runtimeArgv, runtimeEnvironment } from "./runtimes.js";
+import type { StemCell, StemCellPool } from "./stem-cells.js";
 
 export interface EnvironmentDeps {
   driver: SandboxDriver;
@@ -22,6 +23,8 @@ export interface EnvironmentDeps {
   initTimeoutMs: number;
   /** Freeze the sandbox between invokes. */
   freezeIdle: boolean;
+  /** Pre-started runtimes for cold starts (absent or empty: always spawn). */
+  stemCells?: StemCellPool;
   pidsLimit: number;
 }
 
@@ -72,7 +75,7 @@ export class ExecutionEnvironment {
   /** Init time not yet reported (reported on the first invoke's REPORT line). */
   private pendingInitReport = true;
   private sandbox: Sandbox | null = null;
-  private readonly api: RuntimeApiServer;
+  private api: RuntimeApiServer;
   private partialLine = "";
   private tail: string[] | null = null;
   private tailBytes = 0;
@@ -90,14 +93,13 @@ export class ExecutionEnvironment {
   ) {
     this.logGroup = fn.config.LogGroup ?? `/aws/lambda/${fn.name}`;
     this.logStream = logStreamName(fn.version, this.id);
-    this.api = new RuntimeApiServer(
-      {
-        onNext: () => this.runtimeIsWaiting(),
-        onInitError: (errorType, body) => this.initFailed(errorType, body),
-      },
-      deps.maxResponseBytes,
-    );
+    this.api = new RuntimeApiServer(this.apiEvents, deps.maxResponseBytes);
   }
+
+  private readonly apiEvents = {
+    onNext: () => this.runtimeIsWaiting(),
+    onInitError: (errorType: string, body: Buffer) => this.initFailed(errorType, body),
+  };
 
   onReady(cb: () => void): void {
     this.listeners.ready.push(cb);
@@ -111,17 +113,8 @@ export class ExecutionEnvironment {
    * Run Init: start the runtime in its sandbox and wait until it asks for the
    * first event. Rejects with the outcome an invoke should report on failure.
    */
-  async init(codeDir: string): Promise<void> {
+  async init(codeDir: string, stem?: StemCell): Promise<void> {
     const started = performance.now();
-    const { driver } = this.deps;
-    const kind = driver.runtimeApiEndpointKind();
-    const endpoint = await this.api.listen(
-      kind === "unix"
-        ? { kind: "unix", path: join(this.deps.runDir, `${this.id}.sock`) }
-        : { kind: "tcp", host: "127.0.0.1", port: 0 },
-    );
-    const mounts = { codeDir, runtimeDir: this.deps.runtimesDir };
-    const view = driver.view(mounts, endpoint);
     const initialized = new Promise<void>((resolve, reject) => {
       this.initWaiter = { resolve, reject };
     });
@@ -129,26 +122,9 @@ export class ExecutionEnvironment {
       `INIT_START Runtime Version: ${this.fn.config.Runtime}\tRuntime Version ARN: lambent:${this.fn.config.Runtime}`,
     );
     try {
-      this.sandbox = await driver.spawn({
-        id: this.id,
-        argv: runtimeArgv(this.fn, view),
-        env: runtimeEnvironment(this.fn, view, {
-          region: this.deps.region,
-          logGroup: this.logGroup,
-          logStream: this.logStream,
-          initializationType: this.initializationType,
-        }),
-        mounts,
-        limits: {
-          memoryMb: this.fn.config.MemorySize,
-          ephemeralStorageMb: this.fn.config.EphemeralStorageSize,
-          pids: this.deps.pidsLimit,
-        },
-        runtimeApi: endpoint,
-        onOutput: (chunk) => this.output(chunk),
-      });
+      this.sandbox = stem ? await this.adopt(stem, codeDir) : await this.spawn(codeDir);
     } catch (err) {
-      await this.destroy();
+      await Promise.all([this.destroy(), stem?.destroy()]);
       throw this.platformFailure(
         "Runtime.InitError",
         `Could not start the runtime: ${err instanceof Error ? err.message : String(err)}`,
@@ -172,6 +148,56 @@ export class ExecutionEnvironment {
     }
     this.initDurationMs = performance.now() - started;
     this.state = "ready";
+  }
+
+  private identity() {
+    return {
+      region: this.deps.region,
+      logGroup: this.logGroup,
+      logStream: this.logStream,
+      initializationType: this.initializationType,
+    };
+  }
+
+  private limits() {
+    return {
+      memoryMb: this.fn.config.MemorySize,
+      ephemeralStorageMb: this.fn.config.EphemeralStorageSize,
+      pids: this.deps.pidsLimit,
+    };
+  }
+
+  /** A fresh sandbox running the function's runtime. */
+  private async spawn(codeDir: string): Promise<Sandbox> {
+    const { driver } = this.deps;
+    const endpoint = await this.api.listen(
+      driver.runtimeApiEndpointKind() === "unix"
+        ? { kind: "unix", path: join(this.deps.runDir, `${this.id}.sock`) }
+        : { kind: "tcp", host: "127.0.0.1", port: 0 },
+    );
+    const mounts = { codeDir, runtimeDir: this.deps.runtimesDir };
+    const view = driver.view(mounts, endpoint);
+    return driver.spawn({
+      id: this.id,
+      argv: runtimeArgv(this.fn, view),
+      env: runtimeEnvironment(this.fn, view, this.identity()),
+      mounts,
+      limits: this.limits(),
+      runtimeApi: endpoint,
+      onOutput: (chunk) => this.output(chunk),
+    });
+  }
+
+  /** A stem cell's booted runtime, given this function. */
+  private async adopt(stem: StemCell, codeDir: string): Promise<Sandbox> {
+    this.api = stem.api;
+    stem.api.setEvents(this.apiEvents);
+    stem.output = (chunk) => this.output(chunk);
+    const mounts = { codeDir, runtimeDir: this.deps.runtimesDir };
+    await stem.sandbox.adopt?.(mounts, this.limits());
+    const view = stem.view(codeDir);
+    stem.assign(runtimeEnvironment(this.fn, view, this.identity()), view.taskRoot);
+    return stem.sandbox;
   }
 
   private platformFailure(errorType: string, message: string): InvokeOutcome {

@@ -14,6 +14,7 @@ import {
   type InvokeOutcome,
 } from "./environment.js";
 import type { ScaleLimiter } from "./scale-limiter.js";
+import { stemFamily } from "./stem-cells.js";
 
 export interface ProvisionedProgress {
   allocated: number;
@@ -73,8 +74,10 @@ export class FunctionPool {
           env = await this.waitForEnvironment();
         } else {
           env = this.newEnvironment("on-demand");
+          const family = stemFamily(this.fn.config.Runtime);
+          const stem = family ? this.deps.stemCells?.take(family) : undefined;
           try {
-            await env.init(await this.codeDir());
+            await env.init(await this.codeDir(), stem);
           } catch (failure) {
             if (isOutcome(failure)) return this.initFailure(env, input, failure);
             throw failure;

@@ -59,7 +59,7 @@ export class RuntimeApiServer {
   extraRoute: ExtraRoute | null = null;
 
   constructor(
-    private readonly events: RuntimeApiEvents,
+    private events: RuntimeApiEvents,
     private readonly maxResponseBytes: number,
   ) {
     this.server = createServer(
@@ -69,6 +69,11 @@ export class RuntimeApiServer {
     // A long-polled `next` may wait for hours between invokes.
     this.server.keepAliveTimeout = 0;
     this.server.timeout = 0;
+  }
+
+  /** Route the runtime's signals elsewhere (a stem cell adopted by an environment). */
+  setEvents(events: RuntimeApiEvents): void {
+    this.events = events;
   }
 
   /** Listen on the endpoint; for TCP with port 0, the chosen port is returned in the result. */

@@ -12,8 +12,8 @@ import type { SandboxView } from "../sandbox/driver.js";
 export const RUNTIMES_DIR = fileURLToPath(new URL("../../runtimes", import.meta.url));
 
 /** The system interpreters (never a user's shim, e.g. pyenv under /root). */
-const NODE = process.execPath;
-const PYTHON = "/usr/bin/python3";
+export const NODE = process.execPath;
+export const PYTHON = "/usr/bin/python3";
 
 export function runtimeArgv(fn: FunctionVersion, view: SandboxView): string[] {
   const socket = view.runtimeApiSocket ? [`--runtime-api-socket=${view.runtimeApiSocket}`] : [];

@@ -7,11 +7,14 @@ import type { FunctionVersion } from "../control/functions.js";
 import type { EnvironmentDeps, InvokeInput, InvokeOutcome } from "./environment.js";
 import { FunctionPool, type ProvisionedProgress } from "./pool.js";
 import { ScaleLimiter } from "./scale-limiter.js";
+import { StemCellPool } from "./stem-cells.js";
 
 export interface WorkerOptions extends EnvironmentDeps {
   idleTimeoutSeconds: number;
   /** New environments one function may add per 10 seconds. */
   scaleRate: number;
+  /** Most stem cells kept per runtime family (0 disables them). */
+  prewarm: number;
   /** Where a version's code is extracted (resolved once per pool). */
   codeDir: (sha256: string) => Promise<string>;
 }
@@ -21,7 +24,11 @@ export class Worker {
   private readonly limiters = new Map<string, ScaleLimiter>();
   private readonly reaper: NodeJS.Timeout;
 
+  readonly stemCells: StemCellPool;
+
   constructor(private readonly opts: WorkerOptions) {
+    this.stemCells = new StemCellPool(opts, opts.prewarm);
+    opts.stemCells = this.stemCells;
     const idleMs = opts.idleTimeoutSeconds * 1000;
     this.reaper = setInterval(() => this.reap(idleMs), Math.min(Math.max(idleMs / 4, 100), 5000));
     this.reaper.unref();
@@ -31,6 +38,7 @@ export class Worker {
     await rm(this.opts.runDir, { recursive: true, force: true });
     await mkdir(this.opts.runDir, { recursive: true });
     await this.opts.driver.init();
+    this.stemCells.prewarm();
   }
 
   private key(fn: FunctionVersion): string {
@@ -110,7 +118,7 @@ export class Worker {
     clearInterval(this.reaper);
     const pools = [...this.pools.values()];
     this.pools.clear();
-    await Promise.all(pools.map((p) => p.destroy()));
+    await Promise.all([...pools.map((p) => p.destroy()), this.stemCells.close()]);
     await this.opts.driver.close();
   }
 }

@@ -1,0 +1,60 @@
+"""A stem cell: the Python runtime started before it knows its function.
+
+It asks the worker for its assignment (the function's environment and working
+dir) on `GET /lambent/stem-cell/assignment` at the Runtime API endpoint, takes
+it on, then runs the ordinary runtime (bootstrap.py) in this same process.
+
+    /usr/bin/python3 stem.py [--runtime-api-socket=/path.sock]
+"""
+
+import json
+import os
+import socket
+import sys
+
+
+def fetch_assignment():
+    socket_path = None
+    for arg in sys.argv[1:]:
+        if arg.startswith("--runtime-api-socket="):
+            socket_path = arg[len("--runtime-api-socket=") :]
+    if socket_path:
+        conn = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        conn.connect(socket_path)
+    else:
+        host, _, port = os.environ.get("AWS_LAMBDA_RUNTIME_API", "127.0.0.1:9001").rpartition(":")
+        conn = socket.create_connection((host, int(port)))
+    conn.sendall(b"GET /lambent/stem-cell/assignment HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+    data = b""
+    while True:
+        chunk = conn.recv(65536)
+        if not chunk:
+            break
+        data += chunk
+    conn.close()
+    head, _, body = data.partition(b"\r\n\r\n")
+    status = head.split(b" ", 2)[1]
+    if status != b"200":
+        raise RuntimeError("assignment answered " + status.decode())
+    return json.loads(body)
+
+
+def main():
+    try:
+        assignment = fetch_assignment()
+    except Exception as e:  # noqa: BLE001 - any failure means this cell is useless
+        sys.stderr.write("lambent stem cell: no assignment: %s\n" % e)
+        sys.exit(1)
+    os.environ.clear()
+    os.environ.update(assignment["env"])
+    os.chdir(assignment["cwd"])
+    here = os.path.dirname(os.path.abspath(__file__))
+    bootstrap = os.path.join(here, "bootstrap.py")
+    sys.argv[0] = bootstrap
+    import runpy
+
+    runpy.run_path(bootstrap, run_name="__main__")
+
+
+if __name__ == "__main__":
+    main()

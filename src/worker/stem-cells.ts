@@ -1,0 +1,246 @@
+/**
+ * Stem cells: runtime processes started, sandboxed and booted before any
+ * function needs them, waiting for an assignment. A cold start then costs only
+ * the function's own Init. The pool keeps a few per runtime family, sized by
+ * the recent cold-start rate (at most `--prewarm`), and refills in the background.
+ */
+import { randomBytes } from "node:crypto";
+import type { ServerResponse } from "node:http";
+import { join } from "node:path";
+import type { Runtime } from "../control/function-config.js";
+import { runtimeFamily } from "../control/function-config.js";
+import type { RuntimeApiEndpoint, Sandbox, SandboxDriver, SandboxView } from "../sandbox/driver.js";
+import { RuntimeApiServer } from "./runtime-api.js";
+import { NODE, PYTHON } from "./runtimes.js";
+
+export type StemFamily = "nodejs" | "python";
+
+export const ASSIGNMENT_PATH = "/lambent/stem-cell/assignment";
+
+export interface StemCellDeps {
+  driver: SandboxDriver;
+  runDir: string;
+  runtimesDir: string;
+  maxResponseBytes: number;
+  pidsLimit: number;
+}
+
+/** The family whose stem cells can run this runtime, if any (`provided` runtimes bring their own bootstrap). */
+export function stemFamily(runtime: Runtime): StemFamily | undefined {
+  const family = runtimeFamily(runtime);
+  return family === "provided" ? undefined : family;
+}
+
+/** Generous limits until the function's own apply (memory is set on adoption). */
+const STEM_MEMORY_MB = 10240;
+
+export class StemCell {
+  readonly id = randomBytes(16).toString("hex");
+  readonly api: RuntimeApiServer;
+  sandbox!: Sandbox;
+  endpoint!: RuntimeApiEndpoint;
+  /** Receives the cell's output once adopted (before that it is dropped). */
+  output: (chunk: Buffer) => void = () => {};
+  private held: ServerResponse | null = null;
+  private asked!: Promise<void>;
+  dead = false;
+
+  private constructor(
+    readonly family: StemFamily,
+    private readonly deps: StemCellDeps,
+  ) {
+    this.api = new RuntimeApiServer({ onNext: () => {}, onInitError: () => {} }, deps.maxResponseBytes);
+  }
+
+  /** Start a cell and wait until its runtime is booted and asking for an assignment. */
+  static async start(family: StemFamily, deps: StemCellDeps): Promise<StemCell> {
+    const cell = new StemCell(family, deps);
+    await cell.boot();
+    return cell;
+  }
+
+  private async boot(): Promise<void> {
+    const { driver } = this.deps;
+    this.asked = new Promise<void>((resolve) => {
+      this.api.extraRoute = (req, res, path) => {
+        if (path !== ASSIGNMENT_PATH || req.method !== "GET") return false;
+        req.resume();
+        this.held = res;
+        resolve();
+        return true;
+      };
+    });
+    this.endpoint = await this.api.listen(
+      driver.runtimeApiEndpointKind() === "unix"
+        ? { kind: "unix", path: join(this.deps.runDir, `${this.id}.sock`) }
+        : { kind: "tcp", host: "127.0.0.1", port: 0 },
+    );
+    const mounts = { codeDir: this.deps.runDir, runtimeDir: this.deps.runtimesDir };
+    const view = driver.view(mounts, this.endpoint);
+    const socket = view.runtimeApiSocket ? [`--runtime-api-socket=${view.runtimeApiSocket}`] : [];
+    const argv =
+      this.family === "nodejs"
+        ? [NODE, `${view.runtimeRoot}/nodejs/stem.mjs`, ...socket]
+        : [PYTHON, `${view.runtimeRoot}/python/stem.py`, ...socket];
+    try {
+      this.sandbox = await driver.spawn({
+        id: this.id,
+        argv,
+        env: {
+          PATH: "/usr/local/bin:/usr/bin:/bin",
+          LANG: "en_US.UTF-8",
+          TZ: ":UTC",
+          AWS_LAMBDA_RUNTIME_API: view.runtimeApiAddress,
+        },
+        mounts,
+        limits: { memoryMb: STEM_MEMORY_MB, ephemeralStorageMb: 512, pids: this.deps.pidsLimit },
+        runtimeApi: this.endpoint,
+        onOutput: (chunk) => this.output(chunk),
+        stemCell: true,
+      });
+    } catch (err) {
+      await this.api.close();
+      throw err;
+    }
+    void this.sandbox.exited.then(() => {
+      this.dead = true;
+    });
+    await Promise.race([
+      this.asked,
+      this.sandbox.exited.then(() => Promise.reject(new Error("stem cell exited during boot"))),
+    ]);
+  }
+
+  /** How this cell's sandbox shows the given code (for the function's environment variables). */
+  view(codeDir: string): SandboxView {
+    return this.deps.driver.view({ codeDir, runtimeDir: this.deps.runtimesDir }, this.endpoint);
+  }
+
+  /** Hand the cell its function: environment and working directory. */
+  assign(env: Record<string, string>, cwd: string): void {
+    const res = this.held;
+    this.held = null;
+    this.api.extraRoute = null;
+    if (!res) throw new Error("stem cell is not waiting for an assignment");
+    const body = JSON.stringify({ env, cwd });
+    res.writeHead(200, { "content-type": "application/json", "content-length": Buffer.byteLength(body) });
+    res.end(body);
+  }
+
+  async destroy(): Promise<void> {
+    this.dead = true;
+    this.held?.destroy();
+    await Promise.all([this.sandbox?.destroy(), this.api.close()]);
+  }
+}
+
+/** Cold starts per family within this window size the pool. */
+const RATE_WINDOW_MS = 10_000;
+
+export class StemCellPool {
+  private readonly ready = new Map<StemFamily, StemCell[]>();
+  private readonly watchers: Array<{ family: StemFamily; resolve: () => void }> = [];
+  private readonly starting = new Map<StemFamily, number>();
+  private readonly coldStarts = new Map<StemFamily, number[]>();
+  private closed = false;
+  /** Cells created and taken, for tests and the CLI. */
+  readonly stats = { started: 0, taken: 0, misses: 0 };
+
+  constructor(
+    private readonly deps: StemCellDeps,
+    /** At most this many waiting cells per family (0 disables stem cells). */
+    private readonly max: number,
+  ) {}
+
+  get enabled(): boolean {
+    return this.max > 0 && this.deps.driver.supportsStemCells === true;
+  }
+
+  /** Waiting cells of a family. */
+  size(family: StemFamily): number {
+    return this.ready.get(family)?.length ?? 0;
+  }
+
+  /** Resolves once a cell of the family is waiting. */
+  whenReady(family: StemFamily): Promise<void> {
+    if (this.size(family) > 0) return Promise.resolve();
+    return new Promise((resolve) => this.watchers.push({ family, resolve }));
+  }
+
+  /** Take a booted cell for a cold start, if one is waiting; the pool refills behind it. */
+  take(family: StemFamily): StemCell | undefined {
+    if (!this.enabled) return undefined;
+    const now = Date.now();
+    const starts = (this.coldStarts.get(family) ?? []).filter((t) => t > now - RATE_WINDOW_MS);
+    starts.push(now);
+    this.coldStarts.set(family, starts);
+    const cells = this.ready.get(family) ?? [];
+    let cell: StemCell | undefined;
+    while (cells.length > 0 && !cell) {
+      const c = cells.pop() as StemCell;
+      if (!c.dead) cell = c;
+    }
+    if (cell) this.stats.taken++;
+    else this.stats.misses++;
+    this.refill(family);
+    return cell;
+  }
+
+  /** How many cells a family should keep: one, plus one per recent cold start, at most `max`. */
+  private target(family: StemFamily): number {
+    const recent = (this.coldStarts.get(family) ?? []).filter((t) => t > Date.now() - RATE_WINDOW_MS).length;
+    return Math.min(this.max, Math.max(1, recent));
+  }
+
+  /** Start cells in the background until the family's target is met. */
+  refill(family: StemFamily): void {
+    if (!this.enabled || this.closed) return;
+    const cells = this.ready.get(family) ?? [];
+    this.ready.set(family, cells);
+    const target = this.target(family);
+    // Fewer cold starts lately: let the oldest extra cells go.
+    while (cells.length > target) void (cells.shift() as StemCell).destroy();
+    const missing = target - cells.length - (this.starting.get(family) ?? 0);
+    for (let i = 0; i < missing; i++) {
+      this.starting.set(family, (this.starting.get(family) ?? 0) + 1);
+      StemCell.start(family, this.deps).then(
+        (cell) => {
+          this.starting.set(family, (this.starting.get(family) ?? 1) - 1);
+          if (this.closed) return void cell.destroy();
+          this.stats.started++;
+          cells.push(cell);
+          for (let i = this.watchers.length - 1; i >= 0; i--) {
+            const w = this.watchers[i] as { family: StemFamily; resolve: () => void };
+            if (w.family === family) {
+              this.watchers.splice(i, 1);
+              w.resolve();
+            }
+          }
+          void cell.sandbox.exited.then(() => {
+            const i = cells.indexOf(cell);
+            if (i !== -1) cells.splice(i, 1);
+          });
+        },
+        (err: unknown) => {
+          this.starting.set(family, (this.starting.get(family) ?? 1) - 1);
+          console.error(
+            `lambent: could not start a ${family} stem cell:`,
+            err instanceof Error ? err.message : err,
+          );
+        },
+      );
+    }
+  }
+
+  /** Start one cell per family so the first cold starts find one. */
+  prewarm(): void {
+    for (const family of ["nodejs", "python"] as const) this.refill(family);
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    const all = [...this.ready.values()].flat();
+    this.ready.clear();
+    await Promise.all(all.map((c) => c.destroy()));
+  }
+}
