@@ -288,7 +288,7 @@ function evaluate({ results, lambentIds, status }) {
     );
   }
   const A = results.async;
-  for (const id of lambentIds) {
+  for (const id of plainIds) {
     if (!A?.[id]) continue;
     if (A[id].na) add("async drain on SQLite", "≥ 1000 events/s", id, null, `n/a (${A[id].na})`, null);
     else

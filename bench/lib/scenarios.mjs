@@ -292,7 +292,10 @@ export async function scale(systems, cfg, log) {
  */
 export async function density(systems, cfg, log) {
   const result = {};
-  for (const s of systems.filter((x) => x.kind === "lambent" || x.kind === "sls")) {
+  // Stem cells change how environments start, not what an idle one weighs: skip those variants.
+  for (const s of systems.filter(
+    (x) => (x.kind === "lambent" && !x.id.endsWith("-stem")) || x.kind === "sls",
+  )) {
     const name = await s.fn("sleep", s.kind === "sls" ? `scale${SLS_SCALE_FUNCTIONS - 1}` : "density");
     if (s.kind === "lambent") await waitForEnvironments(s, 0, 15000);
     const before = memoryOf(s.pid);
@@ -369,6 +372,10 @@ export async function asyncEvents(systems, cfg, log) {
   const result = {};
   for (const s of systems) result[s.id] = { na: "not measured: Event invokes are Lambent-only here" };
   for (const s of systems.filter((x) => x.kind === "lambent")) {
+    if (s.id.endsWith("-stem")) {
+      result[s.id] = { na: "not run: stem cells do not change the queue" };
+      continue;
+    }
     const name = await s.fn("probe");
     const p = pool(s, cfg.senders);
     const event = (i) => JSON.stringify({ i, t0: performance.timeOrigin + performance.now() });
