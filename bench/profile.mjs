@@ -7,6 +7,7 @@
  *   node bench/profile.mjs [--invokes 5000] [--concurrency 16] [--sandbox process] [--top 30] [--event]
  *
  * --event sends `InvocationType: Event` invokes instead and waits 10 s for the queue to drain.
+ * --cold N profiles cold starts instead: N × (CreateFunction, first invoke, DeleteFunction).
  *
  * The .cpuprofile is kept in bench/results/ (open it in Chrome DevTools → Performance).
  */
@@ -25,6 +26,7 @@ const { values: opts } = parseArgs({
     sandbox: { type: "string", default: "process" },
     top: { type: "string", default: "30" },
     event: { type: "boolean", default: false },
+    cold: { type: "string", default: "0" },
   },
 });
 
@@ -56,21 +58,47 @@ try {
   zip.end();
   const chunks = [];
   for await (const c of zip.outputStream) chunks.push(c);
-  const res = await request(`${origin}/2015-03-31/functions`, {
-    method: "POST",
-    headers: { "content-type": "application/json" },
-    body: JSON.stringify({
-      FunctionName: "hello",
-      Runtime: "nodejs20.x",
-      Handler: "index.handler",
-      Role: "arn:aws:iam::000000000000:role/bench",
-      Code: { ZipFile: Buffer.concat(chunks).toString("base64") },
-    }),
-  });
-  if (res.statusCode !== 201) throw new Error(`CreateFunction → ${res.statusCode} ${await res.body.text()}`);
-  await res.body.dump();
+  const zipFile = Buffer.concat(chunks).toString("base64");
+  const create = async (name) => {
+    const res = await request(`${origin}/2015-03-31/functions`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({
+        FunctionName: name,
+        Runtime: "nodejs20.x",
+        Handler: "index.handler",
+        Role: "arn:aws:iam::000000000000:role/bench",
+        Code: { ZipFile: zipFile },
+      }),
+    });
+    if (res.statusCode !== 201)
+      throw new Error(`CreateFunction → ${res.statusCode} ${await res.body.text()}`);
+    await res.body.dump();
+  };
+  await create("hello");
 
-  const n = Number(opts.invokes);
+  const cold = Number(opts.cold);
+  if (cold > 0) {
+    const times = [];
+    for (let i = 0; i < cold; i++) {
+      await create(`cold${i}`);
+      const t = performance.now();
+      const r = await request(`${origin}/2015-03-31/functions/cold${i}/invocations`, {
+        method: "POST",
+        body: "{}",
+      });
+      await r.body.dump();
+      times.push(performance.now() - t);
+      await request(`${origin}/2015-03-31/functions/cold${i}`, { method: "DELETE" }).then((x) =>
+        x.body.dump(),
+      );
+      await new Promise((r) => setTimeout(r, 150));
+    }
+    times.sort((a, b) => a - b);
+    console.log(`${cold} cold starts: p50 ${times[Math.floor(cold / 2)].toFixed(1)} ms`);
+  }
+
+  const n = cold > 0 ? 0 : Number(opts.invokes);
   const c = Number(opts.concurrency);
   const path = "/2015-03-31/functions/hello/invocations";
   const headers = opts.event ? { "x-amz-invocation-type": "Event" } : {};
@@ -95,9 +123,10 @@ try {
   const parMs = performance.now() - t1;
   await Promise.all([one.close(), many.close()]);
   if (opts.event) await new Promise((r) => setTimeout(r, 10_000));
-  console.log(
-    `${n} sequential invokes: ${((seqMs / n) * 1000).toFixed(0)} µs mean; ${n} at c=${c}: ${((n / parMs) * 1000).toFixed(0)} invokes/s`,
-  );
+  if (n > 0)
+    console.log(
+      `${n} sequential invokes: ${((seqMs / n) * 1000).toFixed(0)} µs mean; ${n} at c=${c}: ${((n / parMs) * 1000).toFixed(0)} invokes/s`,
+    );
 } finally {
   await server.stop(15000);
 }
