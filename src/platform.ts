@@ -17,7 +17,7 @@ import { FunctionService } from "./control/functions.js";
 import { lockDataDir } from "./datadir-lock.js";
 import { Frontend, type InvokeRequest } from "./frontend/invoke.js";
 import { ProvisionedPlacement } from "./frontend/provisioned.js";
-import { chooseSandboxDriver, type SandboxChoice } from "./sandbox/choose.js";
+import { type DetectedSandboxDriver, detectSandboxDriver } from "./sandbox/index.js";
 import { Store } from "./store/store.js";
 import { LogSink } from "./telemetry/logs.js";
 import { RUNTIMES_DIR } from "./worker/runtimes.js";
@@ -44,7 +44,7 @@ export class Platform {
     readonly logs: LogSink,
     readonly worker: Worker,
     readonly frontend: Frontend,
-    readonly sandbox: SandboxChoice,
+    readonly sandbox: DetectedSandboxDriver,
     private readonly unlock: () => void,
   ) {}
 
@@ -67,7 +67,15 @@ export class Platform {
       // Finish creates and updates a crash left Pending or InProgress.
       await functions.recover();
       const logs = new LogSink(openedStore);
-      const sandbox = await chooseSandboxDriver(options, join(options.dataDir, "run"));
+      const sandbox = await detectSandboxDriver(options.sandbox, {
+        runDir: join(options.dataDir, "run", "sandbox"),
+        network: options.sandboxNetwork,
+        adoptableRoots: [join(options.dataDir, "code")],
+      });
+      if (!sandbox.driver.isolates && !sandbox.warning) {
+        sandbox.warning =
+          "functions run UNISOLATED (process sandbox, chosen with --sandbox process): no limits are enforced";
+      }
       const worker = new Worker({
         driver: sandbox.driver,
         logs,

@@ -9,12 +9,14 @@ import type {
   Sandbox,
   SandboxDriver,
   SandboxExit,
+  SandboxLimits,
   SandboxMounts,
   SandboxSpec,
   SandboxView,
 } from "./driver.js";
 import { SandboxError } from "./errors.js";
 import { type ChildExit, childExit, childSpawned } from "./exit.js";
+import { bindMount, ReadOnlyViews, removeMountPoints, sharedMountPoint } from "./mounts.js";
 import { attachNetwork, HELPER_ENV, RUNTIME_API_PORT, type SandboxNetwork } from "./network.js";
 import { SANDBOX_USER } from "./sandbox-user.js";
 import { systemViewArgs, writeSandboxEtc } from "./system-view.js";
@@ -29,6 +31,11 @@ export interface BwrapDriverOptions {
   cgroups: CgroupHierarchy;
   /** bwrap executable (default: found on PATH). */
   bwrap?: string;
+  /**
+   * Directories whose subfolders stem cells may be given as code or layers
+   * (the code cache, the layers cache). Empty: no stem cells.
+   */
+  adoptableRoots?: readonly string[];
 }
 
 /** Where things appear inside every environment. */
@@ -53,17 +60,26 @@ export class BwrapDriver implements SandboxDriver {
   readonly #etcDir: string;
   readonly #systemArgs: string[];
   readonly #live = new Set<BwrapSandbox>();
+  readonly #views: ReadOnlyViews;
+  readonly #stemsDir: string;
+  readonly supportsStemCells: boolean;
 
   constructor(options: BwrapDriverOptions) {
     this.#options = options;
     this.#etcDir = `${options.runDir}/sandbox-etc`;
     this.#systemArgs = systemViewArgs(this.#etcDir, options.network);
+    this.#views = new ReadOnlyViews(`${options.runDir}/ro-views`, options.adoptableRoots ?? []);
+    this.#stemsDir = `${options.runDir}/stems`;
+    this.supportsStemCells = (options.adoptableRoots ?? []).length > 0;
   }
 
   async init(): Promise<void> {
     await this.#options.cgroups.sweep();
+    // Mount points of stem cells a killed server left behind.
+    await removeMountPoints(this.#stemsDir);
     await rm(this.#etcDir, { recursive: true, force: true });
     await writeSandboxEtc(this.#etcDir);
+    if (this.supportsStemCells) await this.#views.mount();
   }
 
   runtimeApiEndpointKind(): "tcp" | "unix" {
@@ -100,20 +116,32 @@ export class BwrapDriver implements SandboxDriver {
         "an isolated network carries the Runtime API over a unix socket",
       );
     }
+    // Init runs with at least one vCPU; endInit() applies the function's share.
     const cgroup = await this.#options.cgroups.create(spec.id, {
       memoryBytes: spec.limits.memoryMb * 1024 * 1024,
-      cpus: spec.limits.memoryMb / MEMORY_MB_PER_VCPU,
+      cpus: Math.max(1, spec.limits.memoryMb / MEMORY_MB_PER_VCPU),
       pids: spec.limits.pids,
     });
+    const stemDir = spec.stemCell ? `${this.#stemsDir}/${spec.id}` : undefined;
     try {
       // The sandbox user must be able to connect(); the worker listens on it before spawning.
       if (socket !== undefined) await chmod(socket, 0o666);
-      const sandbox = await this.#start(spec, cgroup, socket);
+      if (stemDir !== undefined) {
+        if (!this.supportsStemCells)
+          throw new SandboxError("InvalidSandboxSpec", "stem cells need adoptableRoots");
+        await Promise.all([sharedMountPoint(`${stemDir}/task`), sharedMountPoint(`${stemDir}/opt`)]);
+      }
+      // A start can fail transiently (the blocked child vanishing before it joins its cgroups was seen
+      // under heavy load); one more try before the invoke has to report it.
+      const sandbox = await this.#start(spec, cgroup, socket, stemDir).catch(() =>
+        this.#start(spec, cgroup, socket, stemDir),
+      );
       this.#live.add(sandbox);
       void sandbox.exited.then(() => this.#live.delete(sandbox));
       return sandbox;
     } catch (error) {
       await cgroup.destroy();
+      if (stemDir !== undefined) await removeMountPoints(stemDir);
       throw error;
     }
   }
@@ -121,11 +149,18 @@ export class BwrapDriver implements SandboxDriver {
   async close(): Promise<void> {
     await Promise.all([...this.#live].map((sandbox) => sandbox.destroy()));
     await this.#options.cgroups.release();
+    await removeMountPoints(this.#stemsDir);
+    await this.#views.unmountAll();
   }
 
   /** bwrap blocks its child before exec; meanwhile it joins its cgroups and gets its network. */
-  async #start(spec: SandboxSpec, cgroup: SandboxCgroup, socket: string | undefined): Promise<BwrapSandbox> {
-    const child = spawn(this.#options.bwrap ?? "bwrap", this.#args(spec, socket), {
+  async #start(
+    spec: SandboxSpec,
+    cgroup: SandboxCgroup,
+    socket: string | undefined,
+    stemDir: string | undefined,
+  ): Promise<BwrapSandbox> {
+    const child = spawn(this.#options.bwrap ?? "bwrap", this.#args(spec, socket, stemDir), {
       env: HELPER_ENV,
       // 3: --info-fd (child pid), 4: --block-fd (released once cgroups and network are ready).
       stdio: ["ignore", "pipe", "pipe", "pipe", "pipe"],
@@ -156,10 +191,27 @@ export class BwrapDriver implements SandboxDriver {
       await network?.close();
       throw error;
     }
-    return new BwrapSandbox(spec.id, child, closed, cgroup, network);
+    const adopt =
+      stemDir === undefined
+        ? undefined
+        : async (mounts: SandboxMounts) => {
+            await bindMount(this.#views.readOnly(mounts.codeDir), `${stemDir}/task`);
+            if (mounts.optDir !== undefined)
+              await bindMount(this.#views.readOnly(mounts.optDir), `${stemDir}/opt`);
+          };
+    return new BwrapSandbox(
+      spec.id,
+      child,
+      closed,
+      cgroup,
+      network,
+      adopt,
+      stemDir,
+      spec.limits.memoryMb / MEMORY_MB_PER_VCPU,
+    );
   }
 
-  #args(spec: SandboxSpec, socket: string | undefined): string[] {
+  #args(spec: SandboxSpec, socket: string | undefined, stemDir: string | undefined): string[] {
     const { mounts, limits, env } = spec;
     const args = ["--unshare-ipc", "--unshare-pid", "--unshare-uts", "--unshare-cgroup-try"];
     if (this.#options.network === "isolated") args.push("--unshare-net");
@@ -174,9 +226,15 @@ export class BwrapDriver implements SandboxDriver {
       "--tmpfs",
       "/tmp",
     );
-    args.push("--ro-bind", mounts.codeDir, SANDBOX_PATHS.taskRoot);
+    if (stemDir !== undefined) {
+      // Empty until the cell is adopted; a bind on the host side then shows up here.
+      args.push("--ro-bind", `${stemDir}/task`, SANDBOX_PATHS.taskRoot);
+      args.push("--ro-bind", `${stemDir}/opt`, SANDBOX_PATHS.optRoot);
+    } else {
+      args.push("--ro-bind", mounts.codeDir, SANDBOX_PATHS.taskRoot);
+      if (mounts.optDir !== undefined) args.push("--ro-bind", mounts.optDir, SANDBOX_PATHS.optRoot);
+    }
     args.push("--ro-bind", mounts.runtimeDir, SANDBOX_PATHS.runtimeRoot);
-    if (mounts.optDir !== undefined) args.push("--ro-bind", mounts.optDir, SANDBOX_PATHS.optRoot);
     if (socket !== undefined) args.push("--ro-bind", socket, SANDBOX_PATHS.runtimeApiSocket);
     args.push("--chdir", SANDBOX_PATHS.taskRoot, "--info-fd", "3", "--block-fd", "4", "--");
     args.push(...dropToSandboxUser(), ...spec.argv);
@@ -235,18 +293,38 @@ class BwrapSandbox implements Sandbox {
     closed: Promise<ChildExit>,
     private readonly cgroup: SandboxCgroup,
     network: SandboxNetwork | undefined,
+    private readonly mountCode: ((mounts: SandboxMounts) => Promise<void>) | undefined,
+    stemDir: string | undefined,
+    /** The function's CPU share, applied when Init ends. */
+    private cpus: number,
   ) {
     this.pid = child.pid as number;
     // A dead environment releases everything at once: its OOM verdict is read before the cgroup goes.
     this.exited = closed.then(async (exit) => {
       const oomKilled = cgroup.oomKilled();
-      await Promise.all([cgroup.destroy(), network?.close()]);
+      await Promise.all([cgroup.destroy(), network?.close(), stemDir && removeMountPoints(stemDir)]);
       return { ...runtimeExit(exit), oomKilled };
     });
   }
 
+  /** A stem cell gets its function: code (and layers) bound into place, the function's limits applied. */
+  async adopt(mounts: SandboxMounts, limits: SandboxLimits): Promise<void> {
+    if (!this.mountCode)
+      throw new SandboxError("InvalidSandboxSpec", "only a stem cell can adopt a function");
+    this.cpus = limits.memoryMb / MEMORY_MB_PER_VCPU;
+    await Promise.all([
+      this.mountCode(mounts),
+      this.cgroup.setLimits({ memoryBytes: limits.memoryMb * 1024 * 1024 }),
+    ]);
+  }
+
+  endInit(): Promise<void> {
+    return this.cgroup.setLimits({ cpus: this.cpus });
+  }
+
+  /** Between invokes: ask the kernel to freeze, without waiting (a thaw cancels it). */
   freeze(): Promise<void> {
-    return this.cgroup.freeze();
+    return this.cgroup.freeze(false);
   }
 
   thaw(): Promise<void> {

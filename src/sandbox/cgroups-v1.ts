@@ -75,12 +75,35 @@ class CgroupV1 implements SandboxCgroup {
     }
   }
 
-  async freeze(): Promise<void> {
-    await this.#setFreezer("FROZEN");
+  async setLimits(limits: { memoryBytes?: number; cpus?: number }): Promise<void> {
+    if (limits.cpus !== undefined) {
+      await writeFile(`${this.dirs.cpu}/cpu.cfs_quota_us`, String(cpuQuotaUs(limits.cpus)));
+    }
+    if (limits.memoryBytes === undefined) return;
+    const memory = String(limits.memoryBytes);
+    const memsw = `${this.dirs.memory}/memory.memsw.limit_in_bytes`;
+    const hasMemsw = existsSync(memsw);
+    // memsw must stay >= the memory limit at every step: lower memory first, raise memsw first.
+    const current = Number(readControl(this.dirs.memory, "memory.limit_in_bytes") ?? 0);
+    if (limits.memoryBytes < current) {
+      await writeFile(`${this.dirs.memory}/memory.limit_in_bytes`, memory);
+      if (hasMemsw) await writeFile(memsw, memory);
+    } else {
+      if (hasMemsw) await writeFile(memsw, memory);
+      await writeFile(`${this.dirs.memory}/memory.limit_in_bytes`, memory);
+    }
+  }
+
+  async freeze(wait = true): Promise<void> {
+    if (wait) await this.#setFreezer("FROZEN");
+    else writeControl(this.dirs.freezer, "freezer.state", "FROZEN");
   }
 
   async thaw(): Promise<void> {
-    await this.#setFreezer("THAWED");
+    writeControl(this.dirs.freezer, "freezer.state", "THAWED");
+    // Thawing takes effect at once; poll only in the rare case it did not.
+    if (readControl(this.dirs.freezer, "freezer.state")?.trim() !== "THAWED")
+      await this.#setFreezer("THAWED");
   }
 
   resetPeakMemory(): void {

@@ -75,12 +75,21 @@ class CgroupV2 implements SandboxCgroup {
     }
   }
 
-  async freeze(): Promise<void> {
-    await this.#setFrozen(true);
+  async setLimits(limits: { memoryBytes?: number; cpus?: number }): Promise<void> {
+    if (limits.memoryBytes !== undefined)
+      await writeFile(`${this.dir}/memory.max`, String(limits.memoryBytes));
+    if (limits.cpus !== undefined)
+      await writeFile(`${this.dir}/cpu.max`, `${cpuQuotaUs(limits.cpus)} ${CPU_PERIOD_US}`);
+  }
+
+  async freeze(wait = true): Promise<void> {
+    if (wait) await this.#setFrozen(true);
+    else writeControl(this.dir, "cgroup.freeze", "1");
   }
 
   async thaw(): Promise<void> {
-    await this.#setFrozen(false);
+    writeControl(this.dir, "cgroup.freeze", "0");
+    if (readKey(this.dir, "cgroup.events", "frozen") !== 0) await this.#setFrozen(false);
   }
 
   resetPeakMemory(): void {

@@ -16,7 +16,14 @@ export interface CgroupLimits {
 export interface SandboxCgroup {
   /** Moves `pid` (and so everything it forks afterwards) into the cgroup(s). */
   join(pid: number): Promise<void>;
-  freeze(): Promise<void>;
+  /** Change the memory and CPU limits of a running cgroup (a stem cell given its function). */
+  setLimits(limits: { memoryBytes?: number; cpus?: number }): Promise<void>;
+  /**
+   * Freeze every task. With `wait` (the default) resolves once all are frozen;
+   * without, it only asks the kernel (an idle environment between invokes:
+   * nothing needs to wait, and a thaw cancels a freeze still in progress).
+   */
+  freeze(wait?: boolean): Promise<void>;
   thaw(): Promise<void>;
   resetPeakMemory(): void;
   peakMemoryBytes(): number | undefined;

@@ -86,6 +86,12 @@ export interface Sandbox {
    * the function's limits apply. Only drivers with `supportsStemCells` have it.
    */
   adopt?(mounts: SandboxMounts, limits: SandboxLimits): Promise<void>;
+  /**
+   * Init is over. Init runs with at least one full vCPU (as a runtime's start
+   * at a 128 MB share would take ten times longer); from here on the
+   * function's own CPU share applies.
+   */
+  endInit?(): Promise<void>;
 }
 
 export interface SandboxDriver {

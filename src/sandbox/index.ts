@@ -22,6 +22,8 @@ export interface SandboxDriverOptions {
   /** The driver's working directory inside the server's data dir; it is wiped by `init()`. */
   runDir: string;
   network: SandboxNetworkMode;
+  /** Directories whose subfolders stem cells may be given (code and layers caches). */
+  adoptableRoots?: readonly string[];
 }
 
 export interface DetectedSandboxDriver {
@@ -56,7 +58,12 @@ export async function detectSandboxDriver(
   }
   const network = missing.length > 0 ? "host" : options.network;
   return {
-    driver: new BwrapDriver({ runDir: options.runDir, network, cgroups: probe.cgroups }),
+    driver: new BwrapDriver({
+      runDir: options.runDir,
+      network,
+      cgroups: probe.cgroups,
+      ...(options.adoptableRoots ? { adoptableRoots: options.adoptableRoots } : {}),
+    }),
     ...(missing.length > 0 && {
       warning: `sandboxes share the host network: ${missing.join(", ")} not installed`,
     }),

@@ -147,6 +147,8 @@ export class ExecutionEnvironment {
       this.initWaiter = null;
     }
     this.initDurationMs = performance.now() - started;
+    // The function's CPU share applies from here; the write need not hold up the first invoke.
+    void this.sandbox?.endInit?.().catch(() => {});
     this.state = "ready";
   }
 
@@ -188,13 +190,19 @@ export class ExecutionEnvironment {
     });
   }
 
-  /** A stem cell's booted runtime, given this function. */
+  /** A stem cell's booted runtime, given this function (a fresh spawn if the cell cannot take it). */
   private async adopt(stem: StemCell, codeDir: string): Promise<Sandbox> {
+    const mounts = { codeDir, runtimeDir: this.deps.runtimesDir };
+    try {
+      if (stem.dead) throw new Error("stem cell died");
+      await stem.sandbox.adopt?.(mounts, this.limits());
+    } catch {
+      await stem.destroy();
+      return this.spawn(codeDir);
+    }
     this.api = stem.api;
     stem.api.setEvents(this.apiEvents);
     stem.output = (chunk) => this.output(chunk);
-    const mounts = { codeDir, runtimeDir: this.deps.runtimesDir };
-    await stem.sandbox.adopt?.(mounts, this.limits());
     const view = stem.view(codeDir);
     stem.assign(runtimeEnvironment(this.fn, view, this.identity()), view.taskRoot);
     return stem.sandbox;
