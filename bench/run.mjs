@@ -55,17 +55,17 @@ const wantSystem = (id) =>
 
 const Q = opts.quick;
 const cfg = {
-  warm: { invokes: Q ? 400 : 3000, rounds: Q ? 4 : 10, warmup: Q ? 50 : 200 },
+  warm: { invokes: Q ? 400 : 2000, rounds: Q ? 4 : 10, warmup: Q ? 50 : 200 },
   throughput: {
     concurrency: [1, 16, 64],
-    durationMs: Q ? 600 : 2500,
+    durationMs: Q ? 600 : 2000,
     rounds: Q ? 1 : 2,
     warmupPerConnection: Q ? 3 : 10,
-    warmupMs: Q ? 1000 : 2500,
+    warmupMs: Q ? 1000 : 1500,
   },
-  cold: { count: Q ? 5 : 25, pauseMs: 150 },
+  cold: { count: Q ? 5 : 20, pauseMs: 150 },
   scale: { rounds: Q ? 1 : 3, concurrency: 100 },
-  density: { environments: 100, holdMs: Q ? 6000 : 10_000 },
+  density: { environments: 100, holdMs: 5000 },
   async: { events: Q ? 1000 : 5000, senders: 16, drainTimeoutMs: Q ? 30_000 : 90_000 },
   payload: { count: Q ? 10 : 60, bytes: 1024 * 1024 },
 };
