@@ -423,6 +423,11 @@ export class ExecutionEnvironment {
     return all.subarray(startAt).toString("utf8");
   }
 
+  /** The id of the sandbox running this environment (a stem cell's, when adopted from one). */
+  get sandboxId(): string | undefined {
+    return this.sandbox?.id;
+  }
+
   /** Memory the sandbox holds now (for density figures), if known. */
   get pid(): number | undefined {
     return this.sandbox?.pid;

@@ -1,0 +1,275 @@
+/**
+ * Isolation and resource limits through the whole platform, with the bwrap +
+ * cgroup driver: what a function can see, how much memory and CPU it gets, what
+ * happens when it exceeds them, and that nothing is left behind.
+ */
+import { type ChildProcess, spawn, spawnSync } from "node:child_process";
+import { existsSync, mkdtempSync, readdirSync, readFileSync } from "node:fs";
+import { createServer } from "node:http";
+import type { AddressInfo } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { CreateFunctionCommand, waitUntilFunctionActiveV2 } from "@aws-sdk/client-lambda";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { instanceIdFor } from "../src/sandbox/index.js";
+import { invoke } from "./helpers/invoke.js";
+import { lambdaClient, ROLE, startServer, type TestServer } from "./helpers/server.js";
+import { zipEntries } from "./helpers/zip.js";
+
+type Obj = Record<string, unknown>;
+let server: TestServer;
+
+async function fn(s: TestServer, name: string, code: string, memory = 128, timeout = 10) {
+  await s.lambda.send(
+    new CreateFunctionCommand({
+      FunctionName: name,
+      Runtime: "nodejs20.x",
+      Handler: "index.handler",
+      Role: ROLE,
+      MemorySize: memory,
+      Timeout: timeout,
+      Code: { ZipFile: await zipEntries([{ name: "index.js", content: code }]) },
+    }),
+  );
+  await waitUntilFunctionActiveV2(
+    { client: s.lambda, minDelay: 0.1, maxDelay: 0.5, maxWaitTime: 30 },
+    { FunctionName: name },
+  );
+}
+
+const cgroupRoot = (dataDir: string, controller: string) =>
+  `/sys/fs/cgroup/${controller}/lambent/${instanceIdFor(join(dataDir, "run", "sandbox"))}`;
+
+beforeAll(async () => {
+  server = await startServer({ sandbox: "bwrap" });
+});
+afterAll(async () => {
+  await server?.stop();
+});
+
+describe("bwrap sandbox: limits", () => {
+  it("kills a function over its memory limit with Runtime.OutOfMemory, then recovers", async () => {
+    await fn(
+      server,
+      "oom",
+      `exports.handler = async (e) => { if (e.mb) { const keep = []; for (let i = 0; i < e.mb; i++) keep.push(Buffer.alloc(1024 * 1024, 1)); return keep.length; } return "fine"; };`,
+    );
+    const r = await invoke(server.lambda, "oom", { mb: 300 }, { LogType: "Tail" });
+    expect(r.functionError).toBe("Unhandled");
+    expect(r.json).toMatchObject({ errorType: "Runtime.OutOfMemory" });
+    expect((r.json as Obj).errorMessage).toMatch(/Runtime exited with error: signal: killed$/);
+    expect(r.log).toContain("Runtime exited with error: signal: killed");
+    expect(server.platform.worker.environmentsOf("oom")).toHaveLength(0);
+    expect((await invoke(server.lambda, "oom", {})).json).toBe("fine");
+  });
+
+  it("reports Max Memory Used as the cgroup's real peak", async () => {
+    await fn(
+      server,
+      "mem",
+      `let keep; exports.handler = async (e) => { keep = []; for (let i = 0; i < e.mb; i++) keep.push(Buffer.alloc(1024 * 1024, 1)); return keep.length; };`,
+      512,
+    );
+    const r = await invoke(server.lambda, "mem", { mb: 80 }, { LogType: "Tail" });
+    expect(r.json).toBe(80);
+    const reported = Number(/Max Memory Used: (\d+) MB/.exec(r.log ?? "")?.[1]);
+    const [env] = server.platform.worker.environmentsOf("mem");
+    const cgroup = Number(
+      readFileSync(
+        `${cgroupRoot(server.dataDir, "memory")}/${env?.sandboxId}/memory.max_usage_in_bytes`,
+        "utf8",
+      ),
+    );
+    const cgroupMb = cgroup / (1024 * 1024);
+    expect(reported).toBeGreaterThanOrEqual(80);
+    expect(Math.abs(reported - cgroupMb) / cgroupMb).toBeLessThan(0.1);
+  });
+
+  it("gives CPU in proportion to memory: 128 MB runs several times slower than 1769 MB", async () => {
+    const loop = `exports.handler = async () => { const t = process.hrtime.bigint(); let x = 0; for (let i = 0; i < 3e7; i++) x += i % 7; return Number(process.hrtime.bigint() - t) / 1e6; };`;
+    await fn(server, "cpu-small", loop, 128);
+    await fn(server, "cpu-big", loop, 1769);
+    const big = (await invoke(server.lambda, "cpu-big")).json as number;
+    const small = (await invoke(server.lambda, "cpu-small")).json as number;
+    expect(small / big).toBeGreaterThan(3);
+  });
+
+  it("contains a fork bomb inside its environment while other functions keep answering", async () => {
+    await fn(
+      server,
+      "bomb",
+      `const cp = require("node:child_process"); exports.handler = async () => { cp.spawn("/bin/sh", ["-c", "b() { b | b & }; b"], { stdio: "ignore", detached: true }); await new Promise((r) => setTimeout(r, 1500)); return "still here"; };`,
+      128,
+      5,
+    );
+    await fn(server, "bystander", `exports.handler = async () => "ok";`);
+    const bomb = invoke(server.lambda, "bomb");
+    const [env] = await new Promise<ReturnType<typeof server.platform.worker.environmentsOf>>((resolve) => {
+      const look = () => {
+        const envs = server.platform.worker.environmentsOf("bomb").filter((e) => e.state === "busy");
+        if (envs.length > 0) resolve(envs);
+        else setTimeout(look, 10);
+      };
+      look();
+    });
+    const pidsDir = `${cgroupRoot(server.dataDir, "pids")}/${env?.sandboxId}`;
+    // The bomb reaches its ceiling…
+    await new Promise<void>((resolve) => {
+      const look = () =>
+        Number(/max (\d+)/.exec(readFileSync(`${pidsDir}/pids.events`, "utf8"))?.[1]) > 0
+          ? resolve()
+          : setTimeout(look, 20);
+      look();
+    });
+    expect(Number(readFileSync(`${pidsDir}/pids.current`, "utf8"))).toBeLessThanOrEqual(1024);
+    // …and the platform and other functions carry on.
+    expect((await invoke(server.lambda, "bystander")).json).toBe("ok");
+    expect(spawnSync("/bin/true").status).toBe(0);
+    await bomb;
+  });
+});
+
+describe("bwrap sandbox: what a function can see", () => {
+  it("cannot read /root, the data dir, other functions' code or the host's processes", async () => {
+    await fn(server, "other", `exports.handler = async () => "secret code";`);
+    const otherCode = server.platform.worker.environmentsOf("other").length; // not yet run: find its code dir from the store
+    expect(otherCode).toBe(0);
+    const codeDirs = readdirSync(join(server.dataDir, "code")).filter((d) => /^[0-9a-f]{64}$/.test(d));
+    const probe = `const fs = require("node:fs");
+      const tryRead = (p) => { try { return fs.statSync(p).isDirectory() ? fs.readdirSync(p) : fs.readFileSync(p, "utf8").slice(0, 100); } catch (e) { return "ERR " + e.code; } };
+      exports.handler = async (e) => ({ uid: process.getuid(), results: Object.fromEntries(e.paths.map((p) => [p, tryRead(p)])), procs: fs.readdirSync("/proc").filter((d) => /^\\d+$/.test(d)).length });`;
+    await fn(server, "snoop", probe);
+    const paths = [
+      "/root",
+      server.dataDir,
+      join(server.dataDir, "code", codeDirs[0] ?? "x"),
+      "/proc/1/environ",
+      "/work",
+      "/etc/shadow",
+    ];
+    const r = (await invoke(server.lambda, "snoop", { paths })).json as {
+      uid: number;
+      results: Record<string, unknown>;
+      procs: number;
+    };
+    expect(r.uid).toBe(993);
+    for (const p of paths) expect(String(r.results[p])).toMatch(/^ERR (ENOENT|EACCES|EPERM)$/);
+    // Its own PID namespace: the sandbox's init, the runtime and little else.
+    expect(r.procs).toBeLessThanOrEqual(4);
+  });
+
+  it("cannot take another environment's events through its Runtime API address", async () => {
+    await fn(server, "victim", `let n = 0; exports.handler = async () => ++n;`);
+    await fn(
+      server,
+      "thief",
+      `const http = require("node:http");
+       const get = (path) => new Promise((resolve) => { const req = http.get({ host: "127.0.0.1", port: 9001, path, timeout: 300 }, (res) => { let b = ""; res.on("data", (c) => (b += c)); res.on("end", () => resolve(res.statusCode + " " + (res.headers["lambda-runtime-aws-request-id"] ?? "") + b)); }); req.on("timeout", () => { req.destroy(); resolve("timeout"); }); req.on("error", (e) => resolve("error " + e.code)); });
+       exports.handler = async () => get("/2018-06-01/runtime/invocation/next");`,
+    );
+    const stolen = invoke(server.lambda, "thief");
+    const victimAnswers = await Promise.all([1, 2, 3].map(() => invoke(server.lambda, "victim")));
+    expect(victimAnswers.map((v) => v.functionError)).toEqual([undefined, undefined, undefined]);
+    const got = (await stolen).json as string;
+    // Its own Runtime API has nothing more for it; another environment's is out of reach.
+    expect(got).toBe("timeout");
+    expect((await invoke(server.lambda, "victim")).functionError).toBeUndefined();
+  });
+
+  it("reaches a server on the host's 127.0.0.1 at the same address a host process would use", async () => {
+    const host = createServer((_req, res) => res.end("hello from the host"));
+    await new Promise<void>((r) => host.listen(0, "127.0.0.1", r));
+    try {
+      const port = (host.address() as AddressInfo).port;
+      await fn(
+        server,
+        "client",
+        `exports.handler = async (e) => (await fetch("http://127.0.0.1:" + e.port + "/")).text();`,
+      );
+      expect((await invoke(server.lambda, "client", { port })).json).toBe("hello from the host");
+    } finally {
+      host.close();
+    }
+  });
+
+  it("freezes an idle environment: a setInterval counter does not advance between invokes", async () => {
+    await fn(
+      server,
+      "ticker",
+      `let ticks = 0; setInterval(() => ticks++, 5); exports.handler = async (e) => { if (e.wait) await new Promise((r) => setTimeout(r, e.wait)); return ticks; };`,
+    );
+    // While an invoke runs, the timer runs: 200 ms gives dozens of ticks.
+    const a = (await invoke(server.lambda, "ticker", { wait: 200 })).json as number;
+    expect(a).toBeGreaterThan(10);
+    // Frozen in between: the same 200 ms of wall time adds (almost) nothing.
+    const before = (await invoke(server.lambda, "ticker")).json as number;
+    await new Promise((r) => setTimeout(r, 200));
+    const after = (await invoke(server.lambda, "ticker")).json as number;
+    expect(after - before).toBeLessThan(5);
+  });
+});
+
+describe("bwrap sandbox: cleanup", () => {
+  it("leaves no sandbox processes, cgroups or mounts after a SIGKILL of the server and a restart", async () => {
+    const dataDir = mkdtempSync(join(tmpdir(), "lambent-kill-"));
+    const start = () =>
+      new Promise<{ child: ChildProcess; url: string }>((resolve, reject) => {
+        const child = spawn(
+          process.execPath,
+          ["bin/lambent.js", "server", "--port", "0", "--data-dir", dataDir, "--sandbox", "bwrap"],
+          {
+            stdio: ["ignore", "pipe", "pipe"],
+          },
+        );
+        let out = "";
+        child.stdout?.on("data", (c: Buffer) => {
+          out += c.toString();
+          const m = /ready at (http:\/\/\S+)/.exec(out);
+          if (m?.[1]) resolve({ child, url: m[1] });
+        });
+        child.once("exit", (code) => reject(new Error(`server exited ${code}: ${out}`)));
+      });
+    const first = await start();
+    const s = { lambda: lambdaClient(first.url) } as TestServer;
+    await fn(s, "leftover", `exports.handler = async () => process.pid;`);
+    await Promise.all([1, 2, 3].map(() => invoke(s.lambda, "leftover")));
+    const memRoot = cgroupRoot(dataDir, "memory");
+    expect(
+      readdirSync(memRoot, { withFileTypes: true }).filter((d) => d.isDirectory()).length,
+    ).toBeGreaterThan(0);
+    const exited = new Promise((r) => first.child.once("exit", r));
+    first.child.kill("SIGKILL");
+    await exited;
+    s.lambda.destroy();
+    const second = await start();
+    try {
+      // A fresh start sweeps what the killed server left: its cgroups hold only new stem cells now.
+      const alive = spawnSync("ps", ["-eo", "pid,uid,args"]).stdout.toString();
+      const sandboxProcs = alive.split("\n").filter((l) => l.includes(dataDir) && l.includes("bwrap"));
+      for (const line of sandboxProcs) expect(line).not.toContain("leftover");
+      const mounts = readFileSync("/proc/self/mountinfo", "utf8")
+        .split("\n")
+        .filter((l) => l.includes(join(dataDir, "run", "sandbox", "stems")));
+      const cgroups = existsSync(memRoot)
+        ? readdirSync(memRoot, { withFileTypes: true })
+            .filter((d) => d.isDirectory())
+            .map((d) => d.name)
+        : [];
+      // Only the new server's own pre-started stem cells may exist (each with its two mount points).
+      expect(mounts.length).toBeLessThanOrEqual(cgroups.length * 2);
+      const pidsLeft = cgroups.flatMap((d) =>
+        readFileSync(`${memRoot}/${d}/cgroup.procs`, "utf8").trim().split("\n").filter(Boolean),
+      );
+      expect(pidsLeft.length).toBeLessThanOrEqual(cgroups.length * 8);
+    } finally {
+      const gone = new Promise((r) => second.child.once("exit", r));
+      second.child.kill("SIGTERM");
+      await gone;
+    }
+    // After a clean stop nothing at all remains.
+    expect(
+      existsSync(memRoot) ? readdirSync(memRoot, { withFileTypes: true }).filter((d) => d.isDirectory()) : [],
+    ).toEqual([]);
+    expect(readFileSync("/proc/self/mountinfo", "utf8")).not.toContain(join(dataDir, "run"));
+  });
+});
