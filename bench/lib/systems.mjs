@@ -164,7 +164,8 @@ export async function ensureServerless(log) {
     const npm = spawn(
       "npm",
       ["install", "--no-audit", "--no-fund", "--loglevel=error", "serverless@3", "serverless-offline@13"],
-      { cwd: SLS_DIR, stdio: ["ignore", "inherit", "inherit"], env: cleanEnv({ PATH: process.env.PATH }) },
+      // npm keeps the bench's environment (registry, proxy and CA settings); only the runs are cleaned.
+      { cwd: SLS_DIR, stdio: ["ignore", "inherit", "inherit"] },
     );
     npm.on("exit", (code) => (code === 0 ? resolve() : reject(new Error(`npm install exited ${code}`))));
     npm.on("error", reject);
