@@ -14,6 +14,7 @@ import { CodeCache } from "./control/code.js";
 import { ConcurrencyService } from "./control/concurrency.js";
 import { EventInvokeConfigService } from "./control/event-invoke-config.js";
 import { FunctionService } from "./control/functions.js";
+import { LayerCache, LayerService } from "./control/layers.js";
 import { lockDataDir } from "./datadir-lock.js";
 import { Frontend, type InvokeRequest } from "./frontend/invoke.js";
 import { ProvisionedPlacement } from "./frontend/provisioned.js";
@@ -33,6 +34,8 @@ export class Platform {
   asyncInvoke!: AsyncService;
   /** Keeps provisioned-concurrency environments in place. */
   provisioned!: ProvisionedPlacement;
+  /** Layer versions (control) and the merged /opt directories they make. */
+  layers!: LayerService;
   private stopping: Promise<void> | null = null;
 
   private constructor(
@@ -66,11 +69,15 @@ export class Platform {
       const functions = new FunctionService(store, codeCache, options.limits);
       // Finish creates and updates a crash left Pending or InProgress.
       await functions.recover();
+      const layers = new LayerService(store, options.limits);
+      const layerCache = new LayerCache(join(options.dataDir, "layers"), (sha) => layers.loadZip(sha));
+      functions.layerCheck = async (arns, previous, codeBytes) =>
+        layers.checkTotalSize(await layers.resolve(arns, previous), codeBytes);
       const logs = new LogSink(openedStore);
       const sandbox = await detectSandboxDriver(options.sandbox, {
         runDir: join(options.dataDir, "run", "sandbox"),
         network: options.sandboxNetwork,
-        adoptableRoots: [join(options.dataDir, "code")],
+        adoptableRoots: [join(options.dataDir, "code"), join(options.dataDir, "layers")],
       });
       if (!sandbox.driver.isolates && !sandbox.warning) {
         sandbox.warning =
@@ -90,6 +97,8 @@ export class Platform {
         scaleRate: options.scaleRate,
         prewarm: options.prewarm,
         codeDir: (sha) => codeCache.ensure(sha),
+        // Versions a function already references stay usable after DeleteLayerVersion, as on Lambda.
+        layersDir: async (arns) => layerCache.merged((await layers.resolve(arns, arns)).map((l) => l.sha256)),
       });
       await worker.start();
       const aliases = new AliasService(openedStore);
@@ -108,6 +117,7 @@ export class Platform {
         sandbox,
         unlock,
       );
+      platform.layers = layers;
       platform.provisioned = new ProvisionedPlacement(
         functions,
         aliases,

@@ -13,6 +13,7 @@ import { registerConcurrencyRoutes } from "./routes/concurrency.js";
 import { registerEventInvokeConfigRoutes } from "./routes/event-invoke-config.js";
 import { registerFunctionRoutes } from "./routes/functions.js";
 import { registerInvokeRoutes } from "./routes/invoke.js";
+import { registerLayerRoutes } from "./routes/layers.js";
 import { registerLogRoutes } from "./routes/logs.js";
 import { registerTagRoutes } from "./routes/tags.js";
 
@@ -64,6 +65,7 @@ export function buildApp(platform: Platform): FastifyInstance {
   registerEventInvokeConfigRoutes(app, platform);
   registerAliasRoutes(app, platform);
   registerConcurrencyRoutes(app, platform);
+  registerLayerRoutes(app, platform);
   return app;
 }
 

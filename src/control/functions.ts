@@ -78,6 +78,9 @@ export class FunctionService {
   /** Emits "change" with a FunctionChange whenever code or configuration changes. */
   readonly events = new EventEmitter<{ change: [FunctionChange] }>();
   private readonly locks = new Map<string, Promise<unknown>>();
+  /** Set by the platform: checks a function's Layers (they exist, code + layers fit the unzipped limit). */
+  layerCheck: ((layers: string[], previous: string[], codeUnzippedBytes: number) => Promise<void>) | null =
+    null;
 
   constructor(
     private readonly store: Store,
@@ -145,6 +148,7 @@ export class FunctionService {
     const config = applyConfig(base, input, this.limits);
     const zip = decodeZip(code.ZipFile, this.limits, "CreateFunction");
     const pkg = await inspectPackage(zip, this.limits);
+    if (config.Layers.length > 0) await this.layerCheck?.(config.Layers, [], pkg.unzippedSize);
 
     return this.exclusive(name, async () => {
       const now = Date.now();
@@ -366,6 +370,7 @@ export class FunctionService {
         input.Architectures !== undefined
           ? applyConfig(current.config, { Architectures: input.Architectures }, this.limits)
           : current.config;
+      if (config.Layers.length > 0) await this.layerCheck?.(config.Layers, config.Layers, pkg.unzippedSize);
       if (input.DryRun === true) return { ...current, codeSha256: pkg.sha256 };
       const row: FunctionVersionsTable = {
         ...current.row,
@@ -399,6 +404,10 @@ export class FunctionService {
       checkRevision(input.RevisionId, current.revisionId);
       checkUpdatable(current, region);
       const config = applyConfig(current.config, input, this.limits);
+      if (input.Layers !== undefined && config.Layers.length > 0) {
+        const code = await inspectPackage(await this.loadZip(current.codeSha256), this.limits);
+        await this.layerCheck?.(config.Layers, current.config.Layers, code.unzippedSize);
+      }
       const row: FunctionVersionsTable = {
         ...current.row,
         config: JSON.stringify(config),

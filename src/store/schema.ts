@@ -126,6 +126,25 @@ export interface ProvisionedConcurrencyTable {
   last_modified: number;
 }
 
+export interface LayerVersionsTable {
+  layer_name: string;
+  version: number;
+  description: string;
+  license_info: string | null;
+  /** JSON array of runtime identifiers. */
+  compatible_runtimes: string;
+  /** JSON array of architectures. */
+  compatible_architectures: string;
+  /** Hex sha256 of the zip (the content address of its extraction). */
+  code_sha256: string;
+  code_size: number;
+  unzipped_size: number;
+  data: Buffer;
+  created_at: number;
+  /** 1 once DeleteLayerVersion ran: hidden, but functions that reference it keep working. */
+  deleted: number;
+}
+
 export interface Database {
   functions: FunctionsTable;
   function_versions: FunctionVersionsTable;
@@ -137,4 +156,5 @@ export interface Database {
   async_events: AsyncEventsTable;
   async_stats: AsyncStatsTable;
   event_invoke_configs: EventInvokeConfigsTable;
+  layer_versions: LayerVersionsTable;
 }

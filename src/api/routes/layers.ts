@@ -1,0 +1,96 @@
+/** PublishLayerVersion, GetLayerVersion(ByArn), ListLayers, ListLayerVersions, DeleteLayerVersion. */
+import type { FastifyInstance, FastifyRequest } from "fastify";
+import {
+  layerArn,
+  layerVersionListItem,
+  layerVersionShape,
+  parseLayerName,
+  parseVersionNumber,
+} from "../../control/layers.js";
+import { constraintViolation, ResourceNotFound } from "../../errors.js";
+import type { Platform } from "../../platform.js";
+import { baseUrl, jsonBody, pathParam, queryString, requestRegion } from "../request.js";
+
+export function registerLayerRoutes(app: FastifyInstance, platform: Platform): void {
+  const layers = platform.layers;
+  const region = (req: FastifyRequest) => requestRegion(req, platform.options.region);
+  const name = (req: FastifyRequest) => parseLayerName(pathParam(req, "LayerName"));
+  const version = (req: FastifyRequest) => parseVersionNumber(pathParam(req, "VersionNumber"));
+  const filter = (req: FastifyRequest) => {
+    const runtime = queryString(req, "CompatibleRuntime");
+    const architecture = queryString(req, "CompatibleArchitecture");
+    return {
+      ...(runtime !== undefined ? { runtime } : {}),
+      ...(architecture !== undefined ? { architecture } : {}),
+    };
+  };
+  const base = "/2018-10-31/layers";
+
+  app.post(`${base}/:LayerName/versions`, async (req, reply) => {
+    const row = await layers.publish(name(req), jsonBody(req));
+    reply.code(201);
+    return layerVersionShape(row, region(req), baseUrl(req));
+  });
+
+  app.get(`${base}/:LayerName/versions/:VersionNumber`, async (req) =>
+    layerVersionShape(await layers.get(name(req), version(req)), region(req), baseUrl(req)),
+  );
+
+  app.delete(`${base}/:LayerName/versions/:VersionNumber`, async (req, reply) => {
+    await layers.delete(name(req), version(req));
+    reply.code(204);
+    return "";
+  });
+
+  app.get(`${base}/:LayerName/versions`, async (req) => {
+    const page = await layers.listVersions(
+      name(req),
+      filter(req),
+      queryString(req, "Marker"),
+      maxItems(queryString(req, "MaxItems")),
+    );
+    const out: Record<string, unknown> = {
+      LayerVersions: page.items.map((r) => layerVersionListItem(r, region(req))),
+    };
+    if (page.nextMarker) out.NextMarker = page.nextMarker;
+    return out;
+  });
+
+  // ListLayers, and GetLayerVersionByArn (`?find=LayerVersion&Arn=…`) on the same path.
+  app.get(base, async (req) => {
+    if (queryString(req, "find") === "LayerVersion") {
+      return layerVersionShape(await layers.getByArn(queryString(req, "Arn")), region(req), baseUrl(req));
+    }
+    const page = await layers.list(
+      filter(req),
+      queryString(req, "Marker"),
+      maxItems(queryString(req, "MaxItems")),
+    );
+    const out: Record<string, unknown> = {
+      Layers: page.items.map((r) => ({
+        LayerName: r.layer_name,
+        LayerArn: layerArn(region(req), r.layer_name),
+        LatestMatchingVersion: layerVersionListItem(r, region(req)),
+      })),
+    };
+    if (page.nextMarker) out.NextMarker = page.nextMarker;
+    return out;
+  });
+
+  // Content.Location: the zip of a layer version, by content address.
+  app.get("/_lambent/layers/:file", async (req, reply) => {
+    const m = /^([0-9a-f]{64})\.zip$/.exec(pathParam(req, "file"));
+    if (!m?.[1]) throw ResourceNotFound("Layer content not found");
+    reply.header("content-type", "application/zip");
+    return layers.loadZip(m[1]);
+  });
+}
+
+function maxItems(raw: string | undefined): number {
+  if (raw === undefined) return 50;
+  const n = Number(raw);
+  if (!Number.isInteger(n) || n < 1 || n > 50) {
+    throw constraintViolation("maxItems", raw, "Member must have value between 1 and 50");
+  }
+  return n;
+}
