@@ -94,12 +94,27 @@ class CgroupV1 implements SandboxCgroup {
     }
   }
 
+  /** Bumped by every thaw, so a pending freeze check knows it is stale. */
+  #generation = 0;
+
   async freeze(wait = true): Promise<void> {
-    if (wait) await this.#setFreezer("FROZEN");
-    else writeControl(this.dirs.freezer, "freezer.state", "FROZEN");
+    if (wait) return this.#setFreezer("FROZEN");
+    writeControl(this.dirs.freezer, "freezer.state", "FROZEN");
+    // A task in uninterruptible sleep can leave the cgroup FREEZING: look again later, off the
+    // invoke path, and ask once more until it is FROZEN (or thawed meanwhile).
+    const generation = this.#generation;
+    let tries = 0;
+    const check = () => {
+      if (generation !== this.#generation || this.#destroyed) return;
+      if (readControl(this.dirs.freezer, "freezer.state")?.trim() !== "FREEZING" || ++tries > 50) return;
+      writeControl(this.dirs.freezer, "freezer.state", "FROZEN");
+      setTimeout(check, 10).unref();
+    };
+    setTimeout(check, 10).unref();
   }
 
   async thaw(): Promise<void> {
+    this.#generation++;
     writeControl(this.dirs.freezer, "freezer.state", "THAWED");
     // Thawing takes effect at once; poll only in the rare case it did not.
     if (readControl(this.dirs.freezer, "freezer.state")?.trim() !== "THAWED")
