@@ -462,9 +462,12 @@ def _handle(client, handler, headers, body):
 
 def main():
     socket_path = None
+    opt_root = "/opt"
     argv = sys.argv[1:]
     for i, arg in enumerate(argv):
-        if arg.startswith("--runtime-api-socket="):
+        if arg.startswith("--opt-root="):
+            opt_root = arg.split("=", 1)[1]
+        elif arg.startswith("--runtime-api-socket="):
             socket_path = arg.split("=", 1)[1]
         elif arg == "--runtime-api-socket" and i + 1 < len(argv):
             socket_path = argv[i + 1]
@@ -473,9 +476,9 @@ def main():
     task_root = env.get("LAMBDA_TASK_ROOT") or os.getcwd()
     # The task root replaces this script's folder at the head of sys.path; layers' /opt/python after it.
     sys.path[0] = task_root
-    if os.path.isdir("/opt/python"):
+    if os.path.isdir(opt_root + "/python"):
         version = "python%d.%d" % sys.version_info[:2]
-        sys.path[1:1] = ["/opt/python/lib/%s/site-packages" % version, "/opt/python"]
+        sys.path[1:1] = ["%s/python/lib/%s/site-packages" % (opt_root, version), opt_root + "/python"]
 
     sys.stdout = _Unbuffered(sys.stdout)
     sys.stderr = _Unbuffered(sys.stderr)

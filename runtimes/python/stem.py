@@ -51,6 +51,8 @@ def main():
     here = os.path.dirname(os.path.abspath(__file__))
     bootstrap = os.path.join(here, "bootstrap.py")
     sys.argv[0] = bootstrap
+    if assignment.get("optRoot"):
+        sys.argv.append("--opt-root=" + assignment["optRoot"])
     import runpy
 
     runpy.run_path(bootstrap, run_name="__main__")

@@ -6,11 +6,15 @@
 import { randomBytes } from "node:crypto";
 import { join } from "node:path";
 import type { FunctionVersion } from "../control/functions.js";
-import type { Sandbox, SandboxDriver, SandboxExit } from "../sandbox/driver.js";
+import type { MergedLayers } from "../control/layers.js";
+import type { Sandbox, SandboxDriver, SandboxExit, SandboxMounts } from "../sandbox/driver.js";
 import type { LogSink } from "../telemetry/logs.js";
+import { ExtensionsApi, exitStatusText, MAX_EXTENSIONS, type ShutdownReason } from "./extensions-api.js";
 import { type Invocation, RuntimeApiServer, type RuntimeOutcome } from "./runtime-api.js";
 import { runtimeArgv, runtimeEnvironment } from "./runtimes.js";
 import type { StemCell, StemCellPool } from "./stem-cells.js";
+import { TELEMETRY_PATH, TelemetryApi } from "./telemetry-api.js";
+import { directTransport, namespaceTransport, type TelemetryTransport } from "./telemetry-transport.js";
 
 export interface EnvironmentDeps {
   driver: SandboxDriver;
@@ -54,6 +58,21 @@ export interface InvokeOutcome {
 
 export type EnvironmentState = "initializing" | "ready" | "busy" | "finishing" | "dead";
 
+/** Where Init's time went (ms), for logs and metrics. */
+export interface InitPhases {
+  /** External extensions: started until each registered and called event/next (0 without any). */
+  extensionsMs: number;
+  /** The runtime's start: a sandbox spawned, or a stem cell adopted (its runtime booted ahead). */
+  runtimeMs: number;
+  /** From there until the runtime first asked for an event: the runtime's boot (fresh spawns) and the function's static code. */
+  functionMs: number;
+}
+
+/** Lambda's Shutdown budget: 2000 ms with external extensions, 500 ms with internal ones only, 0 without. */
+export function shutdownBudgetMs(external: boolean, internal: boolean): number {
+  return external ? 2000 : internal ? 500 : 0;
+}
+
 const TAIL_BYTES = 4096;
 
 function ms(n: number): string {
@@ -72,6 +91,19 @@ export class ExecutionEnvironment {
   state: EnvironmentState = "initializing";
   lastUsed = Date.now();
   initDurationMs = 0;
+  initPhases: InitPhases = { extensionsMs: 0, runtimeMs: 0, functionMs: 0 };
+  /** Why this environment shut down (once it did). */
+  shutdownReason: ShutdownReason | null = null;
+  readonly extensions: ExtensionsApi;
+  readonly telemetry: TelemetryApi;
+  private transport: TelemetryTransport | null = null;
+  /** The runtime waits in `next` (so the environment can settle once extensions are done). */
+  private runtimeWaiting = false;
+  /** Telemetry of the last invoke still being delivered. */
+  private flushing: Promise<void> | null = null;
+  /** An extension failed after Init: the environment goes once its invoke is over. */
+  private extensionFailed = false;
+  private runtimeExited: (() => void) | null = null;
   /** Init time not yet reported (reported on the first invoke's REPORT line). */
   private pendingInitReport = true;
   private sandbox: Sandbox | null = null;
@@ -94,6 +126,80 @@ export class ExecutionEnvironment {
     this.logGroup = fn.config.LogGroup ?? `/aws/lambda/${fn.name}`;
     this.logStream = logStreamName(fn.version, this.id);
     this.api = new RuntimeApiServer(this.apiEvents, deps.maxResponseBytes);
+    this.extensions = new ExtensionsApi(
+      { functionName: fn.name, functionVersion: fn.version, handler: fn.config.Handler },
+      [],
+      this.extensionHooks,
+    );
+    this.telemetry = new TelemetryApi(
+      (uri, body) => this.telemetryTransport().post(uri, body),
+      (id) => this.extensions.knows(id),
+    );
+    this.extensions.fallback = (req, res, path, extensionId) => {
+      if (path !== TELEMETRY_PATH) return false;
+      this.telemetry.handle(req, res, extensionId);
+      return true;
+    };
+  }
+
+  private readonly extensionHooks = {
+    onInitError: (errorType: string, body: Buffer, name: string) => {
+      const fromBody = parseError(body);
+      this.extensionFailure(
+        name,
+        errorType,
+        fromBody?.errorMessage ?? `Extension ${name} reported an Init error`,
+        "InitError",
+      );
+    },
+    onExitError: (errorType: string, name: string) =>
+      this.extensionFailure(name, errorType, `Extension ${name} reported an exit error`, "ExitError"),
+    onExtensionExit: (name: string, status: string) => {
+      if (this.state === "dead") return;
+      this.extensionFailure(name, "Extension.Crash", `RequestId: ${this.id} Error: ${status}`, "Crashed");
+    },
+    onRuntimeExit: (code: number) => {
+      this.runtimeExited?.();
+      const signal = code > 128 ? exitStatusText(code).replace("signal: ", "") : null;
+      this.exited({
+        code: code > 128 ? null : code,
+        signal: signal === null ? null : signalOf(signal),
+        oomKilled: false,
+      });
+    },
+    onSettled: () => this.maybeSettle(),
+  };
+
+  /** An extension failed: during Init the Init fails with Lambda's error; later the environment is reset. */
+  private extensionFailure(name: string, errorType: string, message: string, state: string): void {
+    this.platformLog(`EXTENSION\tName: ${name}\tState: ${state}\tEvents: []`);
+    if (this.initWaiter) {
+      this.platformLog(
+        `INIT_REPORT Init Duration: ${ms(performance.now() - this.initStarted)} ms\tPhase: init\tStatus: error\tError Type: ${errorType}`,
+      );
+      this.initWaiter.reject({
+        ok: false,
+        payload: Buffer.from(JSON.stringify({ errorMessage: message, errorType })),
+        errorType,
+        durationMs: 0,
+        fatal: true,
+      });
+      void this.destroy("failure");
+      return;
+    }
+    this.extensionFailed = true;
+    if (this.state === "ready") void this.destroy("failure");
+  }
+
+  private telemetryTransport(): TelemetryTransport {
+    if (!this.transport) {
+      const sb = this.sandbox;
+      const isolated =
+        this.deps.driver.name === "bwrap" && this.deps.driver.runtimeApiEndpointKind() === "unix";
+      this.transport =
+        isolated && sb ? namespaceTransport(sb.pid, this.deps.runDir, this.id) : directTransport();
+    }
+    return this.transport;
   }
 
   private readonly apiEvents = {
@@ -113,16 +219,44 @@ export class ExecutionEnvironment {
    * Run Init: start the runtime in its sandbox and wait until it asks for the
    * first event. Rejects with the outcome an invoke should report on failure.
    */
-  async init(codeDir: string, stem?: StemCell): Promise<void> {
+  private initStarted = 0;
+
+  async init(codeDir: string, stem?: StemCell, opt?: MergedLayers): Promise<void> {
     const started = performance.now();
+    this.initStarted = started;
     const initialized = new Promise<void>((resolve, reject) => {
       this.initWaiter = { resolve, reject };
     });
+    // Nobody awaits it until the sandbox exists; a failure before then is reported through the catch below.
+    initialized.catch(() => {});
     this.platformLog(
       `INIT_START Runtime Version: ${this.fn.config.Runtime}\tRuntime Version ARN: lambent:${this.fn.config.Runtime}`,
     );
+    const external = opt?.extensions ?? [];
+    if (external.length > MAX_EXTENSIONS) {
+      await stem?.destroy();
+      throw this.platformFailure(
+        "Extension.TooManyExtensions",
+        `Extension limit (${MAX_EXTENSIONS}) reached: /opt/extensions holds ${external.length}`,
+      );
+    }
+    this.extensions.expect(external);
+    let sandboxUp = started;
+    let extensionsUp = started;
     try {
-      this.sandbox = stem ? await this.adopt(stem, codeDir) : await this.spawn(codeDir);
+      // Functions with external extensions start fresh, through the launcher (never a stem cell).
+      if (stem && external.length > 0) {
+        void stem.destroy();
+        stem = undefined;
+      }
+      this.sandbox = stem ? await this.adopt(stem, codeDir, opt) : await this.spawn(codeDir, opt);
+      sandboxUp = performance.now();
+      extensionsUp = sandboxUp;
+      if (external.length > 0) {
+        void this.extensions.externalsRegistered().then(() => {
+          extensionsUp = performance.now();
+        });
+      }
     } catch (err) {
       await Promise.all([this.destroy(), stem?.destroy()]);
       throw this.platformFailure(
@@ -142,11 +276,31 @@ export class ExecutionEnvironment {
     }, this.deps.initTimeoutMs);
     try {
       await initialized;
+      // Init is over when the runtime and every extension registered so far wait for events.
+      await this.extensions.closeRegistration();
     } finally {
       clearTimeout(timer);
       this.initWaiter = null;
     }
-    this.initDurationMs = performance.now() - started;
+    const done = performance.now();
+    this.initDurationMs = done - started;
+    this.initPhases = {
+      extensionsMs: extensionsUp - sandboxUp,
+      runtimeMs: sandboxUp - started,
+      functionMs: done - extensionsUp,
+    };
+    if (this.extensions.count > 0) {
+      for (const line of this.extensions.describe()) this.platformLog(line);
+      this.platformLog(
+        `INIT_REPORT Init Duration: ${ms(this.initDurationMs)} ms\tPhase: init\tStatus: success\tExtensions: ${ms(this.initPhases.extensionsMs)} ms\tRuntime: ${ms(this.initPhases.runtimeMs)} ms\tFunction: ${ms(this.initPhases.functionMs)} ms`,
+      );
+    }
+    this.telemetry.emit("platform.initReport", {
+      initializationType: this.initializationType,
+      phase: "init",
+      status: "success",
+      metrics: { durationMs: round(this.initDurationMs) },
+    });
     // The function's CPU share applies from here; the write need not hold up the first invoke.
     void this.sandbox?.endInit?.().catch(() => {});
     this.state = "ready";
@@ -169,19 +323,39 @@ export class ExecutionEnvironment {
     };
   }
 
-  /** A fresh sandbox running the function's runtime. */
-  private async spawn(codeDir: string): Promise<Sandbox> {
+  /** A fresh sandbox running the function's runtime (behind the launcher when there are external extensions). */
+  private async spawn(codeDir: string, opt?: MergedLayers): Promise<Sandbox> {
     const { driver } = this.deps;
+    this.api.extraRoute = (req, res, path) => this.extensions.handle(req, res, path);
     const endpoint = await this.api.listen(
       driver.runtimeApiEndpointKind() === "unix"
         ? { kind: "unix", path: join(this.deps.runDir, `${this.id}.sock`) }
         : { kind: "tcp", host: "127.0.0.1", port: 0 },
     );
-    const mounts = { codeDir, runtimeDir: this.deps.runtimesDir };
+    const mounts: SandboxMounts = { codeDir, runtimeDir: this.deps.runtimesDir };
+    if (opt) mounts.optDir = opt.dir;
     const view = driver.view(mounts, endpoint);
+    const runtime = runtimeArgv(this.fn, view);
+    const external = opt?.extensions ?? [];
+    const argv =
+      external.length === 0
+        ? runtime
+        : [
+            "/bin/bash",
+            `${view.runtimeRoot}/launcher.sh`,
+            ...external.map((name) => `${view.optRoot}/extensions/${name}`),
+            "--",
+            ...runtime,
+          ];
+    this.runtimeExitedPromise =
+      external.length === 0
+        ? null
+        : new Promise<void>((resolve) => {
+            this.runtimeExited = resolve;
+          });
     return driver.spawn({
       id: this.id,
-      argv: runtimeArgv(this.fn, view),
+      argv,
       env: runtimeEnvironment(this.fn, view, this.identity()),
       mounts,
       limits: this.limits(),
@@ -191,20 +365,23 @@ export class ExecutionEnvironment {
   }
 
   /** A stem cell's booted runtime, given this function (a fresh spawn if the cell cannot take it). */
-  private async adopt(stem: StemCell, codeDir: string): Promise<Sandbox> {
-    const mounts = { codeDir, runtimeDir: this.deps.runtimesDir };
+  private async adopt(stem: StemCell, codeDir: string, opt?: MergedLayers): Promise<Sandbox> {
+    const mounts: SandboxMounts = { codeDir, runtimeDir: this.deps.runtimesDir };
+    if (opt) mounts.optDir = opt.dir;
     try {
       if (stem.dead) throw new Error("stem cell died");
       await stem.sandbox.adopt?.(mounts, this.limits());
     } catch {
       await stem.destroy();
-      return this.spawn(codeDir);
+      return this.spawn(codeDir, opt);
     }
     this.api = stem.api;
     stem.api.setEvents(this.apiEvents);
     stem.output = (chunk) => this.output(chunk);
-    const view = stem.view(codeDir);
-    stem.assign(runtimeEnvironment(this.fn, view, this.identity()), view.taskRoot);
+    const view = stem.view(codeDir, opt?.dir);
+    stem.assign(runtimeEnvironment(this.fn, view, this.identity()), view.taskRoot, view.optRoot);
+    // Internal extensions (registered from the runtime's process) and the Telemetry API.
+    this.api.extraRoute = (req, res, path) => this.extensions.handle(req, res, path);
     return stem.sandbox;
   }
 
@@ -223,7 +400,18 @@ export class ExecutionEnvironment {
       this.initWaiter.resolve();
       return;
     }
+    this.runtimeWaiting = true;
+    this.maybeSettle();
+  }
+
+  /** The invoke is over once the runtime waits, every extension is idle and the telemetry is out. */
+  private maybeSettle(): void {
     if (this.state !== "finishing" && this.state !== "initializing") return;
+    if (!this.runtimeWaiting || !this.extensions.isSettled || this.flushing) return;
+    if (this.extensionFailed) {
+      void this.destroy("failure");
+      return;
+    }
     this.state = "ready";
     this.lastUsed = Date.now();
     if (this.deps.freezeIdle) this.freeze();
@@ -239,6 +427,7 @@ export class ExecutionEnvironment {
   }
 
   private exited(exit: SandboxExit): void {
+    if (this.exitInfo) return;
     this.exitInfo = exit;
     const onExit = this.onExit;
     if (onExit) onExit(exit);
@@ -251,7 +440,7 @@ export class ExecutionEnvironment {
         this.platformFailure(reason.errorType, `Runtime exited with error: ${reason.text}`),
       );
     }
-    void this.destroy();
+    void this.destroy("failure");
   }
 
   private freeze(): void {
@@ -273,6 +462,10 @@ export class ExecutionEnvironment {
   async invoke(input: InvokeInput, timeoutSeconds: number): Promise<InvokeOutcome> {
     this.state = "busy";
     if (this.frozen) await this.thaw();
+    // The last invoke's extensions and telemetry finish first (they may still work after its response).
+    if (!this.extensions.isSettled) await this.extensions.settled();
+    if (this.flushing) await this.flushing;
+    this.runtimeWaiting = false;
     const sandbox = this.sandbox;
     if (!sandbox || this.exitInfo) {
       return this.platformFailure(
@@ -288,6 +481,13 @@ export class ExecutionEnvironment {
     sandbox.resetPeakMemory();
     const started = performance.now();
     const deadlineMs = Date.now() + timeoutSeconds * 1000;
+    this.telemetry.emit("platform.start", { requestId: input.requestId, version: this.fn.version });
+    this.extensions.invoke({
+      requestId: input.requestId,
+      deadlineMs,
+      invokedFunctionArn: input.invokedFunctionArn,
+      traceId: input.traceId,
+    });
     const inv: Invocation = {
       requestId: input.requestId,
       payload: input.payload,
@@ -356,17 +556,59 @@ export class ExecutionEnvironment {
     }
     if (outcome.fatal) this.api.abandon();
     this.report(input.requestId, outcome);
+    this.telemetryAfterInvoke(input.requestId, outcome);
     if (input.wantTail) {
       outcome.tail = Buffer.from(this.tailText(), "utf8").toString("base64");
       this.tail = null;
     }
     if (outcome.fatal) {
-      await this.destroy();
+      await this.destroy(outcome.errorType === "Sandbox.Timedout" ? "timeout" : "failure");
+    } else if (this.extensionFailed) {
+      outcome.fatal = true;
+      void this.destroy("failure");
     } else {
       this.state = "finishing";
       this.lastUsed = Date.now();
+      this.maybeSettle();
     }
     return outcome;
+  }
+
+  /** platform.runtimeDone and platform.report for subscribers, delivered before the environment settles. */
+  private telemetryAfterInvoke(requestId: string, outcome: InvokeOutcome): void {
+    if (!this.telemetry.subscribed) return;
+    const status = outcome.ok
+      ? "success"
+      : outcome.errorType === "Sandbox.Timedout"
+        ? "timeout"
+        : outcome.fatal
+          ? "failure"
+          : "error";
+    const peak = this.sandbox?.peakMemoryBytes();
+    this.telemetry.emit("platform.runtimeDone", {
+      requestId,
+      status,
+      ...(outcome.ok ? {} : { errorType: outcome.errorType }),
+      metrics: { durationMs: round(outcome.durationMs), producedBytes: outcome.payload.length },
+    });
+    const metrics: Record<string, number> = {
+      durationMs: round(outcome.durationMs),
+      billedDurationMs: Math.max(1, Math.ceil(outcome.durationMs)),
+      memorySizeMB: this.fn.config.MemorySize,
+      maxMemoryUsedMB: peak === undefined ? 0 : Math.round(peak / (1024 * 1024)),
+    };
+    if (outcome.initDurationMs !== undefined) metrics.initDurationMs = round(outcome.initDurationMs);
+    this.telemetry.emit("platform.report", {
+      requestId,
+      status,
+      ...(outcome.ok ? {} : { errorType: outcome.errorType }),
+      metrics,
+    });
+    const flushing = this.telemetry.flush().finally(() => {
+      if (this.flushing === flushing) this.flushing = null;
+      this.maybeSettle();
+    });
+    this.flushing = flushing;
   }
 
   private report(requestId: string, outcome: InvokeOutcome): void {
@@ -401,6 +643,7 @@ export class ExecutionEnvironment {
       start = nl + 1;
       this.deps.logs.write(this.logGroup, this.logStream, line);
       this.addTail(line);
+      this.telemetry.emit("function", line);
     }
     this.partialLine = text.slice(start);
   }
@@ -435,21 +678,63 @@ export class ExecutionEnvironment {
 
   private destroying: Promise<void> | null = null;
 
-  destroy(): Promise<void> {
-    if (!this.destroying) this.destroying = this.teardown();
+  private runtimeExitedPromise: Promise<void> | null = null;
+
+  /**
+   * Shutdown: SHUTDOWN to extensions (with `reason`) and SIGTERM to the
+   * runtime, within Lambda's budget; then everything is killed. Without
+   * extensions the budget is 0: straight to the kill.
+   */
+  destroy(reason: ShutdownReason = "spindown"): Promise<void> {
+    if (!this.destroying) this.destroying = this.teardown(reason);
     return this.destroying;
   }
 
-  private async teardown(): Promise<void> {
+  private async teardown(reason: ShutdownReason): Promise<void> {
+    const wasInitializing = this.state === "initializing";
     this.state = "dead";
+    this.shutdownReason = reason;
+    for (const cb of this.listeners.dead) cb();
+    const sb = this.sandbox;
+    const budget = shutdownBudgetMs(this.extensions.hasExternal, this.extensions.count > 0);
+    if (sb && budget > 0 && !wasInitializing) {
+      if (this.frozen) await this.thaw();
+      const started = performance.now();
+      await this.extensions.shutdown(reason, budget);
+      // The runtime had its SIGTERM from the launcher: give it what is left of the budget to exit.
+      const left = budget - (performance.now() - started);
+      if (this.runtimeExitedPromise && left > 0 && !this.exitInfo) {
+        await Promise.race([this.runtimeExitedPromise, new Promise((r) => setTimeout(r, left))]);
+      }
+      await Promise.race([this.telemetry.flush(), new Promise((r) => setTimeout(r, 200))]);
+      this.platformLog(`SHUTDOWN Reason: ${reason}\tDuration: ${ms(performance.now() - started)} ms`);
+    }
     if (this.partialLine) {
       this.deps.logs.write(this.logGroup, this.logStream, this.partialLine);
       this.partialLine = "";
     }
-    for (const cb of this.listeners.dead) cb();
-    const sb = this.sandbox;
     this.sandbox = null;
-    await Promise.all([sb?.destroy(), this.api.close()]);
+    this.extensions.close();
+    this.telemetry.close();
+    await Promise.all([sb?.destroy(), this.api.close(), this.transport?.close()]);
+  }
+}
+
+function round(n: number): number {
+  return Math.round(n * 1000) / 1000;
+}
+
+function signalOf(name: string): string {
+  const map: Record<string, string> = { killed: "SIGKILL", terminated: "SIGTERM", aborted: "SIGABRT" };
+  return map[name] ?? `SIG${name.toUpperCase()}`;
+}
+
+function parseError(body: Buffer): { errorMessage?: string } | undefined {
+  try {
+    const parsed = JSON.parse(body.toString("utf8")) as { errorMessage?: unknown };
+    return typeof parsed.errorMessage === "string" ? { errorMessage: parsed.errorMessage } : undefined;
+  } catch {
+    return undefined;
   }
 }
 

@@ -6,6 +6,7 @@
  * shut down after the idle timeout.
  */
 import type { FunctionVersion } from "../control/functions.js";
+import type { MergedLayers } from "../control/layers.js";
 import { TooManyRequests } from "../errors.js";
 import {
   type EnvironmentDeps,
@@ -47,6 +48,8 @@ export class FunctionPool {
     private readonly deps: EnvironmentDeps,
     private readonly codeDir: () => Promise<string>,
     private readonly scale: ScaleLimiter,
+    /** The function's merged layers (undefined without layers), resolved once per pool. */
+    private readonly layers: () => Promise<MergedLayers | undefined> = async () => undefined,
   ) {}
 
   get size(): number {
@@ -74,10 +77,18 @@ export class FunctionPool {
           env = await this.waitForEnvironment();
         } else {
           env = this.newEnvironment("on-demand");
-          const family = stemFamily(this.fn.config.Runtime);
+          let opt: MergedLayers | undefined;
+          try {
+            opt = await this.layers();
+          } catch (err) {
+            await env.destroy("failure");
+            return this.initFailure(env, input, layerFailure(err));
+          }
+          // Functions with external extensions always start fresh (the launcher starts them before the runtime).
+          const family = opt && opt.extensions.length > 0 ? undefined : stemFamily(this.fn.config.Runtime);
           const stem = family ? this.deps.stemCells?.take(family) : undefined;
           try {
-            await env.init(await this.codeDir(), stem);
+            await env.init(await this.codeDir(), stem, opt);
           } catch (failure) {
             if (isOutcome(failure)) return this.initFailure(env, input, failure);
             throw failure;
@@ -200,8 +211,8 @@ export class FunctionPool {
     }
     for (let i = this.provisioned.size; i < target; i++) {
       const env = this.newEnvironment("provisioned-concurrency");
-      this.codeDir()
-        .then((dir) => env.init(dir))
+      Promise.all([this.codeDir(), this.layers()])
+        .then(([dir, opt]) => env.init(dir, undefined, opt))
         .then(
           () => {
             this.lastInitError = undefined;
@@ -255,6 +266,17 @@ export class FunctionPool {
     this.idleProvisioned.length = 0;
     await Promise.all([...this.all].map((e) => e.destroy()));
   }
+}
+
+function layerFailure(err: unknown): InvokeOutcome {
+  const errorMessage = `Lambent could not prepare the function's layers: ${err instanceof Error ? err.message : String(err)}`;
+  return {
+    ok: false,
+    payload: Buffer.from(JSON.stringify({ errorMessage, errorType: "Runtime.InitError" })),
+    errorType: "Runtime.InitError",
+    durationMs: 0,
+    fatal: true,
+  };
 }
 
 function isOutcome(x: unknown): x is InvokeOutcome {

@@ -21,7 +21,7 @@ export function runtimeArgv(fn: FunctionVersion, view: SandboxView): string[] {
     case "nodejs":
       return [NODE, `${view.runtimeRoot}/nodejs/bootstrap.mjs`, ...socket];
     case "python":
-      return [PYTHON, `${view.runtimeRoot}/python/bootstrap.py`, ...socket];
+      return [PYTHON, `${view.runtimeRoot}/python/bootstrap.py`, ...socket, `--opt-root=${view.optRoot}`];
     case "provided":
       return [`${view.taskRoot}/bootstrap`];
   }

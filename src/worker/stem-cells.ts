@@ -111,18 +111,19 @@ export class StemCell {
     ]);
   }
 
-  /** How this cell's sandbox shows the given code (for the function's environment variables). */
-  view(codeDir: string): SandboxView {
-    return this.deps.driver.view({ codeDir, runtimeDir: this.deps.runtimesDir }, this.endpoint);
+  /** How this cell's sandbox shows the given code and layers (for the function's environment variables). */
+  view(codeDir: string, optDir?: string): SandboxView {
+    const mounts = { codeDir, runtimeDir: this.deps.runtimesDir, ...(optDir ? { optDir } : {}) };
+    return this.deps.driver.view(mounts, this.endpoint);
   }
 
-  /** Hand the cell its function: environment and working directory. */
-  assign(env: Record<string, string>, cwd: string): void {
+  /** Hand the cell its function: environment, working directory and where its layers are (/opt). */
+  assign(env: Record<string, string>, cwd: string, optRoot = "/opt"): void {
     const res = this.held;
     this.held = null;
     this.api.extraRoute = null;
     if (!res) throw new Error("stem cell is not waiting for an assignment");
-    const body = JSON.stringify({ env, cwd });
+    const body = JSON.stringify({ env, cwd, optRoot });
     res.writeHead(200, { "content-type": "application/json", "content-length": Buffer.byteLength(body) });
     res.end(body);
   }

@@ -4,6 +4,7 @@
  */
 import { mkdir, rm } from "node:fs/promises";
 import type { FunctionVersion } from "../control/functions.js";
+import type { MergedLayers } from "../control/layers.js";
 import type { EnvironmentDeps, InvokeInput, InvokeOutcome } from "./environment.js";
 import { FunctionPool, type ProvisionedProgress } from "./pool.js";
 import { ScaleLimiter } from "./scale-limiter.js";
@@ -17,6 +18,8 @@ export interface WorkerOptions extends EnvironmentDeps {
   prewarm: number;
   /** Where a version's code is extracted (resolved once per pool). */
   codeDir: (sha256: string) => Promise<string>;
+  /** The merged /opt of a layer list (ARNs, in order). */
+  layersDir?: (arns: string[]) => Promise<MergedLayers>;
 }
 
 export class Worker {
@@ -50,6 +53,8 @@ export class Worker {
     let pool = this.pools.get(key);
     if (!pool) {
       let dir: Promise<string> | null = null;
+      let opt: Promise<MergedLayers | undefined> | null = null;
+      const layersDir = this.opts.layersDir;
       let limiter = this.limiters.get(fn.name);
       if (!limiter) {
         limiter = new ScaleLimiter(this.opts.scaleRate);
@@ -63,6 +68,15 @@ export class Worker {
           return dir;
         },
         limiter,
+        () => {
+          if (fn.config.Layers.length === 0 || !layersDir) return Promise.resolve(undefined);
+          opt ??= layersDir(fn.config.Layers);
+          // A failure (a layer gone from the store) is tried again on the next cold start.
+          return opt.catch((err: unknown) => {
+            opt = null;
+            throw err;
+          });
+        },
       );
       this.pools.set(key, pool);
     }
