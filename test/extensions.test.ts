@@ -145,12 +145,12 @@ describe.each(["bwrap", "process"] as const)("extensions under the %s sandbox dr
     const registered = collector.received.find(
       (r) => mine(r) && (r.body as { kind: string }).kind === "registered",
     );
-    expect((registered?.body as { body: unknown }).body).toEqual({
+    expect(((registered as Received).body as { body: unknown }).body).toEqual({
       functionName: "ext-idle",
       functionVersion: "$LATEST",
       handler: "index.handler",
     });
-    const first = (invokes[0]?.body as { event: Record<string, unknown> }).event;
+    const first = ((invokes[0] as Received).body as { event: Record<string, unknown> }).event;
     expect(first).toMatchObject({
       eventType: "INVOKE",
       invokedFunctionArn: "arn:aws:lambda:us-east-1:000000000000:function:ext-idle",
@@ -164,7 +164,7 @@ describe.each(["bwrap", "process"] as const)("extensions under the %s sandbox dr
     const dead = new Promise<void>((r) => envs[0]?.onDead(r));
     const shutdown = await collector.waitFor((r) => mine(r) && events("ext-idle", "SHUTDOWN")(r));
     await dead;
-    expect((shutdown[0]?.body as { event: Record<string, unknown> }).event).toMatchObject({
+    expect(((shutdown[0] as Received).body as { event: Record<string, unknown> }).event).toMatchObject({
       eventType: "SHUTDOWN",
       shutdownReason: "spindown",
     });
@@ -188,7 +188,9 @@ describe.each(["bwrap", "process"] as const)("extensions under the %s sandbox dr
     const shutdown = await collector.waitFor(
       (r) => collector.received.indexOf(r) >= before && events("ext-update", "SHUTDOWN")(r),
     );
-    expect((shutdown[0]?.body as { event: Record<string, unknown> }).event.shutdownReason).toBe("spindown");
+    expect(((shutdown[0] as Received).body as { event: Record<string, unknown> }).event.shutdownReason).toBe(
+      "spindown",
+    );
     expect((await invoke(server.lambda, "ext-update")).json).toEqual({ ok: true, v: "2" });
   });
 
@@ -200,7 +202,9 @@ describe.each(["bwrap", "process"] as const)("extensions under the %s sandbox dr
     const shutdown = await collector.waitFor(
       (x) => collector.received.indexOf(x) >= before && events("ext-timeout", "SHUTDOWN")(x),
     );
-    expect((shutdown[0]?.body as { event: Record<string, unknown> }).event.shutdownReason).toBe("timeout");
+    expect(((shutdown[0] as Received).body as { event: Record<string, unknown> }).event.shutdownReason).toBe(
+      "timeout",
+    );
   });
 
   it("fails Init with Extension.Crash when an extension exits without registering", async () => {
