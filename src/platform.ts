@@ -19,6 +19,7 @@ import { lockDataDir } from "./datadir-lock.js";
 import { Frontend, type InvokeRequest } from "./frontend/invoke.js";
 import { ProvisionedPlacement } from "./frontend/provisioned.js";
 import { type DetectedSandboxDriver, detectSandboxDriver } from "./sandbox/index.js";
+import { ChangeFeed } from "./store/changes.js";
 import { Store } from "./store/store.js";
 import { LogSink } from "./telemetry/logs.js";
 import { RUNTIMES_DIR } from "./worker/runtimes.js";
@@ -32,6 +33,8 @@ export class Platform {
   /** Event invoke configs (control) and the async invoke queue and pollers. */
   eventInvokeConfigs!: EventInvokeConfigService;
   asyncInvoke!: AsyncService;
+  /** Cross-server cache invalidation (PostgreSQL only). */
+  changes: ChangeFeed | null = null;
   /** Keeps provisioned-concurrency environments in place. */
   provisioned!: ProvisionedPlacement;
   /** Layer versions (control) and the merged /opt directories they make. */
@@ -127,6 +130,19 @@ export class Platform {
       );
       platform.eventInvokeConfigs = new EventInvokeConfigService(openedStore, functions);
       platform.asyncInvoke = new AsyncService(openedStore, frontend, platform.eventInvokeConfigs, options);
+      if (openedStore.engine === "postgres" && options.database) {
+        platform.changes = new ChangeFeed(
+          openedStore,
+          options.database,
+          [
+            { name: "functions", emitter: functions.events, events: ["change"] },
+            { name: "aliases", emitter: aliases.events, events: ["change"] },
+            { name: "concurrency", emitter: concurrency.events, events: ["reserved"] },
+          ],
+          (m) => options.quiet || console.error(`lambent: ${m}`),
+        );
+        await platform.changes.start();
+      }
       platform.app = buildApp(platform);
       const address = await platform.app.listen({ host: options.host, port: options.port });
       platform.url = address.replace("[::1]", "localhost");
@@ -170,6 +186,7 @@ export class Platform {
       // Stop claiming async events; running ones finish or go back to the queue.
       await this.asyncInvoke.stop();
       await this.app.close();
+      await this.changes?.close();
       this.provisioned.stop();
       await this.worker.close();
       await this.logs.flush();

@@ -14,14 +14,14 @@ import type { EventInvokeConfigService, EventInvokeSettings } from "../control/e
 import { LATEST } from "../control/functions.js";
 import { LambdaError } from "../errors.js";
 import type { Frontend, InvokeRequest, InvokeResponse } from "../frontend/invoke.js";
+import { type Listener, listenPostgres } from "../store/notify.js";
 import type { Store } from "../store/store.js";
 import { type AsyncCounter, AsyncCounters } from "./counters.js";
 import { FunctionDestinations } from "./destinations/function.js";
 import { HttpDestinations } from "./destinations/http.js";
 import { DeliveryError, Destinations } from "./destinations/target.js";
-import { listenPostgres, type QueueListener } from "./notify.js";
 import { AsyncPoller } from "./poller.js";
-import { AsyncQueue, type NewEvent, type QueuedEvent, type StatBumps } from "./queue.js";
+import { AsyncQueue, NOTIFY_CHANNEL, type NewEvent, type QueuedEvent, type StatBumps } from "./queue.js";
 import { type AttemptResult, type Condition, invocationRecord } from "./record.js";
 import { backoffMs, retryDelayMs } from "./retry.js";
 
@@ -60,7 +60,7 @@ export class AsyncService {
   readonly counters = new AsyncCounters();
   private readonly poller: AsyncPoller;
   private readonly destinations: Destinations;
-  private listener: QueueListener | null = null;
+  private listener: Listener | null = null;
 
   constructor(
     private readonly store: Store,
@@ -117,11 +117,13 @@ export class AsyncService {
     if (released > 0)
       this.log(`async: ${released} event(s) left running by an earlier server are queued again`);
     if (this.store.engine === "postgres" && this.options.database) {
-      this.listener = await listenPostgres(
-        this.options.database,
-        () => this.poller.wake(),
-        (err) => this.log(`async: LISTEN connection error: ${errText(err)}`),
-      );
+      this.listener = await listenPostgres(this.options.database, {
+        channel: NOTIFY_CHANNEL,
+        onMessage: () => this.poller.wake(),
+        // Events may have been enqueued while we were not listening.
+        onConnect: () => this.poller.wake(),
+        onError: (err) => this.log(`async: LISTEN connection error: ${errText(err)}`),
+      });
     }
     this.poller.start();
   }

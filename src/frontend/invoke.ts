@@ -43,6 +43,8 @@ export class Frontend {
   private readonly versions = new Map<string, FunctionVersion>();
   private readonly aliasCache = new Map<string, Alias>();
   readonly counter: ConcurrencyCounter;
+  /** Settles once the reservations reloaded after the latest change are in force. */
+  reservationsLoaded: Promise<void> = Promise.resolve();
 
   constructor(
     private readonly functions: FunctionService,
@@ -58,7 +60,9 @@ export class Frontend {
       worker.retire(name, version);
     });
     aliases.events.on("change", (name) => this.forgetAliases(name));
-    concurrency.events.on("reserved", () => void this.loadReservations());
+    concurrency.events.on("reserved", () => {
+      this.reservationsLoaded = this.loadReservations().catch(() => {});
+    });
   }
 
   private forgetAliases(name: string): void {

@@ -1,42 +1,46 @@
 /**
- * Cross-server wake-ups on PostgreSQL: every enqueue runs
- * `pg_notify('lambent_async')` in its transaction (delivered at commit), and
- * each server LISTENs on a dedicated connection. In-process enqueues wake the
- * local poller directly; SQLite needs nothing more (one server owns it).
+ * Messages between servers sharing one PostgreSQL: a writer runs
+ * `pg_notify(channel, payload)` (in its transaction: delivered at commit), and
+ * each server LISTENs on a dedicated connection that reconnects with backoff.
+ * Used by the async queue (wake-ups) and the change feed (cache invalidation).
  */
 import pg from "pg";
-import { NOTIFY_CHANNEL } from "./queue.js";
 
-export interface QueueListener {
+export interface Listener {
   close(): Promise<void>;
 }
 
-export async function listenPostgres(
-  connectionString: string,
-  onWake: () => void,
-  onError: (err: unknown) => void,
-): Promise<QueueListener> {
+export interface ListenOptions {
+  channel: string;
+  onMessage: (payload: string) => void;
+  /** After every (re)connect: messages sent while not listening were missed. */
+  onConnect?: () => void;
+  onError: (err: unknown) => void;
+}
+
+export async function listenPostgres(connectionString: string, opts: ListenOptions): Promise<Listener> {
+  const { channel, onMessage, onConnect, onError } = opts;
+  if (!/^[a-z_][a-z0-9_]*$/.test(channel)) throw new Error(`bad channel name ${channel}`);
   let closed = false;
   let client: pg.Client | null = null;
   let retry: NodeJS.Timeout | null = null;
 
   const connect = async (): Promise<void> => {
     const c = new pg.Client({ connectionString });
-    c.on("notification", () => onWake());
+    c.on("notification", (n) => onMessage(n.payload ?? ""));
     c.on("error", (err) => {
       onError(err);
       reconnect(c);
     });
     c.on("end", () => reconnect(c));
     await c.connect();
-    await c.query(`LISTEN ${NOTIFY_CHANNEL}`);
+    await c.query(`LISTEN ${channel}`);
     if (closed) {
       await c.end().catch(() => {});
       return;
     }
     client = c;
-    // Events may have been enqueued while we were not listening.
-    onWake();
+    onConnect?.();
   };
 
   const scheduleConnect = () => {
