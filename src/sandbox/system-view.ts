@@ -47,7 +47,7 @@ export async function writeSandboxEtc(etcDir: string): Promise<void> {
   await Promise.all([
     writeFile(`${etcDir}/passwd`, sandboxPasswd()),
     writeFile(`${etcDir}/group`, sandboxGroup()),
-    writeFile(`${etcDir}/hosts`, "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n"),
+    writeFile(`${etcDir}/hosts`, "127.0.0.1\tlocalhost sandbox.localdomain sandbox\n::1\tlocalhost ip6-localhost ip6-loopback\n"),
     writeFile(`${etcDir}/resolv.conf`, "nameserver 10.0.2.3\n"),
   ]);
 }
