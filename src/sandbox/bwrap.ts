@@ -78,7 +78,7 @@ export class BwrapDriver implements SandboxDriver {
     // Mount points of stem cells a killed server left behind.
     await removeMountPoints(this.#stemsDir);
     await rm(this.#etcDir, { recursive: true, force: true });
-    await writeSandboxEtc(this.#etcDir);
+    await writeSandboxEtc(this.#etcDir, this.#options.network);
     if (this.supportsStemCells) await this.#views.mount();
   }
 

@@ -42,12 +42,22 @@ export function systemViewArgs(etcDir: string, network: "isolated" | "host"): st
 }
 
 /** Writes the generated /etc files into the driver's run dir. */
-export async function writeSandboxEtc(etcDir: string): Promise<void> {
+export async function writeSandboxEtc(
+  etcDir: string,
+  network: "isolated" | "host" = "isolated",
+): Promise<void> {
+  // As on Lambda, extensions listen on sandbox.localdomain. In an isolated namespace it is the
+  // namespace's own address (10.0.2.100, slirp4netns' tap): local, unlike 127.0.0.1, which leads to
+  // the host's loopback, and reachable by the worker's telemetry relay.
+  const sandboxAddress = network === "isolated" ? "10.0.2.100" : "127.0.0.1";
   await mkdir(etcDir, { recursive: true });
   await Promise.all([
     writeFile(`${etcDir}/passwd`, sandboxPasswd()),
     writeFile(`${etcDir}/group`, sandboxGroup()),
-    writeFile(`${etcDir}/hosts`, "127.0.0.1\tlocalhost sandbox.localdomain sandbox\n::1\tlocalhost ip6-localhost ip6-loopback\n"),
+    writeFile(
+      `${etcDir}/hosts`,
+      `127.0.0.1\tlocalhost\n${sandboxAddress}\tsandbox.localdomain sandbox\n::1\tlocalhost ip6-localhost ip6-loopback\n`,
+    ),
     writeFile(`${etcDir}/resolv.conf`, "nameserver 10.0.2.3\n"),
   ]);
 }
