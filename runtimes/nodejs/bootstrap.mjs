@@ -24,18 +24,22 @@ const NEXT = `${BASE}/invocation/next`;
 // ---------------------------------------------------------------- transport
 
 let socketPath;
-for (let i = 2; i < process.argv.length; i++) {
-  const arg = process.argv[i];
-  if (arg.startsWith("--runtime-api-socket=")) socketPath = arg.slice(21);
-  else if (arg === "--runtime-api-socket") socketPath = process.argv[++i];
-}
 let host;
 let port;
-if (!socketPath) {
-  const api = env.AWS_LAMBDA_RUNTIME_API || "127.0.0.1:9001";
-  const colon = api.lastIndexOf(":");
-  host = api.slice(0, colon).replace(/^\[(.*)\]$/, "$1");
-  port = Number(api.slice(colon + 1));
+
+/** Where the Runtime API is: read from argv and the environment when the runtime starts. */
+function configureTransport() {
+  for (let i = 2; i < process.argv.length; i++) {
+    const arg = process.argv[i];
+    if (arg.startsWith("--runtime-api-socket=")) socketPath = arg.slice(21);
+    else if (arg === "--runtime-api-socket") socketPath = process.argv[++i];
+  }
+  if (!socketPath) {
+    const api = env.AWS_LAMBDA_RUNTIME_API || "127.0.0.1:9001";
+    const colon = api.lastIndexOf(":");
+    host = api.slice(0, colon).replace(/^\[(.*)\]$/, "$1");
+    port = Number(api.slice(colon + 1));
+  }
 }
 // One keep-alive connection: every call goes over the same socket, one at a time. An idle keep-alive
 // socket is unref'd by the agent, so it does not hold the event loop open (beforeExit still fires).
@@ -147,7 +151,7 @@ function formatted(e) {
 
 let requestId; // logged as "undefined" outside an invoke, as Lambda does
 let stdout;
-const jsonLogs = env.AWS_LAMBDA_LOG_FORMAT?.toUpperCase() === "JSON";
+let jsonLogs = false;
 
 function jsonReplacer(_key, value) {
   if (value instanceof Error) {
@@ -453,41 +457,54 @@ function postInitError(err, then) {
   call("POST", `${BASE}/init/error`, JSON.stringify(rapid), rapid.errorType, then);
 }
 
-process.on("uncaughtException", (err) => {
-  logError("Uncaught Exception", err);
-  crash(err, 129);
-});
-process.on("unhandledRejection", (reason, promise) => {
-  let message;
-  try {
-    message = String(reason);
-  } catch {
-    message = Object.prototype.toString.call(reason);
-  }
-  const err = runtimeError("UnhandledPromiseRejection", message);
-  err.reason = reason;
-  err.promise = promise;
-  logError("Unhandled Promise Rejection", err);
-  crash(err, 128);
-});
-process.on("beforeExit", () => {
-  const hook = onBeforeExit;
-  if (hook) {
-    onBeforeExit = null;
-    hook();
-  }
-});
+function installProcessHooks() {
+  process.on("uncaughtException", (err) => {
+    logError("Uncaught Exception", err);
+    crash(err, 129);
+  });
+  process.on("unhandledRejection", (reason, promise) => {
+    let message;
+    try {
+      message = String(reason);
+    } catch {
+      message = Object.prototype.toString.call(reason);
+    }
+    const err = runtimeError("UnhandledPromiseRejection", message);
+    err.reason = reason;
+    err.promise = promise;
+    logError("Unhandled Promise Rejection", err);
+    crash(err, 128);
+  });
+  process.on("beforeExit", () => {
+    const hook = onBeforeExit;
+    if (hook) {
+      onBeforeExit = null;
+      hook();
+    }
+  });
+}
 
 // ---------------------------------------------------------------- init
 
-patchConsole();
-const taskRoot = env.LAMBDA_TASK_ROOT || process.cwd();
-try {
-  handler = await loadHandler(taskRoot, env._HANDLER ?? "");
-  handlerIsAsync = handler.constructor?.name === "AsyncFunction";
-} catch (err) {
-  logError("Uncaught Exception", err);
-  phase = "crashed";
-  postInitError(err, () => process.exit(1));
+/**
+ * Start the runtime: Init (load the handler), then the invoke loop. Run at once when this file is
+ * the program; a stem cell (stem.mjs) imports it ahead of time and calls this once it has its function.
+ */
+export async function main() {
+  configureTransport();
+  jsonLogs = env.AWS_LAMBDA_LOG_FORMAT?.toUpperCase() === "JSON";
+  installProcessHooks();
+  patchConsole();
+  const taskRoot = env.LAMBDA_TASK_ROOT || process.cwd();
+  try {
+    handler = await loadHandler(taskRoot, env._HANDLER ?? "");
+    handlerIsAsync = handler.constructor?.name === "AsyncFunction";
+  } catch (err) {
+    logError("Uncaught Exception", err);
+    phase = "crashed";
+    postInitError(err, () => process.exit(1));
+  }
+  if (handler) next();
 }
-if (handler) next();
+
+if (!globalThis.__lambentStemCell) await main();

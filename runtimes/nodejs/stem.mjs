@@ -10,6 +10,10 @@
 import { request } from "node:http";
 import Module from "node:module";
 
+// Load and compile the runtime now, while nothing waits; it starts only when main() is called.
+globalThis.__lambentStemCell = true;
+const runtime = await import("./bootstrap.mjs");
+
 let socketPath;
 for (const arg of process.argv.slice(2)) {
   if (arg.startsWith("--runtime-api-socket=")) socketPath = arg.slice(21);
@@ -47,4 +51,4 @@ Object.assign(process.env, assignment.env);
 process.chdir(assignment.cwd);
 // NODE_PATH is read once at start-up; read it again now that it is the function's.
 Module._initPaths();
-await import("./bootstrap.mjs");
+await runtime.main();

@@ -39,7 +39,19 @@ def fetch_assignment():
     return json.loads(body)
 
 
+def load_runtime():
+    """Import bootstrap.py now (under a private name), while nothing waits; its main() runs later."""
+    import importlib.util
+
+    here = os.path.dirname(os.path.abspath(__file__))
+    spec = importlib.util.spec_from_file_location("_lambent_runtime", os.path.join(here, "bootstrap.py"))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
 def main():
+    runtime = load_runtime()
     try:
         assignment = fetch_assignment()
     except Exception as e:  # noqa: BLE001 - any failure means this cell is useless
@@ -48,14 +60,9 @@ def main():
     os.environ.clear()
     os.environ.update(assignment["env"])
     os.chdir(assignment["cwd"])
-    here = os.path.dirname(os.path.abspath(__file__))
-    bootstrap = os.path.join(here, "bootstrap.py")
-    sys.argv[0] = bootstrap
     if assignment.get("optRoot"):
         sys.argv.append("--opt-root=" + assignment["optRoot"])
-    import runpy
-
-    runpy.run_path(bootstrap, run_name="__main__")
+    runtime.main()
 
 
 if __name__ == "__main__":

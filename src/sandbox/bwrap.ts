@@ -3,7 +3,7 @@ import { chmod, rm } from "node:fs/promises";
 import { constants } from "node:os";
 import type { Readable } from "node:stream";
 import type { CgroupHierarchy, SandboxCgroup } from "./cgroups.js";
-import { MEMORY_MB_PER_VCPU } from "./cgroups.js";
+import { detectCgroups, MEMORY_MB_PER_VCPU } from "./cgroups.js";
 import type {
   RuntimeApiEndpoint,
   Sandbox,
@@ -16,6 +16,7 @@ import type {
 } from "./driver.js";
 import { SandboxError } from "./errors.js";
 import { type ChildExit, childExit, childSpawned } from "./exit.js";
+import { abandonedInstances, registerInstance, unregisterInstance } from "./instances.js";
 import { bindMount, ReadOnlyViews, removeMountPoints, sharedMountPoint } from "./mounts.js";
 import { attachNetwork, HELPER_ENV, RUNTIME_API_PORT, type SandboxNetwork } from "./network.js";
 import { SANDBOX_USER } from "./sandbox-user.js";
@@ -36,6 +37,8 @@ export interface BwrapDriverOptions {
    * (the code cache, the layers cache). Empty: no stem cells.
    */
   adoptableRoots?: readonly string[];
+  /** This server's instance id (names its cgroup root). */
+  instanceId?: string;
 }
 
 /** Where things appear inside every environment. */
@@ -75,11 +78,30 @@ export class BwrapDriver implements SandboxDriver {
 
   async init(): Promise<void> {
     await this.#options.cgroups.sweep();
+    await this.#sweepAbandoned();
     // Mount points of stem cells a killed server left behind.
     await removeMountPoints(this.#stemsDir);
     await rm(this.#etcDir, { recursive: true, force: true });
     await writeSandboxEtc(this.#etcDir, this.#options.network);
     if (this.supportsStemCells) await this.#views.mount();
+    if (this.#options.instanceId) await registerInstance(this.#options.instanceId, this.#options.runDir);
+  }
+
+  /** Sandboxes of servers that were killed and never started again: kill them, free their cgroups and mounts. */
+  async #sweepAbandoned(): Promise<void> {
+    for (const { instanceId, runDir } of await abandonedInstances()) {
+      if (instanceId === this.#options.instanceId) continue;
+      const found = await detectCgroups(instanceId);
+      if (found.ok) {
+        await found.hierarchy.sweep();
+        await found.hierarchy.release();
+      }
+      if (runDir) {
+        await removeMountPoints(`${runDir}/stems`);
+        await removeMountPoints(`${runDir}/ro-views`);
+      }
+      await unregisterInstance(instanceId);
+    }
   }
 
   runtimeApiEndpointKind(): "tcp" | "unix" {
@@ -151,6 +173,7 @@ export class BwrapDriver implements SandboxDriver {
     await this.#options.cgroups.release();
     await removeMountPoints(this.#stemsDir);
     await this.#views.unmountAll();
+    if (this.#options.instanceId) await unregisterInstance(this.#options.instanceId);
   }
 
   /** bwrap blocks its child before exec; meanwhile it joins its cgroups and gets its network. */

@@ -62,6 +62,7 @@ export async function detectSandboxDriver(
       runDir: options.runDir,
       network,
       cgroups: probe.cgroups,
+      instanceId: instanceIdFor(options.runDir),
       ...(options.adoptableRoots ? { adoptableRoots: options.adoptableRoots } : {}),
     }),
     ...(missing.length > 0 && {
