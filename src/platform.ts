@@ -13,12 +13,14 @@ import { AliasService } from "./control/aliases.js";
 import { CodeCache } from "./control/code.js";
 import { ConcurrencyService } from "./control/concurrency.js";
 import { EventInvokeConfigService } from "./control/event-invoke-config.js";
+import { EventSourceMappingService } from "./control/event-sources.js";
 import { FunctionService } from "./control/functions.js";
 import { LayerCache, LayerService } from "./control/layers.js";
 import { lockDataDir } from "./datadir-lock.js";
 import { Frontend, type InvokeRequest } from "./frontend/invoke.js";
 import { ProvisionedPlacement } from "./frontend/provisioned.js";
 import { type DetectedSandboxDriver, detectSandboxDriver } from "./sandbox/index.js";
+import { EventSourceSupervisor } from "./sources/supervisor.js";
 import { ChangeFeed } from "./store/changes.js";
 import { Store } from "./store/store.js";
 import { LogSink } from "./telemetry/logs.js";
@@ -33,6 +35,9 @@ export class Platform {
   /** Event invoke configs (control) and the async invoke queue and pollers. */
   eventInvokeConfigs!: EventInvokeConfigService;
   asyncInvoke!: AsyncService;
+  /** Event source mappings (control) and their pollers. */
+  eventSourceMappings!: EventSourceMappingService;
+  eventSources!: EventSourceSupervisor;
   /** Cross-server cache invalidation (PostgreSQL only). */
   changes: ChangeFeed | null = null;
   /** Keeps provisioned-concurrency environments in place. */
@@ -130,6 +135,23 @@ export class Platform {
       );
       platform.eventInvokeConfigs = new EventInvokeConfigService(openedStore, functions);
       platform.asyncInvoke = new AsyncService(openedStore, frontend, platform.eventInvokeConfigs, options);
+      platform.eventSourceMappings = new EventSourceMappingService(openedStore, functions);
+      platform.eventSources = new EventSourceSupervisor(platform.eventSourceMappings, {
+        frontend,
+        maxPayloadBytes: options.limits.syncPayloadBytes,
+        report: (uuid, result) => platform.eventSourceMappings.setLastProcessingResult(uuid, result),
+        deliverFailure: (m, requestId, body) =>
+          platform.asyncInvoke.enqueueDelivery({
+            requestId,
+            functionName: m.functionName,
+            region: m.region,
+            target: m.settings.onFailure as string,
+            body: Buffer.from(JSON.stringify(body)),
+          }),
+        log: (message) => {
+          if (!options.quiet) console.error(`lambent: ${message}`);
+        },
+      });
       if (openedStore.engine === "postgres" && options.database) {
         platform.changes = new ChangeFeed(
           openedStore,
@@ -147,6 +169,7 @@ export class Platform {
       const address = await platform.app.listen({ host: options.host, port: options.port });
       platform.url = address.replace("[::1]", "localhost");
       await platform.asyncInvoke.start();
+      await platform.eventSources.start();
       await platform.provisioned.start();
       return platform;
     } catch (err) {
@@ -183,6 +206,8 @@ export class Platform {
   /** Stop taking requests, let in-flight ones finish, stop every environment, close the store. */
   stop(): Promise<void> {
     this.stopping ??= (async () => {
+      // Stop polling event sources; in-flight batches finish.
+      await this.eventSources.stop();
       // Stop claiming async events; running ones finish or go back to the queue.
       await this.asyncInvoke.stop();
       await this.app.close();

@@ -11,6 +11,7 @@ import { registerAccountRoutes } from "./routes/account.js";
 import { registerAliasRoutes } from "./routes/aliases.js";
 import { registerConcurrencyRoutes } from "./routes/concurrency.js";
 import { registerEventInvokeConfigRoutes } from "./routes/event-invoke-config.js";
+import { registerEventSourceRoutes } from "./routes/event-sources.js";
 import { registerFunctionRoutes } from "./routes/functions.js";
 import { registerInvokeRoutes } from "./routes/invoke.js";
 import { registerLayerRoutes } from "./routes/layers.js";
@@ -65,6 +66,7 @@ export function buildApp(platform: Platform): FastifyInstance {
   registerEventInvokeConfigRoutes(app, platform);
   registerAliasRoutes(app, platform);
   registerConcurrencyRoutes(app, platform);
+  registerEventSourceRoutes(app, platform);
   registerLayerRoutes(app, platform);
   return app;
 }

@@ -19,6 +19,9 @@ import type { Store } from "../store/store.js";
 import { type AsyncCounter, AsyncCounters } from "./counters.js";
 import { FunctionDestinations } from "./destinations/function.js";
 import { HttpDestinations } from "./destinations/http.js";
+import { NatsDestinations } from "./destinations/nats.js";
+import { RabbitMqDestinations } from "./destinations/rabbitmq.js";
+import { RedisDestinations } from "./destinations/redis.js";
 import { DeliveryError, Destinations } from "./destinations/target.js";
 import { AsyncPoller } from "./poller.js";
 import { AsyncQueue, NOTIFY_CHANNEL, type NewEvent, type QueuedEvent, type StatBumps } from "./queue.js";
@@ -60,6 +63,7 @@ export class AsyncService {
   readonly counters = new AsyncCounters();
   private readonly poller: AsyncPoller;
   private readonly destinations: Destinations;
+  private readonly brokers = [new RabbitMqDestinations(), new NatsDestinations(), new RedisDestinations()];
   private listener: Listener | null = null;
 
   constructor(
@@ -74,6 +78,7 @@ export class AsyncService {
         this.enqueue({ ref, region, payload, maxPayloadBytes: options.limits.asyncPayloadBytes }),
       ),
       new HttpDestinations(),
+      ...this.brokers,
     ]);
     this.poller = new AsyncPoller(this.queue, (ev) => this.handle(ev), {
       concurrency: Math.max(1, Math.min(options.accountConcurrency, DEFAULT_CONCURRENCY)),
@@ -106,6 +111,32 @@ export class AsyncService {
     return { requestId };
   }
 
+  /**
+   * Queue a delivery to a destination (durably; retried with backoff for up
+   * to 6 hours), e.g. an event source mapping's on-failure record.
+   */
+  async enqueueDelivery(d: {
+    requestId: string;
+    functionName: string;
+    region: string;
+    target: string;
+    body: Buffer;
+    attributes?: Record<string, string>;
+  }): Promise<void> {
+    await this.queue.enqueue([
+      {
+        kind: "destination",
+        requestId: d.requestId,
+        functionName: d.functionName,
+        region: d.region,
+        payload: d.body,
+        target: d.target,
+        meta: { attributes: d.attributes ?? {} } satisfies DeliveryMeta,
+      },
+    ]);
+    this.poller.wake();
+  }
+
   /** Look for due events now (enqueues on this server and NOTIFYs from others do this already). */
   wake(): void {
     this.poller.wake();
@@ -132,6 +163,7 @@ export class AsyncService {
     await this.poller.stop(STOP_GRACE_MS);
     await this.listener?.close();
     this.listener = null;
+    for (const b of this.brokers) await b.close();
   }
 
   /** Queue depth and outcomes per function (all servers sharing the store). */

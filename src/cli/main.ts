@@ -3,6 +3,7 @@ import { Command, InvalidArgumentError, Option } from "commander";
 import { registerClientCommands } from "./client.js";
 import { registerQueueCommand } from "./queue.js";
 import { runServer } from "./server.js";
+import { registerSourcesCommand } from "./sources.js";
 
 export function intArg(min: number, max = Number.MAX_SAFE_INTEGER) {
   return (raw: string): number => {
@@ -48,6 +49,7 @@ program
 
 registerClientCommands(program);
 registerQueueCommand(program, process.env.LAMBENT_ENDPOINT ?? "http://127.0.0.1:9000");
+registerSourcesCommand(program, process.env.LAMBENT_ENDPOINT ?? "http://127.0.0.1:9000");
 
 program.parseAsync(process.argv).catch((err: unknown) => {
   console.error(`lambent: ${err instanceof Error ? err.message : String(err)}`);

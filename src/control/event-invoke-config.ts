@@ -7,6 +7,7 @@ import { constraintViolation, InvalidParameterValue, ResourceNotFound } from "..
 import type { EventInvokeConfigsTable } from "../store/schema.js";
 import type { Store } from "../store/store.js";
 import { type FunctionRef, functionArn } from "./arn.js";
+import { brokerDestinationProblem, parseBrokerUri, redact } from "./broker-uri.js";
 import { type FunctionService, LATEST } from "./functions.js";
 
 export const DEFAULT_MAX_RETRY_ATTEMPTS = 2;
@@ -246,6 +247,12 @@ export function validateDestination(member: string, value: unknown, name: string
   if (value.length > 350)
     throw constraintViolation(member, value, "Member must have length less than or equal to 350");
   if (URL_DESTINATION_RE.test(value)) return value;
+  if (parseBrokerUri(value)) {
+    // A broker (a Lambent extension): amqp://…?queue=, nats://…?subject=, redis://…?stream=.
+    const problem = brokerDestinationProblem(value);
+    if (problem) throw InvalidParameterValue(`The destination ${redact(value)} is invalid: ${problem}.`);
+    return value;
+  }
   if (!DESTINATION_ARN_RE.test(value)) {
     throw constraintViolation(
       member,
@@ -256,7 +263,7 @@ export function validateDestination(member: string, value: unknown, name: string
   const m = FUNCTION_DESTINATION_RE.exec(value);
   if (!m) {
     throw InvalidParameterValue(
-      `The destination ARN ${value} is invalid. Lambent supports Lambda function ARNs and http(s):// URLs as destinations.`,
+      `The destination ARN ${value} is invalid. Lambent supports Lambda function ARNs, http(s):// URLs and broker URIs (amqp://, nats://, redis://) as destinations.`,
     );
   }
   if (m[1] === name && (m[2] ?? LATEST) === qualifier) {
@@ -274,8 +281,8 @@ function toApi(row: EventInvokeConfigsTable, region: string) {
       ? { MaximumEventAgeInSeconds: row.maximum_event_age_seconds }
       : {}),
     DestinationConfig: {
-      OnSuccess: row.on_success ? { Destination: row.on_success } : {},
-      OnFailure: row.on_failure ? { Destination: row.on_failure } : {},
+      OnSuccess: row.on_success ? { Destination: redact(row.on_success) } : {},
+      OnFailure: row.on_failure ? { Destination: redact(row.on_failure) } : {},
     },
   };
 }

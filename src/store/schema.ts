@@ -126,6 +126,25 @@ export interface ProvisionedConcurrencyTable {
   last_modified: number;
 }
 
+export interface EventSourceMappingsTable {
+  uuid: string;
+  function_name: string;
+  /** The qualifier named in FunctionName; null = unqualified. */
+  qualifier: string | null;
+  region: string;
+  /** The broker URI as given (with credentials; the API redacts them). */
+  event_source: string;
+  /** "rabbitmq" | "nats" | "redis". */
+  kind: string;
+  /** JSON of the mapping's settings. */
+  settings: string;
+  state: string;
+  state_transition_reason: string;
+  last_processing_result: string;
+  created_at: number;
+  last_modified: number;
+}
+
 export interface LayerVersionsTable {
   layer_name: string;
   version: number;
@@ -156,5 +175,6 @@ export interface Database {
   async_events: AsyncEventsTable;
   async_stats: AsyncStatsTable;
   event_invoke_configs: EventInvokeConfigsTable;
+  event_source_mappings: EventSourceMappingsTable;
   layer_versions: LayerVersionsTable;
 }

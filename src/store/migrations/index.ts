@@ -8,6 +8,7 @@ import type { Engine } from "../engine.js";
 import { m0001Initial } from "./0001-initial.js";
 import { m0002Async } from "./0002-async.js";
 import { m0004AliasesConcurrency } from "./0004-aliases-concurrency.js";
+import { m0005EventSources } from "./0005-event-sources.js";
 import { m0006Layers } from "./0006-layers.js";
 
 export type EngineMigration = (engine: Engine) => Migration;
@@ -16,6 +17,7 @@ export const migrations: Record<string, EngineMigration> = {
   "0001-initial": m0001Initial,
   "0002-async": m0002Async,
   "0004-aliases-concurrency": m0004AliasesConcurrency,
+  "0005-event-sources": m0005EventSources,
   "0006-layers": m0006Layers,
 };
 

@@ -1,0 +1,292 @@
+/**
+ * One poller per enabled event source mapping: connect to the broker, run the
+ * stream or queue loop, and when the broker goes away report it in the
+ * mapping's LastProcessingResult and reconnect with backoff. Every batch is
+ * invoked synchronously through the frontend; throttles and platform errors
+ * back off and retry the same batch without counting an attempt.
+ */
+import { randomUUID } from "node:crypto";
+import { functionArn } from "../control/arn.js";
+import { DEFAULT_QUEUE_CONCURRENCY, type EventSourceMapping } from "../control/event-sources.js";
+import { LambdaError } from "../errors.js";
+import type { Frontend, InvokeResponse } from "../frontend/invoke.js";
+import type { Connector, QueueConnector, StreamConnector } from "./connector.js";
+import { openNats } from "./nats.js";
+import { runQueue } from "./queue.js";
+import { openRabbitMq } from "./rabbitmq.js";
+import { openRedis, type RedisPollerState } from "./redis.js";
+import { runStream } from "./stream.js";
+
+export interface PollerDeps {
+  frontend: Frontend;
+  maxPayloadBytes: number;
+  /** Persist LastProcessingResult. */
+  report(uuid: string, result: string): Promise<void>;
+  /** Queue a record for the on-failure destination (durably). */
+  deliverFailure(mapping: EventSourceMapping, requestId: string, body: unknown): Promise<void>;
+  log(message: string): void;
+}
+
+/** Counters one poller keeps (this server only). */
+export interface MappingStats {
+  recordsReceived: number;
+  recordsProcessed: number;
+  recordsFiltered: number;
+  recordsFailed: number;
+  batches: number;
+  functionErrors: number;
+  retries: number;
+  throttles: number;
+  reconnects: number;
+  inFlightRecords: number;
+  connected: boolean;
+  lastError: string | null;
+}
+
+const RECONNECT_MIN_MS = 200;
+const RECONNECT_MAX_MS = 10_000;
+const THROTTLE_MIN_MS = 100;
+const THROTTLE_MAX_MS = 10_000;
+const THROUGHPUT_WINDOW_MS = 60_000;
+
+export function backoff(n: number, min: number, max: number): number {
+  const d = Math.min(max, min * 2 ** n);
+  return Math.round(d / 2 + (Math.random() * d) / 2);
+}
+
+export class MappingPoller {
+  readonly stats: MappingStats = {
+    recordsReceived: 0,
+    recordsProcessed: 0,
+    recordsFiltered: 0,
+    recordsFailed: 0,
+    batches: 0,
+    functionErrors: 0,
+    retries: 0,
+    throttles: 0,
+    reconnects: 0,
+    inFlightRecords: 0,
+    connected: false,
+    lastError: null,
+  };
+  /** (time, records) of finished records over the last minute. */
+  private readonly done: Array<[number, number]> = [];
+  private stopped = false;
+  private wakeSleepers = new Set<() => void>();
+  private stopListeners = new Set<() => void>();
+  private running: Promise<void> | null = null;
+  private connector: Connector | null = null;
+  private lastReported = "";
+  /** Attempts per queue message key, across redeliveries and reconnects. */
+  readonly queueAttempts = new Map<string, number>();
+  private readonly redisState: RedisPollerState = {};
+
+  constructor(
+    readonly mapping: EventSourceMapping,
+    private readonly deps: PollerDeps,
+  ) {}
+
+  get stopping(): boolean {
+    return this.stopped;
+  }
+
+  start(): void {
+    this.running ??= this.loop();
+  }
+
+  /** Stop fetching; an in-flight batch finishes (up to `graceMs`), then the connection closes. */
+  async stop(graceMs: number): Promise<void> {
+    this.stopped = true;
+    for (const wake of this.wakeSleepers) wake();
+    for (const l of this.stopListeners) l();
+    if (!this.running) return;
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([this.running, new Promise((r) => (timer = setTimeout(r, graceMs)))]);
+    clearTimeout(timer);
+    await this.connector?.close().catch(() => {});
+  }
+
+  onStop(listener: () => void): () => void {
+    this.stopListeners.add(listener);
+    return () => this.stopListeners.delete(listener);
+  }
+
+  /** Sleep, cut short by stop(). */
+  sleep(ms: number): Promise<void> {
+    if (this.stopped) return Promise.resolve();
+    return new Promise((resolve) => {
+      const wake = () => {
+        clearTimeout(timer);
+        this.wakeSleepers.delete(wake);
+        resolve();
+      };
+      const timer = setTimeout(wake, ms);
+      this.wakeSleepers.add(wake);
+    });
+  }
+
+  report(result: string): void {
+    if (result === this.lastReported) return;
+    this.lastReported = result;
+    void this.deps.report(this.mapping.uuid, result).catch(() => {});
+  }
+
+  finished(records: number): void {
+    const now = Date.now();
+    this.done.push([now, records]);
+    while (this.done.length > 0 && (this.done[0] as [number, number])[0] < now - THROUGHPUT_WINDOW_MS)
+      this.done.shift();
+  }
+
+  /** Records finished per second over the last minute. */
+  throughput(): number {
+    const cutoff = Date.now() - THROUGHPUT_WINDOW_MS;
+    let n = 0;
+    for (const [t, c] of this.done) if (t >= cutoff) n += c;
+    return Math.round((n / (THROUGHPUT_WINDOW_MS / 1000)) * 100) / 100;
+  }
+
+  async lag(): Promise<number | null> {
+    if (!this.connector || !this.stats.connected) return null;
+    return this.connector.lag();
+  }
+
+  get settings() {
+    return this.mapping.settings;
+  }
+
+  get maxPayloadBytes(): number {
+    return this.deps.maxPayloadBytes;
+  }
+
+  get queueConcurrency(): number {
+    return this.mapping.settings.maximumConcurrency ?? DEFAULT_QUEUE_CONCURRENCY;
+  }
+
+  log(message: string): void {
+    this.deps.log(`event source mapping ${this.mapping.uuid}: ${message}`);
+  }
+
+  private async open(): Promise<Connector> {
+    const m = this.mapping;
+    const prefetch = m.settings.batchSize * this.queueConcurrency;
+    switch (m.kind) {
+      case "rabbitmq":
+        return openRabbitMq({ mapping: m, prefetch });
+      case "nats":
+        return openNats({ mapping: m, prefetch });
+      case "redis":
+        return openRedis({ mapping: m, prefetch }, this.redisState);
+    }
+  }
+
+  private async loop(): Promise<void> {
+    let failures = 0;
+    while (!this.stopped) {
+      try {
+        this.connector = await this.open();
+        this.stats.connected = true;
+        this.stats.lastError = null;
+        if (failures > 0 || this.lastReported.startsWith("PROBLEM: Connection")) {
+          this.report(this.stats.recordsProcessed > 0 ? "OK" : "No records processed");
+        }
+        if (this.mapping.kind === "rabbitmq") await runQueue(this, this.connector as QueueConnector);
+        else await runStream(this, this.connector as StreamConnector);
+      } catch (err) {
+        if (this.stopped) break;
+        const text = err instanceof Error ? err.message : String(err);
+        this.stats.lastError = text;
+        this.stats.reconnects++;
+        this.report(`PROBLEM: Connection error. ${text}`);
+        this.log(`broker error, reconnecting: ${text}`);
+      } finally {
+        if (this.stats.connected && this.stats.recordsReceived > 0) failures = 0;
+        this.stats.connected = false;
+        await this.connector?.close().catch(() => {});
+      }
+      if (this.stopped) break;
+      await this.sleep(backoff(failures++, RECONNECT_MIN_MS, RECONNECT_MAX_MS));
+    }
+  }
+
+  /**
+   * Invoke the function with one batch, synchronously through the frontend.
+   * Throttles and platform errors back off and try again (not an attempt);
+   * null when the poller stopped meanwhile.
+   */
+  async invoke(payload: Buffer): Promise<InvokeResponse | null> {
+    const m = this.mapping;
+    let n = 0;
+    for (;;) {
+      try {
+        const res = await this.deps.frontend.invoke({
+          ref:
+            m.qualifier !== null
+              ? { name: m.functionName, qualifier: m.qualifier }
+              : { name: m.functionName },
+          payload,
+          region: m.region,
+          maxPayloadBytes: this.deps.maxPayloadBytes,
+        });
+        this.stats.batches++;
+        if (res.functionError) {
+          this.stats.functionErrors++;
+          this.report("PROBLEM: Function call failed");
+        } else {
+          this.report("OK");
+        }
+        return res;
+      } catch (err) {
+        if (err instanceof LambdaError && err.type === "RequestTooLargeException") throw err;
+        if (err instanceof LambdaError && err.statusCode === 429) {
+          this.stats.throttles++;
+        } else {
+          const text = err instanceof LambdaError ? `${err.type}: ${err.message}` : String(err);
+          this.report(
+            err instanceof LambdaError && err.type === "ResourceNotFoundException"
+              ? "PROBLEM: Function not found."
+              : `PROBLEM: ${text}`,
+          );
+        }
+        if (this.stopped) return null;
+        await this.sleep(backoff(n++, THROTTLE_MIN_MS, THROTTLE_MAX_MS));
+        if (this.stopped) return null;
+      }
+    }
+  }
+
+  /** Hand a failed batch's description to the on-failure destination (or log that it was dropped). */
+  async fail(
+    condition: string,
+    attempts: number,
+    last: InvokeResponse | undefined,
+    records: number,
+    description: Record<string, unknown>,
+  ): Promise<void> {
+    this.stats.recordsFailed += records;
+    const m = this.mapping;
+    const requestId = last?.requestId ?? randomUUID();
+    const body = {
+      requestContext: {
+        requestId,
+        functionArn: functionArn(m.region, m.functionName, m.qualifier ?? undefined),
+        condition,
+        approximateInvokeCount: attempts,
+      },
+      ...(last
+        ? {
+            responseContext: {
+              statusCode: 200,
+              executedVersion: last.executedVersion,
+              ...(last.functionError ? { functionError: last.functionError } : {}),
+            },
+          }
+        : {}),
+      version: "1.0",
+      timestamp: new Date().toISOString(),
+      ...description,
+    };
+    if (m.settings.onFailure) await this.deps.deliverFailure(m, requestId, body);
+    else this.log(`${records} record(s) dropped (${condition}); no on-failure destination`);
+  }
+}

@@ -1,0 +1,144 @@
+/**
+ * Runs one poller per enabled event source mapping: at start for every
+ * mapping in the store, and on every create / update / delete. Settles the
+ * mapping's state (`Creating`/`Enabling`/`Updating` → `Enabled`,
+ * `Disabling` → `Disabled`, `Deleting` → removed) once its poller has started
+ * or stopped. stop() stops every poller, letting in-flight batches finish.
+ */
+import { redact } from "../control/broker-uri.js";
+import type { EventSourceMapping, EventSourceMappingService } from "../control/event-sources.js";
+import { MappingPoller, type MappingStats, type PollerDeps } from "./poller.js";
+
+/** How long a stopping poller may finish its in-flight batch. */
+const STOP_GRACE_MS = 30_000;
+
+export interface MappingStatus extends MappingStats {
+  UUID: string;
+  FunctionName: string;
+  EventSource: string;
+  Source: string;
+  Target: string;
+  State: string;
+  LastProcessingResult: string;
+  /** Records waiting in the broker that the mapping has not finished (null = unknown / not connected). */
+  lag: number | null;
+  /** Records finished (processed, filtered or failed) per second over the last minute. */
+  recordsPerSecond: number;
+}
+
+export class EventSourceSupervisor {
+  private readonly pollers = new Map<string, MappingPoller>();
+  private readonly chains = new Map<string, Promise<void>>();
+  private stopped = false;
+  private readonly onChange = (uuid: string) => void this.reconcile(uuid);
+
+  constructor(
+    private readonly mappings: EventSourceMappingService,
+    private readonly deps: PollerDeps,
+  ) {}
+
+  async start(): Promise<void> {
+    this.mappings.events.on("change", this.onChange);
+    for (const m of await this.mappings.all()) void this.reconcile(m.uuid);
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    this.mappings.events.off("change", this.onChange);
+    await Promise.allSettled([...this.chains.values()]);
+    const all = [...this.pollers.values()];
+    this.pollers.clear();
+    await Promise.allSettled(all.map((p) => p.stop(STOP_GRACE_MS)));
+  }
+
+  /** Bring one mapping's poller in line with its row (serialised per mapping). */
+  reconcile(uuid: string): Promise<void> {
+    const prev = this.chains.get(uuid) ?? Promise.resolve();
+    const next = prev
+      .then(() => this.apply(uuid))
+      .catch((err: unknown) =>
+        this.deps.log(`event source mapping ${uuid}: ${err instanceof Error ? err.message : String(err)}`),
+      );
+    this.chains.set(uuid, next);
+    void next.then(() => {
+      if (this.chains.get(uuid) === next) this.chains.delete(uuid);
+    });
+    return next;
+  }
+
+  private async apply(uuid: string): Promise<void> {
+    if (this.stopped) return;
+    let m: EventSourceMapping | null;
+    try {
+      m = await this.mappings.mapping(uuid);
+    } catch {
+      m = null;
+    }
+    const current = this.pollers.get(uuid);
+    if (!m || m.state === "Deleting") {
+      if (current) {
+        this.pollers.delete(uuid);
+        await current.stop(STOP_GRACE_MS);
+      }
+      if (m) await this.mappings.remove(uuid);
+      return;
+    }
+    if (!m.settings.enabled) {
+      if (current) {
+        this.pollers.delete(uuid);
+        await current.stop(STOP_GRACE_MS);
+      }
+      if (m.state !== "Disabled") await this.mappings.settle(uuid, "Disabled");
+      return;
+    }
+    // Enabled: (re)start the poller when it is missing or its settings changed.
+    if (!current || current.mapping.lastModified !== m.lastModified) {
+      if (current) {
+        this.pollers.delete(uuid);
+        await current.stop(STOP_GRACE_MS);
+      }
+      if (this.stopped) return;
+      const poller = new MappingPoller(m, this.deps);
+      this.pollers.set(uuid, poller);
+      poller.start();
+    }
+    if (m.state !== "Enabled") await this.mappings.settle(uuid, "Enabled");
+  }
+
+  /** Per mapping: state, lag, throughput and this server's counters. */
+  async status(): Promise<MappingStatus[]> {
+    const all = await this.mappings.all();
+    return Promise.all(
+      all.map(async (m) => {
+        const poller = this.pollers.get(m.uuid);
+        const stats: MappingStats = poller?.stats ?? {
+          recordsReceived: 0,
+          recordsProcessed: 0,
+          recordsFiltered: 0,
+          recordsFailed: 0,
+          batches: 0,
+          functionErrors: 0,
+          retries: 0,
+          throttles: 0,
+          reconnects: 0,
+          inFlightRecords: 0,
+          connected: false,
+          lastError: null,
+        };
+        const lag = poller ? await poller.lag().catch(() => null) : null;
+        return {
+          UUID: m.uuid,
+          FunctionName: m.qualifier ? `${m.functionName}:${m.qualifier}` : m.functionName,
+          EventSource: redact(m.eventSource),
+          Source: m.kind,
+          Target: (m.settings.queues ?? m.settings.topics ?? [])[0] ?? "",
+          State: m.state,
+          LastProcessingResult: m.lastProcessingResult,
+          ...stats,
+          lag,
+          recordsPerSecond: poller?.throughput() ?? 0,
+        };
+      }),
+    );
+  }
+}
