@@ -7,7 +7,7 @@ import amqp, { type Channel, type ChannelModel } from "amqplib";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Collector } from "./helpers/collector.js";
 import { startServer, type TestServer } from "./helpers/server.js";
-import { batchesOf, deployBatchFunction, numbersSeen } from "./helpers/sources.js";
+import { batchesOf, type Doc, deployBatchFunction, numbersSeen } from "./helpers/sources.js";
 
 const AMQP = "amqp://guest:guest@127.0.0.1:5672";
 let server: TestServer;
@@ -81,7 +81,7 @@ describe("RabbitMQ event source", () => {
         DestinationConfig: { OnFailure: { Destination: `${AMQP}?queue=${dlq}` } },
       }),
     );
-    const body = await new Promise<Record<string, any>>((resolve) => {
+    const body = await new Promise<Doc>((resolve) => {
       void ch.consume(dlq, (msg) => {
         if (msg) {
           ch.ack(msg);
@@ -123,7 +123,7 @@ describe("NATS JetStream event source", () => {
         }),
       );
       const [failure] = await collector.onPath(`/${fn}/failure`);
-      expect((failure?.body as Record<string, any>).NatsBatchInfo).toMatchObject({
+      expect((failure?.body as Doc | undefined)?.NatsBatchInfo).toMatchObject({
         stream,
         startSequenceNumber: "13",
         endSequenceNumber: "13",

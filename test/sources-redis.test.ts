@@ -10,7 +10,7 @@ import { Redis } from "ioredis";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Collector } from "./helpers/collector.js";
 import { startServer, type TestServer } from "./helpers/server.js";
-import { batchesOf, deployBatchFunction, numbersSeen, until } from "./helpers/sources.js";
+import { batchesOf, type Doc, deployBatchFunction, numbersSeen, until } from "./helpers/sources.js";
 
 const URI = "redis://127.0.0.1:6379";
 let server: TestServer;
@@ -122,7 +122,7 @@ describe("Redis Streams event source", () => {
     expect(second).toEqual(ids.slice(2));
     const stats = await until(async () => {
       const res = await fetch(`${server.url}/_lambent/event-source-mappings/stats`);
-      const body = (await res.json()) as { mappings: Array<Record<string, any>> };
+      const body = (await res.json()) as { mappings: Array<Doc> };
       const s = body.mappings.find((m) => m.Target === stream);
       return s && s.recordsProcessed === 5 ? s : null;
     });
@@ -148,7 +148,7 @@ describe("Redis Streams event source", () => {
         .filter((b) => !b.records.some((r) => r.data.poison))
         .flatMap((b) => b.records.map((r) => r.data.n));
     await collector.waitUntil(() => [1, 2, 3, 4, 6, 7, 8].every((n) => okNumbers().includes(n)));
-    const body = failure?.body as Record<string, any>;
+    const body = failure?.body as Doc;
     expect(body.requestContext.condition).toBe("RetryAttemptsExhausted");
     expect(body.responseContext.functionError).toBe("Unhandled");
     expect(body.RedisBatchInfo).toMatchObject({
@@ -207,7 +207,7 @@ describe("Redis Streams event source", () => {
     expect(numbersSeen(received(fn))).toEqual([1, 4]);
     const stats = await until(async () => {
       const res = await fetch(`${server.url}/_lambent/event-source-mappings/stats`);
-      const body = (await res.json()) as { mappings: Array<Record<string, any>> };
+      const body = (await res.json()) as { mappings: Array<Doc> };
       const s = body.mappings.find((m) => m.UUID === uuid);
       return s && s.recordsFiltered === 2 && s.recordsProcessed === 2 ? s : null;
     });
