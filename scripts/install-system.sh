@@ -7,6 +7,9 @@
 #   iptables-restore iptables     route the namespace's 127.0.0.1:PORT to the host's loopback
 #   socat            socat        AWS_LAMBDA_RUNTIME_API=127.0.0.1:9001 → the per-sandbox Unix socket
 #   nsenter, setpriv util-linux   enter a sandbox's netns; drop to the sandbox user
+#   /usr/bin/python3 python3      the python3.x runtimes run on the system interpreter
+# With --test it also installs what the test suite builds with (the official aws-lambda-ric's
+# native client needs autoconf, automake, libtool, cmake, make and g++).
 set -u
 
 missing=""
@@ -19,6 +22,15 @@ need iptables-restore iptables
 need socat socat
 need nsenter util-linux
 need setpriv util-linux
+[ -x /usr/bin/python3 ] || missing="$missing python3"
+if [ "${1-}" = "--test" ]; then
+  need autoconf autoconf
+  need automake automake
+  need libtoolize libtool
+  need cmake cmake
+  need make make
+  need g++ g++
+fi
 [ -z "$missing" ] && exit 0
 
 warn() { echo "lambent: $1; sandboxes fall back to weaker isolation (see /health)." >&2; exit 0; }
