@@ -9,6 +9,6 @@ export default defineConfig({
     // Two cores in CI: two test files at a time, each starting its own servers.
     maxWorkers: 2,
     minWorkers: 1,
-    reporters: ["default"],
+    reporters: ["default", "./test/helpers/summary-reporter.ts"],
   },
 });
