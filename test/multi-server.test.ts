@@ -22,7 +22,8 @@ import { zipEntries } from "./helpers/zip.js";
 let db: TestDatabase;
 let a: TestServer;
 let b: TestServer;
-const code = (answer: string) => zipEntries([{ name: "index.js", content: `exports.handler = async () => "${answer}";` }]);
+const code = (answer: string) =>
+  zipEntries([{ name: "index.js", content: `exports.handler = async () => "${answer}";` }]);
 
 beforeAll(async () => {
   db = await createTestDatabase();
@@ -41,7 +42,10 @@ describe("two servers on one PostgreSQL", () => {
     expect((await invoke(b.lambda, "shared")).json).toMatchObject({ counter: 1 });
     const seen = once(b.platform.functions.events, "change");
     await a.lambda.send(new UpdateFunctionCodeCommand({ FunctionName: "shared", ZipFile: await code("v2") }));
-    await waitUntilFunctionUpdatedV2({ client: a.lambda, minDelay: 0.1, maxDelay: 0.5, maxWaitTime: 30 }, { FunctionName: "shared" });
+    await waitUntilFunctionUpdatedV2(
+      { client: a.lambda, minDelay: 0.1, maxDelay: 0.5, maxWaitTime: 30 },
+      { FunctionName: "shared" },
+    );
     await seen;
     expect((await invoke(b.lambda, "shared")).json).toBe("v2");
   });
@@ -49,12 +53,19 @@ describe("two servers on one PostgreSQL", () => {
   it("follow an alias moved through the other server", async () => {
     await a.lambda.send(new PublishVersionCommand({ FunctionName: "shared" }));
     await a.lambda.send(new UpdateFunctionCodeCommand({ FunctionName: "shared", ZipFile: await code("v3") }));
-    await waitUntilFunctionUpdatedV2({ client: a.lambda, minDelay: 0.1, maxDelay: 0.5, maxWaitTime: 30 }, { FunctionName: "shared" });
+    await waitUntilFunctionUpdatedV2(
+      { client: a.lambda, minDelay: 0.1, maxDelay: 0.5, maxWaitTime: 30 },
+      { FunctionName: "shared" },
+    );
     await a.lambda.send(new PublishVersionCommand({ FunctionName: "shared" }));
-    await a.lambda.send(new CreateAliasCommand({ FunctionName: "shared", Name: "live", FunctionVersion: "1" }));
+    await a.lambda.send(
+      new CreateAliasCommand({ FunctionName: "shared", Name: "live", FunctionVersion: "1" }),
+    );
     expect((await invoke(b.lambda, "shared:live")).json).toBe("v2");
     const seen = once(b.platform.aliases.events, "change");
-    await a.lambda.send(new UpdateAliasCommand({ FunctionName: "shared", Name: "live", FunctionVersion: "2" }));
+    await a.lambda.send(
+      new UpdateAliasCommand({ FunctionName: "shared", Name: "live", FunctionVersion: "2" }),
+    );
     await seen;
     expect((await invoke(b.lambda, "shared:live")).json).toBe("v3");
   });
@@ -62,7 +73,9 @@ describe("two servers on one PostgreSQL", () => {
   it("apply a reservation made through the other server", async () => {
     expect((await invoke(b.lambda, "shared")).functionError).toBeUndefined();
     const seen = once(b.platform.concurrency.events, "reserved");
-    await a.lambda.send(new PutFunctionConcurrencyCommand({ FunctionName: "shared", ReservedConcurrentExecutions: 0 }));
+    await a.lambda.send(
+      new PutFunctionConcurrencyCommand({ FunctionName: "shared", ReservedConcurrentExecutions: 0 }),
+    );
     await seen;
     // The reservation reloads asynchronously after the event; the next call is throttled once it has.
     await b.platform.frontend.reservationsLoaded;

@@ -24,7 +24,7 @@ import { RabbitMqDestinations } from "./destinations/rabbitmq.js";
 import { RedisDestinations } from "./destinations/redis.js";
 import { DeliveryError, Destinations } from "./destinations/target.js";
 import { AsyncPoller } from "./poller.js";
-import { AsyncQueue, NOTIFY_CHANNEL, type NewEvent, type QueuedEvent, type StatBumps } from "./queue.js";
+import { AsyncQueue, type NewEvent, NOTIFY_CHANNEL, type QueuedEvent, type StatBumps } from "./queue.js";
 import { type AttemptResult, type Condition, invocationRecord } from "./record.js";
 import { backoffMs, retryDelayMs } from "./retry.js";
 

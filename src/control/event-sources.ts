@@ -17,11 +17,11 @@ import {
   ResourceInUse,
   ResourceNotFound,
 } from "../errors.js";
-import { validatePattern } from "../sources/filter.js";
 import type { EventSourceMappingsTable } from "../store/schema.js";
 import type { Store } from "../store/store.js";
 import { type FunctionRef, functionArn, parseFunctionRef } from "./arn.js";
 import { type BrokerKind, parseBrokerUri, redact } from "./broker-uri.js";
+import { validatePattern } from "./event-filter.js";
 import { validateDestination } from "./event-invoke-config.js";
 import { type FunctionService, LATEST } from "./functions.js";
 

@@ -16,6 +16,7 @@ import {
 } from "@nats-io/jetstream";
 import { connect, nanos } from "@nats-io/transport-node";
 import { redact } from "../control/broker-uri.js";
+import { parsedData } from "../control/event-filter.js";
 import {
   type ConnectorOptions,
   epochSeconds,
@@ -23,7 +24,6 @@ import {
   type SourceRecord,
   type StreamConnector,
 } from "./connector.js";
-import { parsedData } from "./filter.js";
 
 interface NatsRecord extends SourceRecord {
   msg: JsMsg;

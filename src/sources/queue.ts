@@ -10,9 +10,9 @@
  */
 import { invocationRecord } from "../async/record.js";
 import { functionArn } from "../control/arn.js";
+import { RecordFilter } from "../control/event-filter.js";
 import { LambdaError } from "../errors.js";
 import type { QueueConnector, QueueMessage } from "./connector.js";
-import { RecordFilter } from "./filter.js";
 import { backoff, type MappingPoller } from "./poller.js";
 
 const RETRY_MIN_MS = 100;

@@ -6,8 +6,8 @@
 import { createHash } from "node:crypto";
 import amqp, { type Channel, type ChannelModel, type ConsumeMessage } from "amqplib";
 import { amqpVhost, redact } from "../control/broker-uri.js";
+import { parsedData } from "../control/event-filter.js";
 import { type ConnectorOptions, lostSignal, type QueueConnector, type QueueMessage } from "./connector.js";
-import { parsedData } from "./filter.js";
 
 interface RmqMessage extends QueueMessage {
   raw: ConsumeMessage;

@@ -7,6 +7,7 @@
  */
 import { Redis } from "ioredis";
 import { redact } from "../control/broker-uri.js";
+import { parsedData } from "../control/event-filter.js";
 import {
   type ConnectorOptions,
   epochSeconds,
@@ -14,7 +15,6 @@ import {
   type SourceRecord,
   type StreamConnector,
 } from "./connector.js";
-import { parsedData } from "./filter.js";
 
 const CONSUMER = "lambent";
 

@@ -9,10 +9,11 @@
  * retries from there. Records that give up go to the on-failure destination
  * described like Lambda's stream failure record, then are checkpointed.
  */
+
+import { RecordFilter } from "../control/event-filter.js";
 import { LambdaError } from "../errors.js";
 import type { InvokeResponse } from "../frontend/invoke.js";
 import type { SourceRecord, StreamConnector } from "./connector.js";
-import { RecordFilter } from "./filter.js";
 import { backoff, type MappingPoller } from "./poller.js";
 
 /** How long one fetch waits for a first record before looking at stop() again. */

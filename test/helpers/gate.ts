@@ -23,7 +23,11 @@ export async function startGate(): Promise<Gate> {
     req.resume();
     if (isOpen) return res.end("open");
     held.push(res);
-    watchers = watchers.filter((w) => (held.length >= w.n ? (w.resolve(), false) : true));
+    watchers = watchers.filter((w) => {
+      if (held.length < w.n) return true;
+      w.resolve();
+      return false;
+    });
   });
   await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
   const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/wait`;

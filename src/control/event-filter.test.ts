@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { matchPattern, RecordFilter, validatePattern } from "./filter.js";
+import { matchPattern, RecordFilter, validatePattern } from "./event-filter.js";
 
 const m = (pattern: object, record: object) => matchPattern(JSON.stringify(pattern), record);
 
