@@ -13,6 +13,7 @@ import {
   ListTagsCommand,
   ListVersionsByFunctionCommand,
   PreconditionFailedException,
+  PublishLayerVersionCommand,
   PublishVersionCommand,
   ResourceConflictException,
   ResourceNotFoundException,
@@ -36,6 +37,7 @@ import {
 } from "./helpers/control-plane.js";
 import { createTestDatabase, type TestDatabase } from "./helpers/postgres.js";
 import { lambdaClient, ROLE, startServer, type TestServer } from "./helpers/server.js";
+import { zipEntries } from "./helpers/zip.js";
 
 const ACCOUNT = "000000000000";
 const arn = (name: string, region = "us-east-1") => `arn:aws:lambda:${region}:${ACCOUNT}:function:${name}`;
@@ -255,7 +257,14 @@ describe.each(["sqlite", "postgres"] as const)("control plane on %s", (engine) =
 
   it("UpdateFunctionConfiguration changes each setting and keeps the others", async () => {
     await createFn(lambda, "conf-fn", await smallZip("conf"), { Environment: { Variables: { AA: "1" } } });
-    const layer = `arn:aws:lambda:us-east-1:${ACCOUNT}:layer:shared:3`;
+    const published = await lambda.send(
+      new PublishLayerVersionCommand({
+        LayerName: "shared",
+        Content: { ZipFile: await zipEntries([{ name: "python/shared.py", content: "X = 1\n" }]) },
+      }),
+    );
+    const layer = published.LayerVersionArn as string;
+    expect(layer).toBe(`arn:aws:lambda:us-east-1:${ACCOUNT}:layer:shared:1`);
     const before = await lambda.send(new GetFunctionConfigurationCommand({ FunctionName: "conf-fn" }));
     const updated = await lambda.send(
       new UpdateFunctionConfigurationCommand({
