@@ -478,7 +478,6 @@ export class ExecutionEnvironment {
       this.tailBytes = 0;
     }
     this.platformLog(`START RequestId: ${input.requestId} Version: ${this.fn.version}`);
-    sandbox.resetPeakMemory();
     const started = performance.now();
     const deadlineMs = Date.now() + timeoutSeconds * 1000;
     this.telemetry.emit("platform.start", { requestId: input.requestId, version: this.fn.version });
@@ -508,8 +507,11 @@ export class ExecutionEnvironment {
     clearTimeout(timer);
     this.onExit = null;
     const durationMs = performance.now() - started;
-    // Output the runtime wrote before answering may still sit in the pipe: let it be read first.
-    await new Promise<void>((r) => setImmediate(r));
+    // A plain answer nobody needs the log of goes back at once; END and REPORT follow on the next
+    // turn, after whatever output the runtime wrote before answering (still in the pipe) is read.
+    const quick =
+      !input.wantTail && !this.telemetry.subscribed && (ended.kind === "response" || ended.kind === "error");
+    if (!quick) await new Promise<void>((r) => setImmediate(r));
 
     let outcome: InvokeOutcome;
     switch (ended.kind) {
@@ -555,8 +557,12 @@ export class ExecutionEnvironment {
       }
     }
     if (outcome.fatal) this.api.abandon();
-    this.report(input.requestId, outcome);
-    this.telemetryAfterInvoke(input.requestId, outcome);
+    if (quick) {
+      const done = outcome;
+      setImmediate(() => this.afterInvoke(input.requestId, done));
+    } else {
+      this.afterInvoke(input.requestId, outcome);
+    }
     if (input.wantTail) {
       outcome.tail = Buffer.from(this.tailText(), "utf8").toString("base64");
       this.tail = null;
@@ -575,6 +581,13 @@ export class ExecutionEnvironment {
   }
 
   /** platform.runtimeDone and platform.report for subscribers, delivered before the environment settles. */
+  /** END and REPORT lines, telemetry; then the peak-memory counter starts over for the next invoke. */
+  private afterInvoke(requestId: string, outcome: InvokeOutcome): void {
+    this.report(requestId, outcome);
+    this.telemetryAfterInvoke(requestId, outcome);
+    this.sandbox?.resetPeakMemory();
+  }
+
   private telemetryAfterInvoke(requestId: string, outcome: InvokeOutcome): void {
     if (!this.telemetry.subscribed) return;
     const status = outcome.ok
