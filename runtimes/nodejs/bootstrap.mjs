@@ -487,6 +487,20 @@ function installProcessHooks() {
 // ---------------------------------------------------------------- init
 
 /**
+ * For a stem cell: wait for the function this runtime will run (its environment and working
+ * directory), asked over the same keep-alive connection the runtime then uses for its events.
+ */
+export function awaitAssignment() {
+  configureTransport();
+  return new Promise((resolve, reject) => {
+    call("GET", "/lambent/stem-cell/assignment", undefined, undefined, (res, body) => {
+      if (res.statusCode === 200) resolve(JSON.parse(body));
+      else reject(new Error(`assignment answered ${res.statusCode}`));
+    });
+  });
+}
+
+/**
  * Start the runtime: Init (load the handler), then the invoke loop. Run at once when this file is
  * the program; a stem cell (stem.mjs) imports it ahead of time and calls this once it has its function.
  */

@@ -1,0 +1,1 @@
+// Loaded once by stem.mjs to warm the CommonJS loader before a function arrives.
