@@ -102,7 +102,7 @@ export async function startLambent({ id, label, driver, prewarm, dataRoot, extra
         Handler: "index.handler",
         Role: "arn:aws:iam::000000000000:role/bench",
         Timeout: 30,
-        MemorySize: 128,
+        MemorySize: 1769,
         Code: { ZipFile: await zipOf(handler) },
       });
       created.add(name);

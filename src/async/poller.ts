@@ -63,10 +63,14 @@ export class AsyncPoller {
   private async cycle(): Promise<void> {
     let sleepMs: number | null = null;
     try {
+      // Claim in batches: while plenty of events run, a finishing one need not cost a claim query of
+      // its own; the next finishes (or the last slots freeing up) wake us.
+      const batch = Math.max(1, Math.ceil(this.opts.concurrency / 4));
+      let drained = false;
       do {
         this.again = false;
         const free = this.opts.concurrency - this.running.size;
-        if (free <= 0) break; // a finishing event wakes us
+        if (free <= 0 || (free < batch && this.running.size > 0)) break;
         const events = await this.queue.claim(free);
         if (this.stopped) {
           await this.queue.release({ ids: events.map((e) => e.id) });
@@ -74,8 +78,9 @@ export class AsyncPoller {
         }
         for (const ev of events) this.run(ev);
         if (events.length === free) this.again = true;
+        else drained = true;
       } while (this.again && !this.stopped);
-      if (!this.stopped && this.running.size < this.opts.concurrency) {
+      if (!this.stopped && drained && this.running.size < this.opts.concurrency) {
         const due = await this.queue.nextDue();
         const wait = due === undefined ? this.opts.sweepMs : due - Date.now();
         // Due now but not claimed (another server holds the rows' locks): look again shortly.

@@ -74,6 +74,8 @@ export function shutdownBudgetMs(external: boolean, internal: boolean): number {
 }
 
 const TAIL_BYTES = 4096;
+/** An idle environment is frozen this long after its last invoke ends. */
+const FREEZE_GRACE_MS = 10;
 
 function ms(n: number): string {
   return n.toFixed(2);
@@ -113,6 +115,7 @@ export class ExecutionEnvironment {
   private tailBytes = 0;
   private frozen = false;
   private freezeChain: Promise<void> = Promise.resolve();
+  private freezeTimer: NodeJS.Timeout | null = null;
   private onExit: ((exit: SandboxExit) => void) | null = null;
   private exitInfo: SandboxExit | null = null;
   private readonly listeners: { ready: Array<() => void>; dead: Array<() => void> } = { ready: [], dead: [] };
@@ -414,7 +417,14 @@ export class ExecutionEnvironment {
     }
     this.state = "ready";
     this.lastUsed = Date.now();
-    if (this.deps.freezeIdle) this.freeze();
+    if (this.deps.freezeIdle) {
+      // Back-to-back invokes should not pay a freeze and a thaw each: freeze after a short idle spell.
+      this.freezeTimer = setTimeout(() => {
+        this.freezeTimer = null;
+        if (this.state === "ready") this.freeze();
+      }, FREEZE_GRACE_MS);
+      this.freezeTimer.unref();
+    }
     for (const cb of this.listeners.ready) cb();
   }
 
@@ -461,6 +471,10 @@ export class ExecutionEnvironment {
   /** Run one event. The environment must be ready or finishing (its runtime about to ask for more). */
   async invoke(input: InvokeInput, timeoutSeconds: number): Promise<InvokeOutcome> {
     this.state = "busy";
+    if (this.freezeTimer) {
+      clearTimeout(this.freezeTimer);
+      this.freezeTimer = null;
+    }
     if (this.frozen) await this.thaw();
     // The last invoke's extensions and telemetry finish first (they may still work after its response).
     if (!this.extensions.isSettled) await this.extensions.settled();
@@ -707,6 +721,7 @@ export class ExecutionEnvironment {
     const wasInitializing = this.state === "initializing";
     this.state = "dead";
     this.shutdownReason = reason;
+    if (this.freezeTimer) clearTimeout(this.freezeTimer);
     for (const cb of this.listeners.dead) cb();
     const sb = this.sandbox;
     const budget = shutdownBudgetMs(this.extensions.hasExternal, this.extensions.count > 0);

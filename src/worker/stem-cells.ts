@@ -135,6 +135,9 @@ export class StemCell {
   }
 }
 
+/** How long after a cold start its replacement cell is started. */
+const REFILL_DELAY_MS = 50;
+
 /** Cold starts per family within this window size the pool. */
 const RATE_WINDOW_MS = 10_000;
 
@@ -183,7 +186,8 @@ export class StemCellPool {
     }
     if (cell) this.stats.taken++;
     else this.stats.misses++;
-    this.refill(family);
+    // Starting a process blocks the event loop for a few ms: not while this cold start is served.
+    setTimeout(() => this.refill(family), REFILL_DELAY_MS).unref();
     return cell;
   }
 
