@@ -22,6 +22,32 @@ import type { Database } from "./schema.js";
 // PostgreSQL returns int8 as strings by default; every bigint we store is a JS-safe number.
 pg.types.setTypeParser(pg.types.builtins.INT8, (v) => Number(v));
 
+/** Prepared statements kept per SQL text (the hot queries repeat; preparing costs more than running). */
+const STATEMENT_CACHE = 256;
+
+/**
+ * The database as Kysely sees it, with prepared statements reused: Kysely asks for
+ * `prepare(sql)` on every query, and better-sqlite3 statements can be run again and again.
+ */
+function withStatementCache(db: SQLite.Database) {
+  const cache = new Map<string, SQLite.Statement>();
+  return {
+    close: () => db.close(),
+    prepare(sql: string) {
+      let statement = cache.get(sql);
+      if (statement) {
+        // Most recently used last: the first entry is the one to drop.
+        cache.delete(sql);
+      } else {
+        statement = db.prepare(sql);
+        if (cache.size >= STATEMENT_CACHE) cache.delete(cache.keys().next().value as string);
+      }
+      cache.set(sql, statement);
+      return statement;
+    },
+  };
+}
+
 export interface StoreOptions {
   /** PostgreSQL connection string; SQLite at `<dataDir>/lambent.db` when absent. */
   database?: string;
@@ -53,7 +79,10 @@ export class Store {
     database.pragma("synchronous = NORMAL");
     database.pragma("foreign_keys = ON");
     database.pragma("busy_timeout = 5000");
-    return new Store(new Kysely<Database>({ dialect: new SqliteDialect({ database }) }), "sqlite");
+    return new Store(
+      new Kysely<Database>({ dialect: new SqliteDialect({ database: withStatementCache(database) }) }),
+      "sqlite",
+    );
   }
 
   private static postgres(connectionString: string): Store {

@@ -180,10 +180,10 @@ export class RuntimeApiServer {
           req,
           res,
           (body) => {
+            // The 202 first: the runtime can ask for its next event while the caller gets its answer.
+            sendJson(res, 202, ACCEPTED);
             this.current = null;
             settle({ kind: "response", body });
-            // The caller's answer goes out first; the runtime's 202 right after.
-            setImmediate(() => sendJson(res, 202, ACCEPTED));
           },
           (size) => {
             apiError(
@@ -198,9 +198,9 @@ export class RuntimeApiServer {
         );
       }
       return this.readBody(req, res, (body) => {
+        sendJson(res, 202, ACCEPTED);
         this.current = null;
         settle({ kind: "error", body, errorType: errorTypeOf(req, body) });
-        setImmediate(() => sendJson(res, 202, ACCEPTED));
       });
     }
     req.resume();
