@@ -126,8 +126,18 @@ describe.each(["bwrap", "process"] as const)("extensions under the %s sandbox dr
   it("registers, gets each INVOKE after Init, and SHUTDOWN (spindown) at idle shutdown", async () => {
     await deploy("ext-idle");
     const before = collector.received.length;
+    // The extension logs its INVOKE while the function runs: the line may land after the answer.
+    const extensionLogged = new Promise<void>((resolve) => {
+      const onLine = (e: { message: string }) => {
+        if (!/recorder got INVOKE/.test(e.message)) return;
+        server.platform.logs.live.off("event", onLine);
+        resolve();
+      };
+      server.platform.logs.live.on("event", onLine);
+    });
     const r1 = await invoke(server.lambda, "ext-idle");
     expect(r1.json).toEqual({ ok: true, v: "1" });
+    await extensionLogged;
     await server.platform.logs.flush();
     const logs = (await (await fetch(`${server.url}/_lambent/logs/ext-idle`)).json()) as {
       events: Array<{ message: string }>;

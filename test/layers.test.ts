@@ -217,11 +217,12 @@ describe.each(["bwrap", "process"] as const)("layers under the %s sandbox driver
 
   it("merges layers in order under /opt: a Node module, /opt/bin on PATH, later layers override earlier ones", async () => {
     const stems = server.platform.worker.stemCells;
-    const taken = stems.stats.taken;
     await server.deploy("layered-node", "node-cjs", {
       Code: { ZipFile: await zipEntries([{ name: "index.js", content: NODE_FN }]) },
       Layers: arns,
     });
+    if (stems.enabled) await stems.whenReady("nodejs");
+    const taken = stems.stats.taken;
     const r = await invoke(server.lambda, "layered-node");
     expect(r.functionError).toBeUndefined();
     const out = r.json as Record<string, string>;
