@@ -1,6 +1,7 @@
 /** Helpers every route uses: the request's region, its JSON body, query values. */
 import type { FastifyRequest } from "fastify";
-import { InvalidRequestContent } from "../errors.js";
+import { parseFunctionRef } from "../control/arn.js";
+import { InvalidParameterValue, InvalidRequestContent } from "../errors.js";
 
 const SCOPE_RE = /Credential=[^/]+\/\d{8}\/([a-z0-9-]+)\/lambda\/aws4_request/;
 
@@ -51,4 +52,13 @@ export function pathParam(req: FastifyRequest, key: string): string {
 /** The base URL clients used to reach this server (for links such as Code.Location). */
 export function baseUrl(req: FastifyRequest): string {
   return `${req.protocol}://${req.headers.host ?? "127.0.0.1"}`;
+}
+
+/** The path's FunctionName, for operations that take no qualifier (a name, partial ARN or ARN). */
+export function unqualifiedFunctionName(req: FastifyRequest): string {
+  const ref = parseFunctionRef(pathParam(req, "FunctionName"));
+  if (ref.qualifier !== undefined) {
+    throw InvalidParameterValue("This operation does not accept a qualified function name.");
+  }
+  return ref.name;
 }

@@ -17,7 +17,7 @@ import {
 } from "../errors.js";
 import type { LayerVersionsTable } from "../store/schema.js";
 import type { Store } from "../store/store.js";
-import { extractPackage, inspectPackage } from "./code.js";
+import { exists, extractPackage, inspectPackage } from "./code.js";
 import { lambdaTimestamp, RUNTIMES } from "./function-config.js";
 
 const LAYER_NAME_RE = /^[a-zA-Z0-9_-]{1,64}$/;
@@ -447,13 +447,4 @@ async function executables(dir: string): Promise<string[]> {
     if (st?.isFile() && st.mode & 0o111) out.push(e.name);
   }
   return out.sort();
-}
-
-async function exists(p: string): Promise<boolean> {
-  try {
-    await stat(p);
-    return true;
-  } catch {
-    return false;
-  }
 }

@@ -1,20 +1,14 @@
 /** CreateAlias, GetAlias, UpdateAlias, DeleteAlias, ListAliases. */
 import type { FastifyInstance, FastifyRequest } from "fastify";
 import { aliasConfiguration } from "../../control/aliases.js";
-import { parseFunctionRef } from "../../control/arn.js";
-import { constraintViolation, InvalidParameterValue } from "../../errors.js";
+import { constraintViolation } from "../../errors.js";
 import type { Platform } from "../../platform.js";
-import { jsonBody, pathParam, queryString, requestRegion } from "../request.js";
+import { jsonBody, pathParam, queryString, requestRegion, unqualifiedFunctionName } from "../request.js";
 
 export function registerAliasRoutes(app: FastifyInstance, platform: Platform): void {
   const aliases = platform.aliases;
   const region = (req: FastifyRequest) => requestRegion(req, platform.options.region);
-  const fn = (req: FastifyRequest) => {
-    const r = parseFunctionRef(pathParam(req, "FunctionName"));
-    if (r.qualifier !== undefined)
-      throw InvalidParameterValue("This operation does not accept a qualified function name.");
-    return r.name;
-  };
+  const fn = unqualifiedFunctionName;
   const base = "/2015-03-31/functions/:FunctionName/aliases";
 
   app.post(base, async (req, reply) => {

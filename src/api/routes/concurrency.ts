@@ -1,20 +1,13 @@
 /** Reserved concurrency (Put/Get/DeleteFunctionConcurrency) and provisioned concurrency configs. */
 import type { FastifyInstance, FastifyRequest } from "fastify";
-import { parseFunctionRef } from "../../control/arn.js";
 import { provisionedConfiguration } from "../../control/concurrency.js";
-import { InvalidParameterValue } from "../../errors.js";
 import type { Platform } from "../../platform.js";
-import { jsonBody, pathParam, queryString, requestRegion } from "../request.js";
+import { jsonBody, queryString, requestRegion, unqualifiedFunctionName } from "../request.js";
 
 export function registerConcurrencyRoutes(app: FastifyInstance, platform: Platform): void {
   const svc = platform.concurrency;
   const region = (req: FastifyRequest) => requestRegion(req, platform.options.region);
-  const fn = (req: FastifyRequest) => {
-    const r = parseFunctionRef(pathParam(req, "FunctionName"));
-    if (r.qualifier !== undefined)
-      throw InvalidParameterValue("This operation does not accept a qualified function name.");
-    return r.name;
-  };
+  const fn = unqualifiedFunctionName;
 
   app.put("/2017-10-31/functions/:FunctionName/concurrency", async (req) => {
     const value = await svc.putReserved(fn(req), jsonBody(req).ReservedConcurrentExecutions, region(req));

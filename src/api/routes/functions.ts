@@ -3,9 +3,16 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
 import { parseFunctionRef } from "../../control/arn.js";
 import { functionConfiguration } from "../../control/function-config.js";
 import type { FunctionVersion } from "../../control/functions.js";
-import { constraintViolation, InvalidParameterValue, ResourceNotFound } from "../../errors.js";
+import { constraintViolation, ResourceNotFound } from "../../errors.js";
 import type { Platform } from "../../platform.js";
-import { baseUrl, jsonBody, pathParam, queryString, requestRegion } from "../request.js";
+import {
+  baseUrl,
+  jsonBody,
+  pathParam,
+  queryString,
+  requestRegion,
+  unqualifiedFunctionName,
+} from "../request.js";
 
 export function registerFunctionRoutes(app: FastifyInstance, platform: Platform): void {
   const fns = platform.functions;
@@ -13,12 +20,7 @@ export function registerFunctionRoutes(app: FastifyInstance, platform: Platform)
   const show = (v: FunctionVersion, req: FastifyRequest) => functionConfiguration(v.name, v.row, region(req));
   const ref = (req: FastifyRequest) =>
     parseFunctionRef(pathParam(req, "FunctionName"), queryString(req, "Qualifier"));
-  const unqualified = (req: FastifyRequest) => {
-    const r = parseFunctionRef(pathParam(req, "FunctionName"));
-    if (r.qualifier !== undefined)
-      throw InvalidParameterValue("This operation does not accept a qualified function name.");
-    return r.name;
-  };
+  const unqualified = unqualifiedFunctionName;
 
   app.post("/2015-03-31/functions", async (req, reply) => {
     const created = await fns.create(jsonBody(req), region(req));
