@@ -32,57 +32,59 @@ function files(dir: string, prefix: string, out: ZipEntry[]): void {
 
 let server: TestServer;
 
-beforeAll(async () => {
-  if (!existsSync(join(RIC, "dist/rapid-client.node"))) {
-    execFileSync("bash", [join(ROOT, "scripts/ric-fixture.sh")], { stdio: "inherit" });
-  }
-  server = await startServer();
-  const entries: ZipEntry[] = [
-    {
-      name: "bootstrap",
-      mode: 0o100755,
-      content:
-        '#!/bin/sh\nexec node "$LAMBDA_TASK_ROOT/node_modules/aws-lambda-ric/bin/index.mjs" "$_HANDLER"\n',
-    },
-    { name: "package.json", content: '{"type":"commonjs"}' },
-    {
-      name: "app.js",
-      content:
-        "let n = 0;\nexports.handler = async (event, context) => { n++; console.log('ric says hi'); if (event.fail) throw new Error('ric failure'); return { event, n, requestId: context.awsRequestId, fn: context.functionName }; };\n",
-    },
-    { name: "node_modules/aws-lambda-ric/package.json", content: readFileSync(join(RIC, "package.json")) },
-  ];
-  files(join(RIC, "dist"), "node_modules/aws-lambda-ric", entries);
-  files(join(RIC, "bin"), "node_modules/aws-lambda-ric", entries);
-  await server.lambda.send(
-    new CreateFunctionCommand({
-      FunctionName: "ric",
-      Runtime: "provided.al2023",
-      Handler: "app.handler",
-      Role: ROLE,
-      Code: { ZipFile: await zipEntries(entries) },
-    }),
-  );
-  await waitUntilFunctionActiveV2(
-    { client: server.lambda, maxWaitTime: 30, minDelay: 0.1, maxDelay: 0.5 },
-    { FunctionName: "ric" },
-  );
-}, 300_000);
+describe.each(["process", "bwrap"] as const)("with the %s sandbox driver", (sandbox) => {
+  beforeAll(async () => {
+    if (!existsSync(join(RIC, "dist/rapid-client.node"))) {
+      execFileSync("bash", [join(ROOT, "scripts/ric-fixture.sh")], { stdio: "inherit" });
+    }
+    server = await startServer({ sandbox });
+    const entries: ZipEntry[] = [
+      {
+        name: "bootstrap",
+        mode: 0o100755,
+        content:
+          '#!/bin/sh\nexec node "$LAMBDA_TASK_ROOT/node_modules/aws-lambda-ric/bin/index.mjs" "$_HANDLER"\n',
+      },
+      { name: "package.json", content: '{"type":"commonjs"}' },
+      {
+        name: "app.js",
+        content:
+          "let n = 0;\nexports.handler = async (event, context) => { n++; console.log('ric says hi'); if (event.fail) throw new Error('ric failure'); return { event, n, requestId: context.awsRequestId, fn: context.functionName }; };\n",
+      },
+      { name: "node_modules/aws-lambda-ric/package.json", content: readFileSync(join(RIC, "package.json")) },
+    ];
+    files(join(RIC, "dist"), "node_modules/aws-lambda-ric", entries);
+    files(join(RIC, "bin"), "node_modules/aws-lambda-ric", entries);
+    await server.lambda.send(
+      new CreateFunctionCommand({
+        FunctionName: "ric",
+        Runtime: "provided.al2023",
+        Handler: "app.handler",
+        Role: ROLE,
+        Code: { ZipFile: await zipEntries(entries) },
+      }),
+    );
+    await waitUntilFunctionActiveV2(
+      { client: server.lambda, maxWaitTime: 30, minDelay: 0.1, maxDelay: 0.5 },
+      { FunctionName: "ric" },
+    );
+  }, 300_000);
 
-afterAll(async () => {
-  await server?.stop();
-});
+  afterAll(async () => {
+    await server?.stop();
+  });
 
-describe("aws-lambda-ric as a provided runtime's bootstrap", () => {
-  it("answers invokes, keeps its environment warm and reports errors", async () => {
-    const first = await invoke(server.lambda, "ric", { a: 1 }, { LogType: "Tail" });
-    expect(first.functionError).toBeUndefined();
-    expect(first.json).toMatchObject({ event: { a: 1 }, n: 1, fn: "ric" });
-    expect(first.log).toContain("ric says hi");
-    const second = await invoke(server.lambda, "ric", { a: 2 });
-    expect(second.json).toMatchObject({ event: { a: 2 }, n: 2 });
-    const failed = await invoke(server.lambda, "ric", { fail: true });
-    expect(failed.functionError).toBe("Unhandled");
-    expect(failed.json).toMatchObject({ errorType: "Error", errorMessage: "ric failure" });
+  describe("aws-lambda-ric as a provided runtime's bootstrap", () => {
+    it("answers invokes, keeps its environment warm and reports errors", async () => {
+      const first = await invoke(server.lambda, "ric", { a: 1 }, { LogType: "Tail" });
+      expect(first.functionError).toBeUndefined();
+      expect(first.json).toMatchObject({ event: { a: 1 }, n: 1, fn: "ric" });
+      expect(first.log).toContain("ric says hi");
+      const second = await invoke(server.lambda, "ric", { a: 2 });
+      expect(second.json).toMatchObject({ event: { a: 2 }, n: 2 });
+      const failed = await invoke(server.lambda, "ric", { fail: true });
+      expect(failed.functionError).toBe("Unhandled");
+      expect(failed.json).toMatchObject({ errorType: "Error", errorMessage: "ric failure" });
+    });
   });
 });
