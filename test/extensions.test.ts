@@ -68,6 +68,7 @@ function call(method, path, headers, body) {
 
 const FN = `exports.handler = async (event) => {
   if (event.sleep) await new Promise((r) => setTimeout(r, event.sleep));
+  if (event.hogMb) { const keep = []; for (let i = 0; i < event.hogMb; i++) keep.push(Buffer.alloc(1024 * 1024, 1)); }
   return { ok: true, v: process.env.V || "1" };
 };`;
 
@@ -203,6 +204,22 @@ describe.each(["bwrap", "process"] as const)("extensions under the %s sandbox dr
     );
     expect((await invoke(server.lambda, "ext-update")).json).toEqual({ ok: true, v: "2" });
   });
+
+  it.runIf(sandbox === "bwrap")(
+    "reports Runtime.OutOfMemory when the memory limit kills the runtime",
+    async () => {
+      await server.deploy("ext-oom", "node-cjs", {
+        Code: { ZipFile: await zipEntries([{ name: "index.js", content: FN }]) },
+        Layers: [layerArn],
+        Timeout: 30,
+        Environment: { Variables: { REPORT_URL: collector.url, FN_NAME: "ext-oom" } },
+      });
+      const r = await invoke(server.lambda, "ext-oom", { hogMb: 300 });
+      expect(r.functionError).toBe("Unhandled");
+      expect(r.json).toMatchObject({ errorType: "Runtime.OutOfMemory" });
+      expect((await invoke(server.lambda, "ext-oom")).json).toEqual({ ok: true, v: "1" });
+    },
+  );
 
   it("sends SHUTDOWN (timeout) after a timed-out invoke", async () => {
     await deploy("ext-timeout");

@@ -362,6 +362,10 @@ class BwrapSandbox implements Sandbox {
     return this.cgroup.peakMemoryBytes();
   }
 
+  oomKilled(): boolean {
+    return this.cgroup.oomKilled();
+  }
+
   async destroy(): Promise<void> {
     await this.cgroup.destroy();
     await this.exited;

@@ -78,6 +78,8 @@ export interface Sandbox {
   resetPeakMemory(): void;
   /** Peak memory of the tree since the last reset, in bytes, if the driver can measure it. */
   peakMemoryBytes(): number | undefined;
+  /** Whether the memory limit's OOM killer has killed a process of the tree (drivers that enforce one). */
+  oomKilled?(): boolean;
   /** Kill the whole tree and release every resource (cgroups, sockets, dirs). Idempotent. */
   destroy(): Promise<void>;
   /**

@@ -167,7 +167,8 @@ export class ExecutionEnvironment {
       this.exited({
         code: code > 128 ? null : code,
         signal: signal === null ? null : signalOf(signal),
-        oomKilled: false,
+        // The launcher outlives the runtime: the cgroup tells whether the memory limit killed it.
+        oomKilled: this.sandbox?.oomKilled?.() ?? false,
       });
     },
     onSettled: () => this.maybeSettle(),
