@@ -28,11 +28,13 @@ export class Worker {
   private readonly reaper: NodeJS.Timeout;
 
   readonly stemCells: StemCellPool;
+  /** What every environment of this worker is built with (the options plus the stem-cell pool). */
+  private readonly opts: WorkerOptions & { stemCells: StemCellPool };
 
-  constructor(private readonly opts: WorkerOptions) {
-    this.stemCells = new StemCellPool(opts, opts.prewarm);
-    opts.stemCells = this.stemCells;
-    const idleMs = opts.idleTimeoutSeconds * 1000;
+  constructor(options: WorkerOptions) {
+    this.stemCells = new StemCellPool(options, options.prewarm);
+    this.opts = { ...options, stemCells: this.stemCells };
+    const idleMs = options.idleTimeoutSeconds * 1000;
     this.reaper = setInterval(() => this.reap(idleMs), Math.min(Math.max(idleMs / 4, 100), 5000));
     this.reaper.unref();
   }
