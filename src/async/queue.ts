@@ -75,17 +75,94 @@ export class AsyncQueue {
     };
   }
 
-  /** Store events durably (committed when this resolves). */
+  /**
+   * Store events durably (committed when this resolves). Enqueues that arrive
+   * in the same turn of the event loop share one transaction (group commit);
+   * each caller still resolves only once its rows are committed.
+   */
   async enqueue(events: NewEvent[], tx?: Transaction<Database>): Promise<void> {
     if (events.length === 0) return;
+    if (tx) return this.insertEvents(events, tx);
+    return new Promise((resolve, reject) => {
+      this.pendingEnqueues.push({ events, resolve, reject });
+      this.scheduleFlush();
+    });
+  }
+
+  private async insertEvents(events: NewEvent[], t: Transaction<Database>): Promise<void> {
     const now = Date.now();
     const rows = events.map((e) => this.row(e, now));
-    const run = async (t: Transaction<Database>) => {
-      await t.insertInto("async_events").values(rows).execute();
-      if (this.store.engine === "postgres") await sql`select pg_notify(${NOTIFY_CHANNEL}, '')`.execute(t);
-    };
-    if (tx) await run(tx);
-    else await this.db.transaction().execute(run);
+    // SQLite takes at most 32766 bound values per statement: insert in slices.
+    for (let i = 0; i < rows.length; i += 500)
+      await t
+        .insertInto("async_events")
+        .values(rows.slice(i, i + 500))
+        .execute();
+    if (this.store.engine === "postgres") await sql`select pg_notify(${NOTIFY_CHANNEL}, '')`.execute(t);
+  }
+
+  private readonly pendingEnqueues: Array<{
+    events: NewEvent[];
+    resolve: () => void;
+    reject: (e: unknown) => void;
+  }> = [];
+  private readonly pendingCompletions: Array<{
+    ev: QueuedEvent;
+    followUps: NewEvent[];
+    stats: StatBumps;
+    resolve: (ok: boolean) => void;
+    reject: (e: unknown) => void;
+  }> = [];
+  private flushScheduled = false;
+
+  private scheduleFlush(): void {
+    if (this.flushScheduled) return;
+    this.flushScheduled = true;
+    setImmediate(() => {
+      this.flushScheduled = false;
+      void this.flush();
+    });
+  }
+
+  /** Commit every enqueue and completion gathered since the last flush, in one transaction. */
+  private async flush(): Promise<void> {
+    const enqueues = this.pendingEnqueues.splice(0);
+    const completions = this.pendingCompletions.splice(0);
+    if (enqueues.length === 0 && completions.length === 0) return;
+    let results: boolean[] = [];
+    try {
+      await this.db.transaction().execute(async (tx) => {
+        results = [];
+        const followUps: NewEvent[] = enqueues.flatMap((e) => e.events);
+        const bumps = new Map<string, StatBumps>();
+        for (const c of completions) {
+          const res = await tx
+            .deleteFrom("async_events")
+            .where("id", "=", c.ev.id)
+            .where("lease_owner", "=", this.owner)
+            .where("state", "=", "running")
+            .executeTakeFirst();
+          const ok = Number(res.numDeletedRows) === 1;
+          results.push(ok);
+          // A completion whose lease was lost changes nothing.
+          if (!ok) continue;
+          followUps.push(...c.followUps);
+          const sum = bumps.get(c.ev.function_name) ?? {};
+          for (const [k, n] of Object.entries(c.stats) as [StatName, number | undefined][]) {
+            if (n) sum[k] = (sum[k] ?? 0) + n;
+          }
+          bumps.set(c.ev.function_name, sum);
+        }
+        if (followUps.length > 0) await this.insertEvents(followUps, tx);
+        for (const [fn, stats] of bumps) await bumpStats(tx, fn, stats);
+      });
+    } catch (err) {
+      for (const e of enqueues) e.reject(err);
+      for (const c of completions) c.reject(err);
+      return;
+    }
+    for (const e of enqueues) e.resolve();
+    completions.forEach((c, i) => c.resolve(results[i] as boolean));
   }
 
   /** Lease up to `limit` due events (oldest due first). */
@@ -188,17 +265,9 @@ export class AsyncQueue {
    * was lost.
    */
   async complete(ev: QueuedEvent, followUps: NewEvent[], stats: StatBumps): Promise<boolean> {
-    return this.db.transaction().execute(async (tx) => {
-      const res = await tx
-        .deleteFrom("async_events")
-        .where("id", "=", ev.id)
-        .where("lease_owner", "=", this.owner)
-        .where("state", "=", "running")
-        .executeTakeFirst();
-      if (Number(res.numDeletedRows) !== 1) return false;
-      await this.enqueue(followUps, tx);
-      await bumpStats(tx, ev.function_name, stats);
-      return true;
+    return new Promise((resolve, reject) => {
+      this.pendingCompletions.push({ ev, followUps, stats, resolve, reject });
+      this.scheduleFlush();
     });
   }
 
