@@ -162,7 +162,7 @@ export class AsyncQueue {
       return;
     }
     for (const e of enqueues) e.resolve();
-    completions.forEach((c, i) => c.resolve(results[i] as boolean));
+    for (const [i, c] of completions.entries()) c.resolve(results[i] as boolean);
   }
 
   /** Lease up to `limit` due events (oldest due first). */
