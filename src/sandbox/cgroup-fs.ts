@@ -1,4 +1,4 @@
-import { readFileSync, rmdirSync, writeFileSync } from "node:fs";
+import { closeSync, openSync, readFileSync, readSync, rmdirSync, writeFileSync, writeSync } from "node:fs";
 import { SandboxError } from "./errors.js";
 
 /** Small synchronous cgroupfs helpers: each call is one short syscall, cheaper than a thread-pool hop. */
@@ -16,6 +16,56 @@ export function writeControl(dir: string, file: string, value: string): void {
     writeFileSync(`${dir}/${file}`, value);
   } catch (cause) {
     throw new SandboxError("CgroupFailure", `cannot write ${value.trim()} to ${dir}/${file}`, { cause });
+  }
+}
+
+/**
+ * A control file kept open: the hot ones (freezer state, peak memory) are read or
+ * written around every invoke, and an open+close per access costs more than the access.
+ */
+export class ControlFile {
+  #fd: number | undefined;
+  readonly #buffer: Buffer;
+
+  constructor(
+    readonly path: string,
+    size = 64,
+    /** open(2) flags: read-write by default; /proc files may allow only one of them. */
+    private readonly flags: string | number = "r+",
+  ) {
+    this.#buffer = Buffer.alloc(size);
+  }
+
+  #open(): number {
+    this.#fd ??= openSync(this.path, this.flags);
+    return this.#fd;
+  }
+
+  read(): string | undefined {
+    try {
+      const length = readSync(this.#open(), this.#buffer, 0, this.#buffer.length, 0);
+      return this.#buffer.toString("latin1", 0, length);
+    } catch {
+      return undefined;
+    }
+  }
+
+  write(value: string): void {
+    try {
+      writeSync(this.#open(), value, 0);
+    } catch (cause) {
+      throw new SandboxError("CgroupFailure", `cannot write ${value.trim()} to ${this.path}`, { cause });
+    }
+  }
+
+  close(): void {
+    if (this.#fd === undefined) return;
+    try {
+      closeSync(this.#fd);
+    } catch {
+      // Already gone with its cgroup.
+    }
+    this.#fd = undefined;
   }
 }
 

@@ -1,6 +1,15 @@
 import { existsSync } from "node:fs";
 import { mkdir, readdir, writeFile } from "node:fs/promises";
-import { killAll, pidsOf, readControl, readKey, removeCgroupDir, until, writeControl } from "./cgroup-fs.js";
+import {
+  ControlFile,
+  killAll,
+  pidsOf,
+  readControl,
+  readKey,
+  removeCgroupDir,
+  until,
+  writeControl,
+} from "./cgroup-fs.js";
 import type { CgroupHierarchy, CgroupLimits, SandboxCgroup, V1Controller } from "./cgroups.js";
 import { CPU_PERIOD_US, cpuQuotaUs } from "./cgroups.js";
 import { SandboxError } from "./errors.js";
@@ -63,9 +72,15 @@ export class CgroupV1Hierarchy implements CgroupHierarchy {
 }
 
 class CgroupV1 implements SandboxCgroup {
+  readonly #freezerState: ControlFile;
+  readonly #peak: ControlFile;
+
   #destroyed: Promise<void> | undefined;
 
-  constructor(private readonly dirs: Dirs) {}
+  constructor(private readonly dirs: Dirs) {
+    this.#freezerState = new ControlFile(`${dirs.freezer}/freezer.state`);
+    this.#peak = new ControlFile(`${dirs.memory}/memory.max_usage_in_bytes`);
+  }
 
   async join(pid: number): Promise<void> {
     try {
@@ -99,15 +114,15 @@ class CgroupV1 implements SandboxCgroup {
 
   async freeze(wait = true): Promise<void> {
     if (wait) return this.#setFreezer("FROZEN");
-    writeControl(this.dirs.freezer, "freezer.state", "FROZEN");
+    this.#freezerState.write("FROZEN");
     // A task in uninterruptible sleep can leave the cgroup FREEZING: look again later, off the
     // invoke path, and ask once more until it is FROZEN (or thawed meanwhile).
     const generation = this.#generation;
     let tries = 0;
     const check = () => {
       if (generation !== this.#generation || this.#destroyed) return;
-      if (readControl(this.dirs.freezer, "freezer.state")?.trim() !== "FREEZING" || ++tries > 50) return;
-      writeControl(this.dirs.freezer, "freezer.state", "FROZEN");
+      if (this.#freezerState.read()?.trim() !== "FREEZING" || ++tries > 50) return;
+      this.#freezerState.write("FROZEN");
       setTimeout(check, 10).unref();
     };
     setTimeout(check, 10).unref();
@@ -115,18 +130,17 @@ class CgroupV1 implements SandboxCgroup {
 
   async thaw(): Promise<void> {
     this.#generation++;
-    writeControl(this.dirs.freezer, "freezer.state", "THAWED");
+    this.#freezerState.write("THAWED");
     // Thawing takes effect at once; poll only in the rare case it did not.
-    if (readControl(this.dirs.freezer, "freezer.state")?.trim() !== "THAWED")
-      await this.#setFreezer("THAWED");
+    if (this.#freezerState.read()?.trim() !== "THAWED") await this.#setFreezer("THAWED");
   }
 
   resetPeakMemory(): void {
-    writeControl(this.dirs.memory, "memory.max_usage_in_bytes", "0");
+    this.#peak.write("0");
   }
 
   peakMemoryBytes(): number | undefined {
-    const value = readControl(this.dirs.memory, "memory.max_usage_in_bytes");
+    const value = this.#peak.read();
     return value === undefined ? undefined : Number(value);
   }
 
@@ -146,6 +160,8 @@ class CgroupV1 implements SandboxCgroup {
       killAll(new Set(CONTROLLERS.flatMap((c) => pidsOf(this.dirs[c]))));
       await this.thaw();
     }
+    this.#freezerState.close();
+    this.#peak.close();
     for (const c of CONTROLLERS) await removeCgroupDir(this.dirs[c]);
   }
 

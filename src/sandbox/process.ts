@@ -1,5 +1,6 @@
 import { spawn } from "node:child_process";
-import { readFileSync, writeFileSync } from "node:fs";
+import { constants } from "node:fs";
+import { ControlFile } from "./cgroup-fs.js";
 import type {
   RuntimeApiEndpoint,
   Sandbox,
@@ -80,6 +81,8 @@ class ProcessSandbox implements Sandbox {
   readonly exited: Promise<SandboxExit>;
   /** False once the main process has exited: its pid (= group id) may then belong to someone else. */
   running = true;
+  readonly #status: ControlFile;
+  readonly #clearRefs: ControlFile;
 
   constructor(
     readonly id: string,
@@ -87,7 +90,11 @@ class ProcessSandbox implements Sandbox {
     closed: Promise<{ code: number | null; signal: NodeJS.Signals | null }>,
     onExit: () => void,
   ) {
+    this.#status = new ControlFile(`/proc/${pid}/status`, 4096, "r");
+    this.#clearRefs = new ControlFile(`/proc/${pid}/clear_refs`, 8, constants.O_WRONLY);
     this.exited = closed.then(({ code, signal }) => {
+      this.#status.close();
+      this.#clearRefs.close();
       onExit();
       return { code, signal, oomKilled: false };
     });
@@ -106,8 +113,9 @@ class ProcessSandbox implements Sandbox {
 
   /** Resets the main process's VmHWM to its current RSS (`clear_refs` 5). */
   resetPeakMemory(): void {
+    if (!this.running) return;
     try {
-      writeFileSync(`/proc/${this.pid}/clear_refs`, "5");
+      this.#clearRefs.write("5");
     } catch {
       // The process is gone or /proc is not writable: there is nothing to reset.
     }
@@ -115,12 +123,9 @@ class ProcessSandbox implements Sandbox {
 
   /** The main process's peak RSS (VmHWM); children are not counted. */
   peakMemoryBytes(): number | undefined {
-    try {
-      const match = /^VmHWM:\s+(\d+) kB$/m.exec(readFileSync(`/proc/${this.pid}/status`, "utf8"));
-      return match?.[1] === undefined ? undefined : Number(match[1]) * 1024;
-    } catch {
-      return undefined;
-    }
+    if (!this.running) return undefined;
+    const match = /^VmHWM:\s+(\d+) kB$/m.exec(this.#status.read() ?? "");
+    return match?.[1] === undefined ? undefined : Number(match[1]) * 1024;
   }
 
   async destroy(): Promise<void> {
