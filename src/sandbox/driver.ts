@@ -34,8 +34,11 @@ export interface SandboxLimits {
 
 /** How the worker must expose the environment's Runtime API for this driver. */
 export type RuntimeApiEndpoint =
-  /** Worker listens on a TCP port on the host loopback. */
-  | { kind: "tcp"; host: string; port: number }
+  /**
+   * Worker listens on a TCP port on the host loopback — and, when `socketPath`
+   * is set, on that Unix socket too, for runtimes that can use it directly.
+   */
+  | { kind: "tcp"; host: string; port: number; socketPath?: string }
   /** Worker listens on a Unix socket; the driver carries it into the sandbox. */
   | { kind: "unix"; path: string };
 

@@ -40,6 +40,7 @@ export class ProcessDriver implements SandboxDriver {
       runtimeRoot: mounts.runtimeDir,
       optRoot: mounts.optDir ?? "/opt",
       runtimeApiAddress: `${runtimeApi.host}:${runtimeApi.port}`,
+      ...(runtimeApi.socketPath ? { runtimeApiSocket: runtimeApi.socketPath } : {}),
     };
   }
 

@@ -334,7 +334,7 @@ export class ExecutionEnvironment {
     const endpoint = await this.api.listen(
       driver.runtimeApiEndpointKind() === "unix"
         ? { kind: "unix", path: join(this.deps.runDir, `${this.id}.sock`) }
-        : { kind: "tcp", host: "127.0.0.1", port: 0 },
+        : { kind: "tcp", host: "127.0.0.1", port: 0, socketPath: join(this.deps.runDir, `${this.id}.sock`) },
     );
     const mounts: SandboxMounts = { codeDir, runtimeDir: this.deps.runtimesDir };
     if (opt) mounts.optDir = opt.dir;

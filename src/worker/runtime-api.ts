@@ -56,19 +56,25 @@ export class RuntimeApiServer {
   private settle: ((o: RuntimeOutcome) => void) | null = null;
   private initDone = false;
   private socketPath: string | null = null;
+  private unixServer: Server | null = null;
   extraRoute: ExtraRoute | null = null;
 
   constructor(
     private events: RuntimeApiEvents,
     private readonly maxResponseBytes: number,
   ) {
-    this.server = createServer(
+    this.server = this.newServer();
+  }
+
+  private newServer(): Server {
+    const server = createServer(
       { keepAlive: true, requestTimeout: 0, headersTimeout: 0, noDelay: true },
       (req, res) => this.route(req, res),
     );
     // A long-polled `next` may wait for hours between invokes.
-    this.server.keepAliveTimeout = 0;
-    this.server.timeout = 0;
+    server.keepAliveTimeout = 0;
+    server.timeout = 0;
+    return server;
   }
 
   /** Route the runtime's signals elsewhere (a stem cell adopted by an environment). */
@@ -78,16 +84,25 @@ export class RuntimeApiServer {
 
   /** Listen on the endpoint; for TCP with port 0, the chosen port is returned in the result. */
   async listen(endpoint: RuntimeApiEndpoint): Promise<RuntimeApiEndpoint> {
-    await new Promise<void>((resolve, reject) => {
-      this.server.once("error", reject);
-      if (endpoint.kind === "unix") this.server.listen(endpoint.path, resolve);
-      else this.server.listen(endpoint.port, endpoint.host, resolve);
-    });
+    const on = (server: Server, listen: (done: () => void) => void) =>
+      new Promise<void>((resolve, reject) => {
+        server.once("error", reject);
+        listen(resolve);
+      });
     if (endpoint.kind === "unix") {
+      await on(this.server, (done) => this.server.listen(endpoint.path, done));
       this.socketPath = endpoint.path;
       return endpoint;
     }
-    return { kind: "tcp", host: endpoint.host, port: (this.server.address() as AddressInfo).port };
+    await on(this.server, (done) => this.server.listen(endpoint.port, endpoint.host, done));
+    const port = (this.server.address() as AddressInfo).port;
+    if (endpoint.socketPath === undefined) return { kind: "tcp", host: endpoint.host, port };
+    // The same endpoint on a Unix socket as well (cheaper per request than loopback TCP).
+    const second = this.newServer();
+    await on(second, (done) => second.listen(endpoint.socketPath, done));
+    this.unixServer = second;
+    this.socketPath = endpoint.socketPath;
+    return { kind: "tcp", host: endpoint.host, port, socketPath: endpoint.socketPath };
   }
 
   /** Hand an event to the runtime; resolves with its answer. */
@@ -117,8 +132,9 @@ export class RuntimeApiServer {
   async close(): Promise<void> {
     this.waitingNext?.destroy();
     this.waitingNext = null;
-    this.server.closeAllConnections();
-    await new Promise<void>((resolve) => this.server.close(() => resolve()));
+    const servers = this.unixServer ? [this.server, this.unixServer] : [this.server];
+    for (const server of servers) server.closeAllConnections();
+    await Promise.all(servers.map((server) => new Promise<void>((resolve) => server.close(() => resolve()))));
     if (this.socketPath) await unlink(this.socketPath).catch(() => {});
   }
 

@@ -73,7 +73,7 @@ export class StemCell {
     this.endpoint = await this.api.listen(
       driver.runtimeApiEndpointKind() === "unix"
         ? { kind: "unix", path: join(this.deps.runDir, `${this.id}.sock`) }
-        : { kind: "tcp", host: "127.0.0.1", port: 0 },
+        : { kind: "tcp", host: "127.0.0.1", port: 0, socketPath: join(this.deps.runDir, `${this.id}.sock`) },
     );
     const mounts = { codeDir: this.deps.runDir, runtimeDir: this.deps.runtimesDir };
     const view = driver.view(mounts, this.endpoint);
