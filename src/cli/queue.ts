@@ -1,20 +1,8 @@
 /** `lambent queue`: the async invoke queue per function (waiting, running, outcomes). */
 import type { Command } from "commander";
+import type { AsyncStatus } from "../async/service.js";
 
-interface QueueRow {
-  functionName: string;
-  waiting: number;
-  running: number;
-  deliveriesWaiting: number;
-  succeeded: number;
-  failed: number;
-  expired: number;
-  dropped: number;
-  retries: number;
-  throttles: number;
-  delivered: number;
-  deliveryFailures: number;
-}
+type QueueRow = AsyncStatus["functions"][number];
 
 const COLUMNS: Array<[keyof QueueRow, string]> = [
   ["functionName", "FUNCTION"],
