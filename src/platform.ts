@@ -20,6 +20,7 @@ import { lockDataDir } from "./datadir-lock.js";
 import { Frontend, type InvokeRequest } from "./frontend/invoke.js";
 import { ProvisionedPlacement } from "./frontend/provisioned.js";
 import { type DetectedSandboxDriver, detectSandboxDriver } from "./sandbox/index.js";
+import { AdvisoryLockOwnership, soleOwner } from "./sources/ownership.js";
 import { EventSourceSupervisor } from "./sources/supervisor.js";
 import { ChangeFeed } from "./store/changes.js";
 import { Store } from "./store/store.js";
@@ -136,22 +137,30 @@ export class Platform {
       platform.eventInvokeConfigs = new EventInvokeConfigService(openedStore, functions);
       platform.asyncInvoke = new AsyncService(openedStore, frontend, platform.eventInvokeConfigs, options);
       platform.eventSourceMappings = new EventSourceMappingService(openedStore, functions);
-      platform.eventSources = new EventSourceSupervisor(platform.eventSourceMappings, {
-        frontend,
-        maxPayloadBytes: options.limits.syncPayloadBytes,
-        report: (uuid, result) => platform.eventSourceMappings.setLastProcessingResult(uuid, result),
-        deliverFailure: (m, requestId, body) =>
-          platform.asyncInvoke.enqueueDelivery({
-            requestId,
-            functionName: m.functionName,
-            region: m.region,
-            target: m.settings.onFailure as string,
-            body: Buffer.from(JSON.stringify(body)),
-          }),
-        log: (message) => {
-          if (!options.quiet) console.error(`lambent: ${message}`);
+      const ownership =
+        openedStore.engine === "postgres" && options.database
+          ? new AdvisoryLockOwnership(options.database, () => void platform.eventSources.ownershipLost())
+          : soleOwner;
+      platform.eventSources = new EventSourceSupervisor(
+        platform.eventSourceMappings,
+        {
+          frontend,
+          maxPayloadBytes: options.limits.syncPayloadBytes,
+          report: (uuid, result) => platform.eventSourceMappings.setLastProcessingResult(uuid, result),
+          deliverFailure: (m, requestId, body) =>
+            platform.asyncInvoke.enqueueDelivery({
+              requestId,
+              functionName: m.functionName,
+              region: m.region,
+              target: m.settings.onFailure as string,
+              body: Buffer.from(JSON.stringify(body)),
+            }),
+          log: (message) => {
+            if (!options.quiet) console.error(`lambent: ${message}`);
+          },
         },
-      });
+        ownership,
+      );
       if (openedStore.engine === "postgres" && options.database) {
         platform.changes = new ChangeFeed(
           openedStore,
@@ -160,6 +169,7 @@ export class Platform {
             { name: "functions", emitter: functions.events, events: ["change"] },
             { name: "aliases", emitter: aliases.events, events: ["change"] },
             { name: "concurrency", emitter: concurrency.events, events: ["reserved"] },
+            { name: "event-sources", emitter: platform.eventSourceMappings.events, events: ["change"] },
           ],
           (m) => options.quiet || console.error(`lambent: ${m}`),
         );

@@ -3,9 +3,12 @@
  * reaches the other's caches (versions, aliases, reservations), so every
  * server runs the current code and honours the current settings.
  */
+
+import { randomBytes } from "node:crypto";
 import { once } from "node:events";
 import {
   CreateAliasCommand,
+  CreateEventSourceMappingCommand,
   PublishVersionCommand,
   PutFunctionConcurrencyCommand,
   TooManyRequestsException,
@@ -13,10 +16,13 @@ import {
   UpdateFunctionCodeCommand,
   waitUntilFunctionUpdatedV2,
 } from "@aws-sdk/client-lambda";
+import { Redis } from "ioredis";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { Collector } from "./helpers/collector.js";
 import { invoke } from "./helpers/invoke.js";
 import { createTestDatabase, type TestDatabase } from "./helpers/postgres.js";
 import { startServer, type TestServer } from "./helpers/server.js";
+import { deployBatchFunction, numbersSeen } from "./helpers/sources.js";
 import { zipEntries } from "./helpers/zip.js";
 
 let db: TestDatabase;
@@ -80,5 +86,47 @@ describe("two servers on one PostgreSQL", () => {
     // The reservation reloads asynchronously after the event; the next call is throttled once it has.
     await b.platform.frontend.reservationsLoaded;
     await expect(invoke(b.lambda, "shared")).rejects.toBeInstanceOf(TooManyRequestsException);
+  });
+
+  // Last: it stops one of the servers.
+  it("poll an event source mapping on exactly one server, and hand it over when that one stops", async () => {
+    const collector = await Collector.start();
+    const redis = new Redis("redis://127.0.0.1:6379");
+    const stream = `lambent-multi-${randomBytes(4).toString("hex")}`;
+    try {
+      await deployBatchFunction(a.lambda, "multi-src", `${collector.url}/multi`);
+      const out = await a.lambda.send(
+        new CreateEventSourceMappingCommand({
+          FunctionName: "multi-src",
+          EventSourceArn: "redis://127.0.0.1:6379",
+          Topics: [stream],
+          StartingPosition: "TRIM_HORIZON",
+          BatchSize: 5,
+        }),
+      );
+      const uuid = out.UUID as string;
+      const seen = () => numbersSeen(collector.received.map((r) => ({ ...r, path: "/batch" })));
+      const publish = async (from: number, to: number) => {
+        for (let n = from; n <= to; n++) await redis.xadd(stream, "*", "data", JSON.stringify({ n }));
+      };
+      await publish(1, 5);
+      await collector.waitUntil(() => [1, 2, 3, 4, 5].every((n) => seen().includes(n)));
+      const polling = async (s: TestServer) =>
+        (await s.platform.eventSources.status()).find((m) => m.UUID === uuid)?.connected === true;
+      // Both servers look at the mapping (as their periodic scans do): exactly one of them polls it.
+      await Promise.all([a.platform.eventSources.reconcile(uuid), b.platform.eventSources.reconcile(uuid)]);
+      const owners = [await polling(a), await polling(b)];
+      expect(owners.filter(Boolean)).toHaveLength(1);
+      const [owner, other] = owners[0] ? [a, b] : [b, a];
+      await owner.stop();
+      await publish(6, 8);
+      await collector.waitUntil(() => [6, 7, 8].every((n) => seen().includes(n)));
+      expect(await polling(other)).toBe(true);
+      // Exactly once across both servers.
+      expect([...seen()].sort((x, y) => x - y)).toEqual([1, 2, 3, 4, 5, 6, 7, 8]);
+    } finally {
+      redis.disconnect();
+      await collector.close();
+    }
   });
 });
