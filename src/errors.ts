@@ -54,3 +54,15 @@ export function constraintViolation(member: string, value: unknown, constraint: 
     `1 validation error detected: Value '${shown}' at '${member}' failed to satisfy constraint: ${constraint}`,
   );
 }
+
+/** An integer member within [min, max], or the ValidationException AWS answers. */
+export function integerIn(member: string, value: unknown, min: number, max: number): number {
+  if (typeof value !== "number" || !Number.isInteger(value)) {
+    throw constraintViolation(member, value, "Member must be an integer");
+  }
+  if (value < min)
+    throw constraintViolation(member, value, `Member must have value greater than or equal to ${min}`);
+  if (value > max)
+    throw constraintViolation(member, value, `Member must have value less than or equal to ${max}`);
+  return value;
+}

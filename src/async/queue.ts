@@ -310,18 +310,8 @@ export const STAT_NAMES: StatName[] = [
 async function bumpStats(tx: Transaction<Database>, functionName: string, stats: StatBumps): Promise<void> {
   const entries = Object.entries(stats).filter(([, n]) => n !== undefined && n !== 0) as [StatName, number][];
   if (entries.length === 0) return;
-  const initial: AsyncStatsTable = {
-    function_name: functionName,
-    succeeded: 0,
-    failed: 0,
-    expired: 0,
-    dropped: 0,
-    retries: 0,
-    throttles: 0,
-    delivered: 0,
-    delivery_failures: 0,
-  };
-  for (const [k, n] of entries) initial[k] = n;
+  const initial = { function_name: functionName } as AsyncStatsTable;
+  for (const k of STAT_NAMES) initial[k] = stats[k] ?? 0;
   await tx
     .insertInto("async_stats")
     .values(initial)

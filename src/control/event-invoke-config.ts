@@ -3,7 +3,7 @@
  * qualifier: retry attempts, maximum event age and destinations. Put replaces,
  * Update merges; a config goes with its function (or version) when deleted.
  */
-import { constraintViolation, InvalidParameterValue, ResourceNotFound } from "../errors.js";
+import { constraintViolation, InvalidParameterValue, integerIn, ResourceNotFound } from "../errors.js";
 import type { EventInvokeConfigsTable } from "../store/schema.js";
 import type { Store } from "../store/store.js";
 import { type FunctionRef, functionArn } from "./arn.js";
@@ -33,17 +33,6 @@ const FUNCTION_DESTINATION_RE =
 const URL_DESTINATION_RE = /^https?:\/\/[^\s/]+(\/\S*)?$/i;
 const DESTINATION_ARN_RE =
   /^$|^arn:(aws[a-zA-Z0-9-]*):([a-zA-Z0-9-])+:([a-z]{2}(-gov)?-[a-z]+-\d{1})?:(\d{12})?:(.*)$/;
-
-function intInRange(member: string, value: unknown, min: number, max: number): number {
-  if (typeof value !== "number" || !Number.isInteger(value)) {
-    throw InvalidParameterValue(`${member} must be an integer.`);
-  }
-  if (value < min)
-    throw constraintViolation(member, value, `Member must have value greater than or equal to ${min}`);
-  if (value > max)
-    throw constraintViolation(member, value, `Member must have value less than or equal to ${max}`);
-  return value;
-}
 
 export class EventInvokeConfigService {
   constructor(
@@ -201,10 +190,10 @@ function parseInput(
 ): Partial<EventInvokeConfigsTable> {
   const out: Partial<EventInvokeConfigsTable> = {};
   if (input.MaximumRetryAttempts !== undefined && input.MaximumRetryAttempts !== null) {
-    out.maximum_retry_attempts = intInRange("maximumRetryAttempts", input.MaximumRetryAttempts, 0, 2);
+    out.maximum_retry_attempts = integerIn("maximumRetryAttempts", input.MaximumRetryAttempts, 0, 2);
   }
   if (input.MaximumEventAgeInSeconds !== undefined && input.MaximumEventAgeInSeconds !== null) {
-    out.maximum_event_age_seconds = intInRange(
+    out.maximum_event_age_seconds = integerIn(
       "maximumEventAgeInSeconds",
       input.MaximumEventAgeInSeconds,
       60,

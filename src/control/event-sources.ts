@@ -13,6 +13,7 @@ import { ACCOUNT_ID } from "../config.js";
 import {
   constraintViolation,
   InvalidParameterValue,
+  integerIn,
   ResourceConflict,
   ResourceInUse,
   ResourceNotFound,
@@ -89,17 +90,6 @@ export function mappingArn(region: string, uuid: string): string {
   return `arn:aws:lambda:${region}:${ACCOUNT_ID}:event-source-mapping:${uuid}`;
 }
 
-function intIn(member: string, value: unknown, min: number, max: number): number {
-  if (typeof value !== "number" || !Number.isInteger(value)) {
-    throw InvalidParameterValue(`${member} must be an integer.`);
-  }
-  if (value < min)
-    throw constraintViolation(member, value, `Member must have value greater than or equal to ${min}`);
-  if (value > max)
-    throw constraintViolation(member, value, `Member must have value less than or equal to ${max}`);
-  return value;
-}
-
 function bool(member: string, value: unknown): boolean {
   if (typeof value !== "boolean") throw InvalidParameterValue(`${member} must be a boolean.`);
   return value;
@@ -135,9 +125,9 @@ function parseCommon(
       throw InvalidParameterValue(`Unsupported ${field} parameter for given event source mapping type.`);
   };
   if (given(input.Enabled)) out.enabled = bool("enabled", input.Enabled);
-  if (given(input.BatchSize)) out.batchSize = intIn("batchSize", input.BatchSize, 1, 10000);
+  if (given(input.BatchSize)) out.batchSize = integerIn("batchSize", input.BatchSize, 1, 10000);
   if (given(input.MaximumBatchingWindowInSeconds)) {
-    out.maximumBatchingWindowInSeconds = intIn(
+    out.maximumBatchingWindowInSeconds = integerIn(
       "maximumBatchingWindowInSeconds",
       input.MaximumBatchingWindowInSeconds,
       0,
@@ -145,11 +135,11 @@ function parseCommon(
     );
   }
   if (given(input.MaximumRetryAttempts)) {
-    out.maximumRetryAttempts = intIn("maximumRetryAttempts", input.MaximumRetryAttempts, -1, 10000);
+    out.maximumRetryAttempts = integerIn("maximumRetryAttempts", input.MaximumRetryAttempts, -1, 10000);
   }
   if (given(input.MaximumRecordAgeInSeconds)) {
     streamOnly("MaximumRecordAgeInSeconds");
-    const v = intIn("maximumRecordAgeInSeconds", input.MaximumRecordAgeInSeconds, -1, 604800);
+    const v = integerIn("maximumRecordAgeInSeconds", input.MaximumRecordAgeInSeconds, -1, 604800);
     if (v !== -1 && v < 60) {
       throw InvalidParameterValue("MaximumRecordAgeInSeconds must be -1 or between 60 and 604800.");
     }
@@ -178,7 +168,7 @@ function parseCommon(
     out.functionResponseTypes = v as string[];
   }
   if (given(input.ParallelizationFactor)) {
-    const v = intIn("parallelizationFactor", input.ParallelizationFactor, 1, 10);
+    const v = integerIn("parallelizationFactor", input.ParallelizationFactor, 1, 10);
     if (v !== 1) {
       throw InvalidParameterValue(
         "Lambent keeps one batch in flight per stream: ParallelizationFactor must be 1.",
@@ -199,7 +189,7 @@ function parseCommon(
           "Unsupported ScalingConfig parameter for given event source mapping type: streams keep one batch in flight.",
         );
       }
-      out.maximumConcurrency = intIn("scalingConfig.maximumConcurrency", mc, 2, 1000);
+      out.maximumConcurrency = integerIn("scalingConfig.maximumConcurrency", mc, 2, 1000);
     } else {
       out.maximumConcurrency = undefined as unknown as number;
     }

@@ -3,7 +3,7 @@
  * validated into it, and how it is shown (Lambda's FunctionConfiguration).
  */
 import type { Limits } from "../config.js";
-import { constraintViolation, InvalidParameterValue, ValidationError } from "../errors.js";
+import { constraintViolation, InvalidParameterValue, integerIn, ValidationError } from "../errors.js";
 import type { FunctionVersionsTable } from "../store/schema.js";
 import { functionArn } from "./arn.js";
 
@@ -82,15 +82,6 @@ const RESERVED_ENV = new Set([
   "LAMBDA_RUNTIME_DIR",
 ]);
 
-function intIn(member: string, v: unknown, min: number, max: number): number {
-  if (typeof v !== "number" || !Number.isInteger(v)) {
-    throw constraintViolation(member, v, "Member must be an integer");
-  }
-  if (v < min) throw constraintViolation(member, v, `Member must have value greater than or equal to ${min}`);
-  if (v > max) throw constraintViolation(member, v, `Member must have value less than or equal to ${max}`);
-  return v;
-}
-
 function str(member: string, v: unknown, maxLen: number): string {
   if (typeof v !== "string") throw constraintViolation(member, v, "Member must be a string");
   if (v.length > maxLen)
@@ -148,14 +139,15 @@ export function applyConfig(base: StoredConfig, input: ConfigInput, limits: Limi
     out.Role = role;
   }
   if (input.Description !== undefined) out.Description = str("description", input.Description, 256);
-  if (input.Timeout !== undefined) out.Timeout = intIn("timeout", input.Timeout, 1, limits.timeoutMaxSeconds);
+  if (input.Timeout !== undefined)
+    out.Timeout = integerIn("timeout", input.Timeout, 1, limits.timeoutMaxSeconds);
   if (input.MemorySize !== undefined) {
-    out.MemorySize = intIn("memorySize", input.MemorySize, limits.memoryMinMb, limits.memoryMaxMb);
+    out.MemorySize = integerIn("memorySize", input.MemorySize, limits.memoryMinMb, limits.memoryMaxMb);
   }
   if (input.Environment !== undefined) out.Environment = validateEnvironment(input.Environment, limits);
   if (input.EphemeralStorage !== undefined) {
     const size = (input.EphemeralStorage as { Size?: unknown } | null)?.Size;
-    out.EphemeralStorageSize = intIn("ephemeralStorage.size", size, 512, 10240);
+    out.EphemeralStorageSize = integerIn("ephemeralStorage.size", size, 512, 10240);
   }
   if (input.Layers !== undefined) {
     if (!Array.isArray(input.Layers) || input.Layers.some((l) => typeof l !== "string")) {

@@ -44,8 +44,32 @@ export async function attachNetwork(pid: number, runtimeApiSocket: string): Prom
     // fd 4 stays open in this process: slirp4netns exits when the server dies.
     { env: HELPER_ENV, stdio: ["ignore", "ignore", "ignore", "pipe", "pipe"] },
   );
-  // socat runs as host uid 0 without any capability, in the sandbox's netns only, and dies with the server.
-  const shim = spawn(
+  const shim = spawnNamespaceRelay(
+    netns,
+    `TCP-LISTEN:${RUNTIME_API_PORT},bind=127.0.0.1,reuseaddr,fork`,
+    `UNIX-CONNECT:${runtimeApiSocket}`,
+  );
+  const helpers = [slirp, shim];
+  const network: SandboxNetwork = { helpers, close: () => closeHelpers(helpers) };
+  try {
+    await Promise.all([
+      firstOutput(slirp, slirp.stdio[3] as Readable, () => true, "slirp4netns"),
+      relayListening(shim),
+      routeHostLoopback(netns),
+    ]);
+  } catch (error) {
+    await network.close();
+    throw error;
+  }
+  return network;
+}
+
+/**
+ * A socat relay that runs inside a network namespace (`netns` = `--net=/proc/PID/ns/net`) as host
+ * uid 0 without any capability, and dies with the server: `listen` and `connect` are socat addresses.
+ */
+export function spawnNamespaceRelay(netns: string, listen: string, connect: string): ChildProcess {
+  return spawn(
     "nsenter",
     [
       netns,
@@ -58,26 +82,18 @@ export async function attachNetwork(pid: number, runtimeApiSocket: string): Prom
       "socat",
       "-d",
       "-d",
-      `TCP-LISTEN:${RUNTIME_API_PORT},bind=127.0.0.1,reuseaddr,fork`,
-      `UNIX-CONNECT:${runtimeApiSocket}`,
+      listen,
+      connect,
     ],
     { env: HELPER_ENV, stdio: ["ignore", "ignore", "pipe"] },
   );
-  const helpers = [slirp, shim];
-  const network: SandboxNetwork = { helpers, close: () => closeHelpers(helpers) };
-  try {
-    await Promise.all([
-      firstOutput(slirp, slirp.stdio[3] as Readable, () => true, "slirp4netns"),
-      firstOutput(shim, shim.stderr, (text) => text.includes(" listening on "), "socat"),
-      routeHostLoopback(netns),
-    ]);
-  } catch (error) {
-    await network.close();
-    throw error;
-  }
+}
+
+/** Resolves once a relay listens (rejects if it ends first); its log is drained from then on. */
+export async function relayListening(relay: ChildProcess): Promise<void> {
+  await firstOutput(relay, relay.stderr, (text) => text.includes(" listening on "), "socat");
   // socat logs each accepted connection at this level: keep draining its stderr.
-  shim.stderr?.resume();
-  return network;
+  relay.stderr?.resume();
 }
 
 async function routeHostLoopback(netns: string): Promise<void> {

@@ -24,6 +24,7 @@ import {
   type SourceRecord,
   type StreamConnector,
 } from "./connector.js";
+import { batchRange, recordsPayload } from "./stream.js";
 
 interface NatsRecord extends SourceRecord {
   msg: JsMsg;
@@ -151,22 +152,13 @@ export async function openNats(opts: ConnectorOptions): Promise<StreamConnector>
     async commit(records) {
       for (const r of records) await (r as NatsRecord).msg.ackAck();
     },
-    payload(records) {
-      return Buffer.from(JSON.stringify({ Records: records.map((r) => r.event) }));
-    },
+    payload: recordsPayload,
     batchInfo(records) {
-      const first = records[0] as SourceRecord;
-      const last = records[records.length - 1] as SourceRecord;
       return {
         NatsBatchInfo: {
           stream,
           ...(filter ? { subjectFilter: filter } : {}),
-          startSequenceNumber: first.id,
-          endSequenceNumber: last.id,
-          approximateArrivalOfFirstRecord: new Date(first.arrivalMs).toISOString(),
-          approximateArrivalOfLastRecord: new Date(last.arrivalMs).toISOString(),
-          batchSize: records.length,
-          eventSourceArn: sourceArn,
+          ...batchRange(records, sourceArn),
         },
       };
     },

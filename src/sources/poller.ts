@@ -43,19 +43,9 @@ export interface MappingStats {
   lastError: string | null;
 }
 
-const RECONNECT_MIN_MS = 200;
-const RECONNECT_MAX_MS = 10_000;
-const THROTTLE_MIN_MS = 100;
-const THROTTLE_MAX_MS = 10_000;
-const THROUGHPUT_WINDOW_MS = 60_000;
-
-export function backoff(n: number, min: number, max: number): number {
-  const d = Math.min(max, min * 2 ** n);
-  return Math.round(d / 2 + (Math.random() * d) / 2);
-}
-
-export class MappingPoller {
-  readonly stats: MappingStats = {
+/** The counters of a poller that has not started (or of a mapping this server does not poll). */
+export function emptyStats(): MappingStats {
+  return {
     recordsReceived: 0,
     recordsProcessed: 0,
     recordsFiltered: 0,
@@ -69,6 +59,21 @@ export class MappingPoller {
     connected: false,
     lastError: null,
   };
+}
+
+const RECONNECT_MIN_MS = 200;
+const RECONNECT_MAX_MS = 10_000;
+const THROTTLE_MIN_MS = 100;
+const THROTTLE_MAX_MS = 10_000;
+const THROUGHPUT_WINDOW_MS = 60_000;
+
+export function backoff(n: number, min: number, max: number): number {
+  const d = Math.min(max, min * 2 ** n);
+  return Math.round(d / 2 + (Math.random() * d) / 2);
+}
+
+export class MappingPoller {
+  readonly stats: MappingStats = emptyStats();
   /** (time, records) of finished records over the last minute. */
   private readonly done: Array<[number, number]> = [];
   private stopped = false;
@@ -227,6 +232,8 @@ export class MappingPoller {
           payload,
           region: m.region,
           maxPayloadBytes: this.deps.maxPayloadBytes,
+          // The connectors build the event with JSON.stringify.
+          payloadIsJson: true,
         });
         this.stats.batches++;
         if (res.functionError) {

@@ -15,6 +15,7 @@ import {
   type SourceRecord,
   type StreamConnector,
 } from "./connector.js";
+import { batchRange, recordsPayload } from "./stream.js";
 
 const CONSUMER = "lambent";
 
@@ -150,23 +151,9 @@ export async function openRedis(opts: ConnectorOptions, state: RedisPollerState)
       if (records.length === 0) return;
       await client.call("XACK", key, group, ...records.map((r) => r.id));
     },
-    payload(records) {
-      return Buffer.from(JSON.stringify({ Records: records.map((r) => r.event) }));
-    },
+    payload: recordsPayload,
     batchInfo(records) {
-      const first = records[0] as SourceRecord;
-      const last = records[records.length - 1] as SourceRecord;
-      return {
-        RedisBatchInfo: {
-          stream: key,
-          startSequenceNumber: first.id,
-          endSequenceNumber: last.id,
-          approximateArrivalOfFirstRecord: new Date(first.arrivalMs).toISOString(),
-          approximateArrivalOfLastRecord: new Date(last.arrivalMs).toISOString(),
-          batchSize: records.length,
-          eventSourceArn: sourceArn,
-        },
-      };
+      return { RedisBatchInfo: { stream: key, ...batchRange(records, sourceArn) } };
     },
     async lag() {
       try {

@@ -21,6 +21,25 @@ const POLL_MS = 1000;
 const RETRY_MIN_MS = 100;
 const RETRY_MAX_MS = 5000;
 
+/** A stream batch as the function gets it: Kinesis-style `Records[]`. */
+export function recordsPayload(records: SourceRecord[]): Buffer {
+  return Buffer.from(JSON.stringify({ Records: records.map((r) => r.event) }));
+}
+
+/** What a stream failure record says of a batch (the broker adds its own fields: stream, filter…). */
+export function batchRange(records: SourceRecord[], eventSourceArn: string) {
+  const first = records[0] as SourceRecord;
+  const last = records[records.length - 1] as SourceRecord;
+  return {
+    startSequenceNumber: first.id,
+    endSequenceNumber: last.id,
+    approximateArrivalOfFirstRecord: new Date(first.arrivalMs).toISOString(),
+    approximateArrivalOfLastRecord: new Date(last.arrivalMs).toISOString(),
+    batchSize: records.length,
+    eventSourceArn,
+  };
+}
+
 export async function runStream(p: MappingPoller, conn: StreamConnector): Promise<void> {
   const filter = new RecordFilter(p.settings.filters);
   while (!p.stopping) {

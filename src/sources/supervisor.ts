@@ -8,7 +8,7 @@
 import { redact } from "../control/broker-uri.js";
 import type { EventSourceMapping, EventSourceMappingService } from "../control/event-sources.js";
 import { type MappingOwnership, soleOwner } from "./ownership.js";
-import { MappingPoller, type MappingStats, type PollerDeps } from "./poller.js";
+import { emptyStats, MappingPoller, type MappingStats, type PollerDeps } from "./poller.js";
 
 /** How long a stopping poller may finish its in-flight batch. */
 const STOP_GRACE_MS = 30_000;
@@ -143,20 +143,7 @@ export class EventSourceSupervisor {
     return Promise.all(
       all.map(async (m) => {
         const poller = this.pollers.get(m.uuid);
-        const stats: MappingStats = poller?.stats ?? {
-          recordsReceived: 0,
-          recordsProcessed: 0,
-          recordsFiltered: 0,
-          recordsFailed: 0,
-          batches: 0,
-          functionErrors: 0,
-          retries: 0,
-          throttles: 0,
-          reconnects: 0,
-          inFlightRecords: 0,
-          connected: false,
-          lastError: null,
-        };
+        const stats: MappingStats = poller?.stats ?? emptyStats();
         const lag = poller ? await poller.lag().catch(() => null) : null;
         return {
           UUID: m.uuid,

@@ -6,18 +6,18 @@
  * 127.0.0.1 is routed to the host's; so a socat started in the namespace
  * (nsenter, no capabilities) listens on a host Unix socket and connects to the
  * namespace's own address (slirp4netns's 10.0.2.100): the listener must bind
- * 0.0.0.0 (Lambda's `sandbox.localdomain`). One relay per subscribed
+ * `sandbox.localdomain` (that address, as on Lambda) or 0.0.0.0. One relay per subscribed
  * environment, started on the first delivery.
  */
-import { type ChildProcess, spawn } from "node:child_process";
+import type { ChildProcess } from "node:child_process";
 import { readFileSync } from "node:fs";
 import { Agent, request } from "node:http";
 import { join } from "node:path";
+import { relayListening, spawnNamespaceRelay } from "../sandbox/network.js";
 import type { TelemetryPost } from "./telemetry-api.js";
 
 /** slirp4netns's address for the namespace itself. */
 const NAMESPACE_ADDRESS = "10.0.2.100";
-const HELPER_ENV = { PATH: "/usr/sbin:/usr/bin:/sbin:/bin" };
 
 function postVia(
   target: { socketPath?: string; host?: string; port?: number },
@@ -83,39 +83,13 @@ export function namespaceTransport(bwrapPid: number, runDir: string, id: string)
   const relay = (port: number) => {
     let r = relays.get(port);
     if (!r) {
-      r = new Promise((resolve, reject) => {
-        const socketPath = join(runDir, `${id}.t${port}.sock`);
-        const child = spawn(
-          "nsenter",
-          [
-            `--net=/proc/${namespacePid(bwrapPid)}/ns/net`,
-            "--",
-            "setpriv",
-            "--pdeathsig=KILL",
-            "--bounding-set=-all",
-            "--inh-caps=-all",
-            "--",
-            "socat",
-            "-d",
-            "-d",
-            `UNIX-LISTEN:${socketPath},fork,unlink-early,mode=600`,
-            `TCP:${NAMESPACE_ADDRESS}:${port}`,
-          ],
-          { env: HELPER_ENV, stdio: ["ignore", "ignore", "pipe"] },
-        );
-        let seen = "";
-        const onData = (c: Buffer) => {
-          seen += c.toString();
-          if (seen.includes(" listening on ")) {
-            child.stderr?.off("data", onData);
-            child.stderr?.resume();
-            resolve({ child, socketPath });
-          }
-        };
-        child.stderr?.on("data", onData);
-        child.once("error", reject);
-        child.once("exit", (code) => reject(new Error(`telemetry relay exited (${code}): ${seen.trim()}`)));
-      });
+      const socketPath = join(runDir, `${id}.t${port}.sock`);
+      const child = spawnNamespaceRelay(
+        `--net=/proc/${namespacePid(bwrapPid)}/ns/net`,
+        `UNIX-LISTEN:${socketPath},fork,unlink-early,mode=600`,
+        `TCP:${NAMESPACE_ADDRESS}:${port}`,
+      );
+      r = relayListening(child).then(() => ({ child, socketPath }));
       relays.set(port, r);
     }
     return r;

@@ -6,8 +6,8 @@ import type { InvocationType, InvokeRequest } from "../../frontend/invoke.js";
 import type { Platform } from "../../platform.js";
 import { pathParam, queryString, requestRegion } from "../request.js";
 
-export const INVOKE_ROUTE = "/2015-03-31/functions/:FunctionName/invocations";
-export const INVOKE_ASYNC_ROUTE = "/2014-11-13/functions/:FunctionName/invoke-async/";
+const INVOKE_ROUTE = "/2015-03-31/functions/:FunctionName/invocations";
+const INVOKE_ASYNC_ROUTE = "/2014-11-13/functions/:FunctionName/invoke-async/";
 
 const TYPES: ReadonlySet<string> = new Set(["RequestResponse", "Event", "DryRun"]);
 
@@ -60,14 +60,12 @@ export function registerInvokeRoutes(app: FastifyInstance, platform: Platform): 
     return reply.code(200).send(res.payload);
   });
 
-  app.post(INVOKE_ASYNC_ROUTE, { bodyLimit }, async (req, reply) => {
+  // The legacy InvokeAsync, with and without the trailing slash clients send.
+  const invokeAsync = async (req: FastifyRequest, reply: FastifyReply) => {
     await platform.invokeAsync(request(req, limits.asyncPayloadBytes));
     reply.code(202).header("content-type", "application/json");
     return JSON.stringify({ Status: 202 });
-  });
-  app.post(INVOKE_ASYNC_ROUTE.slice(0, -1), { bodyLimit }, async (req, reply) => {
-    await platform.invokeAsync(request(req, limits.asyncPayloadBytes));
-    reply.code(202).header("content-type", "application/json");
-    return JSON.stringify({ Status: 202 });
-  });
+  };
+  app.post(INVOKE_ASYNC_ROUTE, { bodyLimit }, invokeAsync);
+  app.post(INVOKE_ASYNC_ROUTE.slice(0, -1), { bodyLimit }, invokeAsync);
 }
