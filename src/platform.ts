@@ -210,7 +210,7 @@ export class Platform {
 
   /** Event invocations: stored durably, run by the async pollers. */
   async invokeAsync(req: InvokeRequest): Promise<{ requestId: string }> {
-    return this.asyncInvoke.enqueue({ ...req, maxPayloadBytes: this.options.limits.asyncPayloadBytes });
+    return this.asyncInvoke.enqueue(req);
   }
 
   /** Stop taking requests, let in-flight ones finish, stop every environment, close the store. */

@@ -47,7 +47,7 @@ function call(method, path, headers, body) {
         res.end("ok");
       });
     });
-    await new Promise((r) => server.listen(4243, "0.0.0.0", r));
+    await new Promise((r) => server.listen(4243, process.env.LISTEN_HOST || "0.0.0.0", r));
     const sub = await call("PUT", "/2022-07-01/telemetry", { "Lambda-Extension-Identifier": id, "content-type": "application/json" }, JSON.stringify({
       schemaVersion: "2022-12-13",
       destination: { protocol: "HTTP", URI: "http://sandbox.localdomain:4243/telemetry" },
@@ -246,7 +246,10 @@ describe.each(["bwrap", "process"] as const)("extensions under the %s sandbox dr
   });
 
   it("delivers platform.report for each invoke to a Telemetry API subscriber", async () => {
-    await deploy("ext-telemetry", { SUBSCRIBE: "1" });
+    await deploy("ext-telemetry", {
+      SUBSCRIBE: "1",
+      ...(sandbox === "bwrap" ? { LISTEN_HOST: "sandbox.localdomain" } : {}),
+    });
     const ids: string[] = [];
     for (let i = 0; i < 3; i++) {
       const out = await invoke(server.lambda, "ext-telemetry");

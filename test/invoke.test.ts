@@ -215,6 +215,9 @@ describe.each(["process", "bwrap"] as const)("with the %s sandbox driver", (sand
     it("rejects a request over 6 MB and reports a response over 6 MB", async () => {
       const big = { data: "x".repeat(6 * 1024 * 1024) };
       await expect(invoke(server.lambda, "cjs", big)).rejects.toBeInstanceOf(RequestTooLargeException);
+      // Far over the limit (past the HTTP body limit too): the same exception.
+      const huge = { data: "x".repeat(13 * 1024 * 1024) };
+      await expect(invoke(server.lambda, "cjs", huge)).rejects.toBeInstanceOf(RequestTooLargeException);
       await server.deploy("bigresp", "node-errors", { Handler: "index.big" });
       const r = await invoke(server.lambda, "bigresp", { bytes: 7 * 1024 * 1024 });
       expect(r.functionError).toBe("Unhandled");

@@ -5,7 +5,8 @@
  */
 import { randomUUID } from "node:crypto";
 import Fastify, { type FastifyError, type FastifyInstance, type FastifyRequest } from "fastify";
-import { LambdaError, ServiceError, UnknownOperation } from "../errors.js";
+import type { Limits } from "../config.js";
+import { LambdaError, RequestTooLarge, ServiceError, UnknownOperation } from "../errors.js";
 import type { Platform } from "../platform.js";
 import { registerAccountRoutes } from "./routes/account.js";
 import { registerAliasRoutes } from "./routes/aliases.js";
@@ -38,7 +39,7 @@ export function buildApp(platform: Platform): FastifyInstance {
   });
 
   app.setErrorHandler((err: FastifyError | LambdaError, req, reply) => {
-    const e = toLambdaError(err, req, platform.options.limits.zipBytes);
+    const e = toLambdaError(err, req, platform.options.limits);
     if (e.statusCode >= 500 && !platform.options.quiet) {
       console.error(`lambent: ${req.method} ${req.url} failed:`, err);
     }
@@ -77,10 +78,17 @@ const ZIP_OPERATIONS: Record<string, string> = {
   "PUT /2015-03-31/functions/:FunctionName/code": "UpdateFunctionCode",
 };
 
-function toLambdaError(err: FastifyError | LambdaError, req: FastifyRequest, zipBytes: number): LambdaError {
+function toLambdaError(err: FastifyError | LambdaError, req: FastifyRequest, limits: Limits): LambdaError {
   if (err instanceof LambdaError) return err;
   if (err.code === "FST_ERR_CTP_BODY_TOO_LARGE") {
-    const operation = ZIP_OPERATIONS[`${req.method} ${req.routeOptions.url ?? ""}`];
+    const route = req.routeOptions.url ?? "";
+    // An invoke payload far over its limit: the same answer as one just over it.
+    if (route.endsWith("/invocations") || route.includes("/invoke-async")) {
+      const max = route.endsWith("/invocations") ? limits.syncPayloadBytes : limits.asyncPayloadBytes;
+      return RequestTooLarge(`Request must be smaller than ${max} bytes for the InvokeFunction operation`);
+    }
+    const zipBytes = limits.zipBytes;
+    const operation = ZIP_OPERATIONS[`${req.method} ${route}`];
     return new LambdaError(
       "RequestEntityTooLargeException",
       413,

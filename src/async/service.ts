@@ -268,6 +268,8 @@ export class AsyncService {
         payload: ev.payload,
         region: ev.region,
         requestId: ev.request_id,
+        // Checked when it was accepted.
+        payloadIsJson: true,
         maxPayloadBytes: Math.max(
           this.options.limits.asyncPayloadBytes,
           this.options.limits.syncPayloadBytes,

@@ -27,6 +27,8 @@ export interface InvokeRequest {
   requestId?: string;
   /** Maximum payload size for this kind of call. */
   maxPayloadBytes: number;
+  /** The payload is JSON already (built by Lambent, or checked when it was queued): do not parse it again. */
+  payloadIsJson?: boolean;
 }
 
 export interface InvokeResponse {
@@ -113,7 +115,7 @@ export class Frontend {
         `Request must be smaller than ${req.maxPayloadBytes} bytes for the InvokeFunction operation`,
       );
     }
-    if (req.payload.length > 0) {
+    if (req.payload.length > 0 && !req.payloadIsJson) {
       try {
         JSON.parse(req.payload.toString("utf8"));
       } catch {
