@@ -19,12 +19,12 @@ import { LayerCache, LayerService } from "./control/layers.js";
 import { lockDataDir } from "./datadir-lock.js";
 import { Frontend, type InvokeRequest } from "./frontend/invoke.js";
 import { ProvisionedPlacement } from "./frontend/provisioned.js";
+import { LogSink } from "./logs/log-sink.js";
 import { type DetectedSandboxDriver, detectSandboxDriver } from "./sandbox/index.js";
 import { AdvisoryLockOwnership, soleOwner } from "./sources/ownership.js";
 import { EventSourceSupervisor } from "./sources/supervisor.js";
 import { ChangeFeed } from "./store/changes.js";
 import { Store } from "./store/store.js";
-import { LogSink } from "./telemetry/logs.js";
 import { RUNTIMES_DIR } from "./worker/runtimes.js";
 import { Worker } from "./worker/worker.js";
 

@@ -23,8 +23,14 @@ import { NatsDestinations } from "./destinations/nats.js";
 import { RabbitMqDestinations } from "./destinations/rabbitmq.js";
 import { RedisDestinations } from "./destinations/redis.js";
 import { DeliveryError, Destinations } from "./destinations/target.js";
-import { AsyncPoller } from "./poller.js";
-import { AsyncQueue, type NewEvent, NOTIFY_CHANNEL, type QueuedEvent, type StatBumps } from "./queue.js";
+import { AsyncPoller } from "./event-poller.js";
+import {
+  AsyncQueue,
+  type NewEvent,
+  NOTIFY_CHANNEL,
+  type QueuedEvent,
+  type StatBumps,
+} from "./event-queue.js";
 import { type AttemptResult, type Condition, invocationRecord } from "./record.js";
 import { backoffMs, retryDelayMs } from "./retry.js";
 

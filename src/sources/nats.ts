@@ -24,7 +24,7 @@ import {
   type SourceRecord,
   type StreamConnector,
 } from "./connector.js";
-import { batchRange, recordsPayload } from "./stream.js";
+import { batchRange, recordsPayload } from "./stream-consumer.js";
 
 interface NatsRecord extends SourceRecord {
   msg: JsMsg;

@@ -15,7 +15,7 @@ import {
   type SourceRecord,
   type StreamConnector,
 } from "./connector.js";
-import { batchRange, recordsPayload } from "./stream.js";
+import { batchRange, recordsPayload } from "./stream-consumer.js";
 
 const CONSUMER = "lambent";
 

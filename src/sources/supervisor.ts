@@ -7,8 +7,8 @@
  */
 import { redact } from "../control/broker-uri.js";
 import type { EventSourceMapping, EventSourceMappingService } from "../control/event-sources.js";
+import { emptyStats, MappingPoller, type MappingStats, type PollerDeps } from "./mapping-poller.js";
 import { type MappingOwnership, soleOwner } from "./ownership.js";
-import { emptyStats, MappingPoller, type MappingStats, type PollerDeps } from "./poller.js";
 
 /** How long a stopping poller may finish its in-flight batch. */
 const STOP_GRACE_MS = 30_000;

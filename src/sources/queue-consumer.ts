@@ -13,7 +13,7 @@ import { functionArn } from "../control/arn.js";
 import { RecordFilter } from "../control/event-filter.js";
 import { LambdaError } from "../errors.js";
 import type { QueueConnector, QueueMessage } from "./connector.js";
-import { backoff, type MappingPoller } from "./poller.js";
+import { backoff, type MappingPoller } from "./mapping-poller.js";
 
 const RETRY_MIN_MS = 100;
 const RETRY_MAX_MS = 5000;

@@ -12,10 +12,10 @@ import { LambdaError } from "../errors.js";
 import type { Frontend, InvokeResponse } from "../frontend/invoke.js";
 import type { Connector, QueueConnector, StreamConnector } from "./connector.js";
 import { openNats } from "./nats.js";
-import { runQueue } from "./queue.js";
+import { runQueue } from "./queue-consumer.js";
 import { openRabbitMq } from "./rabbitmq.js";
 import { openRedis, type RedisPollerState } from "./redis.js";
-import { runStream } from "./stream.js";
+import { runStream } from "./stream-consumer.js";
 
 export interface PollerDeps {
   frontend: Frontend;

@@ -6,7 +6,7 @@
  * lease expired on a server that died). Leases it holds are extended by a
  * heartbeat while their events run.
  */
-import type { AsyncQueue, QueuedEvent } from "./queue.js";
+import type { AsyncQueue, QueuedEvent } from "./event-queue.js";
 
 export interface PollerOptions {
   concurrency: number;

@@ -14,7 +14,7 @@ import { RecordFilter } from "../control/event-filter.js";
 import { LambdaError } from "../errors.js";
 import type { InvokeResponse } from "../frontend/invoke.js";
 import type { SourceRecord, StreamConnector } from "./connector.js";
-import { backoff, type MappingPoller } from "./poller.js";
+import { backoff, type MappingPoller } from "./mapping-poller.js";
 
 /** How long one fetch waits for a first record before looking at stop() again. */
 const POLL_MS = 1000;
