@@ -14,6 +14,7 @@ import { CodeCache } from "./control/code.js";
 import { ConcurrencyService } from "./control/concurrency.js";
 import { EventInvokeConfigService } from "./control/event-invoke-config.js";
 import { EventSourceMappingService } from "./control/event-sources.js";
+import { FunctionSettingsService } from "./control/function-settings.js";
 import { FunctionService } from "./control/functions.js";
 import { LayerCache, LayerService } from "./control/layers.js";
 import { lockDataDir } from "./datadir-lock.js";
@@ -45,6 +46,8 @@ export class Platform {
   provisioned!: ProvisionedPlacement;
   /** Layer versions (control) and the merged /opt directories they make. */
   layers!: LayerService;
+  /** Code signing configs and per-function settings (recursion, runtime management, scaling). */
+  settings!: FunctionSettingsService;
   private stopping: Promise<void> | null = null;
 
   private constructor(
@@ -127,6 +130,7 @@ export class Platform {
         unlock,
       );
       platform.layers = layers;
+      platform.settings = new FunctionSettingsService(openedStore, functions);
       platform.provisioned = new ProvisionedPlacement(
         functions,
         aliases,

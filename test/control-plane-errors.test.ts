@@ -82,7 +82,8 @@ describe("names", () => {
   it.each([
     ["bad name!", "Member must satisfy regular expression pattern"],
     ["a".repeat(65), "Member must have length less than or equal to 64"],
-    ["", "Member must not be null"],
+    // An empty name breaks two model constraints of FunctionName: min length 1 and the pattern.
+    ["", "Member must have length greater than or equal to 1"],
   ])("CreateFunction rejects %j", async (name, constraint) => {
     const err = await rejection(() => createFn(lambda, name, good));
     expect(err.name).toBe("ValidationException");
@@ -200,10 +201,16 @@ describe("configuration values", () => {
     );
     const role = await rejection(without("Role"));
     expect(role.name).toBe("ValidationException");
-    expect(role.message).toBe(validation("null", "role", "Member must not be null"));
+    // AWS shows a missing member as `Value null` (unquoted): "Value null at 'tags.1.member.value' failed to
+    // satisfy constraint: Member must not be null" (github.com/serverless/serverless/issues/2036).
+    expect(role.message).toBe(
+      "1 validation error detected: Value null at 'role' failed to satisfy constraint: Member must not be null",
+    );
     const code = await rejection(without("Code"));
     expect(code.name).toBe("ValidationException");
-    expect(code.message).toBe(validation("null", "code", "Member must not be null"));
+    expect(code.message).toBe(
+      "1 validation error detected: Value null at 'code' failed to satisfy constraint: Member must not be null",
+    );
     const badRole = await rejection(() => createFn(lambda, "partial-fn", good, { Role: "not-a-role" }));
     expect(badRole.name).toBe("ValidationException");
     expect(badRole.message).toContain("at 'role' failed to satisfy constraint");

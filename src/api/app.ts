@@ -8,11 +8,13 @@ import Fastify, { type FastifyError, type FastifyInstance, type FastifyRequest }
 import type { Limits } from "../config.js";
 import { LambdaError, RequestTooLarge, ServiceError, UnknownOperation } from "../errors.js";
 import type { Platform } from "../platform.js";
+import { registerModelValidation, registerUnimplementedOperations } from "./operations.js";
 import { registerAccountRoutes } from "./routes/account.js";
 import { registerAliasRoutes } from "./routes/aliases.js";
 import { registerConcurrencyRoutes } from "./routes/concurrency.js";
 import { registerEventInvokeConfigRoutes } from "./routes/event-invoke-config.js";
 import { registerEventSourceRoutes } from "./routes/event-sources.js";
+import { registerFunctionSettingsRoutes } from "./routes/function-settings.js";
 import { registerFunctionRoutes } from "./routes/functions.js";
 import { registerInvokeRoutes } from "./routes/invoke.js";
 import { registerLayerRoutes } from "./routes/layers.js";
@@ -59,6 +61,9 @@ export function buildApp(platform: Platform): FastifyInstance {
 
   app.get("/health", async () => platform.health());
 
+  // Every request of a model operation is checked against the model first, as AWS's front end does.
+  registerModelValidation(app, platform.options.region);
+
   registerFunctionRoutes(app, platform);
   registerInvokeRoutes(app, platform);
   registerAccountRoutes(app, platform);
@@ -69,6 +74,9 @@ export function buildApp(platform: Platform): FastifyInstance {
   registerConcurrencyRoutes(app, platform);
   registerEventSourceRoutes(app, platform);
   registerLayerRoutes(app, platform);
+  registerFunctionSettingsRoutes(app, platform);
+  // Last: every model operation nothing above routed gets its AWS-shaped "not supported yet" answer.
+  registerUnimplementedOperations(app);
   return app;
 }
 

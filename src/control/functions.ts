@@ -535,6 +535,7 @@ export class FunctionService {
           await tx.deleteFrom("function_versions").where("function_name", "=", ref.name).execute();
           await tx.deleteFrom("aliases").where("function_name", "=", ref.name).execute();
           await tx.deleteFrom("provisioned_concurrency").where("function_name", "=", ref.name).execute();
+          await tx.deleteFrom("function_settings").where("function_name", "=", ref.name).execute();
           await tx.deleteFrom("functions").where("name", "=", ref.name).execute();
         });
       } else {
@@ -560,6 +561,11 @@ export class FunctionService {
             .execute();
           await tx
             .deleteFrom("provisioned_concurrency")
+            .where("function_name", "=", ref.name)
+            .where("qualifier", "=", version)
+            .execute();
+          await tx
+            .deleteFrom("function_settings")
             .where("function_name", "=", ref.name)
             .where("qualifier", "=", version)
             .execute();

@@ -164,6 +164,28 @@ export interface LayerVersionsTable {
   deleted: number;
 }
 
+export interface CodeSigningConfigsTable {
+  /** csc-<17 hex>. */
+  id: string;
+  description: string;
+  /** JSON array of signing profile version ARNs. */
+  allowed_publishers: string;
+  /** "Warn" | "Enforce". */
+  untrusted_artifact_on_deployment: string;
+  created_at: number;
+  last_modified: number;
+}
+
+export interface FunctionSettingsTable {
+  function_name: string;
+  /** "" = the whole function; else a version or alias. */
+  qualifier: string;
+  /** code-signing | recursion | runtime-management | scaling */
+  kind: string;
+  /** code-signing: the config id; otherwise JSON. */
+  value: string;
+}
+
 export interface Database {
   functions: FunctionsTable;
   function_versions: FunctionVersionsTable;
@@ -177,4 +199,6 @@ export interface Database {
   event_invoke_configs: EventInvokeConfigsTable;
   event_source_mappings: EventSourceMappingsTable;
   layer_versions: LayerVersionsTable;
+  code_signing_configs: CodeSigningConfigsTable;
+  function_settings: FunctionSettingsTable;
 }

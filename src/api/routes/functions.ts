@@ -23,7 +23,11 @@ export function registerFunctionRoutes(app: FastifyInstance, platform: Platform)
   const unqualified = unqualifiedFunctionName;
 
   app.post("/2015-03-31/functions", async (req, reply) => {
-    const created = await fns.create(jsonBody(req), region(req));
+    const body = jsonBody(req);
+    const csc = typeof body.CodeSigningConfigArn === "string" ? body.CodeSigningConfigArn : undefined;
+    if (csc) await platform.settings.checkCodeSigningConfig(csc, region(req));
+    const created = await fns.create(body, region(req));
+    if (csc) await platform.settings.attachOnCreate(created.name, csc, region(req));
     reply.code(201);
     return show(created, req);
   });

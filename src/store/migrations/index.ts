@@ -10,6 +10,7 @@ import { m0002Async } from "./0002-async.js";
 import { m0004AliasesConcurrency } from "./0004-aliases-concurrency.js";
 import { m0005EventSources } from "./0005-event-sources.js";
 import { m0006Layers } from "./0006-layers.js";
+import { m0007FunctionSettings } from "./0007-function-settings.js";
 
 export type EngineMigration = (engine: Engine) => Migration;
 
@@ -19,6 +20,7 @@ export const migrations: Record<string, EngineMigration> = {
   "0004-aliases-concurrency": m0004AliasesConcurrency,
   "0005-event-sources": m0005EventSources,
   "0006-layers": m0006Layers,
+  "0007-function-settings": m0007FunctionSettings,
 };
 
 // biome-ignore lint/suspicious/noExplicitAny: migrations run before the typed schema exists

@@ -1,0 +1,195 @@
+#!/usr/bin/env node
+/**
+ * Generates src/api/generated/lambda-model.ts: Lambda's operations (HTTP
+ * routes, success codes, input shapes) and the request shapes with every
+ * constraint (required, min, max, pattern, enum, list/map sizes, types).
+ *
+ * Sources, read at generate time (nothing is copied wholesale into the repo):
+ *  - the botocore model `../shared/aws-models/lambda-2015-03-31.service-2.json`
+ *    (or $LAMBENT_AWS_MODELS/lambda-2015-03-31.service-2.json): shapes, constraints, routes;
+ *  - `@aws-sdk/client-lambda` in node_modules: the operation list the SDK we depend on
+ *    ships. An SDK operation absent from the botocore model (the SDK may be newer)
+ *    gets its route from the SDK's own schema, with no constraints.
+ *
+ * Usage: node scripts/generate-api.mjs [--check]
+ *   --check: exit 1 if the committed file differs from what would be generated.
+ */
+import { readFileSync, writeFileSync } from "node:fs";
+import { createRequire } from "node:module";
+import { dirname, join, relative, resolve } from "node:path";
+import { fileURLToPath } from "node:url";
+
+const root = resolve(dirname(fileURLToPath(import.meta.url)), "..");
+const modelsDir = process.env.LAMBENT_AWS_MODELS ?? resolve(root, "../shared/aws-models");
+const modelPath = join(modelsDir, "lambda-2015-03-31.service-2.json");
+const outPath = join(root, "src/api/generated/lambda-model.ts");
+
+const model = JSON.parse(readFileSync(modelPath, "utf8"));
+const require = createRequire(join(root, "package.json"));
+const sdkPkgPath = require.resolve("@aws-sdk/client-lambda/package.json");
+const sdkVersion = JSON.parse(readFileSync(sdkPkgPath, "utf8")).version;
+const sdkSource = readFileSync(join(dirname(sdkPkgPath), "dist-cjs/index.js"), "utf8");
+
+// The SDK's operation schemas: `var X$ = [9, n0, _X, { [_h]: ["GET", "/path", 200] }, ...`.
+const sdkOps = new Map();
+for (const m of sdkSource.matchAll(
+  /var (\w+)\$ = \[9, n0, _\w+,\s*\{[^}]*\[_h\]: \["(\w+)", "([^"]+)", (\d+)\]/g,
+)) {
+  sdkOps.set(m[1], { method: m[2], uri: m[3], status: Number(m[4]) });
+}
+if (sdkOps.size < 50) throw new Error(`found only ${sdkOps.size} operations in the SDK; its layout changed`);
+
+const operations = {};
+const roots = [];
+for (const name of [...sdkOps.keys()].sort()) {
+  const op = model.operations[name];
+  const http = op ? op.http : sdkOps.get(name);
+  const uri = op ? http.requestUri : http.uri;
+  const [path, query] = uri.split("?");
+  const entry = {
+    method: http.method,
+    path,
+    status: op ? (http.responseCode ?? 200) : http.status,
+  };
+  if (query) {
+    const [k, v] = query.split("=");
+    entry.discriminator = [k, v];
+  }
+  if (op?.input) {
+    entry.input = op.input.shape;
+    roots.push(op.input.shape);
+  }
+  if (!op) entry.sdkOnly = true;
+  operations[name] = entry;
+}
+
+// Shapes reachable from the inputs, compacted to what validation needs.
+const shapes = {};
+const unusablePatterns = [];
+function visit(name) {
+  if (shapes[name]) return;
+  const s = model.shapes[name];
+  if (!s) throw new Error(`shape ${name} is missing from the model`);
+  const out = { type: s.type };
+  shapes[name] = out;
+  for (const k of ["min", "max"]) if (s[k] !== undefined) out[k] = s[k];
+  if (s.enum) out.enum = s.enum;
+  if (s.sensitive) out.sensitive = true;
+  if (s.pattern !== undefined) {
+    // As src/api/validate.ts compiles them: Unicode mode, else plain mode when no \p{…} class needs Unicode.
+    let ok = false;
+    try {
+      new RegExp(`^(?:${s.pattern})$`, "u");
+      ok = true;
+    } catch {
+      try {
+        new RegExp(`^(?:${s.pattern})$`);
+        ok = !s.pattern.includes("\\p{");
+      } catch {}
+    }
+    if (ok) out.pattern = s.pattern;
+    else unusablePatterns.push(`${name}: ${s.pattern}`);
+  }
+  if (s.type === "list") {
+    out.member = s.member.shape;
+    visit(s.member.shape);
+  } else if (s.type === "map") {
+    out.key = s.key.shape;
+    out.value = s.value.shape;
+    visit(s.key.shape);
+    visit(s.value.shape);
+  } else if (s.type === "structure") {
+    out.members = {};
+    for (const [mn, m] of Object.entries(s.members)) {
+      const member = { shape: m.shape };
+      if (m.location) member.location = m.location;
+      if (m.locationName && m.locationName !== mn) member.locationName = m.locationName;
+      out.members[mn] = member;
+      visit(m.shape);
+    }
+    if (s.required?.length) out.required = s.required;
+    if (s.payload) out.payload = s.payload;
+  }
+}
+for (const r of roots) visit(r);
+
+const sortedShapes = Object.fromEntries(
+  Object.keys(shapes)
+    .sort()
+    .map((k) => [k, shapes[k]]),
+);
+const modelRel = relative(root, modelPath).startsWith("..")
+  ? `../shared/aws-models/${modelPath.split("/").pop()}`
+  : relative(root, modelPath);
+
+const text = `// GENERATED FILE — do not edit by hand.
+// Source: ${modelRel} (botocore model, apiVersion ${model.metadata.apiVersion})
+//   and the operation list of @aws-sdk/client-lambda ${sdkVersion} (node_modules).
+// Regenerate: node scripts/generate-api.mjs   (check: node scripts/generate-api.mjs --check)
+// Operations: ${Object.keys(operations).length}; request shapes: ${Object.keys(shapes).length}.
+${unusablePatterns.length ? `// Patterns JavaScript cannot compile (not checked): ${unusablePatterns.join("; ")}\n` : ""}
+export interface OperationModel {
+  method: "GET" | "POST" | "PUT" | "DELETE";
+  /** The model's request URI without its query part, with {Member} placeholders. */
+  path: string;
+  /** A fixed query member that selects this operation (e.g. find=LayerVersion). */
+  discriminator?: [string, string];
+  status: number;
+  /** The input structure's shape name. */
+  input?: string;
+  /** In the SDK but not in the botocore model: route known, constraints not. */
+  sdkOnly?: true;
+}
+
+export interface MemberModel {
+  shape: string;
+  location?: "uri" | "querystring" | "header" | "headers" | "statusCode";
+  locationName?: string;
+}
+
+export interface ShapeModel {
+  type: "structure" | "list" | "map" | "string" | "integer" | "long" | "double" | "boolean" | "blob" | "timestamp";
+  min?: number;
+  max?: number;
+  pattern?: string;
+  enum?: string[];
+  sensitive?: true;
+  member?: string;
+  key?: string;
+  value?: string;
+  members?: Record<string, MemberModel>;
+  required?: string[];
+  payload?: string;
+}
+
+export const SDK_VERSION = ${JSON.stringify(sdkVersion)};
+
+export const OPERATIONS: Record<string, OperationModel> = {
+${Object.entries(operations)
+  .map(([k, v]) => `  ${k}: ${JSON.stringify(v)},`)
+  .join("\n")}
+};
+
+export const SHAPES: Record<string, ShapeModel> = {
+${Object.entries(sortedShapes)
+  .map(([k, v]) => `  ${JSON.stringify(k)}: ${JSON.stringify(v)},`)
+  .join("\n")}
+};
+`;
+
+if (process.argv.includes("--check")) {
+  let current = "";
+  try {
+    current = readFileSync(outPath, "utf8");
+  } catch {}
+  if (current !== text) {
+    console.error(`${relative(root, outPath)} is stale: run node scripts/generate-api.mjs`);
+    process.exit(1);
+  }
+  console.log(`${relative(root, outPath)} is up to date`);
+} else {
+  writeFileSync(outPath, text);
+  console.log(
+    `wrote ${relative(root, outPath)}: ${Object.keys(operations).length} operations, ${Object.keys(shapes).length} shapes`,
+  );
+}
