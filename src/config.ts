@@ -9,8 +9,10 @@ export interface Limits {
   asyncPayloadBytes: number;
   /** Zipped deployment package uploaded directly (bytes). */
   zipBytes: number;
-  /** Unzipped code plus layers (bytes). */
+  /** Unzipped code plus layers (bytes), counted as inflated, not as the zip's headers claim. */
   unzippedBytes: number;
+  /** Entries (files, directories, symlinks) in one deployment package or layer. */
+  unzippedFiles: number;
   /** Total size of a function's environment variables (bytes). */
   envBytes: number;
   memoryMinMb: number;
@@ -25,6 +27,7 @@ export const DEFAULT_LIMITS: Limits = {
   asyncPayloadBytes: 1024 * 1024,
   zipBytes: 50 * 1024 * 1024,
   unzippedBytes: 250 * 1024 * 1024,
+  unzippedFiles: 50_000,
   envBytes: 4 * 1024,
   memoryMinMb: 128,
   memoryMaxMb: 10240,

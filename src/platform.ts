@@ -75,14 +75,24 @@ export class Platform {
         ...(options.database ? { database: options.database } : {}),
       });
       const openedStore = store;
-      const codeCache: CodeCache = new CodeCache(join(options.dataDir, "code"), (sha) =>
-        functions.loadZip(sha),
+      const codeCache: CodeCache = new CodeCache(
+        join(options.dataDir, "code"),
+        (sha) => functions.loadZip(sha),
+        options.limits,
       );
       const functions = new FunctionService(store, codeCache, options.limits);
-      // Finish creates and updates a crash left Pending or InProgress.
-      await functions.recover();
       const layers = new LayerService(store, options.limits);
-      const layerCache = new LayerCache(join(options.dataDir, "layers"), (sha) => layers.loadZip(sha));
+      const layerCache = new LayerCache(
+        join(options.dataDir, "layers"),
+        (sha) => layers.loadZip(sha),
+        options.limits,
+      );
+      // Extractions a crash interrupted leave .tmp-* directories: nothing else uses them (the data dir is ours).
+      await codeCache.sweep();
+      await layerCache.sweep();
+      // Finish creates and updates a crash left Pending or InProgress (a package that cannot be extracted
+      // marks its function Failed; it never stops the server).
+      await functions.recover();
       functions.layerCheck = async (arns, previous, codeBytes) =>
         layers.checkTotalSize(await layers.resolve(arns, previous), codeBytes);
       const logs = new LogSink(openedStore);

@@ -292,6 +292,7 @@ describe("configuration values", () => {
 });
 
 describe("deployment packages", () => {
+  const AGAIN = " Please check your file, then try to upload again.";
   const createWith = (zip: Buffer) => () => createFn(lambda, "zip-fn", zip);
   const updateWith = (zip: Buffer) => () =>
     lambda.send(new UpdateFunctionCodeCommand({ FunctionName: "existing-fn", ZipFile: zip }));
@@ -363,7 +364,10 @@ describe("deployment packages", () => {
     const zip = await zipEntries([{ name: "index.js", content: "x" }]);
     // yazl refuses absolute names, so rename the entry in place: "index.js" → "/ndex.js" in both headers.
     const patched = Buffer.from(zip.toString("latin1").replaceAll("index.js", "/ndex.js"), "latin1");
-    await expectInvalid(patched, "Invalid deployment package: entry '/ndex.js' has an absolute path.");
+    await expectInvalid(
+      patched,
+      `Could not unzip uploaded file. Entry '/ndex.js' has an absolute path.${AGAIN}`,
+    );
   });
 
   it("an entry with .. in its path is rejected", async () => {
@@ -371,7 +375,7 @@ describe("deployment packages", () => {
     const patched = Buffer.from(zip.toString("latin1").replaceAll("a/xx/evil.js", "a/../../e.js"), "latin1");
     await expectInvalid(
       patched,
-      "Invalid deployment package: entry 'a/../../e.js' points outside the package.",
+      `Could not unzip uploaded file. Entry 'a/../../e.js' points outside the package (its path has '..').${AGAIN}`,
     );
   });
 
@@ -382,13 +386,16 @@ describe("deployment packages", () => {
     ]);
     await expectInvalid(
       escaping,
-      "Invalid deployment package: symlink 'lib/passwd' points outside the package.",
+      `Could not unzip uploaded file. Symlink 'lib/passwd' points outside the package.${AGAIN}`,
     );
     const absolute = await zipEntries([
       { name: "index.js", content: "x" },
       { name: "passwd", content: "/etc/passwd", mode: 0o120777 },
     ]);
-    await expectInvalid(absolute, "Invalid deployment package: symlink 'passwd' points outside the package.");
+    await expectInvalid(
+      absolute,
+      `Could not unzip uploaded file. Symlink 'passwd' points outside the package.${AGAIN}`,
+    );
     const inside = await zipEntries([
       { name: "index.js", content: "exports.handler = async () => 1;\n" },
       { name: "lib/main.js", content: "../index.js", mode: 0o120777 },

@@ -17,7 +17,7 @@ import {
 import type { Database, FunctionVersionsTable } from "../store/schema.js";
 import type { Store } from "../store/store.js";
 import { type FunctionRef, functionArn, parseFunctionRef } from "./arn.js";
-import { type CodeCache, type CodePackage, inspectPackage } from "./code.js";
+import { type CodeCache, type CodePackage, inspectPackage, isPackageError } from "./code.js";
 import { applyConfig, type ConfigInput, DEFAULTS, type StoredConfig } from "./function-config.js";
 
 export const LATEST = "$LATEST";
@@ -195,7 +195,11 @@ export class FunctionService {
     });
   }
 
-  /** Extract the code and record the outcome of a create or code update. */
+  /**
+   * Extract the code and record the outcome of a create or code update. Never throws for the
+   * package: one that cannot be extracted marks the version Failed (InvalidZipFileException when the
+   * package itself is at fault, e.g. one stored before today's checks; InternalError otherwise).
+   */
   private async activate(
     name: string,
     version: string,
@@ -204,26 +208,29 @@ export class FunctionService {
   ): Promise<void> {
     let ok = true;
     let reason: string | null = null;
+    let code: string | null = null;
     try {
       await this.code.ensure(sha256);
     } catch (err) {
       ok = false;
       reason = `Lambent could not extract the deployment package: ${err instanceof Error ? err.message : String(err)}`;
+      code = isPackageError(err) ? "InvalidZipFileException" : "InternalError";
     }
     const set =
-      kind === "create"
+      kind === "create" || code === "InvalidZipFileException"
         ? {
+            // The code this version runs cannot exist: the function cannot run until new code is uploaded.
             state: ok ? "Active" : "Failed",
-            state_reason: ok ? null : reason,
-            state_reason_code: ok ? null : "InternalError",
+            state_reason: reason,
+            state_reason_code: code,
             last_update_status: ok ? "Successful" : "Failed",
-            last_update_status_reason: ok ? null : reason,
-            last_update_status_reason_code: ok ? null : "InternalError",
+            last_update_status_reason: reason,
+            last_update_status_reason_code: code,
           }
         : {
             last_update_status: ok ? "Successful" : "Failed",
-            last_update_status_reason: ok ? null : reason,
-            last_update_status_reason_code: ok ? null : "InternalError",
+            last_update_status_reason: reason,
+            last_update_status_reason_code: code,
           };
     await this.db
       .updateTable("function_versions")
@@ -231,6 +238,17 @@ export class FunctionService {
       .where("function_name", "=", name)
       .where("version", "=", version)
       .execute();
+    if (ok && kind === "update") {
+      // New code that extracts heals a version an unextractable package had failed.
+      await this.db
+        .updateTable("function_versions")
+        .set({ state: "Active", state_reason: null, state_reason_code: null })
+        .where("function_name", "=", name)
+        .where("version", "=", version)
+        .where("state", "=", "Failed")
+        .where("state_reason_code", "=", "InvalidZipFileException")
+        .execute();
+    }
     this.events.emit("change", { name, version });
   }
 

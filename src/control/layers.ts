@@ -5,10 +5,9 @@
  * one read-only directory per distinct list, cached in the data dir).
  */
 import { createHash, randomUUID } from "node:crypto";
-import { link, lstat, mkdir, readdir, readlink, rename, rm, stat, symlink } from "node:fs/promises";
+import { link, lstat, mkdir, readdir, readlink, rename, rm, symlink } from "node:fs/promises";
 import { join } from "node:path";
-import type { Limits } from "../config.js";
-import { ACCOUNT_ID } from "../config.js";
+import { ACCOUNT_ID, DEFAULT_LIMITS, type Limits } from "../config.js";
 import {
   constraintViolation,
   InvalidParameterValue,
@@ -17,7 +16,7 @@ import {
 } from "../errors.js";
 import type { LayerVersionsTable } from "../store/schema.js";
 import type { Store } from "../store/store.js";
-import { exists, extractPackage, inspectPackage } from "./code.js";
+import { exists, extractPackage, inspectPackage, sweepInterrupted } from "./code.js";
 import { lambdaTimestamp, RUNTIMES } from "./function-config.js";
 
 const LAYER_NAME_RE = /^[a-zA-Z0-9_-]{1,64}$/;
@@ -364,7 +363,16 @@ export class LayerCache {
   constructor(
     readonly root: string,
     private readonly loadZip: (sha256: string) => Promise<Buffer>,
+    private readonly limits: Limits = DEFAULT_LIMITS,
   ) {}
+
+  /** Sweep extractions and merges a crash interrupted (at start). */
+  async sweep(): Promise<number> {
+    return (
+      (await sweepInterrupted(join(this.root, "content"))) +
+      (await sweepInterrupted(join(this.root, "merged")))
+    );
+  }
 
   private once<T>(key: string, job: () => Promise<T>): Promise<T> {
     const inFlight = this.pending.get(key) as Promise<T> | undefined;
@@ -381,7 +389,7 @@ export class LayerCache {
       if (await exists(dest)) return dest;
       const tmp = join(this.root, "content", `.tmp-${sha256}-${randomUUID()}`);
       try {
-        await extractPackage(await this.loadZip(sha256), tmp);
+        await extractPackage(await this.loadZip(sha256), tmp, this.limits);
         await renameInto(tmp, dest);
         return dest;
       } catch (err) {
@@ -439,12 +447,14 @@ async function mergeInto(src: string, dest: string): Promise<void> {
   }
 }
 
+/** Executable regular files of `dir` (never following a link: only the sandbox follows a package's links). */
 async function executables(dir: string): Promise<string[]> {
-  const entries = await readdir(dir, { withFileTypes: true }).catch(() => []);
+  const st = await lstat(dir).catch(() => undefined);
+  if (!st?.isDirectory()) return [];
   const out: string[] = [];
-  for (const e of entries) {
-    const st = await stat(join(dir, e.name)).catch(() => undefined);
-    if (st?.isFile() && st.mode & 0o111) out.push(e.name);
+  for (const e of await readdir(dir, { withFileTypes: true })) {
+    const f = await lstat(join(dir, e.name)).catch(() => undefined);
+    if (f?.isFile() && f.mode & 0o111) out.push(e.name);
   }
   return out.sort();
 }
