@@ -8,6 +8,7 @@
 import { randomUUID } from "node:crypto";
 import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
+import { backoffMs } from "../backoff.js";
 import type { ServerOptions } from "../config.js";
 import { type FunctionRef, functionArn } from "../control/arn.js";
 import type { EventInvokeConfigService, EventInvokeSettings } from "../control/event-invoke-config.js";
@@ -32,7 +33,7 @@ import {
   type StatBumps,
 } from "./event-queue.js";
 import { type AttemptResult, type Condition, invocationRecord } from "./record.js";
-import { backoffMs, retryDelayMs } from "./retry.js";
+import { retryDelayMs } from "./retry.js";
 
 /** Events (and deliveries) one server runs at once. */
 const DEFAULT_CONCURRENCY = 16;
@@ -42,6 +43,9 @@ const STOP_GRACE_MS = 10_000;
 /** Destination deliveries are retried for as long as Lambda keeps an event: 6 hours. */
 const DELIVERY_MAX_AGE_MS = 6 * 3600_000;
 const DLQ_MESSAGE_BYTES = 1024;
+/** Throttles, platform errors and failed deliveries back off ~1 s, 2 s, 4 s … up to 5 min (as Lambda does for throttled async events). */
+const BACKOFF_MIN_MS = 1000;
+const BACKOFF_MAX_MS = 5 * 60_000;
 
 interface DeliveryMeta {
   attributes?: Record<string, string>;
@@ -293,7 +297,7 @@ export class AsyncService {
           `async: event ${ev.request_id} for ${ev.function_name} hit a platform error: ${errText(err)}`,
         );
       }
-      const next = Math.min(Date.now() + backoffMs(ev.backoffs), deadline);
+      const next = Math.min(Date.now() + backoffMs(ev.backoffs, BACKOFF_MIN_MS, BACKOFF_MAX_MS), deadline);
       await this.reschedule(ev, { nextRunAt: next, backoffs: ev.backoffs + 1 }, { throttles: 1 });
       return;
     }
@@ -403,7 +407,7 @@ export class AsyncService {
       await this.destinations.open(target).deliver({ body: ev.payload, attributes: meta.attributes ?? {} });
     } catch (err) {
       const permanent = err instanceof DeliveryError && err.permanent;
-      const next = Date.now() + backoffMs(ev.attempts);
+      const next = Date.now() + backoffMs(ev.attempts, BACKOFF_MIN_MS, BACKOFF_MAX_MS);
       if (permanent || next - ev.enqueued_at > DELIVERY_MAX_AGE_MS) {
         this.log(
           `async: giving up delivering ${ev.request_id} (${ev.function_name}) to ${target}: ${errText(err)}`,

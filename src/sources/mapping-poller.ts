@@ -6,6 +6,7 @@
  * back off and retry the same batch without counting an attempt.
  */
 import { randomUUID } from "node:crypto";
+import { backoffMs } from "../backoff.js";
 import { functionArn } from "../control/arn.js";
 import { DEFAULT_QUEUE_CONCURRENCY, type EventSourceMapping } from "../control/event-sources.js";
 import { LambdaError } from "../errors.js";
@@ -66,11 +67,6 @@ const RECONNECT_MAX_MS = 10_000;
 const THROTTLE_MIN_MS = 100;
 const THROTTLE_MAX_MS = 10_000;
 const THROUGHPUT_WINDOW_MS = 60_000;
-
-export function backoff(n: number, min: number, max: number): number {
-  const d = Math.min(max, min * 2 ** n);
-  return Math.round(d / 2 + (Math.random() * d) / 2);
-}
 
 export class MappingPoller {
   readonly stats: MappingStats = emptyStats();
@@ -210,7 +206,7 @@ export class MappingPoller {
         await this.connector?.close().catch(() => {});
       }
       if (this.stopped) break;
-      await this.sleep(backoff(failures++, RECONNECT_MIN_MS, RECONNECT_MAX_MS));
+      await this.sleep(backoffMs(failures++, RECONNECT_MIN_MS, RECONNECT_MAX_MS));
     }
   }
 
@@ -256,7 +252,7 @@ export class MappingPoller {
           );
         }
         if (this.stopped) return null;
-        await this.sleep(backoff(n++, THROTTLE_MIN_MS, THROTTLE_MAX_MS));
+        await this.sleep(backoffMs(n++, THROTTLE_MIN_MS, THROTTLE_MAX_MS));
         if (this.stopped) return null;
       }
     }

@@ -8,12 +8,14 @@
  * the on-failure destination (inside an invocation record whose
  * requestPayload is the `aws:rmq` event of those messages) and is acked.
  */
+
 import { invocationRecord } from "../async/record.js";
+import { backoffMs } from "../backoff.js";
 import { functionArn } from "../control/arn.js";
 import { RecordFilter } from "../control/event-filter.js";
 import { LambdaError } from "../errors.js";
 import type { QueueConnector, QueueMessage } from "./connector.js";
-import { backoff, type MappingPoller } from "./mapping-poller.js";
+import type { MappingPoller } from "./mapping-poller.js";
 
 const RETRY_MIN_MS = 100;
 const RETRY_MAX_MS = 5000;
@@ -139,7 +141,7 @@ async function runBatch(
   if (exhausted.length > 0) await giveUp(p, conn, exhausted, most, res);
   if (retry.length > 0) {
     p.stats.retries++;
-    await p.sleep(backoff(most - 1, RETRY_MIN_MS, RETRY_MAX_MS));
+    await p.sleep(backoffMs(most - 1, RETRY_MIN_MS, RETRY_MAX_MS));
     conn.requeue(retry);
   }
 }

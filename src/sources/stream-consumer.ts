@@ -10,11 +10,12 @@
  * described like Lambda's stream failure record, then are checkpointed.
  */
 
+import { backoffMs } from "../backoff.js";
 import { RecordFilter } from "../control/event-filter.js";
 import { LambdaError } from "../errors.js";
 import type { InvokeResponse } from "../frontend/invoke.js";
 import type { SourceRecord, StreamConnector } from "./connector.js";
-import { backoff, type MappingPoller } from "./mapping-poller.js";
+import type { MappingPoller } from "./mapping-poller.js";
 
 /** How long one fetch waits for a first record before looking at stop() again. */
 const POLL_MS = 1000;
@@ -169,7 +170,7 @@ async function processRecords(
       return true;
     }
     p.stats.retries++;
-    await p.sleep(backoff(attempts - 1, RETRY_MIN_MS, RETRY_MAX_MS));
+    await p.sleep(backoffMs(attempts - 1, RETRY_MIN_MS, RETRY_MAX_MS));
   }
   return true;
 }
