@@ -2,8 +2,9 @@ import { type ChildProcess, spawn } from "node:child_process";
 import { chmod, rm } from "node:fs/promises";
 import { constants } from "node:os";
 import type { Readable } from "node:stream";
+import { MEMORY_MB_PER_VCPU } from "./cgroup-limits.js";
 import type { CgroupHierarchy, SandboxCgroup } from "./cgroups.js";
-import { detectCgroups, MEMORY_MB_PER_VCPU } from "./cgroups.js";
+import { detectCgroups } from "./cgroups.js";
 import type {
   RuntimeApiEndpoint,
   Sandbox,

@@ -10,8 +10,9 @@ import {
   until,
   writeControl,
 } from "./cgroup-fs.js";
-import type { CgroupHierarchy, CgroupLimits, SandboxCgroup, V1Controller } from "./cgroups.js";
-import { CPU_PERIOD_US, cpuQuotaUs } from "./cgroups.js";
+import type { CgroupLimits } from "./cgroup-limits.js";
+import { CPU_PERIOD_US, cpuQuotaUs } from "./cgroup-limits.js";
+import type { CgroupHierarchy, SandboxCgroup, V1Controller } from "./cgroups.js";
 import { SandboxError } from "./errors.js";
 
 type Dirs = Record<V1Controller, string>;

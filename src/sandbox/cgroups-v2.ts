@@ -1,8 +1,9 @@
 import { closeSync, existsSync, openSync, readSync, writeSync } from "node:fs";
 import { mkdir, readdir, writeFile } from "node:fs/promises";
 import { pidsOf, readControl, readKey, removeCgroupDir, until, writeControl } from "./cgroup-fs.js";
-import type { CgroupHierarchy, CgroupLimits, SandboxCgroup } from "./cgroups.js";
-import { CPU_PERIOD_US, cpuQuotaUs } from "./cgroups.js";
+import type { CgroupLimits } from "./cgroup-limits.js";
+import { CPU_PERIOD_US, cpuQuotaUs } from "./cgroup-limits.js";
+import type { CgroupHierarchy, SandboxCgroup } from "./cgroups.js";
 import { SandboxError } from "./errors.js";
 
 const ENABLE = "+memory +cpu +pids";

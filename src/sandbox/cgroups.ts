@@ -1,16 +1,9 @@
 import { readFile } from "node:fs/promises";
+import type { CgroupLimits } from "./cgroup-limits.js";
 import { CgroupV1Hierarchy } from "./cgroups-v1.js";
 import { CgroupV2Hierarchy } from "./cgroups-v2.js";
 
-/** The resource limits of one execution environment, as the kernel enforces them. */
-export interface CgroupLimits {
-  /** Hard memory limit of the whole tree (MemorySize). */
-  memoryBytes: number;
-  /** CPU share in cores (1769 MB = 1.0), enforced as a CFS quota per period. */
-  cpus: number;
-  /** Processes + threads of the whole tree. */
-  pids: number;
-}
+export type { CgroupLimits } from "./cgroup-limits.js";
 
 /** One execution environment's cgroup(s). */
 export interface SandboxCgroup {
@@ -46,15 +39,6 @@ export interface CgroupHierarchy {
 }
 
 export type CgroupDetection = { ok: true; hierarchy: CgroupHierarchy } | { ok: false; reason: string };
-
-/** CFS period used for CPU quotas (100 ms, as Lambda). */
-export const CPU_PERIOD_US = 100_000;
-/** Memory that buys one full vCPU on Lambda. */
-export const MEMORY_MB_PER_VCPU = 1769;
-
-export function cpuQuotaUs(cpus: number): number {
-  return Math.max(1000, Math.round(cpus * CPU_PERIOD_US));
-}
 
 const V1_CONTROLLERS = ["memory", "cpu", "pids", "freezer"] as const;
 export type V1Controller = (typeof V1_CONTROLLERS)[number];
