@@ -89,5 +89,5 @@ function parseCgroupMounts(text: string): { v2?: string; v1: Map<string, string>
       if (!v1.has(option)) v1.set(option, mountPoint);
     }
   }
-  return { v2, v1 };
+  return v2 === undefined ? { v1 } : { v2, v1 };
 }

@@ -239,12 +239,12 @@ export class FunctionPool {
     const alive = this.provisioned.size;
     for (const { count, report } of this.targets.values()) {
       const available = Math.min(count, ready);
-      const failed = this.lastInitError !== undefined && available < count;
+      const reason = available < count ? this.lastInitError : undefined;
       report({
         allocated: Math.min(count, alive),
         available,
-        status: available >= count ? "READY" : failed ? "FAILED" : "IN_PROGRESS",
-        ...(failed ? { reason: this.lastInitError } : {}),
+        status: available >= count ? "READY" : reason !== undefined ? "FAILED" : "IN_PROGRESS",
+        ...(reason !== undefined ? { reason } : {}),
       });
     }
   }
