@@ -11,7 +11,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { CreateFunctionCommand, waitUntilFunctionActiveV2 } from "@aws-sdk/client-lambda";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { cpuQuotaUs, MEMORY_MB_PER_VCPU } from "../src/sandbox/cgroups.js";
+import { cpuQuotaUs, MEMORY_MB_PER_VCPU } from "../src/sandbox/cgroup-limits.js";
 import { instanceIdFor } from "../src/sandbox/index.js";
 import { invoke } from "./helpers/invoke.js";
 import { lambdaClient, ROLE, startServer, type TestServer } from "./helpers/server.js";

@@ -5,7 +5,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 import type { BwrapDriver } from "./bwrap.js";
-import { cpuQuotaUs, MEMORY_MB_PER_VCPU } from "./cgroups.js";
+import { cpuQuotaUs, MEMORY_MB_PER_VCPU } from "./cgroup-limits.js";
 import type { Sandbox, SandboxDriver } from "./driver.js";
 import { detectSandboxDriver, instanceIdFor } from "./index.js";
 
