@@ -54,6 +54,11 @@ export interface ServerOptions {
   prewarm: number;
   sandbox: SandboxMode;
   sandboxNetwork: SandboxNetwork;
+  /**
+   * Host loopback ports isolated sandboxes may reach (at their own 127.0.0.1:PORT); none by default.
+   * Never the server's own port or its store's (see `hostPortsRefusal`).
+   */
+  sandboxAllowHostPorts: number[];
   /** Delays (ms) before async retry 1 and 2. */
   asyncRetryDelaysMs: number[];
   limits: Limits;
@@ -73,9 +78,46 @@ export function defaultOptions(overrides: Partial<ServerOptions> = {}): ServerOp
     prewarm: 2,
     sandbox: "auto",
     sandboxNetwork: "isolated",
+    sandboxAllowHostPorts: [],
     asyncRetryDelaysMs: [60_000, 120_000],
     limits: { ...DEFAULT_LIMITS },
     quiet: false,
     ...overrides,
   };
+}
+
+/** A server option that cannot be honoured: the server refuses to start and says why. */
+export class ServerOptionError extends Error {}
+
+/** Ports a sandbox uses on its own loopback (Runtime API, platform API): never a host port. */
+const SANDBOX_OWN_PORTS = [9000, 9001];
+
+/**
+ * Why `--sandbox-allow-host-port` cannot be accepted as given, if it cannot: a port out of range, the
+ * platform's own API port, its store's port (PostgreSQL), or a port the sandbox's loopback uses itself.
+ */
+export function hostPortsRefusal(
+  ports: readonly number[],
+  platform: { apiPort: number; database?: string },
+): string | undefined {
+  for (const port of ports) {
+    if (!Number.isInteger(port) || port < 1 || port > 65535)
+      return `--sandbox-allow-host-port: ${port} is not a port (1-65535)`;
+    if (port === platform.apiPort)
+      return `--sandbox-allow-host-port: ${port} is this server's own API port; functions reach the API through their own endpoint, never the host's loopback`;
+    if (platform.database !== undefined && port === databasePort(platform.database))
+      return `--sandbox-allow-host-port: ${port} is the port of this server's store (--database); a function must never reach it`;
+    if (SANDBOX_OWN_PORTS.includes(port))
+      return `--sandbox-allow-host-port: ${port} is used inside every sandbox (9001 Runtime API, 9000 platform API)`;
+  }
+  return undefined;
+}
+
+function databasePort(url: string): number {
+  try {
+    const parsed = new URL(url);
+    return parsed.port ? Number(parsed.port) : 5432;
+  } catch {
+    return 5432;
+  }
 }

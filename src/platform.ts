@@ -8,7 +8,7 @@ import { join, resolve } from "node:path";
 import type { FastifyInstance } from "fastify";
 import { buildApp } from "./api/app.js";
 import { AsyncService } from "./async/service.js";
-import { defaultOptions, type ServerOptions } from "./config.js";
+import { defaultOptions, hostPortsRefusal, ServerOptionError, type ServerOptions } from "./config.js";
 import { AliasService } from "./control/aliases.js";
 import { CodeCache } from "./control/code.js";
 import { ConcurrencyService } from "./control/concurrency.js";
@@ -26,6 +26,7 @@ import { AdvisoryLockOwnership, soleOwner } from "./sources/ownership.js";
 import { EventSourceSupervisor } from "./sources/supervisor.js";
 import { ChangeFeed } from "./store/changes.js";
 import { Store } from "./store/store.js";
+import { PlatformApiChannel } from "./worker/platform-api.js";
 import { RUNTIMES_DIR } from "./worker/runtimes.js";
 import { Worker } from "./worker/worker.js";
 
@@ -48,6 +49,8 @@ export class Platform {
   layers!: LayerService;
   /** Code signing configs and per-function settings (recursion, runtime management, scaling). */
   settings!: FunctionSettingsService;
+  /** The way back from functions to this API (see worker/platform-api.ts). */
+  platformApi!: PlatformApiChannel;
   private stopping: Promise<void> | null = null;
 
   private constructor(
@@ -65,6 +68,11 @@ export class Platform {
 
   static async start(overrides: Partial<ServerOptions> = {}): Promise<Platform> {
     const options = defaultOptions(overrides);
+    const refusal = hostPortsRefusal(options.sandboxAllowHostPorts, {
+      apiPort: options.port,
+      ...(options.database ? { database: options.database } : {}),
+    });
+    if (refusal) throw new ServerOptionError(refusal);
     options.dataDir = resolve(options.dataDir);
     mkdirSync(options.dataDir, { recursive: true });
     const unlock = lockDataDir(options.dataDir);
@@ -99,14 +107,17 @@ export class Platform {
       const sandbox = await detectSandboxDriver(options.sandbox, {
         runDir: join(options.dataDir, "run", "sandbox"),
         network: options.sandboxNetwork,
+        allowHostPorts: options.sandboxAllowHostPorts,
         adoptableRoots: [join(options.dataDir, "code"), join(options.dataDir, "layers")],
       });
       if (!sandbox.driver.isolates && !sandbox.warning) {
         sandbox.warning =
           "functions run UNISOLATED (process sandbox, chosen with --sandbox process): no limits are enforced";
       }
+      const platformApi = new PlatformApiChannel();
       const worker = new Worker({
         driver: sandbox.driver,
+        platformApi,
         logs,
         runDir: join(options.dataDir, "run", "rapi"),
         runtimesDir: RUNTIMES_DIR,
@@ -192,6 +203,18 @@ export class Platform {
       platform.app = buildApp(platform);
       const address = await platform.app.listen({ host: options.host, port: options.port });
       platform.url = address.replace("[::1]", "localhost");
+      // Connections from an environment's own channel are served by the API like any other.
+      platform.platformApi = platformApi;
+      platformApi.attach((socket) => platform.app.server.emit("connection", socket), platform.url);
+      // A free port picked at start (--port 0) must not be one the operator opened to sandboxes.
+      const late = hostPortsRefusal(options.sandboxAllowHostPorts, {
+        apiPort: Number(new URL(platform.url).port),
+      });
+      if (late) {
+        await platform.stop().catch(() => {});
+        store = undefined;
+        throw new ServerOptionError(late);
+      }
       await platform.asyncInvoke.start();
       await platform.eventSources.start();
       await platform.provisioned.start();
@@ -234,6 +257,7 @@ export class Platform {
       await this.eventSources.stop();
       // Stop claiming async events; running ones finish or go back to the queue.
       await this.asyncInvoke.stop();
+      this.platformApi?.detach();
       await this.app.close();
       await this.changes?.close();
       this.provisioned.stop();

@@ -85,7 +85,12 @@ describe.each(["bwrap", "process"] as const)("extensions under the %s sandbox dr
 
   beforeAll(async () => {
     collector = await Collector.start();
-    server = await startServer({ sandbox, idleTimeoutSeconds: 1 });
+    // Isolated sandboxes reach the host's loopback only where the operator opened it.
+    server = await startServer({
+      sandbox,
+      idleTimeoutSeconds: 1,
+      sandboxAllowHostPorts: [Number(new URL(collector.url).port)],
+    });
     const layer = await server.lambda.send(
       new PublishLayerVersionCommand({
         LayerName: "recorder",

@@ -14,6 +14,14 @@ export function intArg(min: number, max = Number.MAX_SAFE_INTEGER) {
   };
 }
 
+/** "5432,6379" → [5432, 6379]. */
+export function portList(raw: string): number[] {
+  const ports = raw.split(",").map((p) => Number(p.trim()));
+  if (raw.trim() === "" || ports.some((n) => !Number.isInteger(n) || n < 1 || n > 65535))
+    throw new InvalidArgumentError("takes TCP ports (1-65535), comma-separated, e.g. 5432,6379");
+  return [...new Set(ports)];
+}
+
 const program = new Command()
   .name("lambent")
   .description("A self-hosted serverless platform that speaks AWS Lambda's interfaces.")
@@ -43,6 +51,12 @@ program
     new Option("--sandbox-network <mode>", "sandbox networking")
       .choices(["isolated", "host"])
       .default("isolated"),
+  )
+  .option(
+    "--sandbox-allow-host-port <ports>",
+    "host loopback ports isolated sandboxes may reach, comma-separated (never the API's or the store's)",
+    portList,
+    [] as number[],
   )
   .option("--async-retry-delays <ms,ms>", "delays before async retry 1 and 2, in ms", "60000,120000")
   .action(runServer);

@@ -1,6 +1,6 @@
 /** `lambent server`: start the platform and stop it cleanly on SIGTERM/SIGINT. */
 import { InvalidArgumentError } from "commander";
-import type { SandboxMode, SandboxNetwork } from "../config.js";
+import { type SandboxMode, type SandboxNetwork, ServerOptionError } from "../config.js";
 import { DataDirLockedError } from "../datadir-lock.js";
 import { Platform } from "../platform.js";
 
@@ -16,6 +16,7 @@ interface ServerFlags {
   prewarm: number;
   sandbox: SandboxMode;
   sandboxNetwork: SandboxNetwork;
+  sandboxAllowHostPort: number[];
   asyncRetryDelays: string;
 }
 
@@ -43,11 +44,12 @@ export async function runServer(flags: ServerFlags): Promise<void> {
       prewarm: flags.prewarm,
       sandbox: flags.sandbox,
       sandboxNetwork: flags.sandboxNetwork,
+      sandboxAllowHostPorts: flags.sandboxAllowHostPort,
       asyncRetryDelaysMs: parseDelays(flags.asyncRetryDelays),
       ...(flags.database ? { database: flags.database } : {}),
     });
   } catch (err) {
-    if (err instanceof DataDirLockedError) {
+    if (err instanceof DataDirLockedError || err instanceof ServerOptionError) {
       console.error(`lambent: ${err.message}`);
       process.exit(2);
     }

@@ -206,12 +206,13 @@ describe.skipIf(!available)("bwrap sandbox driver", () => {
     await Promise.all([stop(a), stop(b)]);
   });
 
-  it("reaches a server on the host's 127.0.0.1:PORT at the same address", async () => {
+  it("does not reach a server on the host's 127.0.0.1:PORT, nor through slirp4netns's 10.0.2.2", async () => {
     const host = createServer((_request, response) => response.end("from the host"));
     await new Promise<void>((resolve) => host.listen(0, "127.0.0.1", resolve));
     const { port } = host.address() as { port: number };
-    const started = await start(driver, GET(`http://127.0.0.1:${port}/`));
-    expect((await started.output.waitFor(/(GOT|ERR) (.*)\n/))[0]).toBe("GOT from the host\n");
+    const started = await start(driver, GET(`http://127.0.0.1:${port}/`) + GET(`http://10.0.2.2:${port}/`));
+    const outcomes = await started.output.waitFor(/(GOT|ERR) (.*)\n(GOT|ERR) (.*)\n/);
+    expect([outcomes[1], outcomes[3]]).toEqual(["ERR", "ERR"]);
     await stop(started);
     host.close();
   });

@@ -1,5 +1,5 @@
 import { type ChildProcess, spawn } from "node:child_process";
-import { chmod, rm } from "node:fs/promises";
+import { chmod, mkdir, rm } from "node:fs/promises";
 import { constants } from "node:os";
 import type { Readable } from "node:stream";
 import { MEMORY_MB_PER_VCPU } from "./cgroup-limits.js";
@@ -19,7 +19,16 @@ import { SandboxError } from "./errors.js";
 import { type ChildExit, childExit, childSpawned } from "./exit.js";
 import { abandonedInstances, registerInstance, unregisterInstance } from "./instances.js";
 import { bindMount, ReadOnlyViews, removeMountPoints, sharedMountPoint } from "./mounts.js";
-import { attachNetwork, HELPER_ENV, RUNTIME_API_PORT, type SandboxNetwork } from "./network.js";
+import {
+  attachNetwork,
+  HELPER_ENV,
+  hostAddresses,
+  PLATFORM_API_PORT,
+  RUNTIME_API_PORT,
+  relayListening,
+  type SandboxNetwork,
+  spawnHostPortRelay,
+} from "./network.js";
 import { SANDBOX_USER } from "./sandbox-user.js";
 import { systemViewArgs, writeSandboxEtc } from "./system-view.js";
 
@@ -40,6 +49,11 @@ export interface BwrapDriverOptions {
   adoptableRoots?: readonly string[];
   /** This server's instance id (names its cgroup root). */
   instanceId?: string;
+  /**
+   * Host loopback ports an isolated environment may reach (at its own 127.0.0.1:PORT), opened by the
+   * operator (`--sandbox-allow-host-port`). Nothing else of the host's loopback is reachable.
+   */
+  allowHostPorts?: readonly number[];
 }
 
 /** Where things appear inside every environment. */
@@ -66,6 +80,11 @@ export class BwrapDriver implements SandboxDriver {
   readonly #live = new Set<BwrapSandbox>();
   readonly #views: ReadOnlyViews;
   readonly #stemsDir: string;
+  readonly #hostPortsDir: string;
+  /** Host-side relays of the opened host ports, and what namespaces are wired to. */
+  #hostPortRelays: ChildProcess[] = [];
+  #hostPorts: Array<{ port: number; socket: string }> = [];
+  #blockedAddresses: string[] = [];
   readonly supportsStemCells: boolean;
 
   constructor(options: BwrapDriverOptions) {
@@ -74,6 +93,7 @@ export class BwrapDriver implements SandboxDriver {
     this.#systemArgs = systemViewArgs(this.#etcDir, options.network);
     this.#views = new ReadOnlyViews(`${options.runDir}/ro-views`, options.adoptableRoots ?? []);
     this.#stemsDir = `${options.runDir}/stems`;
+    this.#hostPortsDir = `${options.runDir}/host-ports`;
     this.supportsStemCells = (options.adoptableRoots ?? []).length > 0;
   }
 
@@ -85,7 +105,22 @@ export class BwrapDriver implements SandboxDriver {
     await rm(this.#etcDir, { recursive: true, force: true });
     await writeSandboxEtc(this.#etcDir, this.#options.network);
     if (this.supportsStemCells) await this.#views.mount();
+    if (this.#options.network === "isolated") await this.#openHostPorts();
     if (this.#options.instanceId) await registerInstance(this.#options.instanceId, this.#options.runDir);
+  }
+
+  /** One host-side relay per opened host port; the host's own addresses are read once, here. */
+  async #openHostPorts(): Promise<void> {
+    this.#blockedAddresses = hostAddresses();
+    await rm(this.#hostPortsDir, { recursive: true, force: true });
+    await mkdir(this.#hostPortsDir, { recursive: true, mode: 0o700 });
+    for (const port of this.#options.allowHostPorts ?? []) {
+      const socket = `${this.#hostPortsDir}/${port}.sock`;
+      const relay = spawnHostPortRelay(port, socket);
+      this.#hostPortRelays.push(relay);
+      this.#hostPorts.push({ port, socket });
+      await relayListening(relay);
+    }
   }
 
   /** Sandboxes of servers that were killed and never started again: kill them, free their cgroups and mounts. */
@@ -118,6 +153,7 @@ export class BwrapDriver implements SandboxDriver {
         optRoot,
         runtimeApiAddress: `127.0.0.1:${RUNTIME_API_PORT}`,
         runtimeApiSocket,
+        platformApiUrl: `http://127.0.0.1:${PLATFORM_API_PORT}`,
       };
     }
     if (this.#options.network === "isolated") {
@@ -174,6 +210,8 @@ export class BwrapDriver implements SandboxDriver {
     await this.#options.cgroups.release();
     await removeMountPoints(this.#stemsDir);
     await this.#views.unmountAll();
+    for (const relay of this.#hostPortRelays) if (relay.exitCode === null) relay.kill("SIGKILL");
+    this.#hostPortRelays = [];
     if (this.#options.instanceId) await unregisterInstance(this.#options.instanceId);
   }
 
@@ -203,7 +241,14 @@ export class BwrapDriver implements SandboxDriver {
       // Settle both before judging, so a failed join never orphans a started network.
       const [joined, attached] = await Promise.allSettled([
         cgroup.join(pid),
-        socket === undefined ? undefined : attachNetwork(pid, socket),
+        socket === undefined
+          ? undefined
+          : attachNetwork(pid, {
+              runtimeApiSocket: socket,
+              ...(spec.platformApiSocket !== undefined ? { platformApiSocket: spec.platformApiSocket } : {}),
+              hostPorts: this.#hostPorts,
+              blockedAddresses: this.#blockedAddresses,
+            }),
       ]);
       if (attached.status === "fulfilled") network = attached.value;
       if (joined.status === "rejected") throw joined.reason;

@@ -23,6 +23,12 @@ export interface SandboxView {
   runtimeApiAddress: string;
   /** In-sandbox path of the Runtime API's Unix socket, for runtimes that can use it directly. */
   runtimeApiSocket?: string;
+  /**
+   * This platform's API as seen from inside, when the driver carries it itself (an isolated network:
+   * `http://127.0.0.1:9000`, relayed to `SandboxSpec.platformApiSocket`). Absent: the sandbox reaches
+   * the server at its real address.
+   */
+  platformApiUrl?: string;
 }
 
 export interface SandboxLimits {
@@ -52,6 +58,11 @@ export interface SandboxSpec {
   mounts: SandboxMounts;
   limits: SandboxLimits;
   runtimeApi: RuntimeApiEndpoint;
+  /**
+   * A Unix socket on the host where the server accepts this environment's connections to the
+   * platform API; drivers that show `platformApiUrl` relay it there.
+   */
+  platformApiSocket?: string;
   /** Receives everything the process tree writes to stdout and stderr. */
   onOutput: (chunk: Buffer) => void;
   /**

@@ -22,6 +22,8 @@ export interface SandboxDriverOptions {
   /** The driver's working directory inside the server's data dir; it is wiped by `init()`. */
   runDir: string;
   network: SandboxNetworkMode;
+  /** Host loopback ports an isolated sandbox may reach (`--sandbox-allow-host-port`). */
+  allowHostPorts?: readonly number[];
   /** Directories whose subfolders stem cells may be given (code and layers caches). */
   adoptableRoots?: readonly string[];
 }
@@ -63,10 +65,11 @@ export async function detectSandboxDriver(
       network,
       cgroups: probe.cgroups,
       instanceId: instanceIdFor(options.runDir),
+      ...(options.allowHostPorts ? { allowHostPorts: options.allowHostPorts } : {}),
       ...(options.adoptableRoots ? { adoptableRoots: options.adoptableRoots } : {}),
     }),
     ...(missing.length > 0 && {
-      warning: `sandboxes share the host network: ${missing.join(", ")} not installed`,
+      warning: `sandboxes share the host network (every service on the host's loopback, this API included, is reachable from functions): ${missing.join(", ")} not installed`,
     }),
   };
 }

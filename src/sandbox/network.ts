@@ -1,12 +1,19 @@
 import { type ChildProcess, spawn } from "node:child_process";
+import { networkInterfaces } from "node:os";
 import type { Readable } from "node:stream";
 import { SandboxError } from "./errors.js";
 import { childExit, childSpawned } from "./exit.js";
 
 /** The Runtime API port inside an isolated environment, as on Lambda. */
 export const RUNTIME_API_PORT = 9001;
-/** slirp4netns's address for the host (its loopback included). */
-const HOST_GATEWAY = "10.0.2.2";
+/**
+ * Inside an isolated environment, `127.0.0.1:9000` is this platform's own API (Lambda API), relayed
+ * over a per-environment Unix socket to the server: the way back for functions that call the platform
+ * with their own credentials. No TCP path leads from a sandbox to the host's loopback.
+ */
+export const PLATFORM_API_PORT = 9000;
+/** Ports the namespace's own loopback uses itself: never a host port an operator can open. */
+export const RESERVED_SANDBOX_PORTS: readonly number[] = [RUNTIME_API_PORT, PLATFORM_API_PORT];
 
 /** Helpers get a bare environment: nothing of the server's leaks to them or through them. */
 export const HELPER_ENV = { PATH: "/usr/sbin:/usr/bin:/sbin:/bin" };
@@ -15,53 +22,113 @@ export const HELPER_ENV = { PATH: "/usr/sbin:/usr/bin:/sbin:/bin" };
 export const NETWORK_TOOLS = ["slirp4netns", "nsenter", "setpriv", "iptables-restore", "socat"] as const;
 
 /**
- * The namespace's own 127.0.0.1:PORT reaches the host's 127.0.0.1:PORT through slirp4netns,
- * except the Runtime API port, which stays inside (served by the TCP shim).
+ * The rules every isolated namespace gets (the sandbox user has no capability to change them):
+ * nothing addressed to one of the host's own addresses leaves the namespace (a service bound to
+ * 0.0.0.0 on the host is reachable through them, through slirp4netns). The host's loopback itself is
+ * out of reach already: slirp4netns runs with `--disable-host-loopback` and nothing is DNATed.
  */
-const LOOPBACK_RULES = `*nat
--A OUTPUT -d 127.0.0.1/32 -p tcp ! --dport ${RUNTIME_API_PORT} -j DNAT --to-destination ${HOST_GATEWAY}
--A POSTROUTING -d ${HOST_GATEWAY}/32 -j MASQUERADE
-COMMIT
-`;
+export function namespaceRules(blockedAddresses: readonly string[]): string {
+  const lines = ["*filter"];
+  for (const address of blockedAddresses) {
+    lines.push(`-A OUTPUT -d ${address}/32 -p tcp -j REJECT --reject-with tcp-reset`);
+    lines.push(`-A OUTPUT -d ${address}/32 -j REJECT --reject-with icmp-port-unreachable`);
+  }
+  lines.push("COMMIT", "");
+  return lines.join("\n");
+}
+
+/** The host's own IPv4 addresses (every interface but loopback): a sandbox may reach none of them. */
+export function hostAddresses(): string[] {
+  const found = new Set<string>();
+  for (const list of Object.values(networkInterfaces())) {
+    for (const address of list ?? []) {
+      if (address.family === "IPv4" && !address.internal) found.add(address.address);
+    }
+  }
+  return [...found].sort();
+}
+
+/** What one environment's network namespace is wired to. */
+export interface NamespaceWiring {
+  /** The environment's Runtime API socket (served inside at 127.0.0.1:9001). */
+  runtimeApiSocket: string;
+  /** The environment's platform API socket (served inside at 127.0.0.1:9000), if the server offers one. */
+  platformApiSocket?: string;
+  /** Host services the operator opened: inside at 127.0.0.1:port, relayed through `socket` to the host. */
+  hostPorts?: ReadonlyArray<{ port: number; socket: string }>;
+  /** Addresses nothing inside may reach (the host's own; see `hostAddresses`). */
+  blockedAddresses?: readonly string[];
+}
 
 /** The host-side helpers that give one environment's network namespace its connectivity. */
 export interface SandboxNetwork {
-  /** slirp4netns (outbound TCP/UDP, DNS at 10.0.2.3, host loopback at 10.0.2.2) and the Runtime API TCP shim. */
+  /** slirp4netns (outbound TCP/UDP, DNS at 10.0.2.3) and the relays to the environment's sockets. */
   readonly helpers: readonly ChildProcess[];
   close(): Promise<void>;
 }
 
 /**
- * Wires the network namespace of `pid` (blocked before exec, so nothing runs yet): slirp4netns,
- * host-loopback DNAT, and a socat listening on 127.0.0.1:9001 inside the namespace that relays
- * to the environment's Runtime API socket on the host. All three start in parallel.
+ * Wires the network namespace of `pid` (blocked before exec, so nothing runs yet): slirp4netns
+ * (outbound only: `--disable-host-loopback`), the namespace's firewall rules, and socat relays
+ * listening on the namespace's own 127.0.0.1 (9001: the Runtime API; 9000: the platform API; any
+ * host port the operator opened), each relaying to a Unix socket on the host. All start in parallel.
  */
-export async function attachNetwork(pid: number, runtimeApiSocket: string): Promise<SandboxNetwork> {
+export async function attachNetwork(pid: number, wiring: NamespaceWiring): Promise<SandboxNetwork> {
   const netns = `--net=/proc/${pid}/ns/net`;
   const slirp = spawn(
     "slirp4netns",
-    ["--configure", "--mtu=65520", "--ready-fd=3", "--exit-fd=4", String(pid), "tap0"],
+    [
+      "--configure",
+      "--mtu=65520",
+      "--disable-host-loopback",
+      "--ready-fd=3",
+      "--exit-fd=4",
+      String(pid),
+      "tap0",
+    ],
     // fd 4 stays open in this process: slirp4netns exits when the server dies.
     { env: HELPER_ENV, stdio: ["ignore", "ignore", "ignore", "pipe", "pipe"] },
   );
-  const shim = spawnNamespaceRelay(
-    netns,
-    `TCP-LISTEN:${RUNTIME_API_PORT},bind=127.0.0.1,reuseaddr,fork`,
-    `UNIX-CONNECT:${runtimeApiSocket}`,
-  );
-  const helpers = [slirp, shim];
+  const relayTo = (port: number, socket: string) =>
+    spawnNamespaceRelay(netns, `TCP-LISTEN:${port},bind=127.0.0.1,reuseaddr,fork`, `UNIX-CONNECT:${socket}`);
+  const relays = [relayTo(RUNTIME_API_PORT, wiring.runtimeApiSocket)];
+  if (wiring.platformApiSocket !== undefined)
+    relays.push(relayTo(PLATFORM_API_PORT, wiring.platformApiSocket));
+  for (const { port, socket } of wiring.hostPorts ?? []) relays.push(relayTo(port, socket));
+  const helpers = [slirp, ...relays];
   const network: SandboxNetwork = { helpers, close: () => closeHelpers(helpers) };
   try {
     await Promise.all([
       firstOutput(slirp, slirp.stdio[3] as Readable, () => true, "slirp4netns"),
-      relayListening(shim),
-      routeHostLoopback(netns),
+      ...relays.map(relayListening),
+      applyRules(netns, namespaceRules(wiring.blockedAddresses ?? [])),
     ]);
   } catch (error) {
     await network.close();
     throw error;
   }
   return network;
+}
+
+/**
+ * The host side of an opened host port: a socat on the host that takes connections on `socket` (a
+ * Unix socket in the server's run dir, which no sandbox can see) and connects them to
+ * 127.0.0.1:`port`. It dies with the server.
+ */
+export function spawnHostPortRelay(port: number, socket: string): ChildProcess {
+  return spawn(
+    "setpriv",
+    [
+      "--pdeathsig=KILL",
+      "--",
+      "socat",
+      "-d",
+      "-d",
+      `UNIX-LISTEN:${socket},fork,unlink-early,mode=600`,
+      `TCP:127.0.0.1:${port}`,
+    ],
+    { env: HELPER_ENV, stdio: ["ignore", "ignore", "pipe"] },
+  );
 }
 
 /**
@@ -96,23 +163,25 @@ export async function relayListening(relay: ChildProcess): Promise<void> {
   relay.stderr?.resume();
 }
 
-async function routeHostLoopback(netns: string): Promise<void> {
-  const setup = spawn(
-    "nsenter",
-    [netns, "--", "sh", "-c", "echo 1 > /proc/sys/net/ipv4/conf/all/route_localnet && exec iptables-restore"],
-    { env: HELPER_ENV, stdio: ["pipe", "ignore", "pipe"] },
-  );
+async function applyRules(netns: string, rules: string): Promise<void> {
+  const setup = spawn("nsenter", [netns, "--", "iptables-restore"], {
+    env: HELPER_ENV,
+    stdio: ["pipe", "ignore", "pipe"],
+  });
   let errors = "";
   setup.stderr?.on("data", (chunk: Buffer) => {
     errors += chunk.toString();
   });
   // iptables-restore may exit right after COMMIT, before this side shuts down: its exit code is the verdict.
   setup.stdin?.on("error", () => {});
-  setup.stdin?.end(LOOPBACK_RULES);
+  setup.stdin?.end(rules);
   await startOrFail(setup, "nsenter");
   const { code } = await childExit(setup);
   if (code !== 0) {
-    throw new SandboxError("SandboxStartFailure", `host loopback routing failed (${code}): ${errors.trim()}`);
+    throw new SandboxError(
+      "SandboxStartFailure",
+      `sandbox firewall rules failed (${code}): ${errors.trim()}`,
+    );
   }
 }
 

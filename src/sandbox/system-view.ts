@@ -47,8 +47,8 @@ export async function writeSandboxEtc(
   network: "isolated" | "host" = "isolated",
 ): Promise<void> {
   // As on Lambda, extensions listen on sandbox.localdomain. In an isolated namespace it is the
-  // namespace's own address (10.0.2.100, slirp4netns' tap): local, unlike 127.0.0.1, which leads to
-  // the host's loopback, and reachable by the worker's telemetry relay.
+  // namespace's own address (10.0.2.100, slirp4netns' tap), where the worker's telemetry relay
+  // reaches it.
   const sandboxAddress = network === "isolated" ? "10.0.2.100" : "127.0.0.1";
   await mkdir(etcDir, { recursive: true });
   await Promise.all([

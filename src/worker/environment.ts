@@ -8,8 +8,9 @@ import { join } from "node:path";
 import type { FunctionVersion } from "../control/functions.js";
 import type { MergedLayers } from "../control/layers.js";
 import type { LogSink } from "../logs/log-sink.js";
-import type { Sandbox, SandboxDriver, SandboxExit, SandboxMounts } from "../sandbox/driver.js";
+import type { Sandbox, SandboxDriver, SandboxExit, SandboxMounts, SandboxView } from "../sandbox/driver.js";
 import { ExtensionsApi, exitStatusText, MAX_EXTENSIONS, type ShutdownReason } from "./extensions-api.js";
+import type { PlatformApiChannel, PlatformApiListener, SandboxOrigin } from "./platform-api.js";
 import { type Invocation, RuntimeApiServer, type RuntimeOutcome } from "./runtime-api.js";
 import { runtimeArgv, runtimeEnvironment } from "./runtimes.js";
 import type { StemCell, StemCellPool } from "./stem-cells.js";
@@ -30,6 +31,8 @@ export interface EnvironmentDeps {
   /** Pre-started runtimes for cold starts (absent or empty: always spawn). */
   stemCells?: StemCellPool;
   pidsLimit: number;
+  /** The way back to this platform's API (absent: environments get no endpoint of their own). */
+  platformApi?: PlatformApiChannel;
 }
 
 export interface InvokeInput {
@@ -109,6 +112,10 @@ export class ExecutionEnvironment {
   /** Init time not yet reported (reported on the first invoke's REPORT line). */
   private pendingInitReport = true;
   private sandbox: Sandbox | null = null;
+  /** Where this environment's connections to the platform API arrive (isolated networks). */
+  private platformListener: PlatformApiListener | null = null;
+  /** What the API learns about a connection that came through this environment's channel. */
+  readonly origin: SandboxOrigin;
   private api: RuntimeApiServer;
   private partialLine = "";
   private tail: string[] | null = null;
@@ -128,6 +135,7 @@ export class ExecutionEnvironment {
   ) {
     this.logGroup = fn.config.LogGroup ?? `/aws/lambda/${fn.name}`;
     this.logStream = logStreamName(fn.version, this.id);
+    this.origin = { environmentId: this.id, functionName: fn.name, functionVersion: fn.version };
     this.api = new RuntimeApiServer(this.apiEvents, deps.maxResponseBytes);
     this.extensions = new ExtensionsApi(
       { functionName: fn.name, functionVersion: fn.version, handler: fn.config.Handler },
@@ -339,6 +347,7 @@ export class ExecutionEnvironment {
     const mounts: SandboxMounts = { codeDir, runtimeDir: this.deps.runtimesDir };
     if (opt) mounts.optDir = opt.dir;
     const view = driver.view(mounts, endpoint);
+    const platformApiSocket = await this.openPlatformApi(view);
     const runtime = runtimeArgv(this.fn, view);
     const external = opt?.extensions ?? [];
     const argv =
@@ -364,8 +373,23 @@ export class ExecutionEnvironment {
       mounts,
       limits: this.limits(),
       runtimeApi: endpoint,
+      ...(platformApiSocket !== undefined ? { platformApiSocket } : {}),
       onOutput: (chunk) => this.output(chunk),
     });
+  }
+
+  /**
+   * This environment's way back to the platform API: `view.platformApiUrl` becomes the URL to use
+   * inside; where the driver relays it, the server listens on a socket of this environment's own.
+   */
+  private async openPlatformApi(view: SandboxView): Promise<string | undefined> {
+    const channel = this.deps.platformApi;
+    if (!channel) return undefined;
+    const relayed = view.platformApiUrl !== undefined;
+    view.platformApiUrl = channel.urlFor(view);
+    if (!relayed) return undefined;
+    this.platformListener = await channel.listen(join(this.deps.runDir, `${this.id}.api.sock`), this.origin);
+    return this.platformListener.path;
   }
 
   /** A stem cell's booted runtime, given this function (a fresh spawn if the cell cannot take it). */
@@ -380,6 +404,9 @@ export class ExecutionEnvironment {
       return this.spawn(codeDir, opt);
     }
     this.api = stem.api;
+    // The cell's platform API channel is this environment's from now on.
+    this.platformListener = stem.platformListener;
+    if (stem.platformOrigin) Object.assign(stem.platformOrigin, this.origin);
     stem.api.setEvents(this.apiEvents);
     stem.output = (chunk) => this.output(chunk);
     const view = stem.view(codeDir, opt?.dir);
@@ -745,7 +772,12 @@ export class ExecutionEnvironment {
     this.sandbox = null;
     this.extensions.close();
     this.telemetry.close();
-    await Promise.all([sb?.destroy(), this.api.close(), this.transport?.close()]);
+    await Promise.all([
+      sb?.destroy(),
+      this.api.close(),
+      this.transport?.close(),
+      this.platformListener?.close(),
+    ]);
   }
 }
 

@@ -10,6 +10,7 @@ import { join } from "node:path";
 import type { Runtime } from "../control/function-config.js";
 import { runtimeFamily } from "../control/function-config.js";
 import type { RuntimeApiEndpoint, Sandbox, SandboxDriver, SandboxView } from "../sandbox/driver.js";
+import type { PlatformApiChannel, PlatformApiListener, SandboxOrigin } from "./platform-api.js";
 import { RuntimeApiServer } from "./runtime-api.js";
 import { NODE, PYTHON } from "./runtimes.js";
 
@@ -23,6 +24,7 @@ export interface StemCellDeps {
   runtimesDir: string;
   maxResponseBytes: number;
   pidsLimit: number;
+  platformApi?: PlatformApiChannel;
 }
 
 /** The family whose stem cells can run this runtime, if any (`provided` runtimes bring their own bootstrap). */
@@ -41,6 +43,9 @@ export class StemCell {
   endpoint!: RuntimeApiEndpoint;
   /** Receives the cell's output once adopted (before that it is dropped). */
   output: (chunk: Buffer) => void = () => {};
+  /** The cell's platform API channel (isolated networks), and who the API thinks is calling: the adopter's. */
+  platformListener: PlatformApiListener | null = null;
+  platformOrigin: SandboxOrigin | null = null;
   private held: ServerResponse | null = null;
   private asked!: Promise<void>;
   dead = false;
@@ -77,6 +82,13 @@ export class StemCell {
     );
     const mounts = { codeDir: this.deps.runDir, runtimeDir: this.deps.runtimesDir };
     const view = driver.view(mounts, this.endpoint);
+    if (view.platformApiUrl !== undefined && this.deps.platformApi) {
+      this.platformOrigin = { environmentId: this.id };
+      this.platformListener = await this.deps.platformApi.listen(
+        join(this.deps.runDir, `${this.id}.api.sock`),
+        this.platformOrigin,
+      );
+    }
     const socket = view.runtimeApiSocket ? [`--runtime-api-socket=${view.runtimeApiSocket}`] : [];
     const argv =
       this.family === "nodejs"
@@ -95,11 +107,12 @@ export class StemCell {
         mounts,
         limits: { memoryMb: STEM_MEMORY_MB, ephemeralStorageMb: 512, pids: this.deps.pidsLimit },
         runtimeApi: this.endpoint,
+        ...(this.platformListener ? { platformApiSocket: this.platformListener.path } : {}),
         onOutput: (chunk) => this.output(chunk),
         stemCell: true,
       });
     } catch (err) {
-      await this.api.close();
+      await Promise.all([this.api.close(), this.platformListener?.close()]);
       throw err;
     }
     void this.sandbox.exited.then(() => {
@@ -114,7 +127,9 @@ export class StemCell {
   /** How this cell's sandbox shows the given code and layers (for the function's environment variables). */
   view(codeDir: string, optDir?: string): SandboxView {
     const mounts = { codeDir, runtimeDir: this.deps.runtimesDir, ...(optDir ? { optDir } : {}) };
-    return this.deps.driver.view(mounts, this.endpoint);
+    const view = this.deps.driver.view(mounts, this.endpoint);
+    if (this.deps.platformApi) view.platformApiUrl = this.deps.platformApi.urlFor(view);
+    return view;
   }
 
   /** Hand the cell its function: environment, working directory and where its layers are (/opt). */
@@ -131,7 +146,7 @@ export class StemCell {
   async destroy(): Promise<void> {
     this.dead = true;
     this.held?.destroy();
-    await Promise.all([this.sandbox?.destroy(), this.api.close()]);
+    await Promise.all([this.sandbox?.destroy(), this.api.close(), this.platformListener?.close()]);
   }
 }
 

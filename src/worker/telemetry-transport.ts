@@ -2,8 +2,7 @@
  * How the worker reaches a listener inside an environment (a Telemetry API
  * subscriber). Under the process driver, or bwrap sharing the host's network,
  * the listener is on the host's loopback: plain HTTP. In an isolated network
- * namespace it is not reachable from the host, and the namespace's own
- * 127.0.0.1 is routed to the host's; so a socat started in the namespace
+ * namespace it is not reachable from the host; so a socat started in the namespace
  * (nsenter, no capabilities) listens on a host Unix socket and connects to the
  * namespace's own address (slirp4netns's 10.0.2.100): the listener must bind
  * `sandbox.localdomain` (that address, as on Lambda) or 0.0.0.0. One relay per subscribed
