@@ -1,11 +1,17 @@
-// Runs on `npm ci` / `npm install`: builds the TypeScript and installs the
-// system packages the sandbox needs (when root on Debian; never fatal).
+// Runs on `npm ci` / `npm install`: builds the TypeScript into dist/ and installs the system
+// packages the sandbox needs (when root on Debian; never fatal: without them the platform falls
+// back to the process sandbox and says so). Says what it does, and how long it took.
 import { execFileSync } from "node:child_process";
 import { existsSync } from "node:fs";
 
+const started = performance.now();
+const seconds = () => ((performance.now() - started) / 1000).toFixed(1);
+
+console.error("lambent: building the TypeScript into dist/ (tsc -p tsconfig.build.json, ~30-60 s)…");
 execFileSync(process.execPath, ["node_modules/typescript/bin/tsc", "-p", "tsconfig.build.json"], {
   stdio: "inherit",
 });
+console.error(`lambent: built dist/ (${seconds()} s)`);
 if (existsSync("scripts/install-system.sh") && !process.env.LAMBENT_SKIP_SYSTEM_INSTALL) {
   try {
     execFileSync("bash", ["scripts/install-system.sh"], { stdio: "inherit" });
@@ -15,3 +21,4 @@ if (existsSync("scripts/install-system.sh") && !process.env.LAMBENT_SKIP_SYSTEM_
     );
   }
 }
+console.error("lambent: installed; start the server with `npm start` (see README.md)");

@@ -1,10 +1,27 @@
 #!/usr/bin/env bash
-# The whole test suite: system packages and brokers first, then the build, then vitest.
+# The whole test suite (`npm test`, and CI's .ci/run after `npm ci`), in order: the system
+# packages the sandbox tests need, the brokers, the static checks (scripts/check.sh: Biome, tsc on
+# src, test and bench), the build, the aws-lambda-ric fixture, then vitest. Any failing step fails
+# the run. Arguments go to vitest (`npm test -- test/invoke.test.ts` runs every step, then one file).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-bash scripts/install-system.sh --test || true
-bash scripts/services.sh
-npm run -s check
-node node_modules/typescript/bin/tsc -p tsconfig.build.json
-bash scripts/ric-fixture.sh
+
+phase() { # phase <what> <command…>: runs it, says how long it took, fails the run if it fails
+  local what=$1 start=$SECONDS
+  shift
+  echo "test: $what…" >&2
+  if ! "$@"; then
+    echo "test: FAILED: $what ($*)" >&2
+    exit 1
+  fi
+  echo "test: $what done ($((SECONDS - start)) s)" >&2
+}
+
+phase "system packages (bubblewrap, slirp4netns, … and the ric fixture's build tools)" \
+  bash scripts/install-system.sh --test
+phase "brokers (PostgreSQL, Redis, RabbitMQ, Mosquitto, NATS)" bash scripts/services.sh
+phase "static checks" bash scripts/check.sh
+phase "build (tsc -p tsconfig.build.json)" node node_modules/typescript/bin/tsc -p tsconfig.build.json
+phase "aws-lambda-ric fixture" bash scripts/ric-fixture.sh
+echo "test: vitest…" >&2
 exec node node_modules/vitest/vitest.mjs run "$@"

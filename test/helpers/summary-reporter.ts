@@ -1,28 +1,36 @@
 /**
- * Prints one plain closing line, `passed: N passed, N failed, N skipped`, after
+ * Prints one plain closing line, `summary: N passed, N failed, N skipped`, after
  * vitest's own summary, so any tool can read the outcome of a run.
+ *
+ * Failed counts every failure: each failed test, plus each file or suite that failed on its own —
+ * a file that could not be loaded, a beforeAll/afterAll (or beforeEach/afterEach) hook that threw —
+ * plus every unhandled error. Tests a failed beforeAll kept from running count as skipped.
+ * Proven by test/summary-reporter.test.ts.
  */
 import type { Reporter, RunnerTask, RunnerTestFile } from "vitest/node";
 
-function count(tasks: RunnerTask[], acc: { passed: number; failed: number; skipped: number }) {
-  for (const t of tasks) {
-    if (t.type === "suite") count(t.tasks, acc);
-    else if (t.mode === "skip" || t.mode === "todo") acc.skipped++;
-    else if (t.result?.state === "pass") acc.passed++;
-    else if (t.result?.state === "fail") acc.failed++;
-    else acc.skipped++;
-  }
+interface Counts {
+  passed: number;
+  failed: number;
+  skipped: number;
+}
+
+function count(task: RunnerTask, acc: Counts): Counts {
+  if (task.type === "suite") {
+    // A file or suite with errors of its own: a load failure or a hook that threw.
+    if (task.result?.state === "fail" && (task.result.errors?.length ?? 0) > 0) acc.failed++;
+    for (const child of task.tasks) count(child, acc);
+  } else if (task.mode === "skip" || task.mode === "todo") acc.skipped++;
+  else if (task.result?.state === "pass") acc.passed++;
+  else if (task.result?.state === "fail") acc.failed++;
+  else acc.skipped++;
   return acc;
 }
 
 export default class SummaryReporter implements Reporter {
   onFinished(files: RunnerTestFile[] = [], errors: unknown[] = []) {
     const acc = { passed: 0, failed: 0, skipped: 0 };
-    for (const f of files) {
-      count(f.tasks, acc);
-      // A file that failed to load counts as a failure.
-      if (f.result?.state === "fail" && f.tasks.length === 0) acc.failed++;
-    }
+    for (const f of files) count(f, acc);
     acc.failed += errors.length;
     process.stdout.write(`\nsummary: ${acc.passed} passed, ${acc.failed} failed, ${acc.skipped} skipped\n`);
   }
