@@ -77,6 +77,8 @@ export class Platform {
     mkdirSync(options.dataDir, { recursive: true });
     const unlock = lockDataDir(options.dataDir);
     let store: Store | undefined;
+    // What a failed start must release, in the order acquired (released newest first).
+    const acquired: Array<() => unknown> = [];
     try {
       store = await Store.open({
         dataDir: options.dataDir,
@@ -104,6 +106,7 @@ export class Platform {
       functions.layerCheck = async (arns, previous, codeBytes) =>
         layers.checkTotalSize(await layers.resolve(arns, previous), codeBytes);
       const logs = new LogSink(openedStore);
+      acquired.push(() => logs.flush());
       const sandbox = await detectSandboxDriver(options.sandbox, {
         runDir: join(options.dataDir, "run", "sandbox"),
         network: options.sandboxNetwork,
@@ -133,6 +136,9 @@ export class Platform {
         // Versions a function already references stay usable after DeleteLayerVersion, as on Lambda.
         layersDir: async (arns) => layerCache.merged((await layers.resolve(arns, arns)).map((l) => l.sha256)),
       });
+      // The sandbox driver's probe already made its cgroup root; the worker's close releases it,
+      // the stem cells, mounts and sandboxes its start made, even if that start failed halfway.
+      acquired.push(() => worker.close());
       await worker.start();
       const aliases = new AliasService(openedStore);
       const concurrency = new ConcurrencyService(openedStore, options.accountConcurrency);
@@ -198,9 +204,12 @@ export class Platform {
           ],
           (m) => options.quiet || console.error(`lambent: ${m}`),
         );
-        await platform.changes.start();
+        const changes = platform.changes;
+        acquired.push(() => changes.close());
+        await changes.start();
       }
       platform.app = buildApp(platform);
+      acquired.push(() => platform.app.close());
       const address = await platform.app.listen({ host: options.host, port: options.port });
       platform.url = address.replace("[::1]", "localhost");
       // Connections from an environment's own channel are served by the API like any other.
@@ -216,10 +225,21 @@ export class Platform {
         throw new ServerOptionError(late);
       }
       await platform.asyncInvoke.start();
+      acquired.push(() => platform.asyncInvoke.stop());
+      acquired.push(() => platform.eventSources.stop());
       await platform.eventSources.start();
+      acquired.push(() => platform.provisioned.stop());
       await platform.provisioned.start();
       return platform;
     } catch (err) {
+      // Release everything this start acquired (sandboxes, mounts, cgroups, listeners), newest first.
+      for (const release of acquired.reverse()) {
+        try {
+          await release();
+        } catch (cleanupError) {
+          if (!options.quiet) console.error("lambent: cleanup after a failed start:", cleanupError);
+        }
+      }
       await store?.close();
       unlock();
       throw err;

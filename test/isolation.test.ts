@@ -4,6 +4,7 @@
  * happens when it exceeds them, and that nothing is left behind.
  */
 import { type ChildProcess, spawn, spawnSync } from "node:child_process";
+import { once } from "node:events";
 import { existsSync, mkdtempSync, readdirSync, readFileSync } from "node:fs";
 import { createServer } from "node:http";
 import type { AddressInfo } from "node:net";
@@ -229,6 +230,41 @@ describe("bwrap sandbox: what a function can see", () => {
 });
 
 describe("bwrap sandbox: cleanup", () => {
+  it("a server that fails to start (port in use) leaves no mounts, cgroups, processes or lock behind", async () => {
+    const taken = createServer();
+    await new Promise<void>((resolve) => taken.listen(0, "127.0.0.1", resolve));
+    const { port } = taken.address() as AddressInfo;
+    const dataDir = mkdtempSync(join(tmpdir(), "lambent-busy-"));
+    try {
+      const child = spawn(
+        process.execPath,
+        ["bin/lambent.js", "server", "--port", String(port), "--data-dir", dataDir, "--sandbox", "bwrap"],
+        { stdio: ["ignore", "pipe", "pipe"] },
+      );
+      let stderr = "";
+      child.stderr?.on("data", (c: Buffer) => {
+        stderr += c.toString();
+      });
+      child.stdout?.resume();
+      const [code] = await once(child, "close");
+      expect(code).toBe(1);
+      expect(stderr).toContain("EADDRINUSE");
+      // Everything its start acquired before the listen failed is released: the read-only views
+      // and stem cells' mount points, the instance's cgroups, the stem cells, the registry entry, the lock.
+      expect(readFileSync("/proc/self/mountinfo", "utf8")).not.toContain(dataDir);
+      const instanceId = instanceIdFor(join(dataDir, "run", "sandbox"));
+      for (const controller of ["memory", "cpu", "pids", "freezer"]) {
+        expect(existsSync(`/sys/fs/cgroup/${controller}/lambent/${instanceId}`)).toBe(false);
+      }
+      expect(existsSync(`/run/lambent/instances/${instanceId}`)).toBe(false);
+      const processes = spawnSync("ps", ["-eo", "args"]).stdout.toString();
+      expect(processes.split("\n").filter((l) => l.includes(dataDir))).toEqual([]);
+      expect(existsSync(join(dataDir, "server.pid"))).toBe(false);
+    } finally {
+      taken.close();
+    }
+  });
+
   it("leaves no sandbox processes, cgroups or mounts after a SIGKILL of the server and a restart", async () => {
     const dataDir = mkdtempSync(join(tmpdir(), "lambent-kill-"));
     const start = () =>

@@ -162,6 +162,8 @@ export class StemCellPool {
   private readonly starting = new Map<StemFamily, number>();
   private readonly coldStarts = new Map<StemFamily, number[]>();
   private closed = false;
+  /** Cells still starting: close() waits for them, so none outlives the pool (or its driver). */
+  private readonly pending = new Set<Promise<unknown>>();
   /** Cells created and taken, for tests and the CLI. */
   readonly stats = { started: 0, taken: 0, misses: 0 };
 
@@ -223,10 +225,10 @@ export class StemCellPool {
     const missing = target - cells.length - (this.starting.get(family) ?? 0);
     for (let i = 0; i < missing; i++) {
       this.starting.set(family, (this.starting.get(family) ?? 0) + 1);
-      StemCell.start(family, this.deps).then(
+      const started: Promise<unknown> = StemCell.start(family, this.deps).then(
         (cell) => {
           this.starting.set(family, (this.starting.get(family) ?? 1) - 1);
-          if (this.closed) return void cell.destroy();
+          if (this.closed) return cell.destroy();
           this.stats.started++;
           cells.push(cell);
           for (let i = this.watchers.length - 1; i >= 0; i--) {
@@ -249,6 +251,8 @@ export class StemCellPool {
           );
         },
       );
+      const settled = started.catch(() => undefined).finally(() => this.pending.delete(settled));
+      this.pending.add(settled);
     }
   }
 
@@ -261,6 +265,6 @@ export class StemCellPool {
     this.closed = true;
     const all = [...this.ready.values()].flat();
     this.ready.clear();
-    await Promise.all(all.map((c) => c.destroy()));
+    await Promise.all([...all.map((c) => c.destroy()), ...this.pending]);
   }
 }
