@@ -59,6 +59,10 @@ export interface ServerOptions {
    * Never the server's own port or its store's (see `hostPortsRefusal`).
    */
   sandboxAllowHostPorts: number[];
+  /** The runtime cache (Node.js builds, Python root filesystems); shared by every data dir by default. */
+  runtimesDir?: string;
+  /** Refuse Lambda-deprecated runtime identifiers at create/update (default: accept them with a warning). */
+  blockDeprecatedRuntimes: boolean;
   /** Delays (ms) before async retry 1 and 2. */
   asyncRetryDelaysMs: number[];
   limits: Limits;
@@ -79,6 +83,7 @@ export function defaultOptions(overrides: Partial<ServerOptions> = {}): ServerOp
     sandbox: "auto",
     sandboxNetwork: "isolated",
     sandboxAllowHostPorts: [],
+    blockDeprecatedRuntimes: false,
     asyncRetryDelaysMs: [60_000, 120_000],
     limits: { ...DEFAULT_LIMITS },
     quiet: false,

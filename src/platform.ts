@@ -21,6 +21,8 @@ import { lockDataDir } from "./datadir-lock.js";
 import { Frontend, type InvokeRequest } from "./frontend/invoke.js";
 import { ProvisionedPlacement } from "./frontend/provisioned.js";
 import { LogSink } from "./logs/log-sink.js";
+import { checkRuntime } from "./runtimes/policy.js";
+import { RuntimeStore } from "./runtimes/store.js";
 import { type DetectedSandboxDriver, detectSandboxDriver } from "./sandbox/index.js";
 import { AdvisoryLockOwnership, soleOwner } from "./sources/ownership.js";
 import { EventSourceSupervisor } from "./sources/supervisor.js";
@@ -103,6 +105,16 @@ export class Platform {
       // Finish creates and updates a crash left Pending or InProgress (a package that cannot be extracted
       // marks its function Failed; it never stops the server).
       await functions.recover();
+      const runtimes = new RuntimeStore(options.runtimesDir);
+      functions.runtimeCheck = (runtime) =>
+        checkRuntime(
+          {
+            store: runtimes,
+            blockDeprecated: options.blockDeprecatedRuntimes,
+            warn: (m) => options.quiet || console.warn(`lambent: ${m}`),
+          },
+          runtime,
+        );
       functions.layerCheck = async (arns, previous, codeBytes) =>
         layers.checkTotalSize(await layers.resolve(arns, previous), codeBytes);
       const logs = new LogSink(openedStore);
@@ -124,6 +136,7 @@ export class Platform {
         logs,
         runDir: join(options.dataDir, "run", "rapi"),
         runtimesDir: RUNTIMES_DIR,
+        runtimes,
         region: options.region,
         maxResponseBytes: options.limits.syncPayloadBytes,
         initTimeoutMs: options.limits.initTimeoutMs,

@@ -221,7 +221,7 @@ describe.each(["bwrap", "process"] as const)("layers under the %s sandbox driver
       Code: { ZipFile: await zipEntries([{ name: "index.js", content: NODE_FN }]) },
       Layers: arns,
     });
-    if (stems.enabled) await stems.whenReady("nodejs");
+    if (stems.enabled) await stems.whenReady("nodejs20.x");
     const taken = stems.stats.taken;
     const r = await invoke(server.lambda, "layered-node");
     expect(r.functionError).toBeUndefined();

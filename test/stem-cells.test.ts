@@ -39,7 +39,7 @@ const LAMBDA_ENV = new Set([
 describe("stem cells", () => {
   it("start a cold environment from a pre-started runtime with exactly the function's environment", async () => {
     const stems = server.platform.worker.stemCells;
-    await stems.whenReady("nodejs");
+    await stems.whenReady("nodejs20.x");
     const taken = stems.stats.taken;
     await server.deploy("stem-env", "node-errors", {
       Handler: "index.env",
@@ -55,7 +55,7 @@ describe("stem cells", () => {
     // Init Duration is what this invoke waited for the function's own Init.
     expect(r.log).toMatch(/Init Duration: [\d.]+ ms/);
     // The pool refills behind the taken cell.
-    await stems.whenReady("nodejs");
+    await stems.whenReady("nodejs20.x");
   });
 
   it("run the current code after an update, never older code", async () => {
@@ -63,7 +63,7 @@ describe("stem cells", () => {
     const code = (v: string) =>
       zipEntries([{ name: "index.js", content: `exports.handler = async () => "${v}";` }]);
     await server.deploy("stem-upd", "node-cjs");
-    await stems.whenReady("nodejs");
+    await stems.whenReady("nodejs20.x");
     expect((await invoke(server.lambda, "stem-upd")).json).toMatchObject({ counter: 1 });
     for (const v of ["v2", "v3"]) {
       await server.lambda.send(
@@ -73,7 +73,7 @@ describe("stem cells", () => {
         { client: server.lambda, minDelay: 0.1, maxDelay: 0.5, maxWaitTime: 30 },
         { FunctionName: "stem-upd" },
       );
-      await stems.whenReady("nodejs");
+      await stems.whenReady("nodejs20.x");
       const taken = stems.stats.taken;
       expect((await invoke(server.lambda, "stem-upd")).json).toBe(v);
       expect(stems.stats.taken).toBe(taken + 1);
@@ -82,7 +82,7 @@ describe("stem cells", () => {
 
   it("serve Python functions too", async () => {
     const stems = server.platform.worker.stemCells;
-    await stems.whenReady("python");
+    await stems.whenReady("python3.11");
     const taken = stems.stats.taken;
     await server.deploy("stem-py", "python", { Handler: "handler.echo" });
     const r = await invoke(server.lambda, "stem-py", { p: 1 });

@@ -12,7 +12,7 @@
 
 import { existsSync, readFileSync } from "node:fs";
 import { Agent, request } from "node:http";
-import { createRequire } from "node:module";
+import Module, { createRequire } from "node:module";
 import { basename, dirname, resolve } from "node:path";
 import { pathToFileURL } from "node:url";
 import { format } from "node:util";
@@ -220,6 +220,69 @@ function patchConsole() {
   console.warn = at("WARN");
   console.error = at("ERROR");
   console.fatal = logger("FATAL");
+}
+
+// ---------------------------------------------------------------- module resolution
+
+/**
+ * ES module imports resolve as CommonJS requires do on Lambda: from the function first, then each
+ * NODE_PATH folder (/opt/nodejs/nodeXX/node_modules, /opt/nodejs/node_modules, the runtime's AWS SDK,
+ * /var/runtime, /var/task). Node's ESM resolver ignores NODE_PATH, so a resolve hook retries a bare
+ * specifier Node could not find from each of those folders.
+ */
+function installEsmFallback() {
+  const dirs = (env.NODE_PATH ?? "").split(":").filter((d) => d.startsWith("/"));
+  if (dirs.length === 0) return;
+  // A specifier resolved "from" a file beside a folder's node_modules finds the folder's packages.
+  const parents = dirs.map(
+    (d) => pathToFileURL(`${d.endsWith("/node_modules") ? d.slice(0, -13) : d}/[lambent]`).href,
+  );
+  if (typeof Module.registerHooks === "function") {
+    Module.registerHooks({
+      resolve: (specifier, context, next) => resolveWithFallback(parents, specifier, context, next),
+    });
+  } else if (typeof Module.register === "function") {
+    Module.register(
+      `data:text/javascript,${encodeURIComponent(`
+      const bare = ${BARE.toString()};
+      const fallback = ${resolveWithFallbackAsync.toString()};
+      let parents = [];
+      export function initialize(data) { parents = data; }
+      export function resolve(specifier, context, next) { return fallback(parents, specifier, context, next, bare); }
+    `)}`,
+      { data: parents },
+    );
+  }
+}
+
+const BARE = (s) => !/^(\.{0,2}\/|[a-zA-Z][a-zA-Z0-9+.-]*:)/.test(s);
+
+function resolveWithFallback(parents, specifier, context, next) {
+  try {
+    return next(specifier, context);
+  } catch (err) {
+    if (err?.code !== "ERR_MODULE_NOT_FOUND" || !BARE(specifier)) throw err;
+    for (const parentURL of parents) {
+      try {
+        return next(specifier, { ...context, parentURL });
+      } catch {}
+    }
+    throw err;
+  }
+}
+
+async function resolveWithFallbackAsync(parents, specifier, context, next, bare) {
+  try {
+    return await next(specifier, context);
+  } catch (err) {
+    if (err?.code !== "ERR_MODULE_NOT_FOUND" || !bare(specifier)) throw err;
+    for (const parentURL of parents) {
+      try {
+        return await next(specifier, { ...context, parentURL });
+      } catch {}
+    }
+    throw err;
+  }
 }
 
 // ---------------------------------------------------------------- loading the handler
@@ -509,6 +572,7 @@ export async function main() {
   jsonLogs = env.AWS_LAMBDA_LOG_FORMAT?.toUpperCase() === "JSON";
   installProcessHooks();
   patchConsole();
+  installEsmFallback();
   const taskRoot = env.LAMBDA_TASK_ROOT || process.cwd();
   try {
     handler = await loadHandler(taskRoot, env._HANDLER ?? "");

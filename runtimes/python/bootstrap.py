@@ -460,13 +460,36 @@ def _handle(client, handler, headers, body):
         client.post(path + "error", json.dumps(error).encode(), error["errorType"])
 
 
+def _function_path(task_root, opt_root, sdk_root):
+    """sys.path as Lambda's: the task root, the layers' /opt/python, the standard library, PYTHONPATH,
+    then the runtime's SDK (boto3). Nothing else of the interpreter's installation (no host
+    dist-packages / site-packages): a function sees the packages it brings and what the runtime ships."""
+    version = "python%d.%d" % sys.version_info[:2]
+    path = [task_root]
+    if os.path.isdir(opt_root + "/python"):
+        path += ["%s/python/lib/%s/site-packages" % (opt_root, version), opt_root + "/python"]
+    stdlib = os.path.join(sys.base_prefix, "lib")
+    for entry in sys.path[1:]:
+        if entry.startswith(stdlib + os.sep) and "-packages" not in entry:
+            path.append(entry)
+    for entry in (os.environ.get("PYTHONPATH") or "").split(os.pathsep):
+        if entry and entry not in path:
+            path.append(entry)
+    if sdk_root and sdk_root not in path:
+        path.append(sdk_root)
+    return path
+
+
 def main():
     socket_path = None
     opt_root = "/opt"
+    sdk_root = None
     argv = sys.argv[1:]
     for i, arg in enumerate(argv):
         if arg.startswith("--opt-root="):
             opt_root = arg.split("=", 1)[1]
+        elif arg.startswith("--sdk-root="):
+            sdk_root = arg.split("=", 1)[1]
         elif arg.startswith("--runtime-api-socket="):
             socket_path = arg.split("=", 1)[1]
         elif arg == "--runtime-api-socket" and i + 1 < len(argv):
@@ -474,11 +497,7 @@ def main():
 
     env = os.environ
     task_root = env.get("LAMBDA_TASK_ROOT") or os.getcwd()
-    # The task root replaces this script's folder at the head of sys.path; layers' /opt/python after it.
-    sys.path[0] = task_root
-    if os.path.isdir(opt_root + "/python"):
-        version = "python%d.%d" % sys.version_info[:2]
-        sys.path[1:1] = ["%s/python/lib/%s/site-packages" % (opt_root, version), opt_root + "/python"]
+    sys.path[:] = _function_path(task_root, opt_root, sdk_root)
 
     sys.stdout = _Unbuffered(sys.stdout)
     sys.stderr = _Unbuffered(sys.stderr)

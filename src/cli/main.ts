@@ -2,6 +2,7 @@
 import { Command, InvalidArgumentError, Option } from "commander";
 import { registerClientCommands } from "./client.js";
 import { registerQueueCommand } from "./queue.js";
+import { registerRuntimesCommand } from "./runtimes.js";
 import { runServer } from "./server.js";
 import { registerSourcesCommand } from "./sources.js";
 
@@ -59,9 +60,15 @@ program
     [] as number[],
   )
   .option("--async-retry-delays <ms,ms>", "delays before async retry 1 and 2, in ms", "60000,120000")
+  .option(
+    "--runtimes-dir <dir>",
+    "runtime cache (default: $LAMBENT_RUNTIMES_DIR or ~/.cache/lambent/runtimes)",
+  )
+  .option("--block-deprecated-runtimes", "refuse runtimes AWS Lambda has deprecated at create/update")
   .action(runServer);
 
 registerClientCommands(program);
+registerRuntimesCommand(program);
 registerQueueCommand(program, process.env.LAMBENT_ENDPOINT ?? "http://127.0.0.1:9000");
 registerSourcesCommand(program, process.env.LAMBENT_ENDPOINT ?? "http://127.0.0.1:9000");
 

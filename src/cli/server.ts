@@ -18,6 +18,8 @@ interface ServerFlags {
   sandboxNetwork: SandboxNetwork;
   sandboxAllowHostPort: number[];
   asyncRetryDelays: string;
+  runtimesDir?: string;
+  blockDeprecatedRuntimes?: boolean;
 }
 
 function parseDelays(raw: string): number[] {
@@ -46,6 +48,8 @@ export async function runServer(flags: ServerFlags): Promise<void> {
       sandboxNetwork: flags.sandboxNetwork,
       sandboxAllowHostPorts: flags.sandboxAllowHostPort,
       asyncRetryDelaysMs: parseDelays(flags.asyncRetryDelays),
+      blockDeprecatedRuntimes: flags.blockDeprecatedRuntimes === true,
+      ...(flags.runtimesDir ? { runtimesDir: flags.runtimesDir } : {}),
       ...(flags.database ? { database: flags.database } : {}),
     });
   } catch (err) {

@@ -4,30 +4,11 @@
  */
 import type { Limits } from "../config.js";
 import { constraintViolation, InvalidParameterValue, integerIn, ValidationError } from "../errors.js";
+import { RUNTIMES, type Runtime } from "../runtimes/catalog.js";
 import type { FunctionVersionsTable } from "../store/schema.js";
 import { functionArn } from "./arn.js";
 
-export const RUNTIMES = [
-  "nodejs18.x",
-  "nodejs20.x",
-  "nodejs22.x",
-  "python3.9",
-  "python3.10",
-  "python3.11",
-  "python3.12",
-  "python3.13",
-  "provided",
-  "provided.al2",
-  "provided.al2023",
-] as const;
-export type Runtime = (typeof RUNTIMES)[number];
-
-/** The runtime family that runs a Runtime identifier. */
-export function runtimeFamily(runtime: Runtime): "nodejs" | "python" | "provided" {
-  if (runtime.startsWith("nodejs")) return "nodejs";
-  if (runtime.startsWith("python")) return "python";
-  return "provided";
-}
+export { RUNTIMES, type Runtime, runtimeFamily } from "../runtimes/catalog.js";
 
 /** What is stored per version (JSON in function_versions.config). */
 export interface StoredConfig {

@@ -18,7 +18,13 @@ import type { Database, FunctionVersionsTable } from "../store/schema.js";
 import type { Store } from "../store/store.js";
 import { type FunctionRef, functionArn, parseFunctionRef } from "./arn.js";
 import { type CodeCache, type CodePackage, inspectPackage, isPackageError } from "./code.js";
-import { applyConfig, type ConfigInput, DEFAULTS, type StoredConfig } from "./function-config.js";
+import {
+  applyConfig,
+  type ConfigInput,
+  DEFAULTS,
+  type Runtime,
+  type StoredConfig,
+} from "./function-config.js";
 
 export const LATEST = "$LATEST";
 
@@ -81,6 +87,8 @@ export class FunctionService {
   /** Set by the platform: checks a function's Layers (they exist, code + layers fit the unzipped limit). */
   layerCheck: ((layers: string[], previous: string[], codeUnzippedBytes: number) => Promise<void>) | null =
     null;
+  /** Set by the platform: refuses a runtime this server cannot run (not installed, blocked as deprecated). */
+  runtimeCheck: ((runtime: Runtime) => void) | null = null;
 
   constructor(
     private readonly store: Store,
@@ -146,6 +154,7 @@ export class FunctionService {
       LogFormat: "Text",
     };
     const config = applyConfig(base, input, this.limits);
+    this.runtimeCheck?.(config.Runtime);
     const zip = decodeZip(code.ZipFile, this.limits, "CreateFunction");
     const pkg = await inspectPackage(zip, this.limits);
     if (config.Layers.length > 0) await this.layerCheck?.(config.Layers, [], pkg.unzippedSize);
@@ -422,6 +431,7 @@ export class FunctionService {
       checkRevision(input.RevisionId, current.revisionId);
       checkUpdatable(current, region);
       const config = applyConfig(current.config, input, this.limits);
+      if (input.Runtime !== undefined) this.runtimeCheck?.(config.Runtime);
       if (input.Layers !== undefined && config.Layers.length > 0) {
         const code = await inspectPackage(await this.loadZip(current.codeSha256), this.limits);
         await this.layerCheck?.(config.Layers, current.config.Layers, code.unzippedSize);

@@ -1,4 +1,5 @@
 import { type ChildProcess, spawn } from "node:child_process";
+import { readdirSync } from "node:fs";
 import { chmod, mkdir, rm } from "node:fs/promises";
 import { constants } from "node:os";
 import type { Readable } from "node:stream";
@@ -61,6 +62,7 @@ export const SANDBOX_PATHS = {
   taskRoot: "/var/task",
   runtimeRoot: "/var/runtime",
   optRoot: "/opt",
+  langRoot: "/var/lang",
   runtimeApiSocket: "/run/lambent/runtime-api.sock",
 } as const;
 
@@ -77,6 +79,8 @@ export class BwrapDriver implements SandboxDriver {
   readonly #options: BwrapDriverOptions;
   readonly #etcDir: string;
   readonly #systemArgs: string[];
+  /** System views over runtime root filesystems, by root. */
+  readonly #rootfsArgs = new Map<string, string[]>();
   readonly #live = new Set<BwrapSandbox>();
   readonly #views: ReadOnlyViews;
   readonly #stemsDir: string;
@@ -95,6 +99,17 @@ export class BwrapDriver implements SandboxDriver {
     this.#stemsDir = `${options.runDir}/stems`;
     this.#hostPortsDir = `${options.runDir}/host-ports`;
     this.supportsStemCells = (options.adoptableRoots ?? []).length > 0;
+  }
+
+  /** The read-only system part of the root: the host's, or a runtime root filesystem's. */
+  #systemView(rootfs: string | undefined): string[] {
+    if (rootfs === undefined) return this.#systemArgs;
+    let args = this.#rootfsArgs.get(rootfs);
+    if (!args) {
+      args = systemViewArgs(this.#etcDir, this.#options.network, rootfs);
+      this.#rootfsArgs.set(rootfs, args);
+    }
+    return args;
   }
 
   async init(): Promise<void> {
@@ -144,8 +159,13 @@ export class BwrapDriver implements SandboxDriver {
     return this.#options.network === "isolated" ? "unix" : "tcp";
   }
 
-  view(_mounts: SandboxMounts, runtimeApi: RuntimeApiEndpoint): SandboxView {
+  view(mounts: SandboxMounts, runtimeApi: RuntimeApiEndpoint): SandboxView {
     const { taskRoot, runtimeRoot, optRoot, runtimeApiSocket } = SANDBOX_PATHS;
+    const runtime = {
+      ownRoot: true,
+      ...(mounts.langDir ? { langRoot: SANDBOX_PATHS.langRoot } : {}),
+      ...(mounts.sdk ? { sdkRoot: mounts.sdk.at } : {}),
+    };
     if (runtimeApi.kind === "unix") {
       return {
         taskRoot,
@@ -154,6 +174,7 @@ export class BwrapDriver implements SandboxDriver {
         runtimeApiAddress: `127.0.0.1:${RUNTIME_API_PORT}`,
         runtimeApiSocket,
         platformApiUrl: `http://127.0.0.1:${PLATFORM_API_PORT}`,
+        ...runtime,
       };
     }
     if (this.#options.network === "isolated") {
@@ -162,7 +183,13 @@ export class BwrapDriver implements SandboxDriver {
         "an isolated network carries the Runtime API over a unix socket",
       );
     }
-    return { taskRoot, runtimeRoot, optRoot, runtimeApiAddress: `${runtimeApi.host}:${runtimeApi.port}` };
+    return {
+      taskRoot,
+      runtimeRoot,
+      optRoot,
+      runtimeApiAddress: `${runtimeApi.host}:${runtimeApi.port}`,
+      ...runtime,
+    };
   }
 
   async spawn(spec: SandboxSpec): Promise<Sandbox> {
@@ -286,7 +313,7 @@ export class BwrapDriver implements SandboxDriver {
     if (this.#options.network === "isolated") args.push("--unshare-net");
     args.push("--die-with-parent", "--new-session", "--hostname", "localhost", "--clearenv");
     for (const [name, value] of Object.entries(env)) args.push("--setenv", name, value);
-    args.push(...this.#systemArgs, "--proc", "/proc", "--dev", "/dev");
+    args.push(...this.#systemView(mounts.rootfs), "--proc", "/proc", "--dev", "/dev");
     args.push(
       "--perms",
       "1777",
@@ -303,12 +330,40 @@ export class BwrapDriver implements SandboxDriver {
       args.push("--ro-bind", mounts.codeDir, SANDBOX_PATHS.taskRoot);
       if (mounts.optDir !== undefined) args.push("--ro-bind", mounts.optDir, SANDBOX_PATHS.optRoot);
     }
-    args.push("--ro-bind", mounts.runtimeDir, SANDBOX_PATHS.runtimeRoot);
+    args.push(...runtimeMountArgs(mounts));
     if (socket !== undefined) args.push("--ro-bind", socket, SANDBOX_PATHS.runtimeApiSocket);
     args.push("--chdir", SANDBOX_PATHS.taskRoot, "--info-fd", "3", "--block-fd", "4", "--");
     args.push(...dropToSandboxUser(), ...spec.argv);
     return args;
   }
+}
+
+/**
+ * /var/runtime (Lambent's runtime scripts, each entry bound on its own so the SDK can sit beside them
+ * as /var/runtime/node_modules) and /var/lang (the language build).
+ */
+function runtimeMountArgs(mounts: SandboxMounts): string[] {
+  const args: string[] = [];
+  let entries: string[];
+  try {
+    entries = readdirSync(mounts.runtimeDir);
+  } catch {
+    entries = [];
+  }
+  // An SDK inside a runtime root filesystem (/usr/lib/python3/dist-packages) comes with it.
+  if (mounts.sdk === undefined || !mounts.sdk.at.startsWith(`${SANDBOX_PATHS.runtimeRoot}/`)) {
+    args.push("--ro-bind", mounts.runtimeDir, SANDBOX_PATHS.runtimeRoot);
+  } else {
+    // Privileged bwrap would create the parent as 0700.
+    args.push("--perms", "0755", "--dir", SANDBOX_PATHS.runtimeRoot);
+    for (const entry of entries) {
+      if (entry === "node_modules" || `${SANDBOX_PATHS.runtimeRoot}/${entry}` === mounts.sdk.at) continue;
+      args.push("--ro-bind", `${mounts.runtimeDir}/${entry}`, `${SANDBOX_PATHS.runtimeRoot}/${entry}`);
+    }
+    args.push("--ro-bind", mounts.sdk.dir, mounts.sdk.at);
+  }
+  if (mounts.langDir !== undefined) args.push("--ro-bind", mounts.langDir, SANDBOX_PATHS.langRoot);
+  return args;
 }
 
 /** setpriv inside the sandbox: become the sandbox user with no capabilities left to regain. */

@@ -12,6 +12,12 @@ export interface SandboxMounts {
   runtimeDir: string;
   /** Merged layers (read-only), seen as /opt where the driver can map it. */
   optDir?: string;
+  /** The language build (a Node.js install), seen as /var/lang where the driver can map it. */
+  langDir?: string;
+  /** A runtime root filesystem: its usr/ (and its /etc basics) replace the host's where the driver can. */
+  rootfs?: string;
+  /** The runtime's AWS SDK: host folder, and where an isolating driver shows it. */
+  sdk?: { dir: string; at: string };
 }
 
 /** Paths and addresses as the process inside the sandbox sees them. */
@@ -29,6 +35,12 @@ export interface SandboxView {
    * the server at its real address.
    */
   platformApiUrl?: string;
+  /** True when the sandbox has its own filesystem root (paths above are not the host's). */
+  ownRoot: boolean;
+  /** Where the language build (`langDir`) is seen, if mounted. */
+  langRoot?: string;
+  /** Where the runtime's SDK is seen, if any. */
+  sdkRoot?: string;
 }
 
 export interface SandboxLimits {

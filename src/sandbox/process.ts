@@ -40,6 +40,9 @@ export class ProcessDriver implements SandboxDriver {
       runtimeRoot: mounts.runtimeDir,
       optRoot: mounts.optDir ?? "/opt",
       runtimeApiAddress: `${runtimeApi.host}:${runtimeApi.port}`,
+      ownRoot: false,
+      ...(mounts.langDir ? { langRoot: mounts.langDir } : {}),
+      ...(mounts.sdk ? { sdkRoot: mounts.sdk.dir } : {}),
       ...(runtimeApi.socketPath ? { runtimeApiSocket: runtimeApi.socketPath } : {}),
     };
   }

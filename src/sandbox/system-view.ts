@@ -20,16 +20,44 @@ const HOST_ETC = [
   "/etc/mime.types",
 ];
 
-/** The bwrap arguments that build the read-only system part of the root, computed once per driver. */
-export function systemViewArgs(etcDir: string, network: "isolated" | "host"): string[] {
+/**
+ * Host folders of Python and Node.js packages: hidden (an empty read-only tmpfs over each) so a function
+ * sees only its runtime's own packages, as on Lambda.
+ */
+const HOST_PACKAGE_DIRS = [
+  "/usr/lib/python3/dist-packages",
+  "/usr/lib/node_modules",
+  "/usr/share/nodejs",
+  "/usr/local/lib/node_modules",
+  "/usr/lib/python3.9/site-packages",
+  "/usr/lib/python3.11/site-packages",
+  "/usr/local/lib/python3.9",
+  "/usr/local/lib/python3.10",
+  "/usr/local/lib/python3.11",
+  "/usr/local/lib/python3.12",
+  "/usr/local/lib/python3.13",
+];
+
+/**
+ * The bwrap arguments that build the read-only system part of the root, computed once per driver (and
+ * once per runtime root filesystem). With `rootfs`, /usr, the top-level links and the /etc basics come
+ * from that root filesystem (a Debian release whose python3 is the function's version) instead of the host.
+ */
+export function systemViewArgs(etcDir: string, network: "isolated" | "host", rootfs?: string): string[] {
+  const root = rootfs ?? "";
   // Privileged bwrap creates missing parents of mount points as 0700: make them readable first.
   const args = ["/etc", "/var", "/run", "/run/lambent"].flatMap((dir) => ["--perms", "0755", "--dir", dir]);
   for (const dir of SYSTEM_DIRS) {
-    const stat = lstatSafe(dir);
-    if (stat?.isSymbolicLink()) args.push("--symlink", readlinkSync(dir), dir);
-    else if (stat?.isDirectory()) args.push("--ro-bind", dir, dir);
+    const stat = lstatSafe(`${root}${dir}`);
+    if (stat?.isSymbolicLink()) args.push("--symlink", readlinkSync(`${root}${dir}`), dir);
+    else if (stat?.isDirectory()) args.push("--ro-bind", `${root}${dir}`, dir);
   }
-  for (const path of HOST_ETC) args.push("--ro-bind-try", path, path);
+  if (rootfs === undefined) {
+    for (const dir of HOST_PACKAGE_DIRS) {
+      if (lstatSafe(dir)?.isDirectory()) args.push("--perms", "0755", "--tmpfs", dir, "--remount-ro", dir);
+    }
+  }
+  for (const path of HOST_ETC) args.push("--ro-bind-try", `${root}${path}`, path);
   args.push("--ro-bind", `${etcDir}/passwd`, "/etc/passwd", "--ro-bind", `${etcDir}/group`, "/etc/group");
   args.push("--ro-bind", `${etcDir}/hosts`, "/etc/hosts");
   // Isolated: slirp4netns's DNS forwarder; host network: the host's own resolver configuration.

@@ -8,11 +8,12 @@ import { join } from "node:path";
 import type { FunctionVersion } from "../control/functions.js";
 import type { MergedLayers } from "../control/layers.js";
 import type { LogSink } from "../logs/log-sink.js";
+import type { RuntimeStore } from "../runtimes/store.js";
 import type { Sandbox, SandboxDriver, SandboxExit, SandboxMounts, SandboxView } from "../sandbox/driver.js";
 import { ExtensionsApi, exitStatusText, MAX_EXTENSIONS, type ShutdownReason } from "./extensions-api.js";
 import type { PlatformApiChannel, PlatformApiListener, SandboxOrigin } from "./platform-api.js";
 import { type Invocation, RuntimeApiServer, type RuntimeOutcome } from "./runtime-api.js";
-import { runtimeArgv, runtimeEnvironment } from "./runtimes.js";
+import { runtimeArgv, runtimeEnvironment, runtimeMounts, runtimeVersionLabel } from "./runtimes.js";
 import type { StemCell, StemCellPool } from "./stem-cells.js";
 import { TELEMETRY_PATH, TelemetryApi } from "./telemetry-api.js";
 import { directTransport, namespaceTransport, type TelemetryTransport } from "./telemetry-transport.js";
@@ -23,6 +24,8 @@ export interface EnvironmentDeps {
   /** Directory for per-environment sockets. */
   runDir: string;
   runtimesDir: string;
+  /** Installed language runtimes (the runtime cache). */
+  runtimes: RuntimeStore;
   region: string;
   maxResponseBytes: number;
   initTimeoutMs: number;
@@ -241,8 +244,12 @@ export class ExecutionEnvironment {
     });
     // Nobody awaits it until the sandbox exists; a failure before then is reported through the catch below.
     initialized.catch(() => {});
+    const version = runtimeVersionLabel(
+      this.fn.config.Runtime,
+      this.deps.runtimes.resolve(this.fn.config.Runtime),
+    );
     this.platformLog(
-      `INIT_START Runtime Version: ${this.fn.config.Runtime}\tRuntime Version ARN: lambent:${this.fn.config.Runtime}`,
+      `INIT_START Runtime Version: ${version}\tRuntime Version ARN: lambent:${this.fn.config.Runtime}:${version}`,
     );
     const external = opt?.extensions ?? [];
     if (external.length > MAX_EXTENSIONS) {
@@ -344,11 +351,12 @@ export class ExecutionEnvironment {
         ? { kind: "unix", path: join(this.deps.runDir, `${this.id}.sock`) }
         : { kind: "tcp", host: "127.0.0.1", port: 0, socketPath: join(this.deps.runDir, `${this.id}.sock`) },
     );
-    const mounts: SandboxMounts = { codeDir, runtimeDir: this.deps.runtimesDir };
+    const installed = this.deps.runtimes.resolve(this.fn.config.Runtime);
+    const mounts: SandboxMounts = { codeDir, runtimeDir: this.deps.runtimesDir, ...runtimeMounts(installed) };
     if (opt) mounts.optDir = opt.dir;
     const view = driver.view(mounts, endpoint);
     const platformApiSocket = await this.openPlatformApi(view);
-    const runtime = runtimeArgv(this.fn, view);
+    const runtime = runtimeArgv(this.fn, view, installed);
     const external = opt?.extensions ?? [];
     const argv =
       external.length === 0

@@ -4,26 +4,63 @@
  * mounted read-only as the runtime dir.
  */
 import { fileURLToPath } from "node:url";
-import { runtimeFamily } from "../control/function-config.js";
+import { type Runtime, runtimeFamily } from "../control/function-config.js";
 import type { FunctionVersion } from "../control/functions.js";
-import type { SandboxView } from "../sandbox/driver.js";
+import type { InstalledRuntime } from "../runtimes/store.js";
+import type { SandboxMounts, SandboxView } from "../sandbox/driver.js";
 
 /** Host path of the built-in runtimes (`runtimes/` at the package root). */
 export const RUNTIMES_DIR = fileURLToPath(new URL("../../runtimes", import.meta.url));
 
-/** The system interpreters (never a user's shim, e.g. pyenv under /root). */
-export const NODE = process.execPath;
-export const PYTHON = "/usr/bin/python3";
+/** What an environment of this runtime mounts: its language build, root filesystem and SDK. */
+export function runtimeMounts(rt: InstalledRuntime | undefined): Partial<SandboxMounts> {
+  const out: Partial<SandboxMounts> = {};
+  if (rt?.langDir) out.langDir = rt.langDir;
+  if (rt?.rootfs) out.rootfs = rt.rootfs;
+  if (rt?.sdkDir && rt.sandboxSdkDir) out.sdk = { dir: rt.sdkDir, at: rt.sandboxSdkDir };
+  return out;
+}
 
-export function runtimeArgv(fn: FunctionVersion, view: SandboxView): string[] {
+/** The interpreter as this sandbox sees it. */
+export function interpreter(rt: InstalledRuntime, view: SandboxView): string[] {
+  return view.ownRoot ? [rt.sandboxInterpreter] : rt.hostInterpreter;
+}
+
+/** Arguments every Python runtime script gets: where layers and the SDK are. */
+export function pythonRuntimeArgs(view: SandboxView): string[] {
+  return [`--opt-root=${view.optRoot}`, ...(view.sdkRoot ? [`--sdk-root=${view.sdkRoot}`] : [])];
+}
+
+export function runtimeArgv(
+  fn: FunctionVersion,
+  view: SandboxView,
+  rt: InstalledRuntime | undefined,
+): string[] {
   const socket = view.runtimeApiSocket ? [`--runtime-api-socket=${view.runtimeApiSocket}`] : [];
-  switch (runtimeFamily(fn.config.Runtime)) {
-    case "nodejs":
-      return [NODE, `${view.runtimeRoot}/nodejs/bootstrap.mjs`, ...socket];
-    case "python":
-      return [PYTHON, `${view.runtimeRoot}/python/bootstrap.py`, ...socket, `--opt-root=${view.optRoot}`];
-    case "provided":
-      return [`${view.taskRoot}/bootstrap`];
+  const family = runtimeFamily(fn.config.Runtime);
+  if (family === "provided") return [`${view.taskRoot}/bootstrap`];
+  if (!rt) throw new RuntimeNotInstalled(fn.config.Runtime);
+  if (family === "nodejs")
+    return [...interpreter(rt, view), `${view.runtimeRoot}/nodejs/bootstrap.mjs`, ...socket];
+  // -s: no user site-packages; the runtime itself keeps host packages off sys.path.
+  return [
+    ...interpreter(rt, view),
+    "-s",
+    `${view.runtimeRoot}/python/bootstrap.py`,
+    ...socket,
+    ...pythonRuntimeArgs(view),
+  ];
+}
+
+/** Lambda's `Runtime Version` label (`nodejs:22.v45`) with the real version: `nodejs:22.23.5`, `python:3.13.5`. */
+export function runtimeVersionLabel(runtime: Runtime, rt: InstalledRuntime | undefined): string {
+  if (!rt) return runtime.replace(/^(nodejs|python|provided)\.?/, "$1:");
+  return `${rt.family}:${rt.version}`;
+}
+
+export class RuntimeNotInstalled extends Error {
+  constructor(readonly runtime: string) {
+    super(`the ${runtime} runtime is not installed on this server (lambent runtimes install ${runtime})`);
   }
 }
 
@@ -44,7 +81,7 @@ export function runtimeEnvironment(
   const family = runtimeFamily(c.Runtime);
   const nodeMajor = c.Runtime.startsWith("nodejs") ? c.Runtime.slice(6, 8) : "";
   const env: Record<string, string> = {
-    PATH: `/usr/local/bin:/usr/bin:/bin:${view.optRoot}/bin`,
+    PATH: `${view.langRoot ? `${view.langRoot}/bin:` : ""}/usr/local/bin:/usr/bin:/bin:${view.optRoot}/bin`,
     LD_LIBRARY_PATH: `/lib64:/usr/lib64:${view.runtimeRoot}:${view.runtimeRoot}/lib:${view.taskRoot}:${view.taskRoot}/lib:${view.optRoot}/lib`,
     LANG: "en_US.UTF-8",
     TZ: ":UTC",
@@ -52,7 +89,7 @@ export function runtimeEnvironment(
     LAMBDA_RUNTIME_DIR: view.runtimeRoot,
   };
   if (family === "nodejs") {
-    env.NODE_PATH = `${view.optRoot}/nodejs/node${nodeMajor}/node_modules:${view.optRoot}/nodejs/node_modules:${view.runtimeRoot}/node_modules:${view.runtimeRoot}:${view.taskRoot}`;
+    env.NODE_PATH = `${view.optRoot}/nodejs/node${nodeMajor}/node_modules:${view.optRoot}/nodejs/node_modules:${view.sdkRoot ?? `${view.runtimeRoot}/node_modules`}:${view.runtimeRoot}:${view.taskRoot}`;
   }
   if (family === "python") env.PYTHONPATH = `${view.runtimeRoot}`;
   for (const [k, v] of Object.entries(c.Environment)) env[k] = v;

@@ -1,20 +1,28 @@
 /**
  * Stem cells: runtime processes started, sandboxed and booted before any
  * function needs them, waiting for an assignment. A cold start then costs only
- * the function's own Init. The pool keeps a few per runtime family, sized by
+ * the function's own Init. The pool keeps a few per runtime (nodejs22.x, python3.13...), sized by
  * the recent cold-start rate (at most `--prewarm`), and refills in the background.
  */
 import { randomBytes } from "node:crypto";
 import type { ServerResponse } from "node:http";
 import { join } from "node:path";
 import type { Runtime } from "../control/function-config.js";
-import { runtimeFamily } from "../control/function-config.js";
-import type { RuntimeApiEndpoint, Sandbox, SandboxDriver, SandboxView } from "../sandbox/driver.js";
+import { CATALOG, runtimeFamily } from "../runtimes/catalog.js";
+import type { RuntimeStore } from "../runtimes/store.js";
+import type {
+  RuntimeApiEndpoint,
+  Sandbox,
+  SandboxDriver,
+  SandboxMounts,
+  SandboxView,
+} from "../sandbox/driver.js";
 import type { PlatformApiChannel, PlatformApiListener, SandboxOrigin } from "./platform-api.js";
 import { RuntimeApiServer } from "./runtime-api.js";
-import { NODE, PYTHON } from "./runtimes.js";
+import { interpreter, pythonRuntimeArgs, RuntimeNotInstalled, runtimeMounts } from "./runtimes.js";
 
-export type StemFamily = "nodejs" | "python";
+/** Stem cells are kept per runtime identifier: each runs its own language version. */
+export type StemFamily = Runtime;
 
 export const ASSIGNMENT_PATH = "/lambent/stem-cell/assignment";
 
@@ -22,15 +30,15 @@ export interface StemCellDeps {
   driver: SandboxDriver;
   runDir: string;
   runtimesDir: string;
+  runtimes: RuntimeStore;
   maxResponseBytes: number;
   pidsLimit: number;
   platformApi?: PlatformApiChannel;
 }
 
-/** The family whose stem cells can run this runtime, if any (`provided` runtimes bring their own bootstrap). */
+/** The stem cells that can run this runtime, if any (`provided` runtimes bring their own bootstrap). */
 export function stemFamily(runtime: Runtime): StemFamily | undefined {
-  const family = runtimeFamily(runtime);
-  return family === "provided" ? undefined : family;
+  return runtimeFamily(runtime) === "provided" ? undefined : runtime;
 }
 
 /** Generous limits until the function's own apply (memory is set on adoption). */
@@ -80,7 +88,7 @@ export class StemCell {
         ? { kind: "unix", path: join(this.deps.runDir, `${this.id}.sock`) }
         : { kind: "tcp", host: "127.0.0.1", port: 0, socketPath: join(this.deps.runDir, `${this.id}.sock`) },
     );
-    const mounts = { codeDir: this.deps.runDir, runtimeDir: this.deps.runtimesDir };
+    const mounts = this.mounts(this.deps.runDir);
     const view = driver.view(mounts, this.endpoint);
     if (view.platformApiUrl !== undefined && this.deps.platformApi) {
       this.platformOrigin = { environmentId: this.id };
@@ -90,10 +98,24 @@ export class StemCell {
       );
     }
     const socket = view.runtimeApiSocket ? [`--runtime-api-socket=${view.runtimeApiSocket}`] : [];
-    const argv =
-      this.family === "nodejs"
-        ? [NODE, `${view.runtimeRoot}/nodejs/stem.mjs`, ...socket]
-        : [PYTHON, `${view.runtimeRoot}/python/stem.py`, ...socket];
+    let argv: string[];
+    try {
+      const rt = this.deps.runtimes.resolve(this.family);
+      if (!rt) throw new RuntimeNotInstalled(this.family);
+      argv =
+        runtimeFamily(this.family) === "nodejs"
+          ? [...interpreter(rt, view), `${view.runtimeRoot}/nodejs/stem.mjs`, ...socket]
+          : [
+              ...interpreter(rt, view),
+              "-s",
+              `${view.runtimeRoot}/python/stem.py`,
+              ...socket,
+              ...pythonRuntimeArgs(view).filter((a) => a.startsWith("--sdk-root=")),
+            ];
+    } catch (err) {
+      await this.api.close();
+      throw err;
+    }
     try {
       this.sandbox = await driver.spawn({
         id: this.id,
@@ -124,10 +146,18 @@ export class StemCell {
     ]);
   }
 
+  private mounts(codeDir: string, optDir?: string): SandboxMounts {
+    return {
+      codeDir,
+      runtimeDir: this.deps.runtimesDir,
+      ...runtimeMounts(this.deps.runtimes.resolve(this.family)),
+      ...(optDir ? { optDir } : {}),
+    };
+  }
+
   /** How this cell's sandbox shows the given code and layers (for the function's environment variables). */
   view(codeDir: string, optDir?: string): SandboxView {
-    const mounts = { codeDir, runtimeDir: this.deps.runtimesDir, ...(optDir ? { optDir } : {}) };
-    const view = this.deps.driver.view(mounts, this.endpoint);
+    const view = this.deps.driver.view(this.mounts(codeDir, optDir), this.endpoint);
     if (this.deps.platformApi) view.platformApiUrl = this.deps.platformApi.urlFor(view);
     return view;
   }
@@ -182,10 +212,12 @@ export class StemCellPool {
     return this.ready.get(family)?.length ?? 0;
   }
 
-  /** Resolves once a cell of the family is waiting. */
+  /** Resolves once a cell of the runtime is waiting (starting one if none is on its way). */
   whenReady(family: StemFamily): Promise<void> {
     if (this.size(family) > 0) return Promise.resolve();
-    return new Promise((resolve) => this.watchers.push({ family, resolve }));
+    const ready = new Promise<void>((resolve) => this.watchers.push({ family, resolve }));
+    if ((this.starting.get(family) ?? 0) === 0) this.refill(family);
+    return ready;
   }
 
   /** Take a booted cell for a cold start, if one is waiting; the pool refills behind it. */
@@ -256,9 +288,17 @@ export class StemCellPool {
     }
   }
 
-  /** Start one cell per family so the first cold starts find one. */
+  /**
+   * Start a cell for the newest installed Node.js and Python runtimes so their first cold starts find
+   * one; other runtimes get cells from their first cold start on.
+   */
   prewarm(): void {
-    for (const family of ["nodejs", "python"] as const) this.refill(family);
+    for (const family of ["nodejs", "python"] as const) {
+      const newest = Object.values(CATALOG)
+        .filter((r) => r.family === family && this.deps.runtimes.resolve(r.id))
+        .pop();
+      if (newest) this.refill(newest.id);
+    }
   }
 
   async close(): Promise<void> {

@@ -5,6 +5,7 @@ import { functionConfiguration } from "../../control/function-config.js";
 import type { FunctionVersion } from "../../control/functions.js";
 import { constraintViolation, ResourceNotFound } from "../../errors.js";
 import type { Platform } from "../../platform.js";
+import { deprecationWarning } from "../../runtimes/policy.js";
 import {
   baseUrl,
   jsonBody,
@@ -13,6 +14,12 @@ import {
   requestRegion,
   unqualifiedFunctionName,
 } from "../request.js";
+
+/** Lambda has no field for it: a deprecated runtime's warning travels as an HTTP Warning header (RFC 7234). */
+function warnDeprecated(reply: FastifyReply, fn: FunctionVersion): void {
+  const warning = deprecationWarning(fn.config.Runtime);
+  if (warning) reply.header("warning", `299 lambent "${warning}"`);
+}
 
 export function registerFunctionRoutes(app: FastifyInstance, platform: Platform): void {
   const fns = platform.functions;
@@ -28,6 +35,7 @@ export function registerFunctionRoutes(app: FastifyInstance, platform: Platform)
     if (csc) await platform.settings.checkCodeSigningConfig(csc, region(req));
     const created = await fns.create(body, region(req));
     if (csc) await platform.settings.attachOnCreate(created.name, csc, region(req));
+    warnDeprecated(reply, created);
     reply.code(201);
     return show(created, req);
   });
@@ -64,9 +72,12 @@ export function registerFunctionRoutes(app: FastifyInstance, platform: Platform)
     show(await fns.getVersion(ref(req), region(req)), req),
   );
 
-  app.put("/2015-03-31/functions/:FunctionName/configuration", async (req) =>
-    show(await fns.updateConfiguration(unqualified(req), jsonBody(req), region(req)), req),
-  );
+  app.put("/2015-03-31/functions/:FunctionName/configuration", async (req, reply) => {
+    const body = jsonBody(req);
+    const updated = await fns.updateConfiguration(unqualified(req), body, region(req));
+    if (body.Runtime !== undefined) warnDeprecated(reply, updated);
+    return show(updated, req);
+  });
 
   app.put("/2015-03-31/functions/:FunctionName/code", async (req) =>
     show(await fns.updateCode(unqualified(req), jsonBody(req), region(req)), req),
