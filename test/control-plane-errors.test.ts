@@ -169,7 +169,7 @@ describe("configuration values", () => {
         err,
         InvalidParameterValueException,
         400,
-        /^Value (nodejs99\.x|java21) at 'runtime' failed to satisfy constraint: Member must satisfy enum value set: \[nodejs18\.x, nodejs20\.x, nodejs22\.x, python3\.9, .*provided\.al2023\] or be a valid ARN$/,
+        /^Value (nodejs99\.x|java21) at 'runtime' failed to satisfy constraint: Member must satisfy enum value set: \[nodejs18\.x, nodejs20\.x, nodejs22\.x, nodejs24\.x, python3\.9, .*provided\.al2023\] or be a valid ARN$/,
       );
     }
     await expectUnchanged();
