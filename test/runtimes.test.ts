@@ -81,6 +81,9 @@ async function nodeFn(s: TestServer, name: string, runtime: string) {
   await create(s, {
     FunctionName: name,
     Runtime: runtime as CreateFunctionCommandInput["Runtime"],
+    // Loading the SDK's client is a second of CPU at 128 MB's share.
+    MemorySize: 1024,
+    Timeout: 60,
     Code: { ZipFile: await zipEntries([{ name: "index.js", content: NODE_PROBE }]) },
   });
 }
@@ -116,8 +119,8 @@ for (const sandbox of ["process", "bwrap"] as const) {
       it(`${runtime} runs Node ${major} with the AWS SDK and no host packages`, async () => {
         expect(store.resolve(runtime), `${runtime} is installed by npm ci / npm test`).toBeDefined();
         await nodeFn(server, `v-${runtime.replace(".", "")}`, runtime);
-        const r = await invoke(server.lambda, `v-${runtime.replace(".", "")}`);
-        expect(r.functionError).toBeUndefined();
+        const r = await invoke(server.lambda, `v-${runtime.replace(".", "")}`, {}, { LogType: "Tail" });
+        expect(r.functionError, `${r.text}\n${r.log}`).toBeUndefined();
         const out = r.json as Obj;
         expect(String(out.version)).toMatch(new RegExp(`^v${major}\\.`));
         expect(out.withResolvers).toBe(true);
