@@ -6,8 +6,8 @@
 #   iptables-restore iptables     route the namespace's 127.0.0.1:PORT to the host's loopback
 #   socat            socat        AWS_LAMBDA_RUNTIME_API=127.0.0.1:9001 → the per-sandbox Unix socket
 #   nsenter, setpriv util-linux   enter a sandbox's netns; drop to the sandbox user
-<<<<<<< HEAD
-#   /usr/bin/python3 python3      the python3.x runtimes run on the system interpreter
+#   /usr/bin/python3 python3      python3.11 runs on bookworm's system interpreter
+#   debootstrap      debootstrap  Python runtimes of other versions are Debian root filesystems
 #
 # Without --test (npm install's `prepare`) it never fails its caller: without these packages
 # Lambent still runs, with the unisolated process driver, and says so.
@@ -15,13 +15,6 @@
 # aws-lambda-ric's native client needs autoconf, automake, libtool, cmake, make and g++), and
 # any package it cannot install fails the run: the tests need the real sandbox.
 set -euo pipefail
-=======
-#   /usr/bin/python3 python3      python3.11 runs on bookworm's system interpreter
-#   debootstrap      debootstrap  Python runtimes of other versions are Debian root filesystems
-# With --test it also installs what the test suite builds with (the official aws-lambda-ric's
-# native client needs autoconf, automake, libtool, cmake, make and g++).
-set -u
->>>>>>> 3bcaacc (True runtime versions: Node 22/24 from the npm registry's official builds, Python 3.13 from a Debian trixie root filesystem, in a runtime cache)
 
 test_mode=false
 [ "${1-}" = "--test" ] && test_mode=true
@@ -36,14 +29,9 @@ need iptables-restore iptables
 need socat socat
 need nsenter util-linux
 need setpriv util-linux
-<<<<<<< HEAD
+need debootstrap debootstrap
 [ -x /usr/bin/python3 ] || missing+=(python3)
 if $test_mode; then
-=======
-need debootstrap debootstrap
-[ -x /usr/bin/python3 ] || missing="$missing python3"
-if [ "${1-}" = "--test" ]; then
->>>>>>> 3bcaacc (True runtime versions: Node 22/24 from the npm registry's official builds, Python 3.13 from a Debian trixie root filesystem, in a runtime cache)
   need autoconf autoconf
   need automake automake
   need libtoolize libtool

@@ -1,12 +1,7 @@
-<<<<<<< HEAD
-// Runs on `npm ci` / `npm install`: builds the TypeScript into dist/ and installs the system
-// packages the sandbox needs (when root on Debian; never fatal: without them the platform falls
-// back to the process sandbox and says so). Says what it does, and how long it took.
-=======
-// Runs on `npm ci` / `npm install`: builds the TypeScript, installs the system packages the sandbox
-// needs (when root on Debian; never fatal) and the default language runtimes (Node.js 22 and 24 from
-// the npm registry, Python 3.13 from Debian trixie) into the runtime cache, with progress on stderr.
->>>>>>> 3bcaacc (True runtime versions: Node 22/24 from the npm registry's official builds, Python 3.13 from a Debian trixie root filesystem, in a runtime cache)
+// Runs on `npm ci` / `npm install`: builds the TypeScript into dist/, installs the system packages
+// the sandbox needs (when root on Debian; never fatal: without them the platform falls back to the
+// process sandbox and says so) and the default language runtimes (Node.js 22 and 24 from the npm
+// registry, Python 3.13 from Debian trixie) into the runtime cache. Says what it does, and how long it took.
 import { execFileSync } from "node:child_process";
 import { existsSync } from "node:fs";
 
@@ -27,9 +22,6 @@ if (existsSync("scripts/install-system.sh") && !process.env.LAMBENT_SKIP_SYSTEM_
     );
   }
 }
-<<<<<<< HEAD
-console.error("lambent: installed; start the server with `npm start` (see README.md)");
-=======
 if (!process.env.LAMBENT_SKIP_RUNTIME_INSTALL) {
   try {
     execFileSync(process.execPath, ["bin/lambent.js", "runtimes", "install"], { stdio: "inherit" });
@@ -37,4 +29,4 @@ if (!process.env.LAMBENT_SKIP_RUNTIME_INSTALL) {
     console.warn("lambent: could not install every default runtime; `lambent runtimes list` shows what runs");
   }
 }
->>>>>>> 3bcaacc (True runtime versions: Node 22/24 from the npm registry's official builds, Python 3.13 from a Debian trixie root filesystem, in a runtime cache)
+console.error("lambent: installed; start the server with `npm start` (see README.md)");

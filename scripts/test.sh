@@ -5,7 +5,6 @@
 # the run. Arguments go to vitest (`npm test -- test/invoke.test.ts` runs every step, then one file).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-<<<<<<< HEAD
 
 phase() { # phase <what> <command…>: runs it, says how long it took, fails the run if it fails
   local what=$1 start=$SECONDS
@@ -23,15 +22,7 @@ phase "system packages (bubblewrap, slirp4netns, … and the ric fixture's build
 phase "brokers (PostgreSQL, Redis, RabbitMQ, Mosquitto, NATS)" bash scripts/services.sh
 phase "static checks" bash scripts/check.sh
 phase "build (tsc -p tsconfig.build.json)" node node_modules/typescript/bin/tsc -p tsconfig.build.json
+phase "default runtimes (nodejs22.x, nodejs24.x, python3.13; quick once installed)" node bin/lambent.js runtimes install
 phase "aws-lambda-ric fixture" bash scripts/ric-fixture.sh
 echo "test: vitest…" >&2
-=======
-bash scripts/install-system.sh --test || true
-bash scripts/services.sh
-npm run -s check
-node node_modules/typescript/bin/tsc -p tsconfig.build.json
-# The default runtimes (nodejs22.x, nodejs24.x, python3.13): quick when npm ci already installed them.
-node bin/lambent.js runtimes install || echo "lambent: a default runtime did not install; tests using it will fail" >&2
-bash scripts/ric-fixture.sh
->>>>>>> 3bcaacc (True runtime versions: Node 22/24 from the npm registry's official builds, Python 3.13 from a Debian trixie root filesystem, in a runtime cache)
 exec node node_modules/vitest/vitest.mjs run "$@"
