@@ -34,6 +34,9 @@ import { Worker } from "./worker/worker.js";
 
 export const VERSION = "0.1.0";
 
+/** How long a stop lets in-flight invokes finish before it stops their environments. */
+const STOP_GRACE_MS = 10_000;
+
 export class Platform {
   app!: FastifyInstance;
   url = "";
@@ -291,7 +294,11 @@ export class Platform {
       // Stop claiming async events; running ones finish or go back to the queue.
       await this.asyncInvoke.stop();
       this.platformApi?.detach();
+      // In-flight invokes get a grace period; then their environments are stopped (the callers get
+      // Runtime.ExitError), so a runaway function cannot hold the shutdown up to its own timeout.
+      const grace = setTimeout(() => void this.worker.close(), STOP_GRACE_MS);
       await this.app.close();
+      clearTimeout(grace);
       await this.changes?.close();
       this.provisioned.stop();
       await this.worker.close();

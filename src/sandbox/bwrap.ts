@@ -2,6 +2,7 @@ import { type ChildProcess, spawn } from "node:child_process";
 import { readdirSync } from "node:fs";
 import { chmod, mkdir, rm } from "node:fs/promises";
 import { constants } from "node:os";
+import { resolve } from "node:path";
 import type { Readable } from "node:stream";
 import { MEMORY_MB_PER_VCPU } from "./cgroup-limits.js";
 import type { CgroupHierarchy, SandboxCgroup } from "./cgroups.js";
@@ -32,6 +33,7 @@ import {
 } from "./network.js";
 import { SANDBOX_USER } from "./sandbox-user.js";
 import { systemViewArgs, writeSandboxEtc } from "./system-view.js";
+import { Watchdog } from "./watchdog.js";
 
 export type SandboxNetworkMode = "isolated" | "host";
 
@@ -90,6 +92,7 @@ export class BwrapDriver implements SandboxDriver {
   #hostPorts: Array<{ port: number; socket: string }> = [];
   #blockedAddresses: string[] = [];
   readonly supportsStemCells: boolean;
+  #watchdog: Watchdog | undefined;
 
   constructor(options: BwrapDriverOptions) {
     this.#options = options;
@@ -113,6 +116,9 @@ export class BwrapDriver implements SandboxDriver {
   }
 
   async init(): Promise<void> {
+    const instanceId = this.#options.instanceId;
+    // After a kill -9 and a quick restart, the old server's watchdog may still be sweeping.
+    if (instanceId) await Watchdog.waitForPrevious(instanceId);
     await this.#options.cgroups.sweep();
     await this.#sweepAbandoned();
     // Mount points of stem cells a killed server left behind.
@@ -121,7 +127,16 @@ export class BwrapDriver implements SandboxDriver {
     await writeSandboxEtc(this.#etcDir, this.#options.network);
     if (this.supportsStemCells) await this.#views.mount();
     if (this.#options.network === "isolated") await this.#openHostPorts();
-    if (this.#options.instanceId) await registerInstance(this.#options.instanceId, this.#options.runDir);
+    if (instanceId) {
+      await registerInstance(instanceId, this.#options.runDir);
+      const { roots, freezerRoot } = this.#options.cgroups;
+      this.#watchdog = await Watchdog.start({
+        instanceId,
+        runDir: resolve(this.#options.runDir),
+        roots,
+        ...(freezerRoot ? { freezerRoot } : {}),
+      });
+    }
   }
 
   /** One host-side relay per opened host port; the host's own addresses are read once, here. */
@@ -232,14 +247,19 @@ export class BwrapDriver implements SandboxDriver {
     }
   }
 
+  /** Every step runs even when an earlier one failed (a failure is reported); the watchdog sweeps last. */
   async close(): Promise<void> {
-    await Promise.all([...this.#live].map((sandbox) => sandbox.destroy()));
-    await this.#options.cgroups.release();
-    await removeMountPoints(this.#stemsDir);
-    await this.#views.unmountAll();
+    const report = (error: unknown) => console.error(`lambent: sandbox cleanup: ${(error as Error).message}`);
+    await Promise.all([...this.#live].map((sandbox) => sandbox.destroy().catch(report)));
+    await this.#options.cgroups.sweep().catch(report);
+    await this.#options.cgroups.release().catch(report);
+    await removeMountPoints(this.#stemsDir).catch(report);
+    await this.#views.unmountAll().catch(report);
     for (const relay of this.#hostPortRelays) if (relay.exitCode === null) relay.kill("SIGKILL");
     this.#hostPortRelays = [];
-    if (this.#options.instanceId) await unregisterInstance(this.#options.instanceId);
+    if (this.#options.instanceId) await unregisterInstance(this.#options.instanceId).catch(report);
+    this.#watchdog?.close();
+    this.#watchdog = undefined;
   }
 
   /** bwrap blocks its child before exec; meanwhile it joins its cgroups and gets its network. */
@@ -426,7 +446,10 @@ class BwrapSandbox implements Sandbox {
     // A dead environment releases everything at once: its OOM verdict is read before the cgroup goes.
     this.exited = closed.then(async (exit) => {
       const oomKilled = cgroup.oomKilled();
-      await Promise.all([cgroup.destroy(), network?.close(), stemDir && removeMountPoints(stemDir)]);
+      // Cleanup problems are reported, never turned into a failed exit (nobody could handle it).
+      await Promise.all([cgroup.destroy(), network?.close(), stemDir && removeMountPoints(stemDir)]).catch(
+        (error: unknown) => console.error(`lambent: sandbox ${id} cleanup: ${(error as Error).message}`),
+      );
       return { ...runtimeExit(exit), oomKilled };
     });
   }

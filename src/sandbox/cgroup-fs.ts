@@ -89,6 +89,53 @@ export function killAll(pids: Iterable<number>): void {
   }
 }
 
+/** How long a teardown keeps killing before it reports the tree as stuck (it never throws). */
+export const KILL_DEADLINE_MS = 10_000;
+
+/**
+ * Kills a cgroup v1 tree however fast it forks: freeze (without waiting for FROZEN: a fork bomb can
+ * keep the cgroup FREEZING) → SIGKILL every pid listed → thaw (a SIGKILL to a frozen task only lands
+ * on thaw), repeated until no controller lists a task. Returns whether the tree is empty; never throws.
+ */
+export async function killTree(
+  freezerDir: string | undefined,
+  procsDirs: readonly string[],
+  deadlineMs = KILL_DEADLINE_MS,
+): Promise<boolean> {
+  const deadline = performance.now() + deadlineMs;
+  for (let round = 0; ; round++) {
+    const pids = new Set(procsDirs.flatMap((dir) => pidsOf(dir)));
+    if (pids.size === 0) return true;
+    if (performance.now() > deadline) return false;
+    const freeze = freezerDir !== undefined && tryWrite(`${freezerDir}/freezer.state`, "FROZEN");
+    // A moment for the freeze to catch the tree (most tasks stop within microseconds; a busy one is
+    // killed anyway and stops at thaw).
+    if (freeze && round > 0) await settle(freezerDir, 20);
+    killAll(pids);
+    if (freezerDir !== undefined) tryWrite(`${freezerDir}/freezer.state`, "THAWED");
+    // Dying tasks leave the cgroup asynchronously: yield so the kernel can reap them.
+    await new Promise((resolve) => setTimeout(resolve, round < 10 ? 1 : 10));
+  }
+}
+
+/** Waits up to `ms` for the freezer to report FROZEN (FREEZING is fine: the kill comes anyway). */
+async function settle(freezerDir: string, ms: number): Promise<void> {
+  const deadline = performance.now() + ms;
+  while (performance.now() < deadline) {
+    if (readControl(freezerDir, "freezer.state")?.trim() === "FROZEN") return;
+    await new Promise((resolve) => setImmediate(resolve));
+  }
+}
+
+function tryWrite(path: string, value: string): boolean {
+  try {
+    writeFileSync(path, value);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
 /** Polls `done` on every turn of the event loop until it holds or `ms` elapse. */
 export async function until(done: () => boolean, ms: number, what: string): Promise<void> {
   const deadline = performance.now() + ms;

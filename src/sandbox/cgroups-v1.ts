@@ -2,8 +2,8 @@ import { existsSync } from "node:fs";
 import { mkdir, readdir, writeFile } from "node:fs/promises";
 import {
   ControlFile,
-  killAll,
-  pidsOf,
+  KILL_DEADLINE_MS,
+  killTree,
   readControl,
   readKey,
   removeCgroupDir,
@@ -29,6 +29,10 @@ export class CgroupV1Hierarchy implements CgroupHierarchy {
 
   get roots(): readonly string[] {
     return Object.values(this.#roots);
+  }
+
+  get freezerRoot(): string {
+    return this.#roots.freezer;
   }
 
   async prepare(): Promise<void> {
@@ -154,16 +158,30 @@ class CgroupV1 implements SandboxCgroup {
     return this.#destroyed;
   }
 
-  /** FROZEN → SIGKILL each task → THAWED → rmdir: a frozen tree cannot fork away from the kill. */
+  /**
+   * FROZEN → SIGKILL each task → THAWED, repeated until every controller is empty (a frozen tree
+   * cannot fork away from the kill), then rmdir. Never throws: a tree that will not die is reported
+   * and left to the watchdog or the next start's sweep.
+   */
   async #teardown(): Promise<void> {
-    if (existsSync(this.dirs.freezer)) {
-      await this.freeze();
-      killAll(new Set(CONTROLLERS.flatMap((c) => pidsOf(this.dirs[c]))));
-      await this.thaw();
-    }
+    this.#generation++;
     this.#freezerState.close();
     this.#peak.close();
-    for (const c of CONTROLLERS) await removeCgroupDir(this.dirs[c]);
+    const dirs = CONTROLLERS.map((c) => this.dirs[c]);
+    // Dying tasks need CPU to exit: a throttled tree (128 MB = 7 % of a core) would die slowly.
+    try {
+      writeControl(this.dirs.cpu, "cpu.cfs_quota_us", "-1");
+    } catch {
+      // Already gone.
+    }
+    const empty = await killTree(existsSync(this.dirs.freezer) ? this.dirs.freezer : undefined, dirs);
+    if (!empty)
+      console.error(`lambent: processes of ${this.dirs.freezer} survived ${KILL_DEADLINE_MS} ms of kills`);
+    for (const dir of dirs) {
+      await removeCgroupDir(dir).catch((error: unknown) =>
+        console.error(`lambent: ${(error as Error).message}`),
+      );
+    }
   }
 
   async #setFreezer(state: "FROZEN" | "THAWED"): Promise<void> {

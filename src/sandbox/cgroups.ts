@@ -31,6 +31,8 @@ export interface CgroupHierarchy {
   readonly version: 1 | 2;
   /** Directories that make up the Lambent root of this instance (one per controller on v1). */
   readonly roots: readonly string[];
+  /** The freezer controller's root (cgroup v1; v2 freezes in every directory). */
+  readonly freezerRoot?: string;
   create(sandboxId: string, limits: CgroupLimits): Promise<SandboxCgroup>;
   /** Kills and removes every cgroup left under this instance's root (after a crash). Returns how many. */
   sweep(): Promise<number>;

@@ -9,10 +9,10 @@
 import { mkdir, readdir, readFile, rm, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 
-const REGISTRY = "/run/lambent/instances";
+export const REGISTRY = "/run/lambent/instances";
 
 /** The owner's start time (clock ticks since boot), to tell a live owner from a reused pid. */
-async function startTime(pid: number): Promise<string | undefined> {
+export async function startTime(pid: number): Promise<string | undefined> {
   const stat = await readFile(`/proc/${pid}/stat`, "utf8").catch(() => undefined);
   // Fields after the command (which may hold spaces) start after the last ')'.
   return stat?.slice(stat.lastIndexOf(")") + 2).split(" ")[19];
@@ -21,6 +21,10 @@ async function startTime(pid: number): Promise<string | undefined> {
 export async function registerInstance(instanceId: string, runDir: string): Promise<void> {
   await mkdir(REGISTRY, { recursive: true });
   await writeFile(join(REGISTRY, instanceId), `${process.pid} ${await startTime(process.pid)} ${runDir}\n`);
+}
+
+export function registryFile(instanceId: string): string {
+  return join(REGISTRY, instanceId);
 }
 
 export async function unregisterInstance(instanceId: string): Promise<void> {

@@ -130,11 +130,17 @@ export class Worker {
     return [...this.pools.values()].filter((p) => p.fn.name === name).flatMap((p) => p.environments());
   }
 
-  async close(): Promise<void> {
-    clearInterval(this.reaper);
-    const pools = [...this.pools.values()];
-    this.pools.clear();
-    await Promise.all([...pools.map((p) => p.destroy()), this.stemCells.close()]);
-    await this.opts.driver.close();
+  private closing: Promise<void> | null = null;
+
+  /** Stop every environment and the driver (idempotent: a stop's grace timer may call it early). */
+  close(): Promise<void> {
+    this.closing ??= (async () => {
+      clearInterval(this.reaper);
+      const pools = [...this.pools.values()];
+      this.pools.clear();
+      await Promise.all([...pools.map((p) => p.destroy()), this.stemCells.close()]);
+      await this.opts.driver.close();
+    })();
+    return this.closing;
   }
 }
