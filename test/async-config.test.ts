@@ -24,6 +24,12 @@ beforeAll(async () => {
   // One concurrent execution for the whole account: a running function throttles every other one.
   server = await startServer({ accountConcurrency: 1, asyncRetryDelaysMs: [200, 400] });
   await deployProbe(server.lambda, "cfg", {});
+  // Destinations must exist (Lambda checks a destination function and its alias): "other:live".
+  await deployProbe(server.lambda, "other", {});
+  const v = await server.lambda.send(new PublishVersionCommand({ FunctionName: "other" }));
+  await server.lambda.send(
+    new CreateAliasCommand({ FunctionName: "other", Name: "live", FunctionVersion: v.Version }),
+  );
 });
 
 afterAll(async () => {

@@ -111,10 +111,14 @@ export class AliasService {
       if (v === version) {
         throw InvalidParameterValue(`Alias with weights can not point to the same version: ${v}`);
       }
-      if (v === LATEST || !(await this.versionExists(fn, v))) {
+      if (v === LATEST) {
         throw InvalidParameterValue(
           `Version ${v} of function ${functionArn(region, fn)} does not exist or is $LATEST`,
         );
+      }
+      // A weight on a version that does not exist: 404, as for the alias's main version.
+      if (!(await this.versionExists(fn, v))) {
+        throw ResourceNotFound(`Function not found: ${functionArn(region, fn, v)}`);
       }
     }
   }

@@ -188,6 +188,38 @@ export class ConcurrencyService {
     return qualifier;
   }
 
+  /**
+   * Lambda refuses provisioned concurrency on both an alias and the version
+   * it points to (the same environments would be counted twice).
+   */
+  private async checkNotProvisionedTwice(fn: string, q: string, region: string): Promise<void> {
+    const db = this.store.db;
+    const configured = new Set(
+      (
+        await db
+          .selectFrom("provisioned_concurrency")
+          .select("qualifier")
+          .where("function_name", "=", fn)
+          .execute()
+      ).map((r) => r.qualifier),
+    );
+    configured.delete(q);
+    if (configured.size === 0) return;
+    const aliases = await db
+      .selectFrom("aliases")
+      .select(["name", "function_version"])
+      .where("function_name", "=", fn)
+      .execute();
+    const clash = isAliasQualifier(q)
+      ? aliases.find((a) => a.name === q && configured.has(a.function_version))?.function_version
+      : aliases.find((a) => a.function_version === q && configured.has(a.name))?.name;
+    if (clash !== undefined) {
+      throw ResourceConflict(
+        `Provisioned Concurrency is already configured for ${functionArn(region, fn, clash)}, which points to the same version as ${functionArn(region, fn, q)}.`,
+      );
+    }
+  }
+
   async putProvisioned(
     fn: string,
     qualifier: string | undefined,
@@ -202,6 +234,7 @@ export class ConcurrencyService {
       );
     }
     const q = await this.checkQualifier(fn, qualifier, region);
+    await this.checkNotProvisionedTwice(fn, q, region);
     const reserved = await this.getReserved(fn, region);
     const others = await this.store.db
       .selectFrom("provisioned_concurrency")

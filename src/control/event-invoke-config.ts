@@ -77,6 +77,28 @@ export class EventInvokeConfigService {
     return qualifier;
   }
 
+  /** A function destination must name a function (and version or alias) that exists, as Lambda checks. */
+  private async checkDestinationFunction(dest: string, region: string): Promise<void> {
+    const m = FUNCTION_DESTINATION_RE.exec(dest);
+    if (!m) return;
+    const [name, qualifier] = [m[1] as string, m[2]];
+    try {
+      if (qualifier !== undefined && qualifier !== LATEST && !/^\d+$/.test(qualifier)) {
+        const alias = await this.store.db
+          .selectFrom("aliases")
+          .select("name")
+          .where("function_name", "=", name)
+          .where("name", "=", qualifier)
+          .executeTakeFirst();
+        if (!alias) throw new Error("no alias");
+      } else {
+        await this.functions.getVersion(qualifier === undefined ? { name } : { name, qualifier }, region);
+      }
+    } catch {
+      throw InvalidParameterValue(`The destination ARN ${dest} is invalid: the function does not exist.`);
+    }
+  }
+
   private async row(name: string, qualifier: string): Promise<EventInvokeConfigsTable | undefined> {
     return this.store.db
       .selectFrom("event_invoke_configs")
@@ -110,6 +132,9 @@ export class EventInvokeConfigService {
   private async write(ref: FunctionRef, region: string, input: EventInvokeConfigInput, merge: boolean) {
     const qualifier = await this.check(ref, region);
     const given = parseInput(input, ref.name, qualifier);
+    for (const dest of [given.on_success, given.on_failure]) {
+      if (dest) await this.checkDestinationFunction(dest, region);
+    }
     const current = await this.row(ref.name, qualifier);
     if (merge && !current) throw this.missing(region, ref.name, qualifier);
     const base: EventInvokeConfigsTable =

@@ -2,6 +2,7 @@
  * A function version's configuration: what is stored, how requests are
  * validated into it, and how it is shown (Lambda's FunctionConfiguration).
  */
+import { createHash } from "node:crypto";
 import type { Limits } from "../config.js";
 import { constraintViolation, InvalidParameterValue, integerIn, ValidationError } from "../errors.js";
 import { RUNTIMES, type Runtime } from "../runtimes/catalog.js";
@@ -27,6 +28,9 @@ export interface StoredConfig {
   KMSKeyArn?: string;
   LogFormat: "Text" | "JSON";
   LogGroup?: string;
+  /** With LogFormat JSON only (Lambda defaults both to INFO). */
+  ApplicationLogLevel?: string;
+  SystemLogLevel?: string;
   /** On a published version: the RevisionId of $LATEST it was published from. */
   PublishedFromRevisionId?: string;
 }
@@ -178,7 +182,12 @@ export function applyConfig(base: StoredConfig, input: ConfigInput, limits: Limi
     else out.KMSKeyArn = str("kMSKeyArn", input.KMSKeyArn, 2048);
   }
   if (input.LoggingConfig !== undefined) {
-    const lc = input.LoggingConfig as { LogFormat?: unknown; LogGroup?: unknown } | null;
+    const lc = input.LoggingConfig as {
+      LogFormat?: unknown;
+      LogGroup?: unknown;
+      ApplicationLogLevel?: unknown;
+      SystemLogLevel?: unknown;
+    } | null;
     if (lc?.LogFormat !== undefined) {
       if (lc.LogFormat !== "Text" && lc.LogFormat !== "JSON") {
         throw constraintViolation(
@@ -190,6 +199,23 @@ export function applyConfig(base: StoredConfig, input: ConfigInput, limits: Limi
       out.LogFormat = lc.LogFormat;
     }
     if (lc?.LogGroup !== undefined) out.LogGroup = str("loggingConfig.logGroup", lc.LogGroup, 512);
+    const levels = lc?.ApplicationLogLevel !== undefined || lc?.SystemLogLevel !== undefined;
+    if (out.LogFormat === "Text" && levels) {
+      throw InvalidParameterValue(
+        "ApplicationLogLevel and SystemLogLevel can only be set when LogFormat is JSON.",
+      );
+    }
+    if (typeof lc?.ApplicationLogLevel === "string") out.ApplicationLogLevel = lc.ApplicationLogLevel;
+    if (typeof lc?.SystemLogLevel === "string") out.SystemLogLevel = lc.SystemLogLevel;
+  }
+  // LogFormat JSON defaults both levels to INFO; Text carries none (AWS docs, "Configuring JSON and
+  // plain text log formats": "the default log level is INFO" for JSON; levels apply to JSON only).
+  if (out.LogFormat === "JSON") {
+    out.ApplicationLogLevel ??= "INFO";
+    out.SystemLogLevel ??= "INFO";
+  } else {
+    delete out.ApplicationLogLevel;
+    delete out.SystemLogLevel;
   }
   return out;
 }
@@ -227,6 +253,15 @@ function validateEnvironment(input: unknown, limits: Limits): Record<string, str
   return out;
 }
 
+/**
+ * The runtime version ARN Lambent reports for a runtime: stable for a runtime
+ * identifier (Lambent updates runtimes with the server, not per function).
+ */
+export function runtimeVersionArn(region: string, runtime: string): string {
+  const digest = createHash("sha256").update(`lambent-runtime:${runtime}`).digest("hex");
+  return `arn:aws:lambda:${region}::runtime:${digest}`;
+}
+
 /** Lambda's LastModified format: 2024-01-31T12:34:56.789+0000. */
 export function lambdaTimestamp(ms: number): string {
   return new Date(ms).toISOString().replace("Z", "+0000");
@@ -261,7 +296,13 @@ export function functionConfiguration(
     Architectures: c.Architectures,
     EphemeralStorage: { Size: c.EphemeralStorageSize },
     SnapStart: { ApplyOn: "None", OptimizationStatus: "Off" },
-    LoggingConfig: { LogFormat: c.LogFormat, LogGroup: c.LogGroup ?? `/aws/lambda/${name}` },
+    LoggingConfig: {
+      LogFormat: c.LogFormat,
+      ...(c.ApplicationLogLevel ? { ApplicationLogLevel: c.ApplicationLogLevel } : {}),
+      ...(c.SystemLogLevel ? { SystemLogLevel: c.SystemLogLevel } : {}),
+      LogGroup: c.LogGroup ?? `/aws/lambda/${name}`,
+    },
+    RuntimeVersionConfig: { RuntimeVersionArn: runtimeVersionArn(region, c.Runtime) },
   };
   if (Object.keys(c.Environment).length > 0) out.Environment = { Variables: c.Environment };
   if (c.Layers.length > 0) out.Layers = c.Layers.map((Arn) => ({ Arn, CodeSize: 0 }));

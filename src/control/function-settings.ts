@@ -7,7 +7,7 @@
  * not verify signatures (there is no AWS Signer here): an Enforce policy is
  * recorded, not enforced.
  */
-import { createHash, randomBytes } from "node:crypto";
+import { randomBytes } from "node:crypto";
 import type { Kysely } from "kysely";
 import { ACCOUNT_ID } from "../config.js";
 import { InvalidParameterValue, LambdaError, ResourceConflict, ResourceNotFound } from "../errors.js";
@@ -24,15 +24,6 @@ export const CodeSigningConfigNotFound = (message: string) =>
 
 export function cscArn(region: string, id: string): string {
   return `arn:aws:lambda:${region}:${ACCOUNT_ID}:code-signing-config:${id}`;
-}
-
-/**
- * The runtime version ARN Lambent reports for a runtime: stable for a
- * runtime identifier (Lambent updates runtimes with the server, not per function).
- */
-export function runtimeVersionArn(region: string, runtime: string): string {
-  const digest = createHash("sha256").update(`lambent-runtime:${runtime}`).digest("hex");
-  return `arn:aws:lambda:${region}::runtime:${digest}`;
 }
 
 type Kind = "code-signing" | "recursion" | "runtime-management" | "scaling";

@@ -229,6 +229,8 @@ export class FunctionService {
       kind === "create" || code === "InvalidZipFileException"
         ? {
             // The code this version runs cannot exist: the function cannot run until new code is uploaded.
+            // Lambda gives the version a new RevisionId when the state changes (Pending → Active).
+            revision_id: randomUUID(),
             state: ok ? "Active" : "Failed",
             state_reason: reason,
             state_reason_code: code,
@@ -237,6 +239,7 @@ export class FunctionService {
             last_update_status_reason_code: code,
           }
         : {
+            revision_id: randomUUID(),
             last_update_status: ok ? "Successful" : "Failed",
             last_update_status_reason: reason,
             last_update_status_reason_code: code,
@@ -528,10 +531,25 @@ export class FunctionService {
         .returning("last_version")
         .executeTakeFirst();
       if (!fn) throw notFound(region, name);
+      // Publishing gives $LATEST a new RevisionId (as Lambda does); the version records it, so
+      // publishing again with nothing changed still finds this version.
+      const latestRevision = randomUUID();
+      const moved = await tx
+        .updateTable("function_versions")
+        .set({ revision_id: latestRevision })
+        .where("function_name", "=", name)
+        .where("version", "=", LATEST)
+        .where("revision_id", "=", latest.revisionId)
+        .executeTakeFirst();
+      if (Number(moved.numUpdatedRows) !== 1) {
+        throw PreconditionFailed(
+          "The Revision Id provided does not match the latest Revision Id. Call the GetFunction/GetAlias API to retrieve the latest Revision Id",
+        );
+      }
       const config: StoredConfig = {
         ...latest.config,
         Description: description,
-        PublishedFromRevisionId: latest.revisionId,
+        PublishedFromRevisionId: latestRevision,
       };
       const row: FunctionVersionsTable = {
         ...latest.row,
@@ -556,7 +574,15 @@ export class FunctionService {
         .where("function_name", "=", ref.name)
         .$if(ref.qualifier !== undefined, (q) => q.where("version", "=", ref.qualifier as string))
         .execute();
-      if (rows.length === 0) throw notFound(region, ref.name, ref.qualifier);
+      if (rows.length === 0) {
+        // A version that does not exist (or no longer exists) of an existing function: nothing to do,
+        // and Lambda answers 204 as for a deleted one.
+        if (ref.qualifier !== undefined && /^\d+$/.test(ref.qualifier)) {
+          await this.getFunctionRow(ref.name, region);
+          return;
+        }
+        throw notFound(region, ref.name, ref.qualifier);
+      }
       if (ref.qualifier === undefined) {
         await this.db.transaction().execute(async (tx) => {
           // Versions first (they reference the function), explicitly on both engines.

@@ -58,9 +58,12 @@ export function parseLayerName(input: string): string {
 
 export function parseVersionNumber(raw: string): number {
   const n = Number(raw);
-  if (!/^\d+$/.test(raw) || !Number.isSafeInteger(n)) {
+  if (!/^-?\d+$/.test(raw) || !Number.isSafeInteger(n)) {
     throw constraintViolation("versionNumber", raw, "Member must be a number");
   }
+  // Versions start at 1; Lambda answers 0 and negative numbers with this text (as LocalStack's
+  // parity-tested provider reproduces it) rather than a not-found.
+  if (n < 1) throw InvalidParameterValue("Layer Version Cannot be less than 1");
   return n;
 }
 

@@ -1,6 +1,7 @@
 /** Function management: Create/Get/List/Update/Delete, versions, code download. */
 import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
-import { parseFunctionRef } from "../../control/arn.js";
+import { isAliasQualifier } from "../../control/aliases.js";
+import { functionArn, parseFunctionRef } from "../../control/arn.js";
 import { functionConfiguration } from "../../control/function-config.js";
 import type { FunctionVersion } from "../../control/functions.js";
 import { constraintViolation, ResourceNotFound } from "../../errors.js";
@@ -24,7 +25,33 @@ function warnDeprecated(reply: FastifyReply, fn: FunctionVersion): void {
 export function registerFunctionRoutes(app: FastifyInstance, platform: Platform): void {
   const fns = platform.functions;
   const region = (req: FastifyRequest) => requestRegion(req, platform.options.region);
-  const show = (v: FunctionVersion, req: FastifyRequest) => functionConfiguration(v.name, v.row, region(req));
+  /** FunctionConfiguration; `arnQualifier` overrides the ARN's qualifier ("" = unqualified). */
+  const show = (v: FunctionVersion, req: FastifyRequest, arnQualifier?: string) => {
+    const out = functionConfiguration(v.name, v.row, region(req));
+    if (arnQualifier !== undefined)
+      out.FunctionArn = functionArn(region(req), v.name, arnQualifier || undefined);
+    return out;
+  };
+  /**
+   * The version a read names: a version number, $LATEST, or an alias (its
+   * main version). The ARN shown carries the qualifier as the caller gave it.
+   */
+  const resolveRead = async (req: FastifyRequest) => {
+    const r = ref(req);
+    if (isAliasQualifier(r.qualifier)) {
+      let target: string;
+      try {
+        target = (await platform.aliases.get(r.name, r.qualifier, region(req))).functionVersion;
+      } catch (err) {
+        if ((err as { type?: string }).type === "ResourceNotFoundException") {
+          throw ResourceNotFound(`Function not found: ${functionArn(region(req), r.name, r.qualifier)}`);
+        }
+        throw err;
+      }
+      return { r, v: await fns.getVersion({ name: r.name, qualifier: target }, region(req)) };
+    }
+    return { r, v: await fns.getVersion(r, region(req)) };
+  };
   const ref = (req: FastifyRequest) =>
     parseFunctionRef(pathParam(req, "FunctionName"), queryString(req, "Qualifier"));
   const unqualified = unqualifiedFunctionName;
@@ -37,7 +64,8 @@ export function registerFunctionRoutes(app: FastifyInstance, platform: Platform)
     if (csc) await platform.settings.attachOnCreate(created.name, csc, region(req));
     warnDeprecated(reply, created);
     reply.code(201);
-    return show(created, req);
+    // With Publish, Lambda answers the published version's configuration under the unqualified ARN.
+    return show(created, req, "");
   });
 
   const list = async (req: FastifyRequest) => {
@@ -55,11 +83,10 @@ export function registerFunctionRoutes(app: FastifyInstance, platform: Platform)
   app.get("/2015-03-31/functions/", list);
 
   app.get("/2015-03-31/functions/:FunctionName", async (req) => {
-    const r = ref(req);
-    const v = await fns.getVersion(r, region(req));
+    const { r, v } = await resolveRead(req);
     const fn = await fns.getFunctionRow(r.name, region(req));
     const out: Record<string, unknown> = {
-      Configuration: show(v, req),
+      Configuration: show(v, req, r.qualifier ?? ""),
       Code: { RepositoryType: "S3", Location: `${baseUrl(req)}/_lambent/code/${v.codeSha256}.zip` },
       Tags: JSON.parse(fn.tags),
     };
@@ -68,9 +95,10 @@ export function registerFunctionRoutes(app: FastifyInstance, platform: Platform)
     return out;
   });
 
-  app.get("/2015-03-31/functions/:FunctionName/configuration", async (req) =>
-    show(await fns.getVersion(ref(req), region(req)), req),
-  );
+  app.get("/2015-03-31/functions/:FunctionName/configuration", async (req) => {
+    const { r, v } = await resolveRead(req);
+    return show(v, req, r.qualifier ?? "");
+  });
 
   app.put("/2015-03-31/functions/:FunctionName/configuration", async (req, reply) => {
     const body = jsonBody(req);
@@ -102,7 +130,10 @@ export function registerFunctionRoutes(app: FastifyInstance, platform: Platform)
       queryString(req, "Marker"),
       parseMaxItems(queryString(req, "MaxItems")),
     );
-    const out: Record<string, unknown> = { Versions: page.items.map((v) => show(v, req)) };
+    // $LATEST is listed under its qualified ARN (…:$LATEST), as Lambda lists it.
+    const out: Record<string, unknown> = {
+      Versions: page.items.map((v) => show(v, req, v.version)),
+    };
     if (page.nextMarker) out.NextMarker = page.nextMarker;
     return out;
   });

@@ -20,6 +20,9 @@ export function registerTagRoutes(app: FastifyInstance, platform: Platform): voi
   app.post("/2017-03-31/tags/:ARN", async (req, reply) => {
     const body = jsonBody(req);
     if (body.Tags === undefined) throw InvalidParameterValue("Tags must be provided.");
+    if (typeof body.Tags === "object" && body.Tags !== null && Object.keys(body.Tags).length === 0) {
+      throw InvalidParameterValue("Tags must not be empty.");
+    }
     await fns.tag(resource(req), region(req), body.Tags);
     reply.code(204);
     return "";
