@@ -1,6 +1,7 @@
 /** Reserved concurrency (Put/Get/DeleteFunctionConcurrency) and provisioned concurrency configs. */
 import type { FastifyInstance, FastifyRequest } from "fastify";
 import { provisionedConfiguration } from "../../control/concurrency.js";
+import { InvalidParameterValue } from "../../errors.js";
 import type { Platform } from "../../platform.js";
 import { jsonBody, queryString, requestRegion, unqualifiedFunctionName } from "../request.js";
 
@@ -36,10 +37,23 @@ export function registerConcurrencyRoutes(app: FastifyInstance, platform: Platfo
   });
   app.get(pc, async (req) => {
     if (queryString(req, "List") === "ALL") {
-      const all = await svc.listProvisioned(fn(req), region(req));
-      return {
-        ProvisionedConcurrencyConfigs: all.map((c) => provisionedConfiguration(c, region(req), true)),
+      const all = (await svc.listProvisioned(fn(req), region(req))).sort((a, b) =>
+        a.qualifier < b.qualifier ? -1 : a.qualifier > b.qualifier ? 1 : 0,
+      );
+      // Marker: the last qualifier shown (opaque to clients); MaxItems 1–50 (model-validated).
+      const marker = queryString(req, "Marker");
+      const after = marker === undefined ? undefined : Buffer.from(marker, "base64url").toString("utf8");
+      if (after === "") throw InvalidParameterValue("Invalid Marker");
+      const rest = after === undefined ? all : all.filter((c) => c.qualifier > after);
+      const max = Number(queryString(req, "MaxItems") ?? 50);
+      const page = rest.slice(0, max);
+      const out: Record<string, unknown> = {
+        ProvisionedConcurrencyConfigs: page.map((c) => provisionedConfiguration(c, region(req), true)),
       };
+      const last = page[page.length - 1];
+      if (rest.length > max && last)
+        out.NextMarker = Buffer.from(last.qualifier, "utf8").toString("base64url");
+      return out;
     }
     return provisionedConfiguration(
       await svc.getProvisioned(fn(req), queryString(req, "Qualifier"), region(req)),

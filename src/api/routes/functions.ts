@@ -4,7 +4,7 @@ import { isAliasQualifier } from "../../control/aliases.js";
 import { functionArn, parseFunctionRef } from "../../control/arn.js";
 import { functionConfiguration } from "../../control/function-config.js";
 import type { FunctionVersion } from "../../control/functions.js";
-import { constraintViolation, ResourceNotFound } from "../../errors.js";
+import { constraintViolation, InvalidParameterValue, ResourceNotFound } from "../../errors.js";
 import type { Platform } from "../../platform.js";
 import { deprecationWarning } from "../../runtimes/policy.js";
 import {
@@ -74,7 +74,17 @@ export function registerFunctionRoutes(app: FastifyInstance, platform: Platform)
     if (version !== undefined && version !== "ALL") {
       throw constraintViolation("functionVersion", version, "Member must satisfy enum value set: [ALL]");
     }
-    const page = await fns.list(queryString(req, "Marker"), maxItems, version === "ALL");
+    const masterRegion = queryString(req, "MasterRegion");
+    if (masterRegion !== undefined) {
+      // The model: "If specified, you must set FunctionVersion to ALL." Lambent has no Lambda@Edge
+      // replicas, so no function is replicated from any master region.
+      if (version !== "ALL") {
+        throw InvalidParameterValue("MasterRegion can only be specified with FunctionVersion=ALL.");
+      }
+      return { Functions: [] };
+    }
+    // "ListFunctions returns a maximum of 50 items in each response, even if you set the number higher."
+    const page = await fns.list(queryString(req, "Marker"), Math.min(maxItems, 50), version === "ALL");
     const out: Record<string, unknown> = { Functions: page.items.map((v) => show(v, req)) };
     if (page.nextMarker) out.NextMarker = page.nextMarker;
     return out;
