@@ -174,8 +174,23 @@ describe.each(["process", "bwrap"] as const)("with the %s sandbox driver", (sand
       expect((ie.json as Obj).errorType).toBe("Runtime.ImportModuleError");
       expect(String((ie.json as Obj).errorMessage)).toContain("Cannot find module");
       // Init failures are retried: the next invoke runs Init again and fails the same way.
-      const again = await invoke(server.lambda, "importerror");
+      const again = await invoke(server.lambda, "importerror", {}, { LogType: "Tail" });
       expect((again.json as Obj).errorType).toBe("Runtime.ImportModuleError");
+      // The REPORT of a failed Init bills like any other and carries the time Init ran.
+      expect(again.log).toMatch(
+        /REPORT RequestId: \S+\tDuration: [\d.]+ ms\tBilled Duration: [1-9]\d* ms\tMemory Size: \d+ MB\tMax Memory Used: \d+ MB\tInit Duration: (?!0\.00 ms)[\d.]+ ms\tStatus: error\tError Type: Runtime\.ImportModuleError/,
+      );
+      await server.platform.logs.flush();
+      const logs = (await (await fetch(`${server.url}/_lambent/logs/importerror`)).json()) as {
+        events: Array<{ message: string }>;
+      };
+      const initReports = logs.events.map((e) => e.message).filter((m) => m.startsWith("INIT_REPORT"));
+      expect(initReports.length).toBeGreaterThanOrEqual(2);
+      for (const line of initReports) {
+        expect(line).toMatch(
+          /^INIT_REPORT Init Duration: (?!0\.00 ms)[\d.]+ ms\tPhase: init\tStatus: error\tError Type: Runtime\.ImportModuleError$/,
+        );
+      }
     });
 
     it("reports an unhandled rejection and gives the next invoke a fresh environment", async () => {

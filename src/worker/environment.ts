@@ -8,10 +8,28 @@ import { join } from "node:path";
 import type { FunctionVersion } from "../control/functions.js";
 import type { MergedLayers } from "../control/layers.js";
 import type { LogSink } from "../logs/log-sink.js";
+import {
+  type DataPlaneErrorType,
+  ExtensionError,
+  errorBody,
+  FunctionError,
+  failureStatus,
+  RuntimeError,
+  SandboxError,
+} from "../protocol/errors.js";
 import type { RuntimeStore } from "../runtimes/store.js";
 import type { Sandbox, SandboxDriver, SandboxExit, SandboxMounts, SandboxView } from "../sandbox/driver.js";
 import { ExtensionsApi, exitStatusText, MAX_EXTENSIONS, type ShutdownReason } from "./extensions-api.js";
 import type { PlatformApiChannel, PlatformApiListener, SandboxOrigin } from "./platform-api.js";
+import {
+  billedDurationMs,
+  endLine,
+  initReportLine,
+  initStartLine,
+  ms,
+  reportLine,
+  startLine,
+} from "./platform-lines.js";
 import { type Invocation, RuntimeApiServer, type RuntimeOutcome } from "./runtime-api.js";
 import { runtimeArgv, runtimeEnvironment, runtimeMounts, runtimeVersionLabel } from "./runtimes.js";
 import type { StemCell, StemCellPool } from "./stem-cells.js";
@@ -82,10 +100,6 @@ export function shutdownBudgetMs(external: boolean, internal: boolean): number {
 const TAIL_BYTES = 4096;
 /** An idle environment is frozen this long after its last invoke ends. */
 const FREEZE_GRACE_MS = 10;
-
-function ms(n: number): string {
-  return n.toFixed(2);
-}
 
 function logStreamName(version: string, id: string): string {
   const d = new Date().toISOString();
@@ -170,7 +184,7 @@ export class ExecutionEnvironment {
       this.extensionFailure(name, errorType, `Extension ${name} reported an exit error`, "ExitError"),
     onExtensionExit: (name: string, status: string) => {
       if (this.state === "dead") return;
-      this.extensionFailure(name, "Extension.Crash", `RequestId: ${this.id} Error: ${status}`, "Crashed");
+      this.extensionFailure(name, ExtensionError.Crash, `RequestId: ${this.id} Error: ${status}`, "Crashed");
     },
     onRuntimeExit: (code: number) => {
       this.runtimeExited?.();
@@ -189,16 +203,8 @@ export class ExecutionEnvironment {
   private extensionFailure(name: string, errorType: string, message: string, state: string): void {
     this.platformLog(`EXTENSION\tName: ${name}\tState: ${state}\tEvents: []`);
     if (this.initWaiter) {
-      this.platformLog(
-        `INIT_REPORT Init Duration: ${ms(performance.now() - this.initStarted)} ms\tPhase: init\tStatus: error\tError Type: ${errorType}`,
-      );
-      this.initWaiter.reject({
-        ok: false,
-        payload: Buffer.from(JSON.stringify({ errorMessage: message, errorType })),
-        errorType,
-        durationMs: 0,
-        fatal: true,
-      });
+      this.initReport(errorType);
+      this.initWaiter.reject(platformFailure(errorType, message));
       void this.destroy("failure");
       return;
     }
@@ -248,14 +254,12 @@ export class ExecutionEnvironment {
       this.fn.config.Runtime,
       this.deps.runtimes.resolve(this.fn.config.Runtime),
     );
-    this.platformLog(
-      `INIT_START Runtime Version: ${version}\tRuntime Version ARN: lambent:${this.fn.config.Runtime}:${version}`,
-    );
+    this.platformLog(initStartLine(this.fn.config.Runtime, version));
     const external = opt?.extensions ?? [];
     if (external.length > MAX_EXTENSIONS) {
       await stem?.destroy();
-      throw this.platformFailure(
-        "Extension.TooManyExtensions",
+      throw platformFailure(
+        ExtensionError.TooManyExtensions,
         `Extension limit (${MAX_EXTENSIONS}) reached: /opt/extensions holds ${external.length}`,
       );
     }
@@ -278,16 +282,17 @@ export class ExecutionEnvironment {
       }
     } catch (err) {
       await Promise.all([this.destroy(), stem?.destroy()]);
-      throw this.platformFailure(
-        "Runtime.InitError",
+      throw platformFailure(
+        RuntimeError.InitError,
         `Could not start the runtime: ${err instanceof Error ? err.message : String(err)}`,
       );
     }
     this.sandbox.exited.then((exit) => this.exited(exit));
     const timer = setTimeout(() => {
+      if (this.initWaiter) this.initReport(SandboxError.Timedout);
       this.initWaiter?.reject(
-        this.platformFailure(
-          "Sandbox.Timedout",
+        platformFailure(
+          SandboxError.Timedout,
           `Init phase timed out after ${ms(this.deps.initTimeoutMs / 1000)} seconds`,
         ),
       );
@@ -311,7 +316,7 @@ export class ExecutionEnvironment {
     if (this.extensions.count > 0) {
       for (const line of this.extensions.describe()) this.platformLog(line);
       this.platformLog(
-        `INIT_REPORT Init Duration: ${ms(this.initDurationMs)} ms\tPhase: init\tStatus: success\tExtensions: ${ms(this.initPhases.extensionsMs)} ms\tRuntime: ${ms(this.initPhases.runtimeMs)} ms\tFunction: ${ms(this.initPhases.functionMs)} ms`,
+        initReportLine({ durationMs: this.initDurationMs, status: "success", phases: this.initPhases }),
       );
     }
     this.telemetry.emit("platform.initReport", {
@@ -424,16 +429,6 @@ export class ExecutionEnvironment {
     return stem.sandbox;
   }
 
-  private platformFailure(errorType: string, message: string): InvokeOutcome {
-    return {
-      ok: false,
-      payload: Buffer.from(JSON.stringify({ errorType, errorMessage: message })),
-      errorType,
-      durationMs: 0,
-      fatal: true,
-    };
-  }
-
   private runtimeIsWaiting(): void {
     if (this.initWaiter) {
       this.initWaiter.resolve();
@@ -464,10 +459,19 @@ export class ExecutionEnvironment {
     for (const cb of this.listeners.ready) cb();
   }
 
+  /** INIT_REPORT of a failed Init: how long it ran until it failed. */
+  private initReport(errorType: string): void {
+    this.platformLog(initReportLine({ durationMs: this.initElapsedMs, status: "failure", errorType }));
+  }
+
+  /** Time spent in Init: all of it once Init is over, so far while it runs. */
+  get initElapsedMs(): number {
+    if (this.initDurationMs > 0 || this.initStarted === 0) return this.initDurationMs;
+    return performance.now() - this.initStarted;
+  }
+
   private initFailed(errorType: string, body: Buffer): void {
-    this.platformLog(
-      `INIT_REPORT Init Duration: ${ms(this.initDurationMs)} ms\tPhase: init\tStatus: error\tError Type: ${errorType}`,
-    );
+    if (this.initWaiter) this.initReport(errorType);
     this.initWaiter?.reject({ ok: false, payload: body, errorType, durationMs: 0, fatal: true });
     void this.destroy();
   }
@@ -479,12 +483,8 @@ export class ExecutionEnvironment {
     if (onExit) onExit(exit);
     if (this.initWaiter) {
       const reason = exitReason(exit);
-      this.platformLog(
-        `INIT_REPORT Init Duration: ${ms(this.initDurationMs)} ms\tPhase: init\tStatus: error\tError Type: ${reason.errorType}`,
-      );
-      this.initWaiter.reject(
-        this.platformFailure(reason.errorType, `Runtime exited with error: ${reason.text}`),
-      );
+      this.initReport(reason.errorType);
+      this.initWaiter.reject(platformFailure(reason.errorType, `Runtime exited with error: ${reason.text}`));
     }
     void this.destroy("failure");
   }
@@ -518,8 +518,8 @@ export class ExecutionEnvironment {
     this.runtimeWaiting = false;
     const sandbox = this.sandbox;
     if (!sandbox || this.exitInfo) {
-      return this.platformFailure(
-        "Runtime.ExitError",
+      return platformFailure(
+        RuntimeError.ExitError,
         `RequestId: ${input.requestId} Error: Runtime exited with error: ${exitReason(this.exitInfo).text}`,
       );
     }
@@ -527,7 +527,7 @@ export class ExecutionEnvironment {
       this.tail = [];
       this.tailBytes = 0;
     }
-    this.platformLog(`START RequestId: ${input.requestId} Version: ${this.fn.version}`);
+    this.platformLog(startLine(input.requestId, this.fn.version));
     const started = performance.now();
     const deadlineMs = Date.now() + timeoutSeconds * 1000;
     this.telemetry.emit("platform.start", { requestId: input.requestId, version: this.fn.version });
@@ -574,9 +574,7 @@ export class ExecutionEnvironment {
       case "tooLarge": {
         const errorMessage = `Response payload size exceeded maximum allowed payload size (${this.deps.maxResponseBytes} bytes).`;
         outcome = {
-          ok: false,
-          payload: Buffer.from(JSON.stringify({ errorMessage, errorType: "Function.ResponseSizeTooLarge" })),
-          errorType: "Function.ResponseSizeTooLarge",
+          ...platformFailure(FunctionError.ResponseSizeTooLarge, errorMessage),
           durationMs,
           fatal: false,
         };
@@ -586,7 +584,7 @@ export class ExecutionEnvironment {
         const text = `Task timed out after ${ms(timeoutSeconds)} seconds`;
         this.platformLog(`${new Date().toISOString()} ${input.requestId} ${text}`);
         outcome = {
-          ...this.platformFailure("Sandbox.Timedout", `RequestId: ${input.requestId} Error: ${text}`),
+          ...platformFailure(SandboxError.Timedout, `RequestId: ${input.requestId} Error: ${text}`),
           durationMs: timeoutSeconds * 1000,
         };
         break;
@@ -597,7 +595,7 @@ export class ExecutionEnvironment {
           `RequestId: ${input.requestId} Error: Runtime exited with error: ${reason.text}\n${reason.errorType}`,
         );
         outcome = {
-          ...this.platformFailure(
+          ...platformFailure(
             reason.errorType,
             `RequestId: ${input.requestId} Error: Runtime exited with error: ${reason.text}`,
           ),
@@ -618,7 +616,7 @@ export class ExecutionEnvironment {
       this.tail = null;
     }
     if (outcome.fatal) {
-      await this.destroy(outcome.errorType === "Sandbox.Timedout" ? "timeout" : "failure");
+      await this.destroy(outcome.errorType === SandboxError.Timedout ? "timeout" : "failure");
     } else if (this.extensionFailed) {
       outcome.fatal = true;
       void this.destroy("failure");
@@ -642,7 +640,7 @@ export class ExecutionEnvironment {
     if (!this.telemetry.subscribed) return;
     const status = outcome.ok
       ? "success"
-      : outcome.errorType === "Sandbox.Timedout"
+      : failureStatus(outcome.errorType) === "timeout"
         ? "timeout"
         : outcome.fatal
           ? "failure"
@@ -656,7 +654,7 @@ export class ExecutionEnvironment {
     });
     const metrics: Record<string, number> = {
       durationMs: round(outcome.durationMs),
-      billedDurationMs: Math.max(1, Math.ceil(outcome.durationMs)),
+      billedDurationMs: billedDurationMs(outcome.durationMs),
       memorySizeMB: this.fn.config.MemorySize,
       maxMemoryUsedMB: peak === undefined ? 0 : Math.round(peak / (1024 * 1024)),
     };
@@ -676,20 +674,18 @@ export class ExecutionEnvironment {
 
   private report(requestId: string, outcome: InvokeOutcome): void {
     const peak = this.sandbox?.peakMemoryBytes();
-    const maxUsed = peak === undefined ? 0 : Math.round(peak / (1024 * 1024));
-    const initPart =
-      this.pendingInitReport && this.initDurationMs > 0
-        ? `\tInit Duration: ${ms(this.initDurationMs)} ms`
-        : "";
     if (this.pendingInitReport && this.initDurationMs > 0) outcome.initDurationMs = this.initDurationMs;
     this.pendingInitReport = false;
-    const status =
-      outcome.fatal && outcome.errorType
-        ? `\tStatus: ${outcome.errorType === "Sandbox.Timedout" ? "timeout" : "error"}`
-        : "";
-    this.platformLog(`END RequestId: ${requestId}`);
+    this.platformLog(endLine(requestId));
     this.platformLog(
-      `REPORT RequestId: ${requestId}\tDuration: ${ms(outcome.durationMs)} ms\tBilled Duration: ${Math.max(1, Math.ceil(outcome.durationMs))} ms\tMemory Size: ${this.fn.config.MemorySize} MB\tMax Memory Used: ${maxUsed} MB${initPart}${status}`,
+      reportLine({
+        requestId,
+        durationMs: outcome.durationMs,
+        memorySizeMb: this.fn.config.MemorySize,
+        maxMemoryUsedMb: peak === undefined ? 0 : Math.round(peak / (1024 * 1024)),
+        ...(outcome.initDurationMs !== undefined ? { initDurationMs: outcome.initDurationMs } : {}),
+        ...(outcome.fatal && outcome.errorType ? { errorType: outcome.errorType } : {}),
+      }),
     );
   }
 
@@ -807,13 +803,18 @@ function parseError(body: Buffer): { errorMessage?: string } | undefined {
   }
 }
 
-function exitReason(exit: SandboxExit | null): { errorType: string; text: string } {
-  if (!exit) return { errorType: "Runtime.ExitError", text: "exit status unknown" };
-  if (exit.oomKilled) return { errorType: "Runtime.OutOfMemory", text: "signal: killed" };
+function exitReason(exit: SandboxExit | null): { errorType: DataPlaneErrorType; text: string } {
+  if (!exit) return { errorType: RuntimeError.ExitError, text: "exit status unknown" };
+  if (exit.oomKilled) return { errorType: RuntimeError.OutOfMemory, text: "signal: killed" };
   if (exit.signal)
     return {
-      errorType: "Runtime.ExitError",
+      errorType: RuntimeError.ExitError,
       text: `signal: ${exit.signal.replace(/^SIG/, "").toLowerCase()}`,
     };
-  return { errorType: "Runtime.ExitError", text: `exit status ${exit.code ?? 0}` };
+  return { errorType: RuntimeError.ExitError, text: `exit status ${exit.code ?? 0}` };
+}
+
+/** What the platform answers in place of the runtime: a fatal failure with Lambda's error body. */
+export function platformFailure(errorType: string, message: string): InvokeOutcome {
+  return { ok: false, payload: errorBody(errorType, message), errorType, durationMs: 0, fatal: true };
 }

@@ -12,6 +12,7 @@
  */
 import { randomUUID } from "node:crypto";
 import type { IncomingMessage, ServerResponse } from "node:http";
+import { ApiError, type ApiErrorType, ExtensionError, sendErrorResponse } from "../protocol/errors.js";
 
 export type ExtensionEventType = "INVOKE" | "SHUTDOWN";
 export type ShutdownReason = "spindown" | "timeout" | "failure";
@@ -70,8 +71,8 @@ function sendJson(
   res.end(text);
 }
 
-function forbidden(res: ServerResponse, errorType: string, errorMessage: string): void {
-  sendJson(res, 403, { errorMessage, errorType });
+function forbidden(res: ServerResponse, errorType: ApiErrorType, errorMessage: string): void {
+  sendErrorResponse(res, 403, errorType, errorMessage);
 }
 
 function readBody(req: IncomingMessage, done: (body: Buffer) => void): void {
@@ -154,13 +155,13 @@ export class ExtensionsApi {
     }
     if (extensionId === undefined) {
       req.resume();
-      forbidden(res, "Extension.MissingExtensionIdentifier", "Missing Lambda-Extension-Identifier header");
+      forbidden(res, ExtensionError.MissingExtensionIdentifier, "Missing Lambda-Extension-Identifier header");
       return true;
     }
     const ext = this.byId.get(extensionId);
     if (!ext) {
       req.resume();
-      forbidden(res, "Extension.UnknownExtensionIdentifier", `Unknown extension ${extensionId}`);
+      forbidden(res, ExtensionError.UnknownExtensionIdentifier, `Unknown extension ${extensionId}`);
       return true;
     }
     if (rest === "event/next") {
@@ -173,11 +174,11 @@ export class ExtensionsApi {
       if (req.method !== "POST") return this.methodNotAllowed(req, res);
       readBody(req, (body) => {
         const h = req.headers["lambda-extension-function-error-type"];
-        const errorType = typeof h === "string" && h ? h : "Extension.Unknown";
+        const errorType = typeof h === "string" && h ? h : ExtensionError.Unknown;
         if (rest === "init/error" && this.registrationClosed && !this.inInitWindow()) {
           return forbidden(
             res,
-            "Extension.InvalidExtensionState",
+            ExtensionError.InvalidExtensionState,
             "Init error reported after Init completed.",
           );
         }
@@ -188,7 +189,7 @@ export class ExtensionsApi {
       return true;
     }
     req.resume();
-    sendJson(res, 404, { errorMessage: `Unknown Extensions API path: ${path}`, errorType: "UnknownPath" });
+    sendErrorResponse(res, 404, ApiError.UnknownPath, `Unknown Extensions API path: ${path}`);
     return true;
   }
 
@@ -200,34 +201,42 @@ export class ExtensionsApi {
 
   private methodNotAllowed(req: IncomingMessage, res: ServerResponse): true {
     req.resume();
-    sendJson(res, 405, { errorMessage: `${req.method} is not allowed here`, errorType: "MethodNotAllowed" });
+    sendErrorResponse(res, 405, ApiError.MethodNotAllowed, `${req.method} is not allowed here`);
     return true;
   }
 
   private register(req: IncomingMessage, res: ServerResponse, body: Buffer): void {
     const nameHeader = req.headers["lambda-extension-name"];
     const name = typeof nameHeader === "string" ? nameHeader : "";
-    if (!name) return forbidden(res, "Extension.InvalidExtensionName", "Empty extension name");
+    if (!name) return forbidden(res, ExtensionError.InvalidExtensionName, "Empty extension name");
     let events: unknown;
     try {
       events = (JSON.parse(body.toString("utf8") || "{}") as { events?: unknown }).events ?? [];
     } catch (err) {
-      return forbidden(res, "InvalidRequestFormat", err instanceof Error ? err.message : "invalid JSON");
+      return forbidden(
+        res,
+        ApiError.InvalidRequestFormat,
+        err instanceof Error ? err.message : "invalid JSON",
+      );
     }
-    if (!Array.isArray(events)) return forbidden(res, "InvalidRequestFormat", "events must be a list");
+    if (!Array.isArray(events)) return forbidden(res, ApiError.InvalidRequestFormat, "events must be a list");
     const external = this.expected.includes(name);
     for (const e of events) {
       const ok = e === "INVOKE" || (e === "SHUTDOWN" && external);
-      if (!ok) return forbidden(res, "Extension.InvalidEventType", `${String(e)}: invalid event type`);
+      if (!ok) return forbidden(res, ExtensionError.InvalidEventType, `${String(e)}: invalid event type`);
     }
     if ([...this.byId.values()].some((x) => x.name === name)) {
-      return forbidden(res, "Extension.InvalidExtensionState", "Extension with this name already registered");
+      return forbidden(
+        res,
+        ExtensionError.InvalidExtensionState,
+        "Extension with this name already registered",
+      );
     }
     if (!external && this.registrationClosed) {
-      return forbidden(res, "Extension.RegistrationClosed", "Extension registration closed already");
+      return forbidden(res, ExtensionError.RegistrationClosed, "Extension registration closed already");
     }
     if (this.byId.size >= MAX_EXTENSIONS) {
-      return forbidden(res, "Extension.TooManyExtensions", `Extension limit (${MAX_EXTENSIONS}) reached`);
+      return forbidden(res, ExtensionError.TooManyExtensions, `Extension limit (${MAX_EXTENSIONS}) reached`);
     }
     const ext: Extension = {
       id: randomUUID(),

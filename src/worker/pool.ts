@@ -8,12 +8,15 @@
 import type { FunctionVersion } from "../control/functions.js";
 import type { MergedLayers } from "../control/layers.js";
 import { TooManyRequests } from "../errors.js";
+import { RuntimeError } from "../protocol/errors.js";
 import {
   type EnvironmentDeps,
   ExecutionEnvironment,
   type InvokeInput,
   type InvokeOutcome,
+  platformFailure,
 } from "./environment.js";
+import { endLine, reportLine, startLine } from "./platform-lines.js";
 import type { ScaleLimiter } from "./scale-limiter.js";
 import { stemFamily } from "./stem-cells.js";
 
@@ -127,9 +130,16 @@ export class FunctionPool {
 
   /** The init failure as the invoke reports it: logged under the request, no environment kept. */
   private initFailure(env: ExecutionEnvironment, input: InvokeInput, failure: InvokeOutcome): InvokeOutcome {
-    const start = `START RequestId: ${input.requestId} Version: ${this.fn.version}`;
-    const end = `END RequestId: ${input.requestId}`;
-    const report = `REPORT RequestId: ${input.requestId}\tDuration: 0.00 ms\tBilled Duration: 0 ms\tMemory Size: ${this.fn.config.MemorySize} MB\tMax Memory Used: 0 MB\tStatus: error\tError Type: ${failure.errorType}`;
+    const start = startLine(input.requestId, this.fn.version);
+    const end = endLine(input.requestId);
+    const report = reportLine({
+      requestId: input.requestId,
+      durationMs: failure.durationMs,
+      memorySizeMb: this.fn.config.MemorySize,
+      maxMemoryUsedMb: 0,
+      initDurationMs: env.initElapsedMs,
+      errorType: failure.errorType ?? RuntimeError.InitError,
+    });
     for (const line of [start, end, report]) this.deps.logs.write(env.logGroup, env.logStream, line);
     if (input.wantTail) failure.tail = Buffer.from(`${start}\n${end}\n${report}\n`).toString("base64");
     return failure;
@@ -270,13 +280,7 @@ export class FunctionPool {
 
 function layerFailure(err: unknown): InvokeOutcome {
   const errorMessage = `Lambent could not prepare the function's layers: ${err instanceof Error ? err.message : String(err)}`;
-  return {
-    ok: false,
-    payload: Buffer.from(JSON.stringify({ errorMessage, errorType: "Runtime.InitError" })),
-    errorType: "Runtime.InitError",
-    durationMs: 0,
-    fatal: true,
-  };
+  return platformFailure(RuntimeError.InitError, errorMessage);
 }
 
 function isOutcome(x: unknown): x is InvokeOutcome {

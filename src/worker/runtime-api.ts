@@ -6,6 +6,7 @@
 import { unlink } from "node:fs/promises";
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
+import { ApiError, type ApiErrorType, RuntimeError, sendErrorResponse } from "../protocol/errors.js";
 import type { RuntimeApiEndpoint } from "../sandbox/driver.js";
 
 export interface Invocation {
@@ -43,8 +44,8 @@ function sendJson(res: ServerResponse, status: number, body: string): void {
   res.end(body);
 }
 
-function apiError(res: ServerResponse, status: number, errorType: string, errorMessage: string): void {
-  sendJson(res, status, JSON.stringify({ errorMessage, errorType }));
+function apiError(res: ServerResponse, status: number, errorType: ApiErrorType, errorMessage: string): void {
+  sendErrorResponse(res, status, errorType, errorMessage);
 }
 
 export class RuntimeApiServer {
@@ -159,7 +160,7 @@ export class RuntimeApiServer {
     if (!path.startsWith(PREFIX)) {
       if (this.extraRoute?.(req, res, path)) return;
       req.resume();
-      return apiError(res, 404, "UnknownPath", `Unknown Runtime API path: ${path}`);
+      return apiError(res, 404, ApiError.UnknownPath, `Unknown Runtime API path: ${path}`);
     }
     const rest = path.slice(PREFIX.length);
     if (rest === "invocation/next") {
@@ -171,7 +172,12 @@ export class RuntimeApiServer {
       if (req.method !== "POST") return this.methodNotAllowed(req, res);
       return this.readBody(req, res, (body) => {
         if (this.initDone)
-          return apiError(res, 403, "InvalidStateTransition", "Init error reported after Init completed.");
+          return apiError(
+            res,
+            403,
+            ApiError.InvalidStateTransition,
+            "Init error reported after Init completed.",
+          );
         sendJson(res, 202, ACCEPTED);
         this.events.onInitError(errorTypeOf(req, body), body);
       });
@@ -185,7 +191,7 @@ export class RuntimeApiServer {
         return apiError(
           res,
           this.current?.requestId === id ? 403 : 400,
-          this.current?.requestId === id ? "InvalidStateTransition" : "InvalidRequestID",
+          this.current?.requestId === id ? ApiError.InvalidStateTransition : ApiError.InvalidRequestID,
           `Invalid request ID: ${id}`,
         );
       }
@@ -205,7 +211,7 @@ export class RuntimeApiServer {
             apiError(
               res,
               413,
-              "RequestEntityTooLarge",
+              ApiError.RequestEntityTooLarge,
               `Exceeded maximum allowed payload size (${this.maxResponseBytes} bytes).`,
             );
             this.current = null;
@@ -220,7 +226,7 @@ export class RuntimeApiServer {
       });
     }
     req.resume();
-    apiError(res, 404, "UnknownPath", `Unknown Runtime API path: ${path}`);
+    apiError(res, 404, ApiError.UnknownPath, `Unknown Runtime API path: ${path}`);
   }
 
   private next(res: ServerResponse): void {
@@ -241,7 +247,7 @@ export class RuntimeApiServer {
 
   private methodNotAllowed(req: IncomingMessage, res: ServerResponse): void {
     req.resume();
-    apiError(res, 405, "MethodNotAllowed", `${req.method} is not allowed here`);
+    apiError(res, 405, ApiError.MethodNotAllowed, `${req.method} is not allowed here`);
   }
 
   private readBody(
@@ -265,7 +271,7 @@ export class RuntimeApiServer {
           apiError(
             res,
             413,
-            "RequestEntityTooLarge",
+            ApiError.RequestEntityTooLarge,
             `Exceeded maximum allowed payload size (${this.maxResponseBytes} bytes).`,
           );
         return;
@@ -283,5 +289,5 @@ function errorTypeOf(req: IncomingMessage, body: Buffer): string {
     const t = (JSON.parse(body.toString("utf8")) as { errorType?: unknown }).errorType;
     if (typeof t === "string" && t) return t;
   } catch {}
-  return "Runtime.Unknown";
+  return RuntimeError.Unknown;
 }

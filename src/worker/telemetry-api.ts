@@ -7,6 +7,7 @@
  * function's business.
  */
 import type { IncomingMessage, ServerResponse } from "node:http";
+import { ApiError, ExtensionError, sendErrorResponse } from "../protocol/errors.js";
 
 export const TELEMETRY_PATH = "/2022-07-01/telemetry";
 const SCHEMA_VERSIONS = ["2022-07-01", "2022-12-13", "2025-01-29"];
@@ -35,9 +36,7 @@ interface Subscription {
 }
 
 function bad(res: ServerResponse, message: string): void {
-  const body = JSON.stringify({ errorType: "ValidationError", errorMessage: message });
-  res.writeHead(400, { "content-type": "application/json", "content-length": Buffer.byteLength(body) });
-  res.end(body);
+  sendErrorResponse(res, 400, ApiError.ValidationError, message);
 }
 
 function intIn(v: unknown, def: number, min: number, max: number): number | null {
@@ -66,12 +65,7 @@ export class TelemetryApi {
     }
     if (extensionId === undefined || !this.isExtension(extensionId)) {
       req.resume();
-      const body = JSON.stringify({
-        errorType: "Extension.UnknownExtensionIdentifier",
-        errorMessage: "Unknown extension",
-      });
-      res.writeHead(403, { "content-type": "application/json", "content-length": Buffer.byteLength(body) });
-      res.end(body);
+      sendErrorResponse(res, 403, ExtensionError.UnknownExtensionIdentifier, "Unknown extension");
       return;
     }
     const chunks: Buffer[] = [];
