@@ -68,6 +68,24 @@ export interface ServerOptions {
   limits: Limits;
   /** Suppress the ready line and warnings (tests). */
   quiet: boolean;
+  /**
+   * Accept the development credentials `test`/`test` (as the account root).
+   * Default: only when the server listens on loopback only.
+   */
+  devCredentials?: boolean;
+  /** The key that seals access-key secrets and session tokens (default `<data dir>/server.key`). */
+  serverKeyFile?: string;
+  /**
+   * Hosts and networks (names, IPs, CIDRs) that destinations, DLQ URLs and broker URIs may
+   * point at even though they are loopback or private addresses.
+   */
+  allowDestinationHosts: string[];
+}
+
+/** Is this listen address reachable only from this machine? */
+export function isLoopbackHost(host: string): boolean {
+  const h = host.replace(/^\[|\]$/g, "").toLowerCase();
+  return h === "localhost" || h === "::1" || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(h);
 }
 
 export function defaultOptions(overrides: Partial<ServerOptions> = {}): ServerOptions {
@@ -87,6 +105,7 @@ export function defaultOptions(overrides: Partial<ServerOptions> = {}): ServerOp
     asyncRetryDelaysMs: [60_000, 120_000],
     limits: { ...DEFAULT_LIMITS },
     quiet: false,
+    allowDestinationHosts: [],
     ...overrides,
   };
 }

@@ -8,7 +8,15 @@ import { join, resolve } from "node:path";
 import type { FastifyInstance } from "fastify";
 import { buildApp } from "./api/app.js";
 import { AsyncService } from "./async/service.js";
-import { defaultOptions, hostPortsRefusal, ServerOptionError, type ServerOptions } from "./config.js";
+import { defaultServerKeyFile } from "./auth/keys.js";
+import { Auth } from "./auth/service.js";
+import {
+  defaultOptions,
+  hostPortsRefusal,
+  isLoopbackHost,
+  ServerOptionError,
+  type ServerOptions,
+} from "./config.js";
 import { AliasService } from "./control/aliases.js";
 import { CodeCache } from "./control/code.js";
 import { ConcurrencyService } from "./control/concurrency.js";
@@ -17,6 +25,7 @@ import { EventSourceMappingService } from "./control/event-sources.js";
 import { FunctionSettingsService } from "./control/function-settings.js";
 import { FunctionService } from "./control/functions.js";
 import { LayerCache, LayerService } from "./control/layers.js";
+import { PermissionService } from "./control/permissions.js";
 import { lockDataDir } from "./datadir-lock.js";
 import { Frontend, type InvokeRequest } from "./frontend/invoke.js";
 import { ProvisionedPlacement } from "./frontend/provisioned.js";
@@ -36,6 +45,8 @@ export const VERSION = "0.1.0";
 
 /** How long a stop lets in-flight invokes finish before it stops their environments. */
 const STOP_GRACE_MS = 10_000;
+/** A server bound beyond loopback with no access keys to check requests against. */
+export class NoKeysError extends Error {}
 
 export class Platform {
   app!: FastifyInstance;
@@ -56,6 +67,10 @@ export class Platform {
   settings!: FunctionSettingsService;
   /** The way back from functions to this API (see worker/platform-api.ts). */
   platformApi!: PlatformApiChannel;
+  /** Resource-based policies (AddPermission and friends). */
+  permissions!: PermissionService;
+  /** Keys, SigV4 verification, authorization, presigning, environment credentials. */
+  auth!: Auth;
   private stopping: Promise<void> | null = null;
 
   private constructor(
@@ -90,6 +105,17 @@ export class Platform {
         ...(options.database ? { database: options.database } : {}),
       });
       const openedStore = store;
+      const devCredentials = options.devCredentials ?? isLoopbackHost(options.host);
+      if (
+        !isLoopbackHost(options.host) &&
+        !(await openedStore.db.selectFrom("access_keys").select("access_key_id").limit(1).executeTakeFirst())
+      ) {
+        throw new NoKeysError(
+          `refusing to listen on ${options.host}: no access keys exist, and the development credentials work on loopback only. ` +
+            `Create an admin key first with \`lambent keys create --bootstrap --data-dir ${options.dataDir}${options.database ? " --database <url>" : ""}\` ` +
+            "(it prints the key once), then start the server again.",
+        );
+      }
       const codeCache: CodeCache = new CodeCache(
         join(options.dataDir, "code"),
         (sha) => functions.loadZip(sha),
@@ -174,6 +200,12 @@ export class Platform {
       );
       platform.layers = layers;
       platform.settings = new FunctionSettingsService(openedStore, functions);
+      platform.permissions = new PermissionService(openedStore, functions, aliases, layers);
+      platform.auth = new Auth(openedStore, platform.permissions, {
+        serverKeyFile: options.serverKeyFile ?? defaultServerKeyFile(options.dataDir),
+        devCredentials,
+        region: options.region,
+      });
       platform.provisioned = new ProvisionedPlacement(
         functions,
         aliases,

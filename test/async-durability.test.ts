@@ -13,6 +13,7 @@ import { deployProbe } from "./helpers/async-fns.js";
 import { build, type ChildServer, startChild } from "./helpers/child-server.js";
 import { Collector } from "./helpers/collector.js";
 import { lambdaClient } from "./helpers/server.js";
+import { signedFetch } from "./helpers/signed.js";
 
 const EVENTS = 300;
 const PG = "postgres://root@127.0.0.1:5432";
@@ -80,7 +81,7 @@ function delivered(tag: string): { unique: Set<number>; total: number } {
 }
 
 async function queueStatus(url: string, fn: string) {
-  const res = await fetch(`${url}/_lambent/queue`);
+  const res = await signedFetch(`${url}/_lambent/queue`);
   const body = (await res.json()) as {
     functions: Array<{ functionName: string; waiting: number; running: number; succeeded: number }>;
   };

@@ -15,6 +15,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { deployProbe, fnArn } from "./helpers/async-fns.js";
 import { Collector } from "./helpers/collector.js";
 import { startServer, type TestServer } from "./helpers/server.js";
+import { signedFetch } from "./helpers/signed.js";
 
 let server: TestServer;
 let sink: Collector;
@@ -316,7 +317,7 @@ describe("URL destinations", () => {
 
 describe("queue status", () => {
   it("reports outcomes per function at GET /_lambent/queue", async () => {
-    const res = await fetch(`${server.url}/_lambent/queue`);
+    const res = await signedFetch(`${server.url}/_lambent/queue`);
     const body = (await res.json()) as {
       functions: Array<{ functionName: string; succeeded: number; failed: number; retries: number }>;
       thisServer: Record<string, { enqueued: number }>;

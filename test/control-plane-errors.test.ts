@@ -34,6 +34,7 @@ import {
   snapshot,
 } from "./helpers/control-plane.js";
 import { ROLE, startServer, type TestServer } from "./helpers/server.js";
+import { signedFetch } from "./helpers/signed.js";
 import { zipEntries } from "./helpers/zip.js";
 
 const ACCOUNT = "000000000000";
@@ -482,7 +483,7 @@ describe("requests that are not Lambda requests", () => {
       ["PATCH", "/2015-03-31/functions"],
       ["GET", "/"],
     ] as const) {
-      const res = await fetch(`${server.url}${path}`, { method });
+      const res = await signedFetch(`${server.url}${path}`, { method });
       expect(res.status).toBe(404);
       expect(res.headers.get("x-amzn-errortype")).toBe("UnknownOperationException");
       expect(res.headers.get("content-type")).toMatch(/^application\/json/);
@@ -497,7 +498,7 @@ describe("requests that are not Lambda requests", () => {
   });
 
   it("a server error does not leak a stack trace either", async () => {
-    const res = await fetch(`${server.url}/2015-03-31/functions`, {
+    const res = await signedFetch(`${server.url}/2015-03-31/functions`, {
       method: "POST",
       headers: { "content-type": "application/json" },
       body: "[1,2,3]",

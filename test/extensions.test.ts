@@ -7,6 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Collector, type Received } from "./helpers/collector.js";
 import { invoke } from "./helpers/invoke.js";
 import { startServer, type TestServer } from "./helpers/server.js";
+import { signedFetch } from "./helpers/signed.js";
 import { zipEntries } from "./helpers/zip.js";
 
 /**
@@ -145,7 +146,7 @@ describe.each(["bwrap", "process"] as const)("extensions under the %s sandbox dr
     expect(r1.json).toEqual({ ok: true, v: "1" });
     await extensionLogged;
     await server.platform.logs.flush();
-    const logs = (await (await fetch(`${server.url}/_lambent/logs/ext-idle`)).json()) as {
+    const logs = (await (await signedFetch(`${server.url}/_lambent/logs/ext-idle`)).json()) as {
       events: Array<{ message: string }>;
     };
     const text = logs.events.map((e) => e.message).join("\n");

@@ -10,6 +10,7 @@ import {
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { invoke } from "./helpers/invoke.js";
 import { ROLE, startServer, type TestServer } from "./helpers/server.js";
+import { signedFetch } from "./helpers/signed.js";
 import { zipEntries } from "./helpers/zip.js";
 
 type Obj = Record<string, unknown>;
@@ -299,7 +300,7 @@ describe.each(["process", "bwrap"] as const)("with the %s sandbox driver", (sand
     it("serves each run's log lines through the logs endpoint", async () => {
       const id = randomUUID();
       await invoke(server.lambda, "cjs", { id });
-      const res = await fetch(`${server.url}/_lambent/logs/cjs`);
+      const res = await signedFetch(`${server.url}/_lambent/logs/cjs`);
       const body = (await res.json()) as { events: Array<{ message: string }> };
       const lines = body.events.map((e) => e.message);
       expect(lines.some((l) => l.startsWith("START RequestId:"))).toBe(true);

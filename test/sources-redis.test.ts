@@ -10,6 +10,7 @@ import { Redis } from "ioredis";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Collector } from "./helpers/collector.js";
 import { startServer, type TestServer } from "./helpers/server.js";
+import { signedFetch } from "./helpers/signed.js";
 import { batchesOf, type Doc, deployBatchFunction, numbersSeen, until } from "./helpers/sources.js";
 
 const URI = "redis://127.0.0.1:6379";
@@ -121,7 +122,7 @@ describe("Redis Streams event source", () => {
     expect(first).toEqual(ids);
     expect(second).toEqual(ids.slice(2));
     const stats = await until(async () => {
-      const res = await fetch(`${server.url}/_lambent/event-source-mappings/stats`);
+      const res = await signedFetch(`${server.url}/_lambent/event-source-mappings/stats`);
       const body = (await res.json()) as { mappings: Array<Doc> };
       const s = body.mappings.find((m) => m.Target === stream);
       return s && s.recordsProcessed === 5 ? s : null;
@@ -206,7 +207,7 @@ describe("Redis Streams event source", () => {
     await waitNumbers(fn, [1, 4]);
     expect(numbersSeen(received(fn))).toEqual([1, 4]);
     const stats = await until(async () => {
-      const res = await fetch(`${server.url}/_lambent/event-source-mappings/stats`);
+      const res = await signedFetch(`${server.url}/_lambent/event-source-mappings/stats`);
       const body = (await res.json()) as { mappings: Array<Doc> };
       const s = body.mappings.find((m) => m.UUID === uuid);
       return s && s.recordsFiltered === 2 && s.recordsProcessed === 2 ? s : null;

@@ -9,6 +9,7 @@ import type { Limits } from "../config.js";
 import { LambdaError, RequestTooLarge, ServiceError, UnknownOperation } from "../errors.js";
 import type { Platform } from "../platform.js";
 import { registerModelValidation, registerUnimplementedOperations } from "./operations.js";
+import { registerAuth } from "./auth.js";
 import { registerAccountRoutes } from "./routes/account.js";
 import { registerAliasRoutes } from "./routes/aliases.js";
 import { registerConcurrencyRoutes } from "./routes/concurrency.js";
@@ -17,8 +18,10 @@ import { registerEventSourceRoutes } from "./routes/event-sources.js";
 import { registerFunctionSettingsRoutes } from "./routes/function-settings.js";
 import { registerFunctionRoutes } from "./routes/functions.js";
 import { registerInvokeRoutes } from "./routes/invoke.js";
+import { registerKeyRoutes } from "./routes/keys.js";
 import { registerLayerRoutes } from "./routes/layers.js";
 import { registerLogRoutes } from "./routes/logs.js";
+import { registerPermissionRoutes } from "./routes/permissions.js";
 import { registerTagRoutes } from "./routes/tags.js";
 
 export function buildApp(platform: Platform): FastifyInstance {
@@ -59,6 +62,7 @@ export function buildApp(platform: Platform): FastifyInstance {
       .send(JSON.stringify({ Type: "User", Message: e.message, message: e.message }));
   });
 
+  registerAuth(app, platform);
   app.get("/health", async () => platform.health());
 
   // Every request of a model operation is checked against the model first, as AWS's front end does.
@@ -75,6 +79,8 @@ export function buildApp(platform: Platform): FastifyInstance {
   registerEventSourceRoutes(app, platform);
   registerLayerRoutes(app, platform);
   registerFunctionSettingsRoutes(app, platform);
+  registerPermissionRoutes(app, platform);
+  registerKeyRoutes(app, platform);
   // Last: every model operation nothing above routed gets its AWS-shaped "not supported yet" answer.
   registerUnimplementedOperations(app);
   return app;

@@ -1,6 +1,7 @@
 /** Client commands that talk to a running server: invoke, logs. */
 import { readFileSync } from "node:fs";
 import { type Command, InvalidArgumentError } from "commander";
+import { signedFetch } from "./signed-fetch.js";
 
 const DEFAULT_ENDPOINT = process.env.LAMBENT_ENDPOINT ?? "http://127.0.0.1:9000";
 
@@ -41,7 +42,7 @@ export function registerClientCommands(program: Command): void {
           ? readFileSync(opts.payload.slice(1))
           : Buffer.from(opts.payload);
         const q = opts.qualifier ? `?Qualifier=${encodeURIComponent(opts.qualifier)}` : "";
-        const res = await fetch(
+        const res = await signedFetch(
           `${endpointOf(opts)}/2015-03-31/functions/${encodeURIComponent(fn)}/invocations${q}`,
           {
             method: "POST",
@@ -71,7 +72,9 @@ export function registerClientCommands(program: Command): void {
         const params = new URLSearchParams({ limit: "10000" });
         if (after !== undefined) params.set("after", String(after));
         else if (since !== undefined) params.set("since", String(since));
-        const res = await fetch(`${endpointOf(opts)}/_lambent/logs/${encodeURIComponent(fn)}?${params}`);
+        const res = await signedFetch(
+          `${endpointOf(opts)}/_lambent/logs/${encodeURIComponent(fn)}?${params}`,
+        );
         await failIfError(res);
         const page = (await res.json()) as {
           events: Array<{ id: number; timestamp: number; message: string }>;

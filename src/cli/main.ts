@@ -1,6 +1,7 @@
 /** The `lambent` command. */
 import { Command, InvalidArgumentError, Option } from "commander";
 import { registerClientCommands } from "./client.js";
+import { registerKeysCommands } from "./keys.js";
 import { registerQueueCommand } from "./queue.js";
 import { registerRuntimesCommand } from "./runtimes.js";
 import { runServer } from "./server.js";
@@ -65,12 +66,23 @@ program
     "runtime cache (default: $LAMBENT_RUNTIMES_DIR or ~/.cache/lambent/runtimes)",
   )
   .option("--block-deprecated-runtimes", "refuse runtimes AWS Lambda has deprecated at create/update")
+  .option("--no-dev-credentials", "refuse the development credentials test/test even on loopback")
+  .option(
+    "--server-key-file <file>",
+    "key sealing access-key secrets (default <data dir>/server.key; share it between servers on one PostgreSQL)",
+  )
+  .option(
+    "--allow-destination-hosts <list>",
+    "comma-separated hosts, IPs or CIDRs that destinations and broker URIs may reach although loopback/private",
+    "",
+  )
   .action(runServer);
 
 registerClientCommands(program);
 registerRuntimesCommand(program);
 registerQueueCommand(program, process.env.LAMBENT_ENDPOINT ?? "http://127.0.0.1:9000");
 registerSourcesCommand(program, process.env.LAMBENT_ENDPOINT ?? "http://127.0.0.1:9000");
+registerKeysCommands(program, process.env.LAMBENT_ENDPOINT ?? "http://127.0.0.1:9000");
 
 program.parseAsync(process.argv).catch((err: unknown) => {
   console.error(`lambent: ${err instanceof Error ? err.message : String(err)}`);

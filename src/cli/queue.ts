@@ -1,6 +1,7 @@
 /** `lambent queue`: the async invoke queue per function (waiting, running, outcomes). */
 import type { Command } from "commander";
 import type { AsyncStatus } from "../async/service.js";
+import { signedFetch } from "./signed-fetch.js";
 
 type QueueRow = AsyncStatus["functions"][number];
 
@@ -36,7 +37,7 @@ export function registerQueueCommand(program: Command, defaultEndpoint: string):
     .option("--endpoint <url>", "server URL (or LAMBENT_ENDPOINT)", defaultEndpoint)
     .option("--json", "print the raw JSON")
     .action(async (opts: { endpoint: string; json?: boolean }) => {
-      const res = await fetch(`${opts.endpoint.replace(/\/+$/, "")}/_lambent/queue`);
+      const res = await signedFetch(`${opts.endpoint.replace(/\/+$/, "")}/_lambent/queue`);
       if (!res.ok) throw new Error(`HTTP ${res.status}: ${await res.text()}`);
       const body = (await res.json()) as { functions: QueueRow[] };
       if (opts.json) {

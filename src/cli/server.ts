@@ -2,7 +2,7 @@
 import { InvalidArgumentError } from "commander";
 import { type SandboxMode, type SandboxNetwork, ServerOptionError } from "../config.js";
 import { DataDirLockedError } from "../datadir-lock.js";
-import { Platform } from "../platform.js";
+import { NoKeysError, Platform } from "../platform.js";
 
 interface ServerFlags {
   host: string;
@@ -20,6 +20,9 @@ interface ServerFlags {
   asyncRetryDelays: string;
   runtimesDir?: string;
   blockDeprecatedRuntimes?: boolean;
+  devCredentials: boolean;
+  serverKeyFile?: string;
+  allowDestinationHosts: string;
 }
 
 function parseDelays(raw: string): number[] {
@@ -50,10 +53,17 @@ export async function runServer(flags: ServerFlags): Promise<void> {
       asyncRetryDelaysMs: parseDelays(flags.asyncRetryDelays),
       blockDeprecatedRuntimes: flags.blockDeprecatedRuntimes === true,
       ...(flags.runtimesDir ? { runtimesDir: flags.runtimesDir } : {}),
+      // --no-dev-credentials turns them off; otherwise the platform decides (loopback only).
+      ...(flags.devCredentials === false ? { devCredentials: false } : {}),
+      ...(flags.serverKeyFile ? { serverKeyFile: flags.serverKeyFile } : {}),
+      allowDestinationHosts: flags.allowDestinationHosts
+        .split(",")
+        .map((h) => h.trim())
+        .filter(Boolean),
       ...(flags.database ? { database: flags.database } : {}),
     });
   } catch (err) {
-    if (err instanceof DataDirLockedError || err instanceof ServerOptionError) {
+    if (err instanceof DataDirLockedError || err instanceof ServerOptionError || err instanceof NoKeysError) {
       console.error(`lambent: ${err.message}`);
       process.exit(2);
     }

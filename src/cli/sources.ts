@@ -1,5 +1,6 @@
 /** `lambent sources`: event source mappings with state, lag, throughput and counters. */
 import type { Command } from "commander";
+import { signedFetch } from "./signed-fetch.js";
 
 interface SourceRow {
   UUID: string;
@@ -54,7 +55,9 @@ export function registerSourcesCommand(program: Command, defaultEndpoint: string
     .option("--endpoint <url>", "server URL (or LAMBENT_ENDPOINT)", defaultEndpoint)
     .option("--json", "print the raw JSON")
     .action(async (opts: { endpoint: string; json?: boolean }) => {
-      const res = await fetch(`${opts.endpoint.replace(/\/+$/, "")}/_lambent/event-source-mappings/stats`);
+      const res = await signedFetch(
+        `${opts.endpoint.replace(/\/+$/, "")}/_lambent/event-source-mappings/stats`,
+      );
       if (!res.ok) throw new Error(`HTTP ${res.status}: ${await res.text()}`);
       const body = (await res.json()) as { mappings: SourceRow[] };
       if (opts.json) {

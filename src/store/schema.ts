@@ -184,6 +184,33 @@ export interface FunctionSettingsTable {
   kind: string;
   /** code-signing: the config id; otherwise JSON. */
   value: string;
+/** Long-term access keys; `secret` is sealed with the server key (auth/keys.ts). */
+export interface AccessKeysTable {
+  access_key_id: string;
+  user_name: string;
+  secret: string;
+  /** JSON identity policy; null = none. */
+  policy: string | null;
+  created_at: number;
+}
+
+/** Identity policies of execution roles, by role name. */
+export interface RolePoliciesTable {
+  role_name: string;
+  policy: string;
+  updated_at: number;
+}
+
+/** Resource-based policies: functions (qualifier "" = unqualified) and layer versions (qualifier = version). */
+export interface ResourcePoliciesTable {
+  kind: string;
+  name: string;
+  qualifier: string;
+  policy: string;
+  revision_id: string;
+  /** created_at of the function / layer version the policy belongs to. */
+  owner_created_at: number;
+  updated_at: number;
 }
 
 export interface Database {
@@ -201,4 +228,7 @@ export interface Database {
   layer_versions: LayerVersionsTable;
   code_signing_configs: CodeSigningConfigsTable;
   function_settings: FunctionSettingsTable;
+  access_keys: AccessKeysTable;
+  role_policies: RolePoliciesTable;
+  resource_policies: ResourcePoliciesTable;
 }

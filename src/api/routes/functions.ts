@@ -97,7 +97,11 @@ export function registerFunctionRoutes(app: FastifyInstance, platform: Platform)
     const fn = await fns.getFunctionRow(r.name, region(req));
     const out: Record<string, unknown> = {
       Configuration: show(v, req, r.qualifier ?? ""),
-      Code: { RepositoryType: "S3", Location: `${baseUrl(req)}/_lambent/code/${v.codeSha256}.zip` },
+      Code: {
+        RepositoryType: "S3",
+        // A presigned link that works for 10 minutes without other credentials, as Lambda's S3 links.
+        Location: platform.auth.presign(`${baseUrl(req)}/_lambent/code/${v.codeSha256}.zip`, region(req)),
+      },
       Tags: JSON.parse(fn.tags),
     };
     if (fn.reserved_concurrency !== null)

@@ -25,15 +25,22 @@ export function registerLayerRoutes(app: FastifyInstance, platform: Platform): v
     };
   };
   const base = "/2018-10-31/layers";
+  // Content.Location as a presigned link (10 minutes), as Lambda's S3 links.
+  const shape = (row: Parameters<typeof layerVersionShape>[0], req: FastifyRequest) => {
+    const out = layerVersionShape(row, region(req), baseUrl(req));
+    const content = out.Content as { Location: string };
+    content.Location = platform.auth.presign(content.Location, region(req));
+    return out;
+  };
 
   app.post(`${base}/:LayerName/versions`, async (req, reply) => {
     const row = await layers.publish(name(req), jsonBody(req));
     reply.code(201);
-    return layerVersionShape(row, region(req), baseUrl(req));
+    return shape(row, req);
   });
 
   app.get(`${base}/:LayerName/versions/:VersionNumber`, async (req) =>
-    layerVersionShape(await layers.get(name(req), version(req)), region(req), baseUrl(req)),
+    shape(await layers.get(name(req), version(req)), req),
   );
 
   app.delete(`${base}/:LayerName/versions/:VersionNumber`, async (req, reply) => {
@@ -59,7 +66,7 @@ export function registerLayerRoutes(app: FastifyInstance, platform: Platform): v
   // ListLayers, and GetLayerVersionByArn (`?find=LayerVersion&Arn=…`) on the same path.
   app.get(base, async (req) => {
     if (queryString(req, "find") === "LayerVersion") {
-      return layerVersionShape(await layers.getByArn(queryString(req, "Arn")), region(req), baseUrl(req));
+      return shape(await layers.getByArn(queryString(req, "Arn")), req);
     }
     const page = await layers.list(
       filter(req),

@@ -11,6 +11,7 @@ import { m0004AliasesConcurrency } from "./0004-aliases-concurrency.js";
 import { m0005EventSources } from "./0005-event-sources.js";
 import { m0006Layers } from "./0006-layers.js";
 import { m0007FunctionSettings } from "./0007-function-settings.js";
+import { m0008Auth } from "./0008-auth.js";
 
 export type EngineMigration = (engine: Engine) => Migration;
 
@@ -21,6 +22,7 @@ export const migrations: Record<string, EngineMigration> = {
   "0005-event-sources": m0005EventSources,
   "0006-layers": m0006Layers,
   "0007-function-settings": m0007FunctionSettings,
+  "0008-auth": m0008Auth,
 };
 
 // biome-ignore lint/suspicious/noExplicitAny: migrations run before the typed schema exists

@@ -1,0 +1,47 @@
+/**
+ * Every request is authenticated (SigV4) and authorized before its route
+ * runs; only `GET /health` is open. The signature's key, date and form are
+ * checked as soon as the headers arrive (onRequest), the body hash once the
+ * body is read (preHandler), then the caller's policies (auth/authorize.ts).
+ */
+import type { FastifyInstance, FastifyRequest } from "fastify";
+import type { Principal } from "../auth/keys.js";
+import type { PendingAuth } from "../auth/verify.js";
+import type { Platform } from "../platform.js";
+
+const pending = new WeakMap<FastifyRequest, PendingAuth>();
+const principals = new WeakMap<FastifyRequest, Principal>();
+
+/** The authenticated caller of a request (after the preHandler hook). */
+export function principalOf(req: FastifyRequest): Principal | undefined {
+  return principals.get(req);
+}
+
+function isOpen(req: FastifyRequest): boolean {
+  const url = req.raw.url ?? "";
+  return (req.method === "GET" || req.method === "HEAD") && (url === "/health" || url.startsWith("/health?"));
+}
+
+export function registerAuth(app: FastifyInstance, platform: Platform): void {
+  const { verifier, authorizer } = platform.auth;
+  app.addHook("onRequest", async (req) => {
+    if (isOpen(req)) return;
+    pending.set(
+      req,
+      await verifier.begin({
+        method: req.method,
+        rawUrl: req.raw.url ?? "/",
+        rawHeaders: req.raw.rawHeaders,
+      }),
+    );
+  });
+  app.addHook("preHandler", async (req) => {
+    const p = pending.get(req);
+    if (!p) return;
+    pending.delete(req);
+    const body = verifier.finish(p, req.body as Buffer | undefined);
+    if (body !== req.body) req.body = body;
+    await authorizer.check(p.principal, req.method, p.rawPath, p.query, p.region);
+    principals.set(req, p.principal);
+  });
+}
