@@ -8,8 +8,8 @@ import Fastify, { type FastifyError, type FastifyInstance, type FastifyRequest }
 import type { Limits } from "../config.js";
 import { LambdaError, RequestTooLarge, ServiceError, UnknownOperation } from "../errors.js";
 import type { Platform } from "../platform.js";
-import { registerModelValidation, registerUnimplementedOperations } from "./operations.js";
 import { registerAuth } from "./auth.js";
+import { registerModelValidation, registerUnimplementedOperations } from "./operations.js";
 import { registerAccountRoutes } from "./routes/account.js";
 import { registerAliasRoutes } from "./routes/aliases.js";
 import { registerConcurrencyRoutes } from "./routes/concurrency.js";

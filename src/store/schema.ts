@@ -184,6 +184,8 @@ export interface FunctionSettingsTable {
   kind: string;
   /** code-signing: the config id; otherwise JSON. */
   value: string;
+}
+
 /** Long-term access keys; `secret` is sealed with the server key (auth/keys.ts). */
 export interface AccessKeysTable {
   access_key_id: string;
