@@ -23,6 +23,7 @@ import { OPERATIONS } from "../../src/api/generated/lambda-model.js";
 import { DEFERRED, PERMISSION_OPERATIONS } from "../../src/api/operations.js";
 import { createFn, expectError, rejection, smallZip } from "../helpers/control-plane.js";
 import { lambdaClient, startServer, type TestServer } from "../helpers/server.js";
+import { signedFetch } from "../helpers/signed.js";
 
 const ACCOUNT = "000000000000";
 const FN_PATTERN =
@@ -46,10 +47,10 @@ afterAll(async () => {
 
 /** A raw request, for what the SDK would refuse to send. */
 async function raw(method: string, path: string, body?: unknown) {
-  const res = await fetch(`${server.url}${path}`, {
+  const res = await signedFetch(`${server.url}${path}`, {
     method,
     headers: body === undefined ? {} : { "content-type": "application/json" },
-    body: body === undefined ? null : typeof body === "string" ? body : JSON.stringify(body),
+    ...(body === undefined ? {} : { body: typeof body === "string" ? body : JSON.stringify(body) }),
   });
   const text = await res.text();
   return {
