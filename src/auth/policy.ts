@@ -13,6 +13,9 @@ import { LambdaError } from "../errors.js";
 
 export type Effect = "Allow" | "Deny";
 
+export type PrincipalSpec = { AWS?: string[]; Service?: string[] } | "*";
+export type ConditionBlock = Record<string, Record<string, string[]>>;
+
 export interface Statement {
   Sid?: string;
   Effect: Effect;
@@ -21,9 +24,9 @@ export interface Statement {
   Resource?: string[];
   NotResource?: string[];
   /** Resource policies: principal ARNs/accounts ("*" = anyone), and service principals. */
-  Principal?: { AWS?: string[]; Service?: string[] } | "*";
-  NotPrincipal?: { AWS?: string[]; Service?: string[] } | "*";
-  Condition?: Record<string, Record<string, string[]>>;
+  Principal?: PrincipalSpec;
+  NotPrincipal?: PrincipalSpec;
+  Condition?: ConditionBlock;
 }
 
 export interface PolicyDocument {
@@ -65,7 +68,7 @@ function stringList(v: unknown, field: string): string[] {
   return list as string[];
 }
 
-function principalOf(v: unknown, field: string): Statement["Principal"] {
+function principalOf(v: unknown, field: string): PrincipalSpec {
   if (v === "*") return "*";
   if (typeof v !== "object" || v === null || Array.isArray(v)) {
     throw MalformedPolicy(
@@ -202,7 +205,7 @@ function parseStatement(raw: unknown, i: number, kind: "identity" | "resource"):
   return out;
 }
 
-function parseCondition(raw: unknown): Statement["Condition"] {
+function parseCondition(raw: unknown): ConditionBlock {
   if (typeof raw !== "object" || raw === null || Array.isArray(raw)) {
     throw MalformedPolicy("Syntax errors in policy: Condition must be an object.");
   }
