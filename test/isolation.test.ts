@@ -267,14 +267,12 @@ describe("bwrap sandbox: cleanup", () => {
 
   it("leaves no sandbox processes, cgroups or mounts after a SIGKILL of the server and a restart", async () => {
     const dataDir = mkdtempSync(join(tmpdir(), "lambent-kill-"));
-    const start = () =>
+    const start = (...extra: string[]) =>
       new Promise<{ child: ChildProcess; url: string }>((resolve, reject) => {
         const child = spawn(
           process.execPath,
-          ["bin/lambent.js", "server", "--port", "0", "--data-dir", dataDir, "--sandbox", "bwrap"],
-          {
-            stdio: ["ignore", "pipe", "pipe"],
-          },
+          ["bin/lambent.js", "server", "--port", "0", "--data-dir", dataDir, "--sandbox", "bwrap", ...extra],
+          { stdio: ["ignore", "pipe", "pipe"] },
         );
         let out = "";
         child.stdout?.on("data", (c: Buffer) => {
@@ -282,49 +280,58 @@ describe("bwrap sandbox: cleanup", () => {
           const m = /ready at (http:\/\/\S+)/.exec(out);
           if (m?.[1]) resolve({ child, url: m[1] });
         });
+        child.stderr?.on("data", (c: Buffer) => {
+          out += c.toString();
+        });
         child.once("exit", (code) => reject(new Error(`server exited ${code}: ${out}`)));
       });
+    const controllers = ["memory", "cpu", "pids", "freezer"].map((c) => cgroupRoot(dataDir, c));
+    const cgroupsLeft = () =>
+      controllers.flatMap((root) =>
+        existsSync(root)
+          ? readdirSync(root, { withFileTypes: true })
+              .filter((d) => d.isDirectory())
+              .map((d) => `${root}/${d.name}`)
+          : [],
+      );
+    const mountsUnder = (dir: string) =>
+      readFileSync("/proc/self/mountinfo", "utf8")
+        .split("\n")
+        .filter((l) => l.includes(dir));
+    const sandboxProcesses = () =>
+      spawnSync("ps", ["-eo", "comm=,pid=,args="])
+        .stdout.toString()
+        .split("\n")
+        .filter((l) => l.startsWith("bwrap ") && l.includes(dataDir));
+    const registry = `/run/lambent/instances/${instanceIdFor(join(dataDir, "run", "sandbox"))}`;
+
     const first = await start();
     const s = { lambda: lambdaClient(first.url) } as TestServer;
     await fn(s, "leftover", `exports.handler = async () => process.pid;`);
     await Promise.all([1, 2, 3].map(() => invoke(s.lambda, "leftover")));
-    const memRoot = cgroupRoot(dataDir, "memory");
-    expect(
-      readdirSync(memRoot, { withFileTypes: true }).filter((d) => d.isDirectory()).length,
-    ).toBeGreaterThan(0);
-    const exited = new Promise((r) => first.child.once("exit", r));
+    expect(cgroupsLeft().length).toBeGreaterThan(0);
+    const exited = once(first.child, "exit");
     first.child.kill("SIGKILL");
     await exited;
     s.lambda.destroy();
-    const second = await start();
+
+    // The restart sweeps what the killed server left before it says "ready" (and, with --prewarm 0,
+    // starts nothing of its own): no sandbox, cgroup or stem-cell mount of this data dir remains.
+    const second = await start("--prewarm", "0");
     try {
-      // A fresh start sweeps what the killed server left: its cgroups hold only new stem cells now.
-      const alive = spawnSync("ps", ["-eo", "pid,uid,args"]).stdout.toString();
-      const sandboxProcs = alive.split("\n").filter((l) => l.includes(dataDir) && l.includes("bwrap"));
-      for (const line of sandboxProcs) expect(line).not.toContain("leftover");
-      const mounts = readFileSync("/proc/self/mountinfo", "utf8")
-        .split("\n")
-        .filter((l) => l.includes(join(dataDir, "run", "sandbox", "stems")));
-      const cgroups = existsSync(memRoot)
-        ? readdirSync(memRoot, { withFileTypes: true })
-            .filter((d) => d.isDirectory())
-            .map((d) => d.name)
-        : [];
-      // Only the new server's own pre-started stem cells may exist (each with its two mount points).
-      expect(mounts.length).toBeLessThanOrEqual(cgroups.length * 2);
-      const pidsLeft = cgroups.flatMap((d) =>
-        readFileSync(`${memRoot}/${d}/cgroup.procs`, "utf8").trim().split("\n").filter(Boolean),
-      );
-      expect(pidsLeft.length).toBeLessThanOrEqual(cgroups.length * 8);
+      expect(sandboxProcesses()).toEqual([]);
+      expect(cgroupsLeft()).toEqual([]);
+      expect(mountsUnder(join(dataDir, "run", "sandbox", "stems"))).toEqual([]);
+      // Registered under the new server's pid, so no other server sweeps it as abandoned.
+      expect(readFileSync(registry, "utf8").split(" ")[0]).toBe(String(second.child.pid));
     } finally {
-      const gone = new Promise((r) => second.child.once("exit", r));
+      const gone = once(second.child, "exit");
       second.child.kill("SIGTERM");
       await gone;
     }
-    // After a clean stop nothing at all remains.
-    expect(
-      existsSync(memRoot) ? readdirSync(memRoot, { withFileTypes: true }).filter((d) => d.isDirectory()) : [],
-    ).toEqual([]);
-    expect(readFileSync("/proc/self/mountinfo", "utf8")).not.toContain(join(dataDir, "run"));
+    // After a clean stop nothing at all remains: not even the instance's cgroup roots or its entry.
+    for (const root of controllers) expect(existsSync(root)).toBe(false);
+    expect(mountsUnder(join(dataDir, "run"))).toEqual([]);
+    expect(existsSync(registry)).toBe(false);
   });
 });

@@ -19,7 +19,13 @@ import type {
 } from "./driver.js";
 import { SandboxError } from "./errors.js";
 import { type ChildExit, childExit, childSpawned } from "./exit.js";
-import { abandonedInstances, registerInstance, unregisterInstance } from "./instances.js";
+import {
+  abandonedInstances,
+  isAbandoned,
+  registerInstance,
+  unregisterInstance,
+  withInstanceLock,
+} from "./instances.js";
 import { bindMount, ReadOnlyViews, removeMountPoints, sharedMountPoint } from "./mounts.js";
 import {
   attachNetwork,
@@ -69,6 +75,8 @@ export const SANDBOX_PATHS = {
 } as const;
 
 const SAFE_ID = /^[A-Za-z0-9][A-Za-z0-9._-]*$/;
+/** How long a start or a sweep waits for another server holding an instance's lock (its own start-up sweep). */
+const INSTANCE_LOCK_WAIT_MS = 30_000;
 
 /**
  * Execution environments as bubblewrap sandboxes in their own cgroups. bwrap runs as root without a
@@ -116,9 +124,27 @@ export class BwrapDriver implements SandboxDriver {
   }
 
   async init(): Promise<void> {
-    const instanceId = this.#options.instanceId;
+    const { instanceId } = this.#options;
+    if (instanceId === undefined) return this.#init();
     // After a kill -9 and a quick restart, the old server's watchdog may still be sweeping.
-    if (instanceId) await Watchdog.waitForPrevious(instanceId);
+    await Watchdog.waitForPrevious(instanceId);
+    // Under the instance's lock, registered first thing: another server starting meanwhile neither
+    // sweeps this instance (its entry names a live owner) nor overlaps a sweep of it.
+    await withInstanceLock(instanceId, INSTANCE_LOCK_WAIT_MS, async () => {
+      await registerInstance(instanceId, this.#options.runDir);
+      await this.#init();
+    });
+    const { roots, freezerRoot } = this.#options.cgroups;
+    this.#watchdog = await Watchdog.start({
+      instanceId,
+      runDir: resolve(this.#options.runDir),
+      roots,
+      ...(freezerRoot ? { freezerRoot } : {}),
+    });
+  }
+
+  async #init(): Promise<void> {
+    await this.#options.cgroups.prepare();
     await this.#options.cgroups.sweep();
     await this.#sweepAbandoned();
     // Mount points of stem cells a killed server left behind.
@@ -127,16 +153,6 @@ export class BwrapDriver implements SandboxDriver {
     await writeSandboxEtc(this.#etcDir, this.#options.network);
     if (this.supportsStemCells) await this.#views.mount();
     if (this.#options.network === "isolated") await this.#openHostPorts();
-    if (instanceId) {
-      await registerInstance(instanceId, this.#options.runDir);
-      const { roots, freezerRoot } = this.#options.cgroups;
-      this.#watchdog = await Watchdog.start({
-        instanceId,
-        runDir: resolve(this.#options.runDir),
-        roots,
-        ...(freezerRoot ? { freezerRoot } : {}),
-      });
-    }
   }
 
   /** One host-side relay per opened host port; the host's own addresses are read once, here. */
@@ -157,16 +173,23 @@ export class BwrapDriver implements SandboxDriver {
   async #sweepAbandoned(): Promise<void> {
     for (const { instanceId, runDir } of await abandonedInstances()) {
       if (instanceId === this.#options.instanceId) continue;
-      const found = await detectCgroups(instanceId);
-      if (found.ok) {
-        await found.hierarchy.sweep();
-        await found.hierarchy.release();
-      }
-      if (runDir) {
-        await removeMountPoints(`${runDir}/stems`);
-        await removeMountPoints(`${runDir}/ro-views`);
-      }
-      await unregisterInstance(instanceId);
+      const sweep = async () => {
+        // Its owner may have restarted while we waited for the lock: then it sweeps for itself.
+        if (!(await isAbandoned(instanceId))) return;
+        const found = await detectCgroups(instanceId);
+        if (found.ok) {
+          await found.hierarchy.sweep();
+          await found.hierarchy.release();
+        }
+        if (runDir) {
+          await removeMountPoints(`${runDir}/stems`);
+          await removeMountPoints(`${runDir}/ro-views`);
+        }
+        await unregisterInstance(instanceId);
+      };
+      // A server busy starting up holds its lock for a few seconds at most; if it takes longer,
+      // it is alive and will sweep for itself.
+      await withInstanceLock(instanceId, INSTANCE_LOCK_WAIT_MS, sweep).catch(() => undefined);
     }
   }
 

@@ -34,6 +34,8 @@ export interface CgroupHierarchy {
   /** The freezer controller's root (cgroup v1; v2 freezes in every directory). */
   readonly freezerRoot?: string;
   create(sandboxId: string, limits: CgroupLimits): Promise<SandboxCgroup>;
+  /** Creates this instance's root (again: a sweep of the instance by another server may have removed it). */
+  prepare(): Promise<void>;
   /** Kills and removes every cgroup left under this instance's root (after a crash). Returns how many. */
   sweep(): Promise<number>;
   /** Removes this instance's (empty) root once every environment is gone. */

@@ -99,7 +99,13 @@ export class ReadOnlyViews {
  * Never deletes recursively: a folder that still holds anything stays.
  */
 export async function removeMountPoints(dir: string): Promise<void> {
-  for (const point of await mountsUnder(dir)) await unmount(point);
+  // A point can hold stacked mounts (an adopted stem cell's code bound over its shared mount
+  // point): each `umount -l` detaches only the top one, so repeat while any is left.
+  for (let round = 0; round < 8; round++) {
+    const points = await mountsUnder(dir);
+    if (points.length === 0) break;
+    for (const point of points) await unmount(point);
+  }
   const walk = async (d: string): Promise<void> => {
     const entries = await readdir(d, { withFileTypes: true }).catch(() => []);
     for (const e of entries) if (e.isDirectory()) await walk(join(d, e.name));
