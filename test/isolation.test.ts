@@ -333,5 +333,5 @@ describe("bwrap sandbox: cleanup", () => {
     for (const root of controllers) expect(existsSync(root)).toBe(false);
     expect(mountsUnder(join(dataDir, "run"))).toEqual([]);
     expect(existsSync(registry)).toBe(false);
-  });
+  }, 180_000);
 });
