@@ -4,12 +4,13 @@
  * available are refused at create with the command that installs them; deprecated ones warn.
  * The runtimes are installed by `npm ci` / `npm test` (scripts/test.sh → lambent runtimes install).
  */
-import { mkdtempSync, rmSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import {
   CreateFunctionCommand,
   type CreateFunctionCommandInput,
+  PublishLayerVersionCommand,
   UpdateFunctionConfigurationCommand,
   waitUntilFunctionActiveV2,
   waitUntilFunctionUpdatedV2,
@@ -18,7 +19,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { RuntimeStore } from "../src/runtimes/store.js";
 import { invoke } from "./helpers/invoke.js";
 import { ROLE, startServer, type TestServer } from "./helpers/server.js";
-import { zipEntries } from "./helpers/zip.js";
+import { FIXTURES, type ZipEntry, zipEntries } from "./helpers/zip.js";
 
 type Obj = Record<string, unknown>;
 
@@ -258,5 +259,125 @@ describe("runtime availability at create and update", () => {
     );
     // Not deprecated: fine with the blocking option too.
     expect(await attempt(blocking, "current", "provided.al2023")).toBeUndefined();
+  });
+});
+
+describe("custom runtimes (provided.al2023)", () => {
+  let server: TestServer;
+  beforeAll(async () => {
+    server = await startServer({ sandbox: "bwrap", prewarm: 0 });
+  });
+  afterAll(async () => {
+    await server?.stop();
+  });
+
+  const fixtureBootstrap = readFileSync(join(FIXTURES, "provided-sh", "bootstrap"));
+
+  async function provided(name: string, files: ZipEntry[], layers: string[] = []) {
+    await create(server, {
+      FunctionName: name,
+      Runtime: "provided.al2023",
+      Handler: "echo",
+      Code: { ZipFile: await zipEntries(files) },
+      Layers: layers,
+    });
+  }
+
+  it("answer Runtime.InvalidEntrypoint with Lambda's messages for a missing or unusable bootstrap", async () => {
+    await provided("no-bootstrap", [{ name: "main.sh", content: "#!/bin/sh\n", mode: 0o100755 }]);
+    await provided("not-executable", [{ name: "bootstrap", content: fixtureBootstrap, mode: 0o100644 }]);
+    await provided("not-a-program", [{ name: "bootstrap", content: "just text", mode: 0o100755 }]);
+    const cases: Array<[string, string]> = [
+      ["no-bootstrap", "Error: Couldn't find valid bootstrap(s): [/var/task/bootstrap /opt/bootstrap]"],
+      ["not-executable", "Error: fork/exec /var/task/bootstrap: permission denied"],
+      ["not-a-program", "Error: fork/exec /var/task/bootstrap: exec format error"],
+    ];
+    for (const [name, message] of cases) {
+      const r = await invoke(server.lambda, name, {}, { LogType: "Tail" });
+      expect(r.functionError).toBe("Unhandled");
+      const body = r.json as Obj;
+      expect(body.errorType).toBe("Runtime.InvalidEntrypoint");
+      expect(body.errorMessage).toMatch(/^RequestId: [0-9a-f-]{36} /);
+      expect(String(body.errorMessage).replace(/^RequestId: \S+ /, "")).toBe(message);
+      expect(r.log).toContain(`${message}\rRuntime.InvalidEntrypoint`);
+      expect(r.log).toMatch(/Status: error\tError Type: Runtime\.InvalidEntrypoint/);
+    }
+  });
+
+  it("use a layer's /opt/bootstrap when the package has none", async () => {
+    const layer = await server.lambda.send(
+      new PublishLayerVersionCommand({
+        LayerName: "bash-runtime",
+        Content: {
+          ZipFile: await zipEntries([{ name: "bootstrap", content: fixtureBootstrap, mode: 0o100755 }]),
+        },
+      }),
+    );
+    await provided(
+      "opt-bootstrap",
+      [{ name: "README", content: "code only" }],
+      [layer.LayerVersionArn as string],
+    );
+    const r = await invoke(server.lambda, "opt-bootstrap", { hi: 1 }, { LogType: "Tail" });
+    expect(r.functionError, `${r.text}\n${r.log}`).toBeUndefined();
+    expect(r.json).toMatchObject({ echo: { hi: 1 } });
+  });
+
+  it("resolve ES module imports as Lambda does: the function, /opt/nodejs/nodeXX/node_modules, /opt/nodejs/node_modules, the SDK", async () => {
+    const pkg = (name: string, where: string) => [
+      {
+        name: `nodejs/${where}/${name}/package.json`,
+        content: JSON.stringify({ name, type: "module", exports: "./index.js" }),
+      },
+      { name: `nodejs/${where}/${name}/index.js`, content: `export const where = ${JSON.stringify(where)};` },
+    ];
+    const layer = await server.lambda.send(
+      new PublishLayerVersionCommand({
+        LayerName: "esm-libs",
+        Content: {
+          ZipFile: await zipEntries([
+            ...pkg("shared-lib", "node_modules"),
+            ...pkg("versioned-lib", "node22/node_modules"),
+            ...pkg("versioned-lib", "node_modules"),
+            ...pkg("own-lib", "node_modules"),
+          ]),
+        },
+      }),
+    );
+    const handler = `
+import { where as shared } from "shared-lib";
+import { where as versioned } from "versioned-lib";
+import { where as own } from "own-lib";
+import { LambdaClient } from "@aws-sdk/client-lambda";
+export const handler = async () => ({ shared, versioned, own, sdk: typeof LambdaClient });`;
+    for (const runtime of ["nodejs22.x", "nodejs20.x"] as const) {
+      const name = `esm-${runtime.replace(".", "")}`;
+      await create(server, {
+        FunctionName: name,
+        Runtime: runtime,
+        Handler: "index.handler",
+        MemorySize: 1024,
+        Timeout: 60,
+        Layers: [layer.LayerVersionArn as string],
+        Code: {
+          ZipFile: await zipEntries([
+            { name: "index.mjs", content: handler },
+            {
+              name: "node_modules/own-lib/package.json",
+              content: '{"name":"own-lib","type":"module","exports":"./index.js"}',
+            },
+            { name: "node_modules/own-lib/index.js", content: 'export const where = "function";' },
+          ]),
+        },
+      });
+      const r = await invoke(server.lambda, name, {}, { LogType: "Tail" });
+      expect(r.functionError, `${r.text}\n${r.log}`).toBeUndefined();
+      expect(r.json).toEqual({
+        shared: "node_modules",
+        versioned: runtime === "nodejs22.x" ? "node22/node_modules" : "node_modules",
+        own: "function",
+        sdk: "function",
+      });
+    }
   });
 });

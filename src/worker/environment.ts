@@ -31,7 +31,13 @@ import {
   startLine,
 } from "./platform-lines.js";
 import { type Invocation, RuntimeApiServer, type RuntimeOutcome } from "./runtime-api.js";
-import { runtimeArgv, runtimeEnvironment, runtimeMounts, runtimeVersionLabel } from "./runtimes.js";
+import {
+  InvalidEntrypoint,
+  runtimeArgv,
+  runtimeEnvironment,
+  runtimeMounts,
+  runtimeVersionLabel,
+} from "./runtimes.js";
 import type { StemCell, StemCellPool } from "./stem-cells.js";
 import { TELEMETRY_PATH, TelemetryApi } from "./telemetry-api.js";
 import { directTransport, namespaceTransport, type TelemetryTransport } from "./telemetry-transport.js";
@@ -282,6 +288,10 @@ export class ExecutionEnvironment {
       }
     } catch (err) {
       await Promise.all([this.destroy(), stem?.destroy()]);
+      if (err instanceof InvalidEntrypoint) {
+        this.initReport(RuntimeError.InvalidEntrypoint);
+        throw platformFailure(RuntimeError.InvalidEntrypoint, err.message);
+      }
       throw platformFailure(
         RuntimeError.InitError,
         `Could not start the runtime: ${err instanceof Error ? err.message : String(err)}`,
@@ -361,7 +371,7 @@ export class ExecutionEnvironment {
     if (opt) mounts.optDir = opt.dir;
     const view = driver.view(mounts, endpoint);
     const platformApiSocket = await this.openPlatformApi(view);
-    const runtime = runtimeArgv(this.fn, view, installed);
+    const runtime = runtimeArgv(this.fn, view, installed, mounts);
     const external = opt?.extensions ?? [];
     const argv =
       external.length === 0

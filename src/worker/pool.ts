@@ -130,6 +130,14 @@ export class FunctionPool {
 
   /** The init failure as the invoke reports it: logged under the request, no environment kept. */
   private initFailure(env: ExecutionEnvironment, input: InvokeInput, failure: InvokeOutcome): InvokeOutcome {
+    const lines: string[] = [];
+    if (failure.errorType === RuntimeError.InvalidEntrypoint) {
+      // Lambda names the request in this one: `RequestId: … Error: fork/exec /var/task/bootstrap: …`.
+      const { errorMessage } = JSON.parse(failure.payload.toString()) as { errorMessage: string };
+      const message = `RequestId: ${input.requestId} ${errorMessage}`;
+      failure.payload = Buffer.from(JSON.stringify({ errorType: failure.errorType, errorMessage: message }));
+      lines.push(`${message}\r${failure.errorType}`);
+    }
     const start = startLine(input.requestId, this.fn.version);
     const end = endLine(input.requestId);
     const report = reportLine({
@@ -140,8 +148,10 @@ export class FunctionPool {
       initDurationMs: env.initElapsedMs,
       errorType: failure.errorType ?? RuntimeError.InitError,
     });
-    for (const line of [start, end, report]) this.deps.logs.write(env.logGroup, env.logStream, line);
-    if (input.wantTail) failure.tail = Buffer.from(`${start}\n${end}\n${report}\n`).toString("base64");
+    lines.unshift(start);
+    lines.push(end, report);
+    for (const line of lines) this.deps.logs.write(env.logGroup, env.logStream, line);
+    if (input.wantTail) failure.tail = Buffer.from(`${lines.join("\n")}\n`).toString("base64");
     return failure;
   }
 

@@ -3,6 +3,7 @@
  * runtime speaks only the Runtime API; ours live in `runtimes/` and are
  * mounted read-only as the runtime dir.
  */
+import { closeSync, openSync, readSync, type Stats, statSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import { type Runtime, runtimeFamily } from "../control/function-config.js";
 import type { FunctionVersion } from "../control/functions.js";
@@ -31,14 +32,53 @@ export function pythonRuntimeArgs(view: SandboxView): string[] {
   return [`--opt-root=${view.optRoot}`, ...(view.sdkRoot ? [`--sdk-root=${view.sdkRoot}`] : [])];
 }
 
+/** Why a custom runtime cannot start: Lambda's `Runtime.InvalidEntrypoint`. */
+export class InvalidEntrypoint extends Error {}
+
+/**
+ * A custom runtime's executable, as Lambda picks it: the package's `bootstrap`, else a layer's
+ * `/opt/bootstrap`. Checked on the host (the driver maps the folders), with Lambda's messages for
+ * none, a non-executable one and one the kernel cannot execute.
+ */
+export function customBootstrap(mounts: SandboxMounts, view: SandboxView): string {
+  const candidates: Array<[string, string]> = [[`${mounts.codeDir}/bootstrap`, `${view.taskRoot}/bootstrap`]];
+  if (mounts.optDir !== undefined)
+    candidates.push([`${mounts.optDir}/bootstrap`, `${view.optRoot}/bootstrap`]);
+  for (const [host, seen] of candidates) {
+    let stat: Stats;
+    try {
+      stat = statSync(host);
+    } catch {
+      continue;
+    }
+    if (!stat.isFile()) continue;
+    if ((stat.mode & 0o111) === 0) throw new InvalidEntrypoint(`Error: fork/exec ${seen}: permission denied`);
+    const head = Buffer.alloc(4);
+    const fd = openSync(host, "r");
+    try {
+      readSync(fd, head, 0, 4, 0);
+    } finally {
+      closeSync(fd);
+    }
+    if (head.subarray(0, 2).toString() !== "#!" && !head.equals(Buffer.from([0x7f, 0x45, 0x4c, 0x46]))) {
+      throw new InvalidEntrypoint(`Error: fork/exec ${seen}: exec format error`);
+    }
+    return seen;
+  }
+  throw new InvalidEntrypoint(
+    "Error: Couldn't find valid bootstrap(s): [/var/task/bootstrap /opt/bootstrap]",
+  );
+}
+
 export function runtimeArgv(
   fn: FunctionVersion,
   view: SandboxView,
   rt: InstalledRuntime | undefined,
+  mounts?: SandboxMounts,
 ): string[] {
   const socket = view.runtimeApiSocket ? [`--runtime-api-socket=${view.runtimeApiSocket}`] : [];
   const family = runtimeFamily(fn.config.Runtime);
-  if (family === "provided") return [`${view.taskRoot}/bootstrap`];
+  if (family === "provided") return [mounts ? customBootstrap(mounts, view) : `${view.taskRoot}/bootstrap`];
   if (!rt) throw new RuntimeNotInstalled(fn.config.Runtime);
   if (family === "nodejs")
     return [...interpreter(rt, view), `${view.runtimeRoot}/nodejs/bootstrap.mjs`, ...socket];
