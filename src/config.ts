@@ -20,6 +20,14 @@ export interface Limits {
   timeoutMaxSeconds: number;
   /** How long a function's Init phase may take (ms). */
   initTimeoutMs: number;
+  /** Longest log event (bytes; Lambda's 256 KB): a longer line of output is split. */
+  logLineBytes: number;
+  /** Output bytes stored per invoke (and for Init); beyond, lines are dropped with one marker line. */
+  logInvokeBytes: number;
+  /** Output one function (log group) may produce per second, read or stored; past it the reading pauses. */
+  logBytesPerSecond: number;
+  /** The burst allowed above that rate (bytes). */
+  logBurstBytes: number;
 }
 
 export const DEFAULT_LIMITS: Limits = {
@@ -33,6 +41,10 @@ export const DEFAULT_LIMITS: Limits = {
   memoryMaxMb: 10240,
   timeoutMaxSeconds: 900,
   initTimeoutMs: 10_000,
+  logLineBytes: 256 * 1024,
+  logInvokeBytes: 8 * 1024 * 1024,
+  logBytesPerSecond: 4 * 1024 * 1024,
+  logBurstBytes: 8 * 1024 * 1024,
 };
 
 export type SandboxMode = "auto" | "bwrap" | "process";
@@ -65,6 +77,8 @@ export interface ServerOptions {
   blockDeprecatedRuntimes: boolean;
   /** Delays (ms) before async retry 1 and 2. */
   asyncRetryDelaysMs: number[];
+  /** Days log events are kept in groups without their own retention; 0 = forever. */
+  logRetentionDays: number;
   limits: Limits;
   /** Suppress the ready line and warnings (tests). */
   quiet: boolean;
@@ -103,6 +117,7 @@ export function defaultOptions(overrides: Partial<ServerOptions> = {}): ServerOp
     sandboxAllowHostPorts: [],
     blockDeprecatedRuntimes: false,
     asyncRetryDelaysMs: [60_000, 120_000],
+    logRetentionDays: 30,
     limits: { ...DEFAULT_LIMITS },
     quiet: false,
     allowDestinationHosts: [],

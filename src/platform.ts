@@ -29,6 +29,7 @@ import { PermissionService } from "./control/permissions.js";
 import { lockDataDir } from "./datadir-lock.js";
 import { Frontend, type InvokeRequest } from "./frontend/invoke.js";
 import { ProvisionedPlacement } from "./frontend/provisioned.js";
+import { LogPruner } from "./logs/log-pruner.js";
 import { LogSink } from "./logs/log-sink.js";
 import { checkRuntime } from "./runtimes/policy.js";
 import { RuntimeStore } from "./runtimes/store.js";
@@ -63,6 +64,8 @@ export class Platform {
   provisioned!: ProvisionedPlacement;
   /** Layer versions (control) and the merged /opt directories they make. */
   layers!: LayerService;
+  /** Deletes log events past their group's retention. */
+  logPruner!: LogPruner;
   /** Code signing configs and per-function settings (recursion, runtime management, scaling). */
   settings!: FunctionSettingsService;
   /** The way back from functions to this API (see worker/platform-api.ts). */
@@ -146,7 +149,11 @@ export class Platform {
         );
       functions.layerCheck = async (arns, previous, codeBytes) =>
         layers.checkTotalSize(await layers.resolve(arns, previous), codeBytes);
-      const logs = new LogSink(openedStore);
+      const { limits } = options;
+      const logs = new LogSink(openedStore, {
+        bytesPerSecond: limits.logBytesPerSecond,
+        burstBytes: limits.logBurstBytes,
+      });
       acquired.push(() => logs.flush());
       const sandbox = await detectSandboxDriver(options.sandbox, {
         runDir: join(options.dataDir, "run", "sandbox"),
@@ -171,6 +178,7 @@ export class Platform {
         initTimeoutMs: options.limits.initTimeoutMs,
         freezeIdle: sandbox.driver.isolates,
         pidsLimit: 1024,
+        outputLimits: { lineBytes: limits.logLineBytes, windowBytes: limits.logInvokeBytes },
         idleTimeoutSeconds: options.idleTimeoutSeconds,
         scaleRate: options.scaleRate,
         prewarm: options.prewarm,
@@ -199,6 +207,8 @@ export class Platform {
         unlock,
       );
       platform.layers = layers;
+      platform.logPruner = new LogPruner(openedStore, { defaultDays: options.logRetentionDays });
+      platform.logPruner.start();
       platform.settings = new FunctionSettingsService(openedStore, functions);
       platform.permissions = new PermissionService(openedStore, functions, aliases, layers);
       platform.auth = new Auth(openedStore, platform.permissions, {
@@ -334,6 +344,7 @@ export class Platform {
       await this.changes?.close();
       this.provisioned.stop();
       await this.worker.close();
+      await this.logPruner.stop();
       await this.logs.flush();
       await this.store.close();
       this.unlock();

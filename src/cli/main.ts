@@ -62,6 +62,12 @@ program
   )
   .option("--async-retry-delays <ms,ms>", "delays before async retry 1 and 2, in ms", "60000,120000")
   .option(
+    "--log-retention-days <days>",
+    "days log events are kept (log groups without their own retention); 0 keeps them forever",
+    intArg(0, 36500),
+    30,
+  )
+  .option(
     "--runtimes-dir <dir>",
     "runtime cache (default: $LAMBENT_RUNTIMES_DIR or ~/.cache/lambent/runtimes)",
   )

@@ -18,6 +18,7 @@ interface ServerFlags {
   sandboxNetwork: SandboxNetwork;
   sandboxAllowHostPort: number[];
   asyncRetryDelays: string;
+  logRetentionDays: number;
   runtimesDir?: string;
   blockDeprecatedRuntimes?: boolean;
   devCredentials: boolean;
@@ -51,6 +52,7 @@ export async function runServer(flags: ServerFlags): Promise<void> {
       sandboxNetwork: flags.sandboxNetwork,
       sandboxAllowHostPorts: flags.sandboxAllowHostPort,
       asyncRetryDelaysMs: parseDelays(flags.asyncRetryDelays),
+      logRetentionDays: flags.logRetentionDays,
       blockDeprecatedRuntimes: flags.blockDeprecatedRuntimes === true,
       ...(flags.runtimesDir ? { runtimesDir: flags.runtimesDir } : {}),
       // --no-dev-credentials turns them off; otherwise the platform decides (loopback only).

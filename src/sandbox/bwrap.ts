@@ -37,6 +37,7 @@ import {
   type SandboxNetwork,
   spawnHostPortRelay,
 } from "./network.js";
+import { readOutput } from "./output.js";
 import { SANDBOX_USER } from "./sandbox-user.js";
 import { systemViewArgs, writeSandboxEtc } from "./system-view.js";
 import { Watchdog } from "./watchdog.js";
@@ -297,8 +298,8 @@ export class BwrapDriver implements SandboxDriver {
       // 3: --info-fd (child pid), 4: --block-fd (released once cgroups and network are ready).
       stdio: ["ignore", "pipe", "pipe", "pipe", "pipe"],
     });
-    child.stdout?.on("data", spec.onOutput);
-    child.stderr?.on("data", spec.onOutput);
+    readOutput(child.stdout, spec.onOutput);
+    readOutput(child.stderr, spec.onOutput);
     try {
       await childSpawned(child);
     } catch (cause) {

@@ -75,8 +75,11 @@ export interface SandboxSpec {
    * platform API; drivers that show `platformApiUrl` relay it there.
    */
   platformApiSocket?: string;
-  /** Receives everything the process tree writes to stdout and stderr. */
-  onOutput: (chunk: Buffer) => void;
+  /**
+   * Receives everything the process tree writes to stdout and stderr. A returned promise pauses
+   * the reading until it resolves (back-pressure: the pipe fills and the writer blocks).
+   */
+  onOutput: (chunk: Buffer) => Promise<void> | undefined | void;
   /**
    * A stem cell: started before its function is known. `mounts.codeDir` is a
    * placeholder and `limits` generous; `Sandbox.adopt` supplies the real ones.

@@ -12,6 +12,7 @@ import type {
 } from "./driver.js";
 import { SandboxError } from "./errors.js";
 import { childExit, childSpawned } from "./exit.js";
+import { readOutput } from "./output.js";
 
 /**
  * Runs the runtime as a plain child process in its own process group.
@@ -56,8 +57,8 @@ export class ProcessDriver implements SandboxDriver {
       detached: true,
       stdio: ["ignore", "pipe", "pipe"],
     });
-    child.stdout?.on("data", spec.onOutput);
-    child.stderr?.on("data", spec.onOutput);
+    readOutput(child.stdout, spec.onOutput);
+    readOutput(child.stderr, spec.onOutput);
     try {
       await childSpawned(child);
     } catch (cause) {

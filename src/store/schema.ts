@@ -44,6 +44,13 @@ export interface LogStreamsTable {
   last_event_at: number;
 }
 
+export interface LogGroupsTable {
+  group_name: string;
+  /** Retention in days; null = the server's --log-retention-days. */
+  retention_days: number | null;
+  created_at: number;
+}
+
 export interface LogEventsTable {
   id: Generated<number>;
   group_name: string;
@@ -221,6 +228,7 @@ export interface Database {
   code_blobs: CodeBlobsTable;
   log_streams: LogStreamsTable;
   log_events: LogEventsTable;
+  log_groups: LogGroupsTable;
   aliases: AliasesTable;
   provisioned_concurrency: ProvisionedConcurrencyTable;
   async_events: AsyncEventsTable;

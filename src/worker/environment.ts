@@ -20,6 +20,7 @@ import {
 import type { RuntimeStore } from "../runtimes/store.js";
 import type { Sandbox, SandboxDriver, SandboxExit, SandboxMounts, SandboxView } from "../sandbox/driver.js";
 import { ExtensionsApi, exitStatusText, MAX_EXTENSIONS, type ShutdownReason } from "./extensions-api.js";
+import { DEFAULT_OUTPUT_LIMITS, LogCapture, type OutputLimits } from "./log-capture.js";
 import type { PlatformApiChannel, PlatformApiListener, SandboxOrigin } from "./platform-api.js";
 import {
   billedDurationMs,
@@ -60,6 +61,8 @@ export interface EnvironmentDeps {
   pidsLimit: number;
   /** The way back to this platform's API (absent: environments get no endpoint of their own). */
   platformApi?: PlatformApiChannel;
+  /** Log line size and per-invoke output budget (default: DEFAULT_OUTPUT_LIMITS). */
+  outputLimits?: OutputLimits;
 }
 
 export interface InvokeInput {
@@ -140,7 +143,8 @@ export class ExecutionEnvironment {
   /** What the API learns about a connection that came through this environment's channel. */
   readonly origin: SandboxOrigin;
   private api: RuntimeApiServer;
-  private partialLine = "";
+  /** stdout/stderr cut into log lines, within the invoke's budget and the function's rate. */
+  private readonly capture: LogCapture;
   private tail: string[] | null = null;
   private tailBytes = 0;
   private frozen = false;
@@ -158,6 +162,12 @@ export class ExecutionEnvironment {
   ) {
     this.logGroup = fn.config.LogGroup ?? `/aws/lambda/${fn.name}`;
     this.logStream = logStreamName(fn.version, this.id);
+    this.capture = new LogCapture(
+      deps.outputLimits ?? DEFAULT_OUTPUT_LIMITS,
+      (line) => this.functionLine(line),
+      (bytes) => deps.logs.admit(this.logGroup, bytes),
+      (note) => this.platformLog(note),
+    );
     this.origin = { environmentId: this.id, functionName: fn.name, functionVersion: fn.version };
     this.api = new RuntimeApiServer(this.apiEvents, deps.maxResponseBytes);
     this.extensions = new ExtensionsApi(
@@ -537,6 +547,7 @@ export class ExecutionEnvironment {
       this.tail = [];
       this.tailBytes = 0;
     }
+    this.capture.startWindow();
     this.platformLog(startLine(input.requestId, this.fn.version));
     const started = performance.now();
     const deadlineMs = Date.now() + timeoutSeconds * 1000;
@@ -686,6 +697,7 @@ export class ExecutionEnvironment {
     const peak = this.sandbox?.peakMemoryBytes();
     if (this.pendingInitReport && this.initDurationMs > 0) outcome.initDurationMs = this.initDurationMs;
     this.pendingInitReport = false;
+    this.capture.endWindow();
     this.platformLog(endLine(requestId));
     this.platformLog(
       reportLine({
@@ -704,17 +716,15 @@ export class ExecutionEnvironment {
     this.addTail(line);
   }
 
-  private output(chunk: Buffer): void {
-    const text = this.partialLine + chunk.toString("utf8");
-    let start = 0;
-    for (let nl = text.indexOf("\n"); nl !== -1; nl = text.indexOf("\n", start)) {
-      const line = text.slice(start, nl);
-      start = nl + 1;
-      this.deps.logs.write(this.logGroup, this.logStream, line);
-      this.addTail(line);
-      this.telemetry.emit("function", line);
-    }
-    this.partialLine = text.slice(start);
+  /** A chunk of the sandbox's output; a promise asks the reader to pause (the function's log rate is spent). */
+  private output(chunk: Buffer): Promise<void> | undefined {
+    return this.capture.push(chunk);
+  }
+
+  private functionLine(line: string): void {
+    this.deps.logs.write(this.logGroup, this.logStream, line);
+    this.addTail(line);
+    this.telemetry.emit("function", line);
   }
 
   private addTail(line: string): void {
@@ -779,10 +789,7 @@ export class ExecutionEnvironment {
       await Promise.race([this.telemetry.flush(), new Promise((r) => setTimeout(r, 200))]);
       this.platformLog(`SHUTDOWN Reason: ${reason}\tDuration: ${ms(performance.now() - started)} ms`);
     }
-    if (this.partialLine) {
-      this.deps.logs.write(this.logGroup, this.logStream, this.partialLine);
-      this.partialLine = "";
-    }
+    this.capture.finish();
     this.sandbox = null;
     this.extensions.close();
     this.telemetry.close();

@@ -50,7 +50,7 @@ export class StemCell {
   sandbox!: Sandbox;
   endpoint!: RuntimeApiEndpoint;
   /** Receives the cell's output once adopted (before that it is dropped). */
-  output: (chunk: Buffer) => void = () => {};
+  output: (chunk: Buffer) => Promise<void> | undefined = () => undefined;
   /** The cell's platform API channel (isolated networks), and who the API thinks is calling: the adopter's. */
   platformListener: PlatformApiListener | null = null;
   platformOrigin: SandboxOrigin | null = null;

@@ -12,6 +12,7 @@ import { m0005EventSources } from "./0005-event-sources.js";
 import { m0006Layers } from "./0006-layers.js";
 import { m0007FunctionSettings } from "./0007-function-settings.js";
 import { m0008Auth } from "./0008-auth.js";
+import { m0009LogRetention } from "./0009-log-retention.js";
 
 export type EngineMigration = (engine: Engine) => Migration;
 
@@ -23,6 +24,7 @@ export const migrations: Record<string, EngineMigration> = {
   "0006-layers": m0006Layers,
   "0007-function-settings": m0007FunctionSettings,
   "0008-auth": m0008Auth,
+  "0009-log-retention": m0009LogRetention,
 };
 
 // biome-ignore lint/suspicious/noExplicitAny: migrations run before the typed schema exists
