@@ -47,6 +47,28 @@ export const DEFAULT_LIMITS: Limits = {
   logBurstBytes: 8 * 1024 * 1024,
 };
 
+/** The HTTP front door's defences against slow or greedy clients. */
+export interface HttpOptions {
+  /** Time a client has to send a request's headers (ms). */
+  headersTimeoutMs: number;
+  /** Time a client has to send a whole request, body included (ms). */
+  requestTimeoutMs: number;
+  /** An idle keep-alive connection is closed after this long (ms). */
+  keepAliveTimeoutMs: number;
+  /** A connection with no traffic either way is closed after this long (ms); above the longest invoke. */
+  connectionTimeoutMs: number;
+  /** Open connections one client address may hold; more are answered 429 and closed. */
+  maxConnectionsPerClient: number;
+}
+
+export const DEFAULT_HTTP: HttpOptions = {
+  headersTimeoutMs: 10_000,
+  requestTimeoutMs: 120_000,
+  keepAliveTimeoutMs: 65_000,
+  connectionTimeoutMs: (DEFAULT_LIMITS.timeoutMaxSeconds + 60) * 1000,
+  maxConnectionsPerClient: 1024,
+};
+
 export type SandboxMode = "auto" | "bwrap" | "process";
 export type SandboxNetwork = "isolated" | "host";
 
@@ -80,6 +102,12 @@ export interface ServerOptions {
   /** Days log events are kept in groups without their own retention; 0 = forever. */
   logRetentionDays: number;
   limits: Limits;
+  /**
+   * The URL clients reach this server at, for links the API hands out (Code.Location); by default
+   * the address it listens on. Never taken from a request's Host header.
+   */
+  publicUrl?: string;
+  http: HttpOptions;
   /** Suppress the ready line and warnings (tests). */
   quiet: boolean;
   /**
@@ -119,6 +147,7 @@ export function defaultOptions(overrides: Partial<ServerOptions> = {}): ServerOp
     asyncRetryDelaysMs: [60_000, 120_000],
     logRetentionDays: 30,
     limits: { ...DEFAULT_LIMITS },
+    http: { ...DEFAULT_HTTP },
     quiet: false,
     allowDestinationHosts: [],
     ...overrides,
@@ -159,4 +188,22 @@ function databasePort(url: string): number {
   } catch {
     return 5432;
   }
+}
+
+/**
+ * A `--public-url`: an absolute http(s) URL with no query or fragment, returned without a
+ * trailing slash. Throws with a message for anything else.
+ */
+export function parsePublicUrl(raw: string): string {
+  let url: URL;
+  try {
+    url = new URL(raw);
+  } catch {
+    throw new Error(`public URL ${JSON.stringify(raw)} is not a URL (e.g. https://lambda.example.com)`);
+  }
+  if (url.protocol !== "http:" && url.protocol !== "https:")
+    throw new Error(`public URL ${JSON.stringify(raw)} must start with http:// or https://`);
+  if (url.search || url.hash || url.username || url.password)
+    throw new Error(`public URL ${JSON.stringify(raw)} must have no query, fragment or credentials`);
+  return url.toString().replace(/\/+$/, "");
 }

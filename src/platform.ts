@@ -14,6 +14,7 @@ import {
   defaultOptions,
   hostPortsRefusal,
   isLoopbackHost,
+  parsePublicUrl,
   ServerOptionError,
   type ServerOptions,
 } from "./config.js";
@@ -96,6 +97,13 @@ export class Platform {
       ...(options.database ? { database: options.database } : {}),
     });
     if (refusal) throw new ServerOptionError(refusal);
+    if (options.publicUrl !== undefined) {
+      try {
+        options.publicUrl = parsePublicUrl(options.publicUrl);
+      } catch (err) {
+        throw new ServerOptionError((err as Error).message);
+      }
+    }
     options.dataDir = resolve(options.dataDir);
     mkdirSync(options.dataDir, { recursive: true });
     const unlock = lockDataDir(options.dataDir);
@@ -302,6 +310,11 @@ export class Platform {
       unlock();
       throw err;
     }
+  }
+
+  /** The URL links handed to clients start with (Code.Location): `--public-url`, else where we listen. */
+  get publicUrl(): string {
+    return this.options.publicUrl ?? this.url;
   }
 
   health() {

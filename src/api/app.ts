@@ -6,9 +6,16 @@
 import { randomUUID } from "node:crypto";
 import Fastify, { type FastifyError, type FastifyInstance, type FastifyRequest } from "fastify";
 import type { Limits } from "../config.js";
-import { LambdaError, RequestTooLarge, ServiceError, UnknownOperation } from "../errors.js";
+import {
+  LambdaError,
+  RequestTooLarge,
+  ServiceError,
+  UnknownOperation,
+  UnsupportedMediaType,
+} from "../errors.js";
 import type { Platform } from "../platform.js";
 import { registerAuth } from "./auth.js";
+import { clientErrorHandler, createHttpServer, frameworkErrors, sendError } from "./front-door.js";
 import { registerModelValidation, registerUnimplementedOperations } from "./operations.js";
 import { registerAccountRoutes } from "./routes/account.js";
 import { registerAliasRoutes } from "./routes/aliases.js";
@@ -33,6 +40,10 @@ export function buildApp(platform: Platform): FastifyInstance {
     return503OnClosing: false,
     genReqId: () => randomUUID(),
     forceCloseConnections: false,
+    // Timeouts and the per-client connection cap live on the Node server (front-door.ts).
+    serverFactory: createHttpServer(platform.options.http),
+    clientErrorHandler,
+    frameworkErrors,
   });
 
   // Every body arrives as raw bytes; routes decide how to read it (JSON, or an invoke payload).
@@ -48,18 +59,11 @@ export function buildApp(platform: Platform): FastifyInstance {
     if (e.statusCode >= 500 && !platform.options.quiet) {
       console.error(`lambent: ${req.method} ${req.url} failed:`, err);
     }
-    reply
-      .code(e.statusCode)
-      .headers({ "x-amzn-ErrorType": e.type, "content-type": "application/json", ...e.headers })
-      .send(JSON.stringify({ Type: e.faultType, Message: e.message, message: e.message, ...e.fields }));
+    sendError(reply, e);
   });
 
   app.setNotFoundHandler((req, reply) => {
-    const e = UnknownOperation(`Unknown operation: ${req.method} ${req.url.split("?")[0]}`);
-    reply
-      .code(e.statusCode)
-      .headers({ "x-amzn-ErrorType": e.type, "content-type": "application/json" })
-      .send(JSON.stringify({ Type: "User", Message: e.message, message: e.message }));
+    sendError(reply, UnknownOperation(`Unknown operation: ${req.method} ${req.url.split("?")[0]}`));
   });
 
   registerAuth(app, platform);
@@ -111,6 +115,7 @@ function toLambdaError(err: FastifyError | LambdaError, req: FastifyRequest, lim
         : "Request must be smaller than the maximum request size.",
     );
   }
+  if (err.code === "FST_ERR_CTP_INVALID_MEDIA_TYPE") return UnsupportedMediaType(err.message);
   if (typeof err.statusCode === "number" && err.statusCode < 500) {
     return new LambdaError("InvalidRequestContentException", err.statusCode, err.message);
   }

@@ -49,9 +49,13 @@ export function pathParam(req: FastifyRequest, key: string): string {
   return (req.params as Record<string, string>)[key] ?? "";
 }
 
-/** The base URL clients used to reach this server (for links such as Code.Location). */
-export function baseUrl(req: FastifyRequest): string {
-  return `${req.protocol}://${req.headers.host ?? "127.0.0.1"}`;
+/**
+ * Where a stored package can be downloaded (`Code.Location`, a layer's `Content.Location`): always
+ * under the server's configured URL (`--public-url`, else the address it listens on), never the
+ * request's `Host` header, which the client controls.
+ */
+export function packageLocation(publicUrl: string, kind: "code" | "layers", sha256: string): string {
+  return `${publicUrl}/_lambent/${kind}/${sha256}.zip`;
 }
 
 /** The path's FunctionName, for operations that take no qualifier (a name, partial ARN or ARN). */

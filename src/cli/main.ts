@@ -1,5 +1,6 @@
 /** The `lambent` command. */
 import { Command, InvalidArgumentError, Option } from "commander";
+import { parsePublicUrl } from "../config.js";
 import { registerClientCommands } from "./client.js";
 import { registerKeysCommands } from "./keys.js";
 import { registerQueueCommand } from "./queue.js";
@@ -22,6 +23,14 @@ export function portList(raw: string): number[] {
   if (raw.trim() === "" || ports.some((n) => !Number.isInteger(n) || n < 1 || n > 65535))
     throw new InvalidArgumentError("takes TCP ports (1-65535), comma-separated, e.g. 5432,6379");
   return [...new Set(ports)];
+}
+
+function publicUrlArg(raw: string): string {
+  try {
+    return parsePublicUrl(raw);
+  } catch (err) {
+    throw new InvalidArgumentError((err as Error).message);
+  }
 }
 
 const program = new Command()
@@ -81,6 +90,26 @@ program
     "--allow-destination-hosts <list>",
     "comma-separated hosts, IPs or CIDRs that destinations and broker URIs may reach although loopback/private",
     "",
+  )
+  .option(
+    "--public-url <url>",
+    "URL clients reach this server at, for links such as Code.Location (default: the listen address)",
+    publicUrlArg,
+  )
+  .option("--headers-timeout <seconds>", "time a client has to send a request's headers", intArg(1), 10)
+  .option("--request-timeout <seconds>", "time a client has to send a whole request", intArg(1), 120)
+  .option("--keep-alive-timeout <seconds>", "idle keep-alive connections close after this", intArg(1), 65)
+  .option(
+    "--connection-timeout <seconds>",
+    "connections with no traffic either way close after this (keep it above the longest invoke)",
+    intArg(1),
+    960,
+  )
+  .option(
+    "--max-connections-per-client <n>",
+    "open connections one client address may hold; more are answered 429",
+    intArg(1),
+    1024,
   )
   .action(runServer);
 

@@ -24,6 +24,12 @@ interface ServerFlags {
   devCredentials: boolean;
   serverKeyFile?: string;
   allowDestinationHosts: string;
+  publicUrl?: string;
+  headersTimeout: number;
+  requestTimeout: number;
+  keepAliveTimeout: number;
+  connectionTimeout: number;
+  maxConnectionsPerClient: number;
 }
 
 function parseDelays(raw: string): number[] {
@@ -62,6 +68,14 @@ export async function runServer(flags: ServerFlags): Promise<void> {
         .split(",")
         .map((h) => h.trim())
         .filter(Boolean),
+      http: {
+        headersTimeoutMs: flags.headersTimeout * 1000,
+        requestTimeoutMs: flags.requestTimeout * 1000,
+        keepAliveTimeoutMs: flags.keepAliveTimeout * 1000,
+        connectionTimeoutMs: flags.connectionTimeout * 1000,
+        maxConnectionsPerClient: flags.maxConnectionsPerClient,
+      },
+      ...(flags.publicUrl ? { publicUrl: flags.publicUrl } : {}),
       ...(flags.database ? { database: flags.database } : {}),
     });
   } catch (err) {

@@ -312,15 +312,15 @@ function compatible(r: LayerVersionsTable, f: { runtime?: string; architecture?:
   return true;
 }
 
-/** GetLayerVersion / PublishLayerVersion's answer. */
+/** GetLayerVersion / PublishLayerVersion's answer (`location`: where the layer's zip is downloaded). */
 export function layerVersionShape(
   r: LayerVersionsTable,
   region: string,
-  base: string,
+  location: string,
 ): Record<string, unknown> {
   const out: Record<string, unknown> = {
     Content: {
-      Location: `${base}/_lambent/layers/${r.code_sha256}.zip`,
+      Location: location,
       CodeSha256: Buffer.from(r.code_sha256, "hex").toString("base64"),
       CodeSize: Number(r.code_size),
     },

@@ -8,8 +8,8 @@ import { constraintViolation, InvalidParameterValue, ResourceNotFound } from "..
 import type { Platform } from "../../platform.js";
 import { deprecationWarning } from "../../runtimes/policy.js";
 import {
-  baseUrl,
   jsonBody,
+  packageLocation,
   pathParam,
   queryString,
   requestRegion,
@@ -100,7 +100,10 @@ export function registerFunctionRoutes(app: FastifyInstance, platform: Platform)
       Code: {
         RepositoryType: "S3",
         // A presigned link that works for 10 minutes without other credentials, as Lambda's S3 links.
-        Location: platform.auth.presign(`${baseUrl(req)}/_lambent/code/${v.codeSha256}.zip`, region(req)),
+        Location: platform.auth.presign(
+          packageLocation(platform.publicUrl, "code", v.codeSha256),
+          region(req),
+        ),
       },
       Tags: JSON.parse(fn.tags),
     };

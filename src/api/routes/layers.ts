@@ -9,7 +9,8 @@ import {
 } from "../../control/layers.js";
 import { constraintViolation, ResourceNotFound } from "../../errors.js";
 import type { Platform } from "../../platform.js";
-import { baseUrl, jsonBody, pathParam, queryString, requestRegion } from "../request.js";
+import type { LayerVersionsTable } from "../../store/schema.js";
+import { jsonBody, packageLocation, pathParam, queryString, requestRegion } from "../request.js";
 
 export function registerLayerRoutes(app: FastifyInstance, platform: Platform): void {
   const layers = platform.layers;
@@ -26,12 +27,10 @@ export function registerLayerRoutes(app: FastifyInstance, platform: Platform): v
   };
   const base = "/2018-10-31/layers";
   // Content.Location as a presigned link (10 minutes), as Lambda's S3 links.
-  const shape = (row: Parameters<typeof layerVersionShape>[0], req: FastifyRequest) => {
-    const out = layerVersionShape(row, region(req), baseUrl(req));
-    const content = out.Content as { Location: string };
-    content.Location = platform.auth.presign(content.Location, region(req));
-    return out;
-  };
+  const where = (row: LayerVersionsTable, req: FastifyRequest) =>
+    platform.auth.presign(packageLocation(platform.publicUrl, "layers", row.code_sha256), region(req));
+  const shape = (row: LayerVersionsTable, req: FastifyRequest) =>
+    layerVersionShape(row, region(req), where(row, req));
 
   app.post(`${base}/:LayerName/versions`, async (req, reply) => {
     const row = await layers.publish(name(req), jsonBody(req));
