@@ -21,7 +21,7 @@ import {
   startServerless,
 } from "./lib/systems.mjs";
 
-const SCENARIOS = ["warm", "throughput", "cold", "scale", "density", "async", "payload"];
+const SCENARIOS = ["warm", "throughput", "cold", "scale", "density", "async", "payload", "flood"];
 
 const { values: opts } = parseArgs({
   options: {
@@ -68,6 +68,7 @@ const cfg = {
   density: { environments: 100, holdMs: 5000 },
   async: { events: Q ? 1000 : 5000, senders: 16, drainTimeoutMs: Q ? 30_000 : 90_000 },
   payload: { count: Q ? 10 : 60, bytes: 1024 * 1024 },
+  flood: { invokes: Q ? 300 : 1000, warmup: 100, mb: 50 },
 };
 
 const log = (m) => process.stderr.write(`${m}\n`);
@@ -242,6 +243,7 @@ async function main() {
     await step("scale", () => scenarios.scale(systems, cfg.scale, log));
     await step("density", () => scenarios.density(systems, cfg.density, log));
     await step("async", () => scenarios.asyncEvents(systems, cfg.async, log));
+    await step("flood", () => scenarios.flood(systems, cfg.flood, log));
 
     meta.durationS = Math.round((Date.now() - t0) / 1000);
     const report = render({ meta, status, results });

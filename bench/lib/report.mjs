@@ -207,6 +207,41 @@ export function render({ meta, status, results }) {
     );
   } else if (A) out.push("", `**Async**: failed: ${A.failed}`);
 
+  const F = results.flood;
+  if (F && !F.failed) {
+    out.push(
+      "",
+      `**Flood** (another function's ${meta.config.flood.invokes} warm invokes, quiet vs while one function writes ${meta.config.flood.mb} MB without newlines per invoke, back to back; goal: within 2×)`,
+      "",
+      table(
+        [
+          "system",
+          "quiet p50",
+          "quiet p99",
+          "flood p50",
+          "flood p99",
+          "× p50",
+          "× p99",
+          "floods",
+          "errors",
+          "",
+        ],
+        Object.entries(F).map(([id, r]) => [
+          id,
+          ms(r.quiet.p50),
+          ms(r.quiet.p99),
+          ms(r.flood.p50),
+          ms(r.flood.p99),
+          `${r.p50Ratio.toFixed(2)}×`,
+          `${r.p99Ratio.toFixed(2)}×`,
+          String(r.floods),
+          String(r.quiet.errors + r.flood.errors + r.floodErrors),
+          r.p99Ratio <= 2 ? "✅" : "❌",
+        ]),
+      ),
+    );
+  } else if (F) out.push("", `**Flood**: failed: ${F.failed}`);
+
   const goals = evaluate({ results, lambentIds, status });
   out.push("", "**Goals** (issue 9)", "");
   out.push(

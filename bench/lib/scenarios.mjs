@@ -461,3 +461,70 @@ export async function payload(systems, cfg, log) {
   }
   return result;
 }
+
+// ---------------------------------------------------------------------------------------------
+
+/**
+ * Flood by one function: another function's warm p50/p99, quiet vs while a flood function writes
+ * `cfg.mb` MB without newlines per invoke, back to back (issue 12's goal: within 2× of quiet).
+ * Lambent systems only.
+ */
+export async function flood(systems, cfg, log) {
+  const result = {};
+  for (const s of systems.filter((x) => x.kind === "lambent")) {
+    const quietPool = pool(s, 1);
+    const floodPool = pool(s, 1);
+    try {
+      const hello = s.path(await s.fn("hello"));
+      const flooder = s.path(await s.fn("flood"));
+      for (let i = 0; i < cfg.warmup; i++) await invoke(quietPool, hello, "{}");
+      const sample = async () => {
+        const samples = [];
+        let errors = 0;
+        for (let i = 0; i < cfg.invokes; i++) {
+          const res = await invoke(quietPool, hello, "{}");
+          if (ok(res)) samples.push(res.ms);
+          else errors++;
+        }
+        return { samples, errors };
+      };
+      const quiet = await sample();
+      let stop = false;
+      let floods = 0;
+      let floodErrors = 0;
+      const flooding = (async () => {
+        while (!stop) {
+          const res = await invoke(floodPool, flooder, JSON.stringify({ mb: cfg.mb }));
+          if (ok(res)) floods++;
+          else floodErrors++;
+        }
+      })();
+      // Let the first flood get going before sampling.
+      await sleep(200);
+      const during = await sample();
+      stop = true;
+      await flooding;
+      const q = summarize(quiet.samples);
+      const d = summarize(during.samples);
+      result[s.id] = {
+        quiet: { ...q, errors: quiet.errors },
+        flood: { ...d, errors: during.errors },
+        floods,
+        floodErrors,
+        p50Ratio: d.p50 / q.p50,
+        p99Ratio: d.p99 / q.p99,
+      };
+      log(
+        `  flood ${s.id}: p50 ${q.p50.toFixed(2)} → ${d.p50.toFixed(2)} ms, p99 ${q.p99.toFixed(2)} → ${d.p99.toFixed(2)} ms (${floods} floods)`,
+      );
+    } finally {
+      await closeAll(
+        new Map([
+          ["q", quietPool],
+          ["f", floodPool],
+        ]),
+      );
+    }
+  }
+  return result;
+}
