@@ -381,3 +381,97 @@ export const handler = async () => ({ shared, versioned, own, sdk: typeof Lambda
     }
   });
 });
+
+describe("LoggingConfig: JSON records and application log levels", () => {
+  let server: TestServer;
+  beforeAll(async () => {
+    server = await startServer({ prewarm: 0 });
+  });
+  afterAll(async () => {
+    await server?.stop();
+  });
+
+  const records = (log: string | undefined) =>
+    (log ?? "")
+      .split("\n")
+      .filter((l) => l.startsWith("{"))
+      .map((l) => JSON.parse(l) as Obj);
+
+  it("Node.js: records as JSON, below ApplicationLogLevel dropped, a thrown error with errorType/errorMessage/stackTrace", async () => {
+    await create(server, {
+      FunctionName: "json-node",
+      Runtime: "nodejs22.x",
+      LoggingConfig: { LogFormat: "JSON", ApplicationLogLevel: "WARN" },
+      Code: {
+        ZipFile: await zipEntries([
+          {
+            name: "index.js",
+            content: `exports.handler = async (e) => {
+  console.debug("debug line"); console.info("info line"); console.warn("warn line", 42);
+  console.error({ structured: true });
+  if (e.fail) throw new TypeError("bad input");
+  return "ok";
+};`,
+          },
+        ]),
+      },
+    });
+    const r = await invoke(server.lambda, "json-node", { fail: true }, { LogType: "Tail" });
+    const recs = records(r.log);
+    const messages = recs.map((x) => x.message);
+    expect(messages).not.toContain("debug line");
+    expect(messages).not.toContain("info line");
+    const warn = recs.find((x) => x.message === "warn line 42") as Obj;
+    expect(warn).toMatchObject({ level: "WARN" });
+    expect(String(warn.timestamp)).toMatch(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/);
+    expect(warn.requestId).toMatch(/^[0-9a-f-]{36}$/);
+    expect(recs.find((x) => x.level === "ERROR" && (x.message as Obj)?.structured === true)).toBeDefined();
+    // An error logged alone is the record's message, as {errorType, errorMessage, stackTrace}.
+    const thrown = recs.find((x) => (x.message as Obj)?.errorType === "TypeError") as Obj;
+    expect(thrown).toMatchObject({ level: "ERROR", message: { errorMessage: "bad input" } });
+    expect(Array.isArray((thrown.message as Obj).stackTrace)).toBe(true);
+  });
+
+  it("Python: logging records as JSON with Lambda's fields, levels filtered, the invoke error as JSON", async () => {
+    await create(server, {
+      FunctionName: "json-py",
+      Runtime: "python3.13",
+      Handler: "app.handler",
+      LoggingConfig: { LogFormat: "JSON", ApplicationLogLevel: "INFO" },
+      Code: {
+        ZipFile: await zipEntries([
+          {
+            name: "app.py",
+            content: `import logging
+log = logging.getLogger()
+
+def handler(event, context):
+    log.debug("debug line")
+    log.info("info line", extra={"orderId": 7})
+    try:
+        1 / 0
+    except ZeroDivisionError:
+        log.exception("caught")
+    raise ValueError("bad input")
+`,
+          },
+        ]),
+      },
+    });
+    const r = await invoke(server.lambda, "json-py", {}, { LogType: "Tail" });
+    const recs = records(r.log);
+    expect(recs.map((x) => x.message)).not.toContain("debug line");
+    const info = recs.find((x) => x.message === "info line") as Obj;
+    expect(info).toMatchObject({ level: "INFO", logger: "root", orderId: 7 });
+    expect(info.requestId).toMatch(/^[0-9a-f-]{36}$/);
+    expect(String(info.timestamp)).toMatch(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/);
+    expect(recs.find((x) => x.message === "caught")).toMatchObject({
+      level: "ERROR",
+      errorType: "ZeroDivisionError",
+      errorMessage: "division by zero",
+    });
+    const failed = recs.find((x) => x.errorType === "ValueError") as Obj;
+    expect(failed).toMatchObject({ level: "ERROR", errorMessage: "bad input", requestId: info.requestId });
+    expect(Array.isArray(failed.stackTrace)).toBe(true);
+  });
+});

@@ -161,6 +161,50 @@ class _Unbuffered:
         self.stream.flush()
 
 
+def _json_logs():
+    return (os.environ.get("AWS_LAMBDA_LOG_FORMAT") or "").upper() == "JSON"
+
+
+def _iso_now(created=None):
+    t = time.time() if created is None else created
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(t)) + ".%03dZ" % (int(t * 1000) % 1000)
+
+
+_RECORD_FIELDS = {
+    "name", "msg", "args", "levelname", "levelno", "pathname", "filename", "module", "exc_info",
+    "exc_text", "stack_info", "lineno", "funcName", "created", "msecs", "relativeCreated", "thread",
+    "threadName", "processName", "process", "aws_request_id", "taskName",
+}
+
+
+def _JsonFormatter():
+    """Lambda's JSON log record: timestamp, level, message, logger, requestId (+ error fields, extras)."""
+    import logging
+    import traceback
+
+    class JsonFormatter(logging.Formatter):
+        def format(self, record):
+            level = min(50, max(0, record.levelno)) // 10 * 10
+            out = {
+                "timestamp": _iso_now(record.created),
+                "level": logging.getLevelName(level),
+                "message": record.getMessage(),
+                "logger": record.name,
+                "requestId": getattr(record, "aws_request_id", None) or None,
+            }
+            if record.exc_info:
+                out["stackTrace"] = traceback.format_tb(record.exc_info[2])
+                out["errorType"] = record.exc_info[0].__name__
+                out["errorMessage"] = str(record.exc_info[1])
+                out["location"] = "%s:%s:%s" % (record.pathname, record.funcName, record.lineno)
+            for key, value in record.__dict__.items():
+                if key not in _RECORD_FIELDS and key not in out:
+                    out[key] = value
+            return json.dumps({k: v for k, v in out.items() if v is not None}, default=str, ensure_ascii=False)
+
+    return JsonFormatter()
+
+
 def _configure_logging(logging):
     """Lambda's root handler: `[LEVEL]\\t<UTC time>Z\\t<requestId>\\t<message>` on stdout."""
     logging.Formatter.converter = time.gmtime
@@ -181,12 +225,15 @@ def _configure_logging(logging):
             return True
 
     handler = LambdaLoggerHandler()
-    handler.setFormatter(
-        logging.Formatter(
-            "[%(levelname)s]\t%(asctime)s.%(msecs)03dZ\t%(aws_request_id)s\t%(message)s",
-            "%Y-%m-%dT%H:%M:%S",
+    if _json_logs():
+        handler.setFormatter(_JsonFormatter())
+    else:
+        handler.setFormatter(
+            logging.Formatter(
+                "[%(levelname)s]\t%(asctime)s.%(msecs)03dZ\t%(aws_request_id)s\t%(message)s",
+                "%Y-%m-%dT%H:%M:%S",
+            )
         )
-    )
     handler.addFilter(LambdaLoggerFilter())
     root = logging.getLogger()
     level = (os.environ.get("AWS_LAMBDA_LOG_LEVEL") or "").upper()
@@ -237,6 +284,11 @@ def _log_error(error):
         text += " " + error["errorType"]
     if error["errorMessage"]:
         text += (":" if error["errorType"] else "") + " " + error["errorMessage"]
+    if _json_logs():
+        record = {"timestamp": _iso_now(), "level": "ERROR"}
+        record.update((k, error[k]) for k in ("errorMessage", "errorType", "requestId", "stackTrace") if error.get(k) is not None)
+        sys.stdout.write(json.dumps(record) + "\n")
+        return
     lines = [text]
     if error.get("stackTrace") is not None:
         lines.append("Traceback (most recent call last):")

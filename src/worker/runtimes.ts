@@ -133,6 +133,11 @@ export function runtimeEnvironment(
   }
   if (family === "python") env.PYTHONPATH = `${view.runtimeRoot}`;
   for (const [k, v] of Object.entries(c.Environment)) env[k] = v;
+  // LoggingConfig as Lambda hands it to its runtimes: they format and filter their own records.
+  if (c.LogFormat === "JSON") {
+    env.AWS_LAMBDA_LOG_FORMAT = "JSON";
+    if (c.ApplicationLogLevel) env.AWS_LAMBDA_LOG_LEVEL = c.ApplicationLogLevel;
+  }
   Object.assign(env, {
     _HANDLER: c.Handler,
     AWS_REGION: id.region,
