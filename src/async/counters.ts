@@ -9,6 +9,8 @@ export interface AsyncCounts {
   failed: number;
   expired: number;
   dropped: number;
+  /** Runs stopped as recursive loops (Lambda's RecursiveInvocationsDropped). */
+  recursiveLoopsStopped: number;
   retries: number;
   throttles: number;
   delivered: number;
@@ -23,6 +25,7 @@ const zero = (): AsyncCounts => ({
   failed: 0,
   expired: 0,
   dropped: 0,
+  recursiveLoopsStopped: 0,
   retries: 0,
   throttles: 0,
   delivered: 0,

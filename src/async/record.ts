@@ -3,7 +3,7 @@
  * asynchronous invocation (the same JSON shape Lambda sends to SQS, SNS,
  * EventBridge and Lambda destinations).
  */
-export type Condition = "Success" | "RetriesExhausted" | "EventAgeExceeded";
+export type Condition = "Success" | "RetriesExhausted" | "EventAgeExceeded" | "RecursiveInvocationDetected";
 
 /** What the last attempt answered (kept on the queued event between attempts). */
 export interface AttemptResult {

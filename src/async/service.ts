@@ -32,6 +32,7 @@ import {
   type QueuedEvent,
   type StatBumps,
 } from "./event-queue.js";
+import { countOf, type Lineage, MAX_RECURSIVE_INVOCATIONS } from "./lineage.js";
 import { type AttemptResult, type Condition, invocationRecord } from "./record.js";
 import { retryDelayMs } from "./retry.js";
 
@@ -114,6 +115,8 @@ export class AsyncService {
         ...(req.ref.qualifier !== undefined ? { qualifier: req.ref.qualifier } : {}),
         region: req.region,
         payload: req.payload,
+        // The chain the event belongs to travels with it (see lineage.ts).
+        ...(req.lineage ? { meta: { lineage: req.lineage } } : {}),
       },
     ]);
     this.counters.add(req.ref.name, "enqueued");
@@ -266,9 +269,25 @@ export class AsyncService {
         : { name: ev.function_name };
     const settings = await this.configs.settings(ev.function_name, ev.qualifier);
     const deadline = ev.enqueued_at + settings.maximumEventAgeSeconds * 1000;
-    const last = ev.meta ? (JSON.parse(ev.meta) as AttemptResult) : undefined;
+    // meta: the last attempt's result, and the chain's lineage (kept across attempts).
+    const meta = ev.meta
+      ? (JSON.parse(ev.meta) as Partial<AttemptResult> & { lineage?: Lineage })
+      : undefined;
+    const lineage = meta?.lineage;
+    const last = meta?.statusCode !== undefined ? (meta as AttemptResult) : undefined;
     if (Date.now() >= deadline) {
       await this.fail(ev, ref, settings, "EventAgeExceeded", ev.attempts, last);
+      return;
+    }
+    if (
+      countOf(lineage, ev.function_name) >= MAX_RECURSIVE_INVOCATIONS &&
+      (await this.terminatesLoops(ev.function_name))
+    ) {
+      // This run would be the 17th of the function in one chain: Lambda stops the loop and sends the
+      // event to the dead-letter queue / on-failure destination.
+      this.log(`async: event ${ev.request_id} for ${ev.function_name} stopped: recursive loop detected`);
+      this.counters.add(ev.function_name, "recursiveLoopsStopped");
+      await this.fail(ev, ref, settings, "RecursiveInvocationDetected", ev.attempts, last);
       return;
     }
     let res: InvokeResponse;
@@ -278,6 +297,7 @@ export class AsyncService {
         payload: ev.payload,
         region: ev.region,
         requestId: ev.request_id,
+        ...(lineage ? { lineage } : {}),
         // Checked when it was accepted.
         payloadIsJson: true,
         maxPayloadBytes: Math.max(
@@ -318,7 +338,11 @@ export class AsyncService {
     }
     if (attempts <= settings.maximumRetryAttempts) {
       const next = Math.min(Date.now() + retryDelayMs(attempts, this.options.asyncRetryDelaysMs), deadline);
-      await this.reschedule(ev, { nextRunAt: next, attempts, meta: result }, { retries: 1 });
+      await this.reschedule(
+        ev,
+        { nextRunAt: next, attempts, meta: lineage ? { ...result, lineage } : result },
+        { retries: 1 },
+      );
       return;
     }
     await this.fail(ev, ref, settings, "RetriesExhausted", attempts, result);
@@ -388,6 +412,18 @@ export class AsyncService {
       this.log(`async: event ${ev.request_id} for ${ev.function_name} dropped (${condition})`);
     }
     await this.complete(ev, followUps, condition === "EventAgeExceeded" ? { expired: 1 } : { failed: 1 });
+  }
+
+  /** The function's RecursiveLoop setting is Terminate (the default). */
+  private async terminatesLoops(name: string): Promise<boolean> {
+    const row = await this.store.db
+      .selectFrom("function_settings")
+      .select("value")
+      .where("function_name", "=", name)
+      .where("qualifier", "=", "")
+      .where("kind", "=", "recursion")
+      .executeTakeFirst();
+    return (row?.value ?? "Terminate") === "Terminate";
   }
 
   private async deadLetterTarget(ref: FunctionRef, region: string): Promise<string | undefined> {

@@ -5,6 +5,7 @@
  * versions are cached and dropped when control/ reports a change.
  */
 import { randomBytes, randomUUID } from "node:crypto";
+import { formatLineage, type Lineage, nextLineage } from "../async/lineage.js";
 import { type Alias, type AliasService, isAliasQualifier } from "../control/aliases.js";
 import { type FunctionRef, functionArn } from "../control/arn.js";
 import type { ConcurrencyService } from "../control/concurrency.js";
@@ -29,6 +30,8 @@ export interface InvokeRequest {
   maxPayloadBytes: number;
   /** The payload is JSON already (built by Lambent, or checked when it was queued): do not parse it again. */
   payloadIsJson?: boolean;
+  /** The chain this request belongs to (from its X-Amzn-Trace-Id): runs per function so far. */
+  lineage?: Lineage;
 }
 
 export interface InvokeResponse {
@@ -144,7 +147,8 @@ export class Frontend {
         requestId,
         payload: req.payload.length > 0 ? req.payload : EMPTY_EVENT,
         invokedFunctionArn: functionArn(req.region, fn.name, req.ref.qualifier),
-        traceId: traceId(),
+        // The run's trace header carries the chain's lineage, one more run of this function.
+        traceId: withLineage(traceId(), nextLineage(req.lineage, fn.name)),
         wantTail: req.tail === true,
         ...(clientContext !== undefined ? { clientContext } : {}),
       });
@@ -194,6 +198,11 @@ function randomHex(bytes: number): string {
   }
   poolAt += bytes;
   return pool.toString("hex", poolAt - bytes, poolAt);
+}
+
+function withLineage(trace: string, lineage: Lineage): string {
+  const field = formatLineage(lineage);
+  return field ? `${trace};${field}` : trace;
 }
 
 /** An X-Ray-shaped trace header, as Lambda hands every invoke. */

@@ -1,5 +1,6 @@
 /** Invoke (RequestResponse, Event, DryRun) and the legacy InvokeAsync. */
 import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
+import { parseLineage } from "../../async/lineage.js";
 import { parseFunctionRef } from "../../control/arn.js";
 import { constraintViolation } from "../../errors.js";
 import type { InvocationType, InvokeRequest } from "../../frontend/invoke.js";
@@ -22,7 +23,9 @@ export function registerInvokeRoutes(app: FastifyInstance, platform: Platform): 
 
   const request = (req: FastifyRequest, maxPayloadBytes: number): InvokeRequest => {
     const clientContext = header(req, "x-amz-client-context");
+    const lineage = parseLineage(header(req, "x-amzn-trace-id"));
     return {
+      ...(Object.keys(lineage).length > 0 ? { lineage } : {}),
       ref: parseFunctionRef(pathParam(req, "FunctionName"), queryString(req, "Qualifier")),
       payload: (req.body as Buffer | undefined) ?? Buffer.alloc(0),
       region: requestRegion(req, platform.options.region),
