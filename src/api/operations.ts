@@ -138,6 +138,7 @@ export function registerModelValidation(app: FastifyInstance, defaultRegion: str
       query: (req.query ?? {}) as Record<string, unknown>,
       headers: req.headers as Record<string, unknown>,
       body,
+      hasBody: Buffer.isBuffer(req.body) && req.body.length > 0,
     });
     const region = requestRegion(req, defaultRegion);
     for (const member of FUNCTION_MEMBERS) checkScope(opName, params[member] ?? body?.[member], region);

@@ -51,6 +51,8 @@ export interface ModelRequest {
   headers: Record<string, unknown>;
   /** The parsed JSON body (undefined when the operation takes none or it is a raw payload). */
   body: Record<string, unknown> | undefined;
+  /** Whether the request carries a body (for operations whose payload member is the raw body). */
+  hasBody?: boolean;
 }
 
 const lowerFirst = (s: string) => (s.length === 0 ? s : s[0]!.toLowerCase() + s.slice(1));
@@ -273,7 +275,10 @@ export function gatherInput(op: OperationModel, req: ModelRequest): Record<strin
     } else if (m.location === "header") {
       const raw = req.headers[where.toLowerCase()];
       if (raw !== undefined) input[name] = Array.isArray(raw) ? raw[0] : raw;
-    } else if (m.location === undefined && shape.payload !== name && req.body) {
+    } else if (shape.payload === name) {
+      // The raw body (Invoke's Payload, InvokeAsync's InvokeArgs): present or not, never parsed here.
+      if (req.hasBody) input[name] = UNPARSED;
+    } else if (m.location === undefined && req.body) {
       if (name in req.body) input[name] = req.body[name];
     }
   }
