@@ -5,7 +5,7 @@
  * detection to prevent infinite loops"); the stopped event goes to the
  * on-failure destination and is counted. RecursiveLoop=Allow lets it run on.
  * The chain is carried by the trace header's Lineage field, which the function
- * sends back as X-Amzn-Trace-Id (from _X_AMZN_TRACE_ID, as the AWS SDK does).
+ * sends back as X-Amzn-Trace-Id (the AWS SDK inside the function does it from _X_AMZN_TRACE_ID).
  */
 import {
   type LambdaClient,
@@ -17,20 +17,28 @@ import { parseLineage } from "../../src/async/lineage.js";
 import { Collector } from "../helpers/collector.js";
 import { createFn } from "../helpers/control-plane.js";
 import { startServer, type TestServer } from "../helpers/server.js";
+import { signedFetch } from "../helpers/signed.js";
 import { zipEntries } from "../helpers/zip.js";
 
 /** Reports each run to the sink, then invokes itself (Event) up to `event.max` times, with the trace header. */
 const LOOPER = `
+const { LambdaClient, InvokeCommand } = require("@aws-sdk/client-lambda");
+const client = new LambdaClient({
+  endpoint: process.env.AWS_ENDPOINT_URL_LAMBDA || process.env.API,
+  region: "us-east-1",
+  credentials: { accessKeyId: "test", secretAccessKey: "test" },
+  maxAttempts: 1,
+});
 exports.handler = async (event, context) => {
   const n = (event.n || 0) + 1;
   await fetch(process.env.SINK + "/run/" + context.functionName + "/" + n, { method: "POST", body: "{}" });
   if (n < (event.max || 1000)) {
-    const res = await fetch((process.env.AWS_ENDPOINT_URL_LAMBDA || process.env.API) + "/2015-03-31/functions/" + context.functionName + "/invocations", {
-      method: "POST",
-      headers: { "x-amz-invocation-type": "Event", "x-amzn-trace-id": process.env._X_AMZN_TRACE_ID || "", "content-type": "application/json" },
-      body: JSON.stringify({ n, max: event.max }),
-    });
-    if (res.status !== 202) throw new Error("self-invoke answered " + res.status);
+    // The SDK's recursion-detection middleware sends _X_AMZN_TRACE_ID as X-Amzn-Trace-Id.
+    await client.send(new InvokeCommand({
+      FunctionName: context.functionName,
+      InvocationType: "Event",
+      Payload: JSON.stringify({ n, max: event.max }),
+    }));
   }
   return n;
 };
@@ -66,7 +74,7 @@ afterAll(async () => {
 });
 
 async function invokeEvent(name: string, payload: object, trace?: string) {
-  const res = await fetch(`${server.url}/2015-03-31/functions/${name}/invocations`, {
+  const res = await signedFetch(`${server.url}/2015-03-31/functions/${name}/invocations`, {
     method: "POST",
     headers: { "x-amz-invocation-type": "Event", ...(trace ? { "x-amzn-trace-id": trace } : {}) },
     body: JSON.stringify(payload),
@@ -97,7 +105,7 @@ describe("recursive loops", () => {
     const runs = sink.received.filter((r) => r.path.startsWith("/run/looper/")).map((r) => r.path);
     expect(runs).toHaveLength(16);
     expect(runs.at(-1)).toBe("/run/looper/16");
-    const queue = (await (await fetch(`${server.url}/_lambent/queue`)).json()) as {
+    const queue = (await (await signedFetch(`${server.url}/_lambent/queue`)).json()) as {
       thisServer: Record<string, { recursiveLoopsStopped: number }>;
     };
     expect(queue.thisServer.looper?.recursiveLoopsStopped).toBe(1);
