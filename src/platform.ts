@@ -174,9 +174,12 @@ export class Platform {
           "functions run UNISOLATED (process sandbox, chosen with --sandbox process): no limits are enforced";
       }
       const platformApi = new PlatformApiChannel();
+      // Execution roles' credentials come from the key store, built below with the other control parts.
+      let auth: Auth | undefined;
       const worker = new Worker({
         driver: sandbox.driver,
         platformApi,
+        credentials: (fn) => auth?.environmentCredentials(fn.config.Role, fn.name) ?? {},
         logs,
         runDir: join(options.dataDir, "run", "rapi"),
         runtimesDir: RUNTIMES_DIR,
@@ -224,6 +227,7 @@ export class Platform {
         devCredentials,
         region: options.region,
       });
+      auth = platform.auth;
       platform.provisioned = new ProvisionedPlacement(
         functions,
         aliases,

@@ -57,6 +57,8 @@ export interface Principal {
   kind: "root" | "user" | "session" | "internal";
   /** For sessions: the role ARN (resource policies may name it). */
   roleArn?: string;
+  /** For sessions: the function the credentials were issued to. */
+  sessionName?: string;
   /** Identity policy; null = none (only resource policies can allow). Root has every permission. */
   policy: PolicyDocument | null;
 }
@@ -359,6 +361,7 @@ export class KeyStore {
         arn: `arn:aws:sts::${ACCOUNT_ID}:assumed-role/${roleName ?? "unknown"}/${s.n}`,
         kind: "session",
         roleArn: s.r,
+        sessionName: s.n,
         policy: roleName ? await this.rolePolicy(roleName) : null,
       },
     };

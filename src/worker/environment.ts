@@ -63,6 +63,8 @@ export interface EnvironmentDeps {
   platformApi?: PlatformApiChannel;
   /** Log line size and per-invoke output budget (default: DEFAULT_OUTPUT_LIMITS). */
   outputLimits?: OutputLimits;
+  /** Temporary credentials for a function's execution role (issued at each Init). */
+  credentials?: (fn: FunctionVersion) => Record<string, string>;
 }
 
 export interface InvokeInput {
@@ -356,6 +358,7 @@ export class ExecutionEnvironment {
       logGroup: this.logGroup,
       logStream: this.logStream,
       initializationType: this.initializationType,
+      ...(this.deps.credentials ? { credentials: this.deps.credentials(this.fn) } : {}),
     };
   }
 

@@ -109,6 +109,8 @@ export interface EnvironmentIdentity {
   logGroup: string;
   logStream: string;
   initializationType: "on-demand" | "provisioned-concurrency";
+  /** The execution role's temporary credentials (AWS_ACCESS_KEY_ID, …), fresh at every Init. */
+  credentials?: Record<string, string>;
 }
 
 /** Exactly Lambda's environment: the reserved variables, then the function's own. */
@@ -152,5 +154,15 @@ export function runtimeEnvironment(
     AWS_LAMBDA_RUNTIME_API: view.runtimeApiAddress,
   });
   if (family === "provided") delete env.AWS_EXECUTION_ENV;
+  // The execution role's credentials and the way back to this platform's Lambda API, so that
+  // `new LambdaClient({})` / boto3 inside the function calls this platform with no code change.
+  // AWS_ENDPOINT_URL too, unless the function names endpoints of its own.
+  if (id.credentials) Object.assign(env, id.credentials);
+  if (view.platformApiUrl) {
+    env.AWS_ENDPOINT_URL_LAMBDA = view.platformApiUrl;
+    if (!Object.keys(c.Environment).some((k) => k.startsWith("AWS_ENDPOINT_URL"))) {
+      env.AWS_ENDPOINT_URL = view.platformApiUrl;
+    }
+  }
   return env;
 }
