@@ -182,7 +182,7 @@ describe.each(["process", "bwrap"] as const)("with the %s sandbox driver", (sand
         /REPORT RequestId: \S+\tDuration: [\d.]+ ms\tBilled Duration: [1-9]\d* ms\tMemory Size: \d+ MB\tMax Memory Used: \d+ MB\tInit Duration: (?!0\.00 ms)[\d.]+ ms\tStatus: error\tError Type: Runtime\.ImportModuleError/,
       );
       await server.platform.logs.flush();
-      const logs = (await (await fetch(`${server.url}/_lambent/logs/importerror`)).json()) as {
+      const logs = (await (await signedFetch(`${server.url}/_lambent/logs/importerror`)).json()) as {
         events: Array<{ message: string }>;
       };
       const initReports = logs.events.map((e) => e.message).filter((m) => m.startsWith("INIT_REPORT"));
