@@ -19,6 +19,7 @@ import {
 } from "../protocol/errors.js";
 import type { RuntimeStore } from "../runtimes/store.js";
 import type { Sandbox, SandboxDriver, SandboxExit, SandboxMounts, SandboxView } from "../sandbox/driver.js";
+import { type EnvironmentState, transition } from "./environment-state.js";
 import { ExtensionsApi, exitStatusText, MAX_EXTENSIONS, type ShutdownReason } from "./extensions-api.js";
 import { DEFAULT_OUTPUT_LIMITS, LogCapture, type OutputLimits } from "./log-capture.js";
 import type { PlatformApiChannel, PlatformApiListener, SandboxOrigin } from "./platform-api.js";
@@ -91,7 +92,7 @@ export interface InvokeOutcome {
   fatal: boolean;
 }
 
-export type EnvironmentState = "initializing" | "ready" | "busy" | "finishing" | "dead";
+export type { EnvironmentState } from "./environment-state.js";
 
 /** Where Init's time went (ms), for logs and metrics. */
 export interface InitPhases {
@@ -121,7 +122,16 @@ export class ExecutionEnvironment {
   readonly id = randomBytes(16).toString("hex");
   readonly logGroup: string;
   readonly logStream: string;
-  state: EnvironmentState = "initializing";
+  #state: EnvironmentState = "initializing";
+
+  /** Where the environment is in its lifecycle (changed only through `enter`, by the transition table). */
+  get state(): EnvironmentState {
+    return this.#state;
+  }
+
+  private enter(next: EnvironmentState): void {
+    this.#state = transition(this.#state, next);
+  }
   lastUsed = Date.now();
   initDurationMs = 0;
   initPhases: InitPhases = { extensionsMs: 0, runtimeMs: 0, functionMs: 0 };
@@ -349,7 +359,8 @@ export class ExecutionEnvironment {
     });
     // The function's CPU share applies from here; the write need not hold up the first invoke.
     void this.sandbox?.endInit?.().catch(() => {});
-    this.state = "ready";
+    // The runtime may have settled already (its first `next` and the extensions' all arrived).
+    if (this.state === "initializing") this.enter("ready");
   }
 
   private identity() {
@@ -469,7 +480,7 @@ export class ExecutionEnvironment {
       void this.destroy("failure");
       return;
     }
-    this.state = "ready";
+    this.enter("ready");
     this.lastUsed = Date.now();
     if (this.deps.freezeIdle) {
       // Back-to-back invokes should not pay a freeze and a thaw each: freeze after a short idle spell.
@@ -529,7 +540,13 @@ export class ExecutionEnvironment {
 
   /** Run one event. The environment must be ready or finishing (its runtime about to ask for more). */
   async invoke(input: InvokeInput, timeoutSeconds: number): Promise<InvokeOutcome> {
-    this.state = "busy";
+    if (this.state === "dead") {
+      return platformFailure(
+        RuntimeError.ExitError,
+        `RequestId: ${input.requestId} Error: Runtime exited with error: ${exitReason(this.exitInfo).text}`,
+      );
+    }
+    this.enter("busy");
     if (this.freezeTimer) {
       clearTimeout(this.freezeTimer);
       this.freezeTimer = null;
@@ -645,7 +662,7 @@ export class ExecutionEnvironment {
       outcome.fatal = true;
       void this.destroy("failure");
     } else {
-      this.state = "finishing";
+      this.enter("finishing");
       this.lastUsed = Date.now();
       this.maybeSettle();
     }
@@ -774,7 +791,7 @@ export class ExecutionEnvironment {
 
   private async teardown(reason: ShutdownReason): Promise<void> {
     const wasInitializing = this.state === "initializing";
-    this.state = "dead";
+    this.enter("dead");
     this.shutdownReason = reason;
     if (this.freezeTimer) clearTimeout(this.freezeTimer);
     for (const cb of this.listeners.dead) cb();
