@@ -18,6 +18,7 @@ import {
   ResourceInUse,
   ResourceNotFound,
 } from "../errors.js";
+import { objectColumn, requireMembers } from "../store/columns.js";
 import type { EventSourceMappingsTable } from "../store/schema.js";
 import type { Store } from "../store/store.js";
 import { type FunctionRef, functionArn, parseFunctionRef } from "./arn.js";
@@ -112,13 +113,22 @@ function names(member: string, value: unknown): string[] {
   return [v];
 }
 
+/** Settings an Update names: a member set to undefined is cleared. */
+type SettingsChange = { [K in keyof MappingSettings]?: MappingSettings[K] | undefined };
+
+/** The settings after an Update: given members replaced, cleared ones removed. */
+function applySettingsChange(settings: MappingSettings, change: SettingsChange): MappingSettings {
+  const next: Partial<MappingSettings> = { ...settings, ...stripUndefined(change) };
+  for (const [k, v] of Object.entries(change)) {
+    if (v === undefined) delete next[k as keyof MappingSettings];
+  }
+  // Only optional members are ever cleared (parseCommon sets undefined for those alone).
+  return next as MappingSettings;
+}
+
 /** The fields Create and Update share, validated; only the given ones are set. */
-function parseCommon(
-  input: Record<string, unknown>,
-  kind: BrokerKind,
-  fnName: string,
-): Partial<MappingSettings> {
-  const out: Partial<MappingSettings> = {};
+function parseCommon(input: Record<string, unknown>, kind: BrokerKind, fnName: string): SettingsChange {
+  const out: SettingsChange = {};
   const stream = STREAM_KINDS.has(kind);
   const streamOnly = (field: string) => {
     if (!stream)
@@ -191,7 +201,7 @@ function parseCommon(
       }
       out.maximumConcurrency = integerIn("scalingConfig.maximumConcurrency", mc, 2, 1000);
     } else {
-      out.maximumConcurrency = undefined as unknown as number;
+      out.maximumConcurrency = undefined;
     }
   }
   if (given(input.FilterCriteria)) {
@@ -232,7 +242,7 @@ function parseCommon(
     out.onFailure =
       given(onFailure) && onFailure !== ""
         ? validateDestination("destinationConfig.onFailure.destination", onFailure, fnName, "\u0000")
-        : (undefined as unknown as string);
+        : undefined;
   }
   for (const field of [
     "SourceAccessConfigurations",
@@ -246,6 +256,26 @@ function parseCommon(
   return out;
 }
 
+/** event_source_mappings.settings, checked: the members every stored mapping has. */
+function mappingSettingsColumn(text: string): MappingSettings {
+  const v = objectColumn("event_source_mappings", "settings", text);
+  requireMembers<MappingSettings>("event_source_mappings", "settings", v, {
+    enabled: "boolean",
+    batchSize: "number",
+    maximumBatchingWindowInSeconds: "number",
+    maximumRetryAttempts: "number",
+    maximumRecordAgeInSeconds: "number",
+    bisectBatchOnFunctionError: "boolean",
+    functionResponseTypes: "array",
+    filters: "array",
+    queues: "array?",
+    topics: "array?",
+    onFailure: "string?",
+    maximumConcurrency: "number?",
+  });
+  return v;
+}
+
 function rowToMapping(row: EventSourceMappingsTable): EventSourceMapping {
   return {
     uuid: row.uuid,
@@ -254,7 +284,7 @@ function rowToMapping(row: EventSourceMappingsTable): EventSourceMapping {
     region: row.region,
     eventSource: row.event_source,
     kind: row.kind as BrokerKind,
-    settings: JSON.parse(row.settings) as MappingSettings,
+    settings: mappingSettingsColumn(row.settings),
     state: row.state as MappingState,
     stateTransitionReason: row.state_transition_reason,
     lastProcessingResult: row.last_processing_result,
@@ -416,7 +446,7 @@ export class EventSourceMappingService {
       .where("function_name", "=", ref.name)
       .execute();
     for (const r of existing) {
-      const s = JSON.parse(r.settings) as MappingSettings;
+      const s = mappingSettingsColumn(r.settings);
       if (
         r.event_source === source &&
         (r.qualifier ?? null) === (ref.qualifier ?? null) &&
@@ -493,11 +523,7 @@ export class EventSourceMappingService {
       qualifier = ref.qualifier ?? null;
     }
     const changes = parseCommon(input, current.kind, fnName);
-    const settings: MappingSettings = { ...current.settings };
-    for (const [k, v] of Object.entries(changes)) {
-      if (v === undefined) delete (settings as unknown as Record<string, unknown>)[k];
-      else (settings as unknown as Record<string, unknown>)[k] = v;
-    }
+    const settings = applySettingsChange(current.settings, changes);
     const wasEnabled = current.settings.enabled;
     let state: MappingState = current.state;
     if (settings.enabled && !wasEnabled) state = "Enabling";
@@ -596,6 +622,8 @@ export class EventSourceMappingService {
   }
 }
 
-function stripUndefined<T extends object>(o: T): T {
-  return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as T;
+function stripUndefined<T extends object>(o: T): { [K in keyof T]: Exclude<T[K], undefined> } {
+  return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as {
+    [K in keyof T]: Exclude<T[K], undefined>;
+  };
 }
