@@ -15,6 +15,7 @@ import type { EventInvokeConfigService, EventInvokeSettings } from "../control/e
 import { LATEST } from "../control/functions.js";
 import { LambdaError } from "../errors.js";
 import type { Frontend, InvokeRequest, InvokeResponse } from "../frontend/invoke.js";
+import { objectColumn, requireMembers } from "../store/columns.js";
 import { type Listener, listenPostgres } from "../store/notify.js";
 import type { Store } from "../store/store.js";
 import { type AsyncCounter, AsyncCounters } from "./counters.js";
@@ -50,6 +51,26 @@ const BACKOFF_MAX_MS = 5 * 60_000;
 
 interface DeliveryMeta {
   attributes?: Record<string, string>;
+}
+
+/** async_events.meta of an invoke event: the last attempt's answer (once there was one) and the chain's lineage. */
+function invokeMetaColumn(text: string): Partial<AttemptResult> & { lineage?: Lineage } {
+  const v = objectColumn("async_events", "meta", text);
+  requireMembers<Partial<AttemptResult> & { lineage?: Lineage }>("async_events", "meta", v, {
+    statusCode: "number?",
+    executedVersion: "string?",
+    payload: "string?",
+    functionError: "string?",
+    lineage: "object?",
+  });
+  return v;
+}
+
+/** async_events.meta of a destination delivery: its message attributes. */
+function deliveryMetaColumn(text: string): DeliveryMeta {
+  const v = objectColumn("async_events", "meta", text);
+  requireMembers<DeliveryMeta>("async_events", "meta", v, { attributes: "object?" });
+  return v;
 }
 
 export interface AsyncStatus {
@@ -270,9 +291,7 @@ export class AsyncService {
     const settings = await this.configs.settings(ev.function_name, ev.qualifier);
     const deadline = ev.enqueued_at + settings.maximumEventAgeSeconds * 1000;
     // meta: the last attempt's result, and the chain's lineage (kept across attempts).
-    const meta = ev.meta
-      ? (JSON.parse(ev.meta) as Partial<AttemptResult> & { lineage?: Lineage })
-      : undefined;
+    const meta = ev.meta ? invokeMetaColumn(ev.meta) : undefined;
     const lineage = meta?.lineage;
     const last = meta?.statusCode !== undefined ? (meta as AttemptResult) : undefined;
     if (Date.now() >= deadline) {
@@ -438,7 +457,7 @@ export class AsyncService {
   /** Deliver one record (or dead letter) to its target; retry with backoff for up to 6 hours. */
   private async deliver(ev: QueuedEvent): Promise<void> {
     const target = ev.target ?? "";
-    const meta = ev.meta ? (JSON.parse(ev.meta) as DeliveryMeta) : {};
+    const meta = ev.meta ? deliveryMetaColumn(ev.meta) : {};
     try {
       await this.destinations.open(target).deliver({ body: ev.payload, attributes: meta.attributes ?? {} });
     } catch (err) {

@@ -11,6 +11,7 @@ import {
   ResourceConflict,
   ResourceNotFound,
 } from "../errors.js";
+import { numberMapColumn } from "../store/columns.js";
 import type { AliasesTable } from "../store/schema.js";
 import type { Store } from "../store/store.js";
 import { functionArn } from "./arn.js";
@@ -48,7 +49,7 @@ function toAlias(row: AliasesTable): Alias {
     name: row.name,
     functionVersion: row.function_version,
     description: row.description,
-    weights: JSON.parse(row.weights) as Record<string, number>,
+    weights: numberMapColumn("aliases", "weights", row.weights),
     revisionId: row.revision_id,
   };
 }
@@ -265,7 +266,9 @@ export class AliasService {
       .where("function_name", "=", fn)
       .execute();
     return rows
-      .filter((r) => r.function_version === version || version in (JSON.parse(r.weights) as object))
+      .filter(
+        (r) => r.function_version === version || version in numberMapColumn("aliases", "weights", r.weights),
+      )
       .map((r) => r.name);
   }
 }

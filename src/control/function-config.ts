@@ -6,6 +6,7 @@ import { createHash } from "node:crypto";
 import type { Limits } from "../config.js";
 import { constraintViolation, InvalidParameterValue, integerIn, ValidationError } from "../errors.js";
 import { RUNTIMES, type Runtime } from "../runtimes/catalog.js";
+import { objectColumn, requireMembers } from "../store/columns.js";
 import type { FunctionVersionsTable } from "../store/schema.js";
 import { functionArn } from "./arn.js";
 
@@ -33,6 +34,24 @@ export interface StoredConfig {
   SystemLogLevel?: string;
   /** On a published version: the RevisionId of $LATEST it was published from. */
   PublishedFromRevisionId?: string;
+}
+
+/** function_versions.config, checked: the members every stored configuration has. */
+export function storedConfigColumn(text: string): StoredConfig {
+  const v = objectColumn("function_versions", "config", text);
+  requireMembers<StoredConfig>("function_versions", "config", v, {
+    Runtime: "string",
+    Handler: "string",
+    Role: "string",
+    Timeout: "number",
+    MemorySize: "number",
+    Environment: "object",
+    EphemeralStorageSize: "number",
+    Layers: "array",
+    Architectures: "array",
+    PublishedFromRevisionId: "string?",
+  });
+  return v;
 }
 
 export const DEFAULTS = {
@@ -273,7 +292,7 @@ export function functionConfiguration(
   row: FunctionVersionsTable,
   region: string,
 ): Record<string, unknown> {
-  const c = JSON.parse(row.config) as StoredConfig;
+  const c = storedConfigColumn(row.config);
   const qualifier = row.version === "$LATEST" ? undefined : row.version;
   const out: Record<string, unknown> = {
     FunctionName: name,

@@ -11,6 +11,7 @@ import { randomBytes } from "node:crypto";
 import type { Kysely } from "kysely";
 import { ACCOUNT_ID } from "../config.js";
 import { InvalidParameterValue, LambdaError, ResourceConflict, ResourceNotFound } from "../errors.js";
+import { numberMapColumn, objectColumn, requireMembers } from "../store/columns.js";
 import type { CodeSigningConfigsTable, Database } from "../store/schema.js";
 import type { Store } from "../store/store.js";
 import { functionArn } from "./arn.js";
@@ -273,9 +274,20 @@ export class FunctionSettingsService {
   async getRuntimeManagementConfig(name: string, qualifier: string | undefined, region: string) {
     const version = await this.versionQualifier(name, qualifier, region);
     const raw = await this.get(name, version, "runtime-management");
-    const cfg = raw
-      ? (JSON.parse(raw) as { UpdateRuntimeOn: string; RuntimeVersionArn?: string })
-      : undefined;
+    let cfg: { UpdateRuntimeOn: string; RuntimeVersionArn?: string } | undefined;
+    if (raw) {
+      const v = objectColumn("function_settings", "value", raw);
+      requireMembers<{ UpdateRuntimeOn: string; RuntimeVersionArn?: string }>(
+        "function_settings",
+        "value",
+        v,
+        {
+          UpdateRuntimeOn: "string",
+          RuntimeVersionArn: "string?",
+        },
+      );
+      cfg = v;
+    }
     const out: Record<string, unknown> = {
       UpdateRuntimeOn: cfg?.UpdateRuntimeOn ?? "Auto",
       FunctionArn: functionArn(region, name, version),
@@ -310,7 +322,7 @@ export class FunctionSettingsService {
     const raw = await this.get(name, version, "scaling");
     const out: Record<string, unknown> = { FunctionArn: functionArn(region, name, version) };
     if (raw) {
-      const cfg = JSON.parse(raw) as Record<string, number>;
+      const cfg = numberMapColumn("function_settings", "value", raw);
       out.RequestedFunctionScalingConfig = cfg;
       out.AppliedFunctionScalingConfig = cfg;
     }

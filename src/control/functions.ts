@@ -14,6 +14,7 @@ import {
   ResourceConflict,
   ResourceNotFound,
 } from "../errors.js";
+import { numberMapColumn, stringMapColumn } from "../store/columns.js";
 import type { Database, FunctionVersionsTable } from "../store/schema.js";
 import type { Store } from "../store/store.js";
 import { type FunctionRef, functionArn, parseFunctionRef } from "./arn.js";
@@ -24,6 +25,7 @@ import {
   DEFAULTS,
   type Runtime,
   type StoredConfig,
+  storedConfigColumn,
 } from "./function-config.js";
 
 export const LATEST = "$LATEST";
@@ -600,7 +602,10 @@ export class FunctionService {
           .where("function_name", "=", ref.name)
           .execute();
         const using = aliases
-          .filter((a) => a.function_version === version || version in (JSON.parse(a.weights) as object))
+          .filter(
+            (a) =>
+              a.function_version === version || version in numberMapColumn("aliases", "weights", a.weights),
+          )
           .map((a) => a.name);
         if (using.length > 0) {
           throw ResourceConflict(
@@ -671,7 +676,7 @@ export class FunctionService {
 
   async tags(name: string, region: string): Promise<Record<string, string>> {
     const row = await this.getFunctionRow(name, region);
-    return JSON.parse(row.tags) as Record<string, string>;
+    return stringMapColumn("functions", "tags", row.tags);
   }
 
   async tag(name: string, region: string, add: unknown): Promise<void> {
@@ -726,7 +731,7 @@ function toVersion(row: FunctionVersionsTable): FunctionVersion {
   return {
     name: row.function_name,
     version: row.version,
-    config: JSON.parse(row.config) as StoredConfig,
+    config: storedConfigColumn(row.config),
     codeSha256: row.code_sha256,
     revisionId: row.revision_id,
     state: row.state,
@@ -760,14 +765,14 @@ function versionOrder(v: string): number {
  * RevisionId, which the version records.
  */
 function unchangedSince(version: FunctionVersionsTable, latest: FunctionVersionsTable): boolean {
-  const from = (JSON.parse(version.config) as StoredConfig).PublishedFromRevisionId;
+  const from = storedConfigColumn(version.config).PublishedFromRevisionId;
   if (from !== undefined) return from === latest.revision_id;
   return version.code_sha256 === latest.code_sha256 && sameConfig(version.config, latest.config);
 }
 
 function sameConfig(a: string, b: string): boolean {
   const strip = (s: string) => {
-    const { Description: _, ...rest } = JSON.parse(s) as StoredConfig;
+    const { Description: _, ...rest } = storedConfigColumn(s);
     return JSON.stringify(rest);
   };
   return strip(a) === strip(b);

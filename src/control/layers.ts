@@ -14,6 +14,7 @@ import {
   RequestEntityTooLarge,
   ResourceNotFound,
 } from "../errors.js";
+import { stringListColumn } from "../store/columns.js";
 import type { LayerVersionsTable } from "../store/schema.js";
 import type { Store } from "../store/store.js";
 import { exists, extractPackage, inspectPackage, sweepInterrupted } from "./code.js";
@@ -302,11 +303,16 @@ export class LayerService {
 }
 
 function compatible(r: LayerVersionsTable, f: { runtime?: string; architecture?: string }): boolean {
-  if (f.runtime !== undefined && !(JSON.parse(r.compatible_runtimes) as string[]).includes(f.runtime))
+  if (
+    f.runtime !== undefined &&
+    !stringListColumn("layer_versions", "compatible_runtimes", r.compatible_runtimes).includes(f.runtime)
+  )
     return false;
   if (
     f.architecture !== undefined &&
-    !(JSON.parse(r.compatible_architectures) as string[]).includes(f.architecture)
+    !stringListColumn("layer_versions", "compatible_architectures", r.compatible_architectures).includes(
+      f.architecture,
+    )
   )
     return false;
   return true;
@@ -332,8 +338,8 @@ export function layerVersionShape(
 
 /** A LayerVersionsListItem. */
 export function layerVersionListItem(r: LayerVersionsTable, region: string): Record<string, unknown> {
-  const runtimes = JSON.parse(r.compatible_runtimes) as string[];
-  const archs = JSON.parse(r.compatible_architectures) as string[];
+  const runtimes = stringListColumn("layer_versions", "compatible_runtimes", r.compatible_runtimes);
+  const archs = stringListColumn("layer_versions", "compatible_architectures", r.compatible_architectures);
   const out: Record<string, unknown> = {
     LayerVersionArn: `${layerArn(region, r.layer_name)}:${r.version}`,
     Version: r.version,

@@ -7,6 +7,7 @@ import type { FunctionVersion } from "../../control/functions.js";
 import { constraintViolation, InvalidParameterValue, ResourceNotFound } from "../../errors.js";
 import type { Platform } from "../../platform.js";
 import { deprecationWarning } from "../../runtimes/policy.js";
+import { stringMapColumn } from "../../store/columns.js";
 import {
   jsonBody,
   packageLocation,
@@ -105,7 +106,7 @@ export function registerFunctionRoutes(app: FastifyInstance, platform: Platform)
           region(req),
         ),
       },
-      Tags: JSON.parse(fn.tags),
+      Tags: stringMapColumn("functions", "tags", fn.tags),
     };
     if (fn.reserved_concurrency !== null)
       out.Concurrency = { ReservedConcurrentExecutions: fn.reserved_concurrency };
