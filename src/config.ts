@@ -117,11 +117,6 @@ export interface ServerOptions {
   devCredentials?: boolean;
   /** The key that seals access-key secrets and session tokens (default `<data dir>/server.key`). */
   serverKeyFile?: string;
-  /**
-   * Hosts and networks (names, IPs, CIDRs) that destinations, DLQ URLs and broker URIs may
-   * point at even though they are loopback or private addresses.
-   */
-  allowDestinationHosts: string[];
 }
 
 /** Is this listen address reachable only from this machine? */
@@ -149,7 +144,6 @@ export function defaultOptions(overrides: Partial<ServerOptions> = {}): ServerOp
     limits: { ...DEFAULT_LIMITS },
     http: { ...DEFAULT_HTTP },
     quiet: false,
-    allowDestinationHosts: [],
     ...overrides,
   };
 }

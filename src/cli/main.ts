@@ -87,11 +87,6 @@ program
     "key sealing access-key secrets (default <data dir>/server.key; share it between servers on one PostgreSQL)",
   )
   .option(
-    "--allow-destination-hosts <list>",
-    "comma-separated hosts, IPs or CIDRs that destinations and broker URIs may reach although loopback/private",
-    "",
-  )
-  .option(
     "--public-url <url>",
     "URL clients reach this server at, for links such as Code.Location (default: the listen address)",
     publicUrlArg,

@@ -23,7 +23,6 @@ interface ServerFlags {
   blockDeprecatedRuntimes?: boolean;
   devCredentials: boolean;
   serverKeyFile?: string;
-  allowDestinationHosts: string;
   publicUrl?: string;
   headersTimeout: number;
   requestTimeout: number;
@@ -64,10 +63,6 @@ export async function runServer(flags: ServerFlags): Promise<void> {
       // --no-dev-credentials turns them off; otherwise the platform decides (loopback only).
       ...(flags.devCredentials === false ? { devCredentials: false } : {}),
       ...(flags.serverKeyFile ? { serverKeyFile: flags.serverKeyFile } : {}),
-      allowDestinationHosts: flags.allowDestinationHosts
-        .split(",")
-        .map((h) => h.trim())
-        .filter(Boolean),
       http: {
         headersTimeoutMs: flags.headersTimeout * 1000,
         requestTimeoutMs: flags.requestTimeout * 1000,
