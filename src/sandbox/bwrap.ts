@@ -514,6 +514,10 @@ class BwrapSandbox implements Sandbox {
     return this.cgroup.oomKilled();
   }
 
+  async processIds(): Promise<number[]> {
+    return this.cgroup.processIds();
+  }
+
   async destroy(): Promise<void> {
     await this.cgroup.destroy();
     await this.exited;

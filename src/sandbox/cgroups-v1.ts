@@ -4,6 +4,7 @@ import {
   ControlFile,
   KILL_DEADLINE_MS,
   killTree,
+  pidsOf,
   readControl,
   readKey,
   removeCgroupDir,
@@ -79,6 +80,10 @@ export class CgroupV1Hierarchy implements CgroupHierarchy {
 class CgroupV1 implements SandboxCgroup {
   readonly #freezerState: ControlFile;
   readonly #peak: ControlFile;
+
+  processIds(): number[] {
+    return pidsOf(this.dirs.memory);
+  }
 
   #destroyed: Promise<void> | undefined;
 

@@ -68,6 +68,10 @@ class CgroupV2 implements SandboxCgroup {
 
   constructor(private readonly dir: string) {}
 
+  processIds(): number[] {
+    return pidsOf(this.dir);
+  }
+
   async join(pid: number): Promise<void> {
     try {
       await writeFile(`${this.dir}/cgroup.procs`, String(pid));

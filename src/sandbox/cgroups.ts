@@ -22,6 +22,8 @@ export interface SandboxCgroup {
   peakMemoryBytes(): number | undefined;
   /** Whether the kernel's OOM killer has killed a process of this cgroup. */
   oomKilled(): boolean;
+  /** The processes (thread group ids) inside now. */
+  processIds(): number[];
   /** Kills every process inside, waits until the cgroup is empty and removes it. Idempotent. */
   destroy(): Promise<void>;
 }

@@ -107,6 +107,11 @@ export interface Sandbox {
   resetPeakMemory(): void;
   /** Peak memory of the tree since the last reset, in bytes, if the driver can measure it. */
   peakMemoryBytes(): number | undefined;
+  /**
+   * The processes of the environment now (its cgroup; or its process tree): who may use its
+   * Runtime API over TCP.
+   */
+  processIds(): Promise<number[]>;
   /** Whether the memory limit's OOM killer has killed a process of the tree (drivers that enforce one). */
   oomKilled?(): boolean;
   /** Kill the whole tree and release every resource (cgroups, sockets, dirs). Idempotent. */

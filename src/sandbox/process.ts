@@ -1,5 +1,6 @@
 import { spawn } from "node:child_process";
 import { constants } from "node:fs";
+import { readdir, readFile } from "node:fs/promises";
 import { ControlFile } from "./cgroup-fs.js";
 import type {
   RuntimeApiEndpoint,
@@ -131,6 +132,23 @@ class ProcessSandbox implements Sandbox {
     if (!this.running) return undefined;
     const match = /^VmHWM:\s+(\d+) kB$/m.exec(this.#status.read() ?? "");
     return match?.[1] === undefined ? undefined : Number(match[1]) * 1024;
+  }
+
+  /** The main process and its descendants (a process that left the tree is no longer the environment's). */
+  async processIds(): Promise<number[]> {
+    if (!this.running) return [];
+    const found: number[] = [];
+    const queue = [this.pid];
+    while (queue.length > 0 && found.length < 4096) {
+      const pid = queue.shift() as number;
+      found.push(pid);
+      const tasks = await readdir(`/proc/${pid}/task`).catch(() => [] as string[]);
+      for (const task of tasks) {
+        const children = await readFile(`/proc/${pid}/task/${task}/children`, "utf8").catch(() => "");
+        for (const child of children.split(" ")) if (child.trim()) queue.push(Number(child));
+      }
+    }
+    return found;
   }
 
   async destroy(): Promise<void> {

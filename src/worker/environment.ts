@@ -33,6 +33,7 @@ import {
   startLine,
 } from "./platform-lines.js";
 import { type Invocation, RuntimeApiServer, type RuntimeOutcome } from "./runtime-api.js";
+import { ownProcessesOnly, tcpEndpoint } from "./runtime-api-peer.js";
 import {
   InvalidEntrypoint,
   runtimeArgv,
@@ -388,7 +389,7 @@ export class ExecutionEnvironment {
     const endpoint = await this.api.listen(
       driver.runtimeApiEndpointKind() === "unix"
         ? { kind: "unix", path: join(this.deps.runDir, `${this.id}.sock`) }
-        : { kind: "tcp", host: "127.0.0.1", port: 0, socketPath: join(this.deps.runDir, `${this.id}.sock`) },
+        : tcpEndpoint(driver, join(this.deps.runDir, `${this.id}.sock`)),
     );
     const installed = this.deps.runtimes.resolve(this.fn.config.Runtime);
     const mounts: SandboxMounts = { codeDir, runtimeDir: this.deps.runtimesDir, ...runtimeMounts(installed) };
@@ -413,7 +414,7 @@ export class ExecutionEnvironment {
         : new Promise<void>((resolve) => {
             this.runtimeExited = resolve;
           });
-    return driver.spawn({
+    const sandbox = await driver.spawn({
       id: this.id,
       argv,
       env: runtimeEnvironment(this.fn, view, this.identity()),
@@ -423,6 +424,8 @@ export class ExecutionEnvironment {
       ...(platformApiSocket !== undefined ? { platformApiSocket } : {}),
       onOutput: (chunk) => this.output(chunk),
     });
+    this.api.admitOnly(ownProcessesOnly(sandbox));
+    return sandbox;
   }
 
   /**

@@ -5,7 +5,12 @@
  */
 import { unlink } from "node:fs/promises";
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
-import type { AddressInfo } from "node:net";
+import {
+  type AddressInfo,
+  createServer as createTcpServer,
+  type Socket,
+  type Server as TcpServer,
+} from "node:net";
 import { ApiError, type ApiErrorType, RuntimeError, sendErrorResponse } from "../protocol/errors.js";
 import type { RuntimeApiEndpoint } from "../sandbox/driver.js";
 
@@ -58,6 +63,16 @@ export class RuntimeApiServer {
   private initDone = false;
   private socketPath: string | null = null;
   private unixServer: Server | null = null;
+  /** The TCP listener: admits a connection only once its client is known to be this environment's. */
+  private gate: TcpServer | null = null;
+  private admit: ((socket: Socket) => Promise<boolean>) | null = null;
+  private admitSet: (() => void) | null = null;
+  private readonly admitKnown = new Promise<void>((resolve) => {
+    this.admitSet = resolve;
+  });
+  private closed = false;
+  /** Connections refused because they came from another process (for tests and logs). */
+  refused = 0;
   extraRoute: ExtraRoute | null = null;
 
   constructor(
@@ -85,7 +100,7 @@ export class RuntimeApiServer {
 
   /** Listen on the endpoint; for TCP with port 0, the chosen port is returned in the result. */
   async listen(endpoint: RuntimeApiEndpoint): Promise<RuntimeApiEndpoint> {
-    const on = (server: Server, listen: (done: () => void) => void) =>
+    const on = (server: Server | TcpServer, listen: (done: () => void) => void) =>
       new Promise<void>((resolve, reject) => {
         server.once("error", reject);
         listen(resolve);
@@ -95,8 +110,15 @@ export class RuntimeApiServer {
       this.socketPath = endpoint.path;
       return endpoint;
     }
-    await on(this.server, (done) => this.server.listen(endpoint.port, endpoint.host, done));
-    const port = (this.server.address() as AddressInfo).port;
+    // TCP on the host's loopback is open to every process of the host: a connection reaches the HTTP
+    // server only once `admitOnly`'s check says its client belongs to this environment.
+    const gate = createTcpServer(
+      { pauseOnConnect: true, noDelay: true },
+      (socket) => void this.screen(socket),
+    );
+    this.gate = gate;
+    await on(gate, (done) => gate.listen(endpoint.port, endpoint.host, done));
+    const port = (gate.address() as AddressInfo).port;
     if (endpoint.socketPath === undefined) return { kind: "tcp", host: endpoint.host, port };
     // The same endpoint on a Unix socket as well (cheaper per request than loopback TCP).
     const second = this.newServer();
@@ -104,6 +126,28 @@ export class RuntimeApiServer {
     this.unixServer = second;
     this.socketPath = endpoint.socketPath;
     return { kind: "tcp", host: endpoint.host, port, socketPath: endpoint.socketPath };
+  }
+
+  /**
+   * Admit a TCP connection only if `check` says its client is one of this environment's processes
+   * (see runtime-api-peer.ts). Connections that arrive before this is set wait for it.
+   */
+  admitOnly(check: (socket: Socket) => Promise<boolean>): void {
+    this.admit = check;
+    this.admitSet?.();
+  }
+
+  private async screen(socket: Socket): Promise<void> {
+    socket.on("error", () => socket.destroy());
+    await this.admitKnown;
+    const ok = !this.closed && this.admit !== null && (await this.admit(socket).catch(() => false));
+    if (!ok || this.closed || socket.destroyed) {
+      if (!ok) this.refused++;
+      socket.destroy();
+      return;
+    }
+    this.server.emit("connection", socket);
+    socket.resume();
   }
 
   /** Hand an event to the runtime; resolves with its answer. */
@@ -131,11 +175,17 @@ export class RuntimeApiServer {
   }
 
   async close(): Promise<void> {
+    this.closed = true;
+    this.admitSet?.();
     this.waitingNext?.destroy();
     this.waitingNext = null;
-    const servers = this.unixServer ? [this.server, this.unixServer] : [this.server];
+    const servers = [this.server, ...(this.unixServer ? [this.unixServer] : [])];
     for (const server of servers) server.closeAllConnections();
-    await Promise.all(servers.map((server) => new Promise<void>((resolve) => server.close(() => resolve()))));
+    const gate = this.gate;
+    await Promise.all([
+      ...servers.map((server) => new Promise<void>((resolve) => server.close(() => resolve()))),
+      ...(gate ? [new Promise<void>((resolve) => gate.close(() => resolve()))] : []),
+    ]);
     if (this.socketPath) await unlink(this.socketPath).catch(() => {});
   }
 

@@ -19,6 +19,7 @@ import type {
 } from "../sandbox/driver.js";
 import type { PlatformApiChannel, PlatformApiListener, SandboxOrigin } from "./platform-api.js";
 import { RuntimeApiServer } from "./runtime-api.js";
+import { ownProcessesOnly, tcpEndpoint } from "./runtime-api-peer.js";
 import { interpreter, pythonRuntimeArgs, RuntimeNotInstalled, runtimeMounts } from "./runtimes.js";
 
 /** Stem cells are kept per runtime identifier: each runs its own language version. */
@@ -86,7 +87,7 @@ export class StemCell {
     this.endpoint = await this.api.listen(
       driver.runtimeApiEndpointKind() === "unix"
         ? { kind: "unix", path: join(this.deps.runDir, `${this.id}.sock`) }
-        : { kind: "tcp", host: "127.0.0.1", port: 0, socketPath: join(this.deps.runDir, `${this.id}.sock`) },
+        : tcpEndpoint(driver, join(this.deps.runDir, `${this.id}.sock`)),
     );
     const mounts = this.mounts(this.deps.runDir);
     const view = driver.view(mounts, this.endpoint);
@@ -137,6 +138,8 @@ export class StemCell {
       await Promise.all([this.api.close(), this.platformListener?.close()]);
       throw err;
     }
+    // Only the cell's own processes may ask for its assignment (the next function's environment).
+    this.api.admitOnly(ownProcessesOnly(this.sandbox));
     void this.sandbox.exited.then(() => {
       this.dead = true;
     });
@@ -210,6 +213,11 @@ export class StemCellPool {
   /** Waiting cells of a family. */
   size(family: StemFamily): number {
     return this.ready.get(family)?.length ?? 0;
+  }
+
+  /** The Runtime API endpoints of the cells waiting now (for tests: nobody else may ask them anything). */
+  endpoints(): RuntimeApiEndpoint[] {
+    return [...this.ready.values()].flat().map((cell) => cell.endpoint);
   }
 
   /** Resolves once a cell of the runtime is waiting (starting one if none is on its way). */
