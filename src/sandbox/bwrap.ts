@@ -39,6 +39,7 @@ import {
 } from "./network.js";
 import { readOutput } from "./output.js";
 import { SANDBOX_USER } from "./sandbox-user.js";
+import { seccompFilter } from "./seccomp.js";
 import { systemViewArgs, writeSandboxEtc } from "./system-view.js";
 import { Watchdog } from "./watchdog.js";
 
@@ -102,6 +103,8 @@ export class BwrapDriver implements SandboxDriver {
   #blockedAddresses: string[] = [];
   readonly supportsStemCells: boolean;
   #watchdog: Watchdog | undefined;
+  /** The sandbox's seccomp filter (BPF), read by bwrap from fd 5; undefined on an ABI it does not cover. */
+  readonly seccomp: Buffer | undefined = seccompFilter();
 
   constructor(options: BwrapDriverOptions) {
     this.#options = options;
@@ -295,9 +298,15 @@ export class BwrapDriver implements SandboxDriver {
   ): Promise<BwrapSandbox> {
     const child = spawn(this.#options.bwrap ?? "bwrap", this.#args(spec, socket, stemDir), {
       env: HELPER_ENV,
-      // 3: --info-fd (child pid), 4: --block-fd (released once cgroups and network are ready).
-      stdio: ["ignore", "pipe", "pipe", "pipe", "pipe"],
+      // 3: --info-fd (child pid), 4: --block-fd (released once cgroups and network are ready),
+      // 5: --seccomp (the filter's bytes).
+      stdio: ["ignore", "pipe", "pipe", "pipe", "pipe", this.seccomp ? "pipe" : "ignore"],
     });
+    if (this.seccomp) {
+      const filter = (child.stdio as unknown[])[5] as import("node:stream").Writable;
+      filter.on("error", () => {});
+      filter.end(this.seccomp);
+    }
     readOutput(child.stdout, spec.onOutput);
     readOutput(child.stderr, spec.onOutput);
     try {
@@ -376,6 +385,7 @@ export class BwrapDriver implements SandboxDriver {
     }
     args.push(...runtimeMountArgs(mounts));
     if (socket !== undefined) args.push("--ro-bind", socket, SANDBOX_PATHS.runtimeApiSocket);
+    if (this.seccomp) args.push("--seccomp", "5");
     args.push("--chdir", SANDBOX_PATHS.taskRoot, "--info-fd", "3", "--block-fd", "4", "--");
     args.push(...dropToSandboxUser(), ...spec.argv);
     return args;
