@@ -17,6 +17,7 @@ import { join, relative } from "node:path";
 import { parseArgs } from "node:util";
 import { Pool, request } from "undici";
 import { startChild } from "./lib/procs.mjs";
+import { signedHeaders } from "./lib/sign.mjs";
 import { BENCH_DIR, ROOT } from "./lib/systems.mjs";
 
 const { values: opts } = parseArgs({
@@ -60,16 +61,19 @@ try {
   for await (const c of zip.outputStream) chunks.push(c);
   const zipFile = Buffer.concat(chunks).toString("base64");
   const create = async (name) => {
+    const body = JSON.stringify({
+      FunctionName: name,
+      Runtime: "nodejs20.x",
+      Handler: "index.handler",
+      Role: "arn:aws:iam::000000000000:role/bench",
+      Code: { ZipFile: zipFile },
+    });
     const res = await request(`${origin}/2015-03-31/functions`, {
       method: "POST",
-      headers: { "content-type": "application/json" },
-      body: JSON.stringify({
-        FunctionName: name,
-        Runtime: "nodejs20.x",
-        Handler: "index.handler",
-        Role: "arn:aws:iam::000000000000:role/bench",
-        Code: { ZipFile: zipFile },
+      headers: signedHeaders(origin, "/2015-03-31/functions", "POST", body, {
+        "content-type": "application/json",
       }),
+      body,
     });
     if (res.statusCode !== 201)
       throw new Error(`CreateFunction → ${res.statusCode} ${await res.body.text()}`);
@@ -83,15 +87,19 @@ try {
     for (let i = 0; i < cold; i++) {
       await create(`cold${i}`);
       const t = performance.now();
-      const r = await request(`${origin}/2015-03-31/functions/cold${i}/invocations`, {
+      const invokePath = `/2015-03-31/functions/cold${i}/invocations`;
+      const r = await request(origin + invokePath, {
         method: "POST",
         body: "{}",
+        headers: signedHeaders(origin, invokePath, "POST", "{}"),
       });
       await r.body.dump();
       times.push(performance.now() - t);
-      await request(`${origin}/2015-03-31/functions/cold${i}`, { method: "DELETE" }).then((x) =>
-        x.body.dump(),
-      );
+      const fnPath = `/2015-03-31/functions/cold${i}`;
+      await request(origin + fnPath, {
+        method: "DELETE",
+        headers: signedHeaders(origin, fnPath, "DELETE"),
+      }).then((x) => x.body.dump());
       await new Promise((r) => setTimeout(r, 150));
     }
     times.sort((a, b) => a - b);
@@ -105,7 +113,12 @@ try {
   const one = new Pool(origin, { connections: 1 });
   const t0 = performance.now();
   for (let i = 0; i < n; i++) {
-    const r = await one.request({ path, method: "POST", body: "{}", headers });
+    const r = await one.request({
+      path,
+      method: "POST",
+      body: "{}",
+      headers: signedHeaders(origin, path, "POST", "{}", headers),
+    });
     await r.body.dump();
   }
   const seqMs = performance.now() - t0;
@@ -115,7 +128,12 @@ try {
   await Promise.all(
     Array.from({ length: c }, async () => {
       while (left-- > 0) {
-        const r = await many.request({ path, method: "POST", body: "{}", headers });
+        const r = await many.request({
+          path,
+          method: "POST",
+          body: "{}",
+          headers: signedHeaders(origin, path, "POST", "{}", headers),
+        });
         await r.body.dump();
       }
     }),

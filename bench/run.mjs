@@ -162,7 +162,12 @@ async function main() {
         }
         const name = await sys.fn("hello");
         const { request } = await import("undici");
-        const res = await request(sys.origin + sys.path(name), { method: "POST", body: "{}" });
+        const { signedHeaders } = await import("./lib/sign.mjs");
+        const res = await request(sys.origin + sys.path(name), {
+          method: "POST",
+          body: "{}",
+          headers: signedHeaders(sys.origin, sys.path(name), "POST", "{}"),
+        });
         const text = await res.body.text();
         if (res.statusCode !== 200 || res.headers["x-amz-function-error"]) {
           systems.pop();

@@ -7,13 +7,18 @@ import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { Pool, request } from "undici";
 import { cleanEnv, commOf, descendants, memoryOf } from "./procs.mjs";
+import { signedHeaders } from "./sign.mjs";
 import { summarize } from "./stats.mjs";
 import { BENCH_DIR, SLS_COLD_FUNCTIONS, SLS_SCALE_FUNCTIONS } from "./systems.mjs";
 
 const rotate = (list, r) => list.map((_, i) => list[(i + r) % list.length]);
 
+const origins = new WeakMap();
+
 function pool(sys, connections) {
-  return new Pool(sys.origin, { connections, pipelining: 1, keepAliveTimeout: 60_000 });
+  const p = new Pool(sys.origin, { connections, pipelining: 1, keepAliveTimeout: 60_000 });
+  origins.set(p, sys.origin);
+  return p;
 }
 
 async function invoke(p, path, body, headers = {}) {
@@ -23,7 +28,10 @@ async function invoke(p, path, body, headers = {}) {
       path,
       method: "POST",
       body,
-      headers: { "content-type": "application/json", ...headers },
+      headers: signedHeaders(origins.get(p), path, "POST", body, {
+        "content-type": "application/json",
+        ...headers,
+      }),
     });
     const buf = Buffer.from(await res.body.arrayBuffer());
     return {
@@ -353,7 +361,8 @@ function logReader(sys, name) {
     async poll() {
       for (;;) {
         const q = `?limit=10000${after !== undefined ? `&after=${after}` : ""}`;
-        const res = await request(`${sys.origin}/_lambent/logs/${name}${q}`);
+        const path = `/_lambent/logs/${name}${q}`;
+        const res = await request(sys.origin + path, { headers: signedHeaders(sys.origin, path, "GET") });
         const { events } = await res.body.json();
         for (const e of events) {
           after = e.id;

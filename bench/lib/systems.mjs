@@ -12,6 +12,7 @@ import { fileURLToPath } from "node:url";
 import { request } from "undici";
 import yazl from "yazl";
 import { cleanEnv, startChild } from "./procs.mjs";
+import { signedHeaders } from "./sign.mjs";
 
 export const BENCH_DIR = dirname(dirname(fileURLToPath(import.meta.url)));
 export const ROOT = dirname(BENCH_DIR);
@@ -37,10 +38,11 @@ function zipOf(handler) {
 }
 
 async function json(origin, method, path, body) {
+  const text0 = body ? JSON.stringify(body) : undefined;
   const res = await request(origin + path, {
     method,
-    headers: body ? { "content-type": "application/json" } : {},
-    body: body ? JSON.stringify(body) : undefined,
+    headers: signedHeaders(origin, path, method, text0, body ? { "content-type": "application/json" } : {}),
+    body: text0,
   });
   const text = await res.body.text();
   if (res.statusCode >= 300) throw new Error(`${method} ${path} → ${res.statusCode} ${text.slice(0, 300)}`);
