@@ -12,7 +12,8 @@
 # Without --test (npm install's `prepare`) it never fails its caller: without these packages
 # Lambent still runs, with the unisolated process driver, and says so.
 # With --test (npm test) it also installs what the test suite builds with (the official
-# aws-lambda-ric's native client needs autoconf, automake, libtool, cmake, make and g++), and
+# aws-lambda-ric's native client needs autoconf, automake, libtool, cmake, make and g++; the
+# conformance suite drives Debian's AWS CLI v2 (awscli, /usr/bin/aws) and boto3 too), and
 # any package it cannot install fails the run: the tests need the real sandbox.
 set -euo pipefail
 
@@ -38,6 +39,8 @@ if $test_mode; then
   need cmake cmake
   need make make
   need g++ g++
+  [ -x /usr/bin/aws ] || missing+=(awscli)
+  /usr/bin/python3 -c "import boto3" 2>/dev/null || missing+=(python3-boto3)
 fi
 [ ${#missing[@]} -eq 0 ] && exit 0
 packages=$(printf '%s\n' "${missing[@]}" | sort -u | tr '\n' ' ')
