@@ -7,8 +7,8 @@
  *
  * The Node runtime here does not ship the AWS SDK for every version yet, so the
  * caller's zip carries @aws-sdk/client-lambda bundled with esbuild.
- * Python: the sandbox's system Python has no botocore (and Debian's 1.29
- * ignores AWS_ENDPOINT_URL_*); that test belongs with the Python runtimes.
+ * Python: python3.13 (the Debian trixie runtime) ships boto3 1.37, which honours
+ * AWS_ENDPOINT_URL_LAMBDA: `boto3.client("lambda")` with no arguments.
  */
 import { InvokeCommand, LambdaClient, ListFunctionsCommand } from "@aws-sdk/client-lambda";
 import { build } from "esbuild";
@@ -75,6 +75,16 @@ async function call(server: TestServer, fn: string, target: string, dev = false)
   };
 }
 
+const PY_CALLER = `
+import json, boto3, botocore.exceptions
+def handler(event, context):
+    try:
+        out = boto3.client("lambda").invoke(FunctionName=event["target"], Payload=json.dumps({"from": "python"}))
+        return {"ok": True, "payload": json.loads(out["Payload"].read())}
+    except botocore.exceptions.ClientError as e:
+        return {"ok": False, "name": e.response["Error"]["Code"], "message": e.response["Error"]["Message"]}
+`;
+
 const ROLE_ARN = (name: string) => `arn:aws:iam::000000000000:role/${name}`;
 const FN_ARN = (name: string) => `arn:aws:lambda:us-east-1:000000000000:function:${name}`;
 
@@ -108,9 +118,34 @@ function scenario(label: string, sandbox: "process" | "bwrap") {
           { FunctionName: fn },
         );
       }
+      const { CreateFunctionCommand, waitUntilFunctionActiveV2 } = await import("@aws-sdk/client-lambda");
+      await server.lambda.send(
+        new CreateFunctionCommand({
+          FunctionName: "pycaller",
+          Runtime: "python3.13",
+          Handler: "app.handler",
+          Role: ROLE_ARN("invoker"),
+          Timeout: 30,
+          Code: { ZipFile: await zipEntries([{ name: "app.py", content: PY_CALLER }]) },
+        }),
+      );
+      await waitUntilFunctionActiveV2(
+        { client: server.lambda, maxWaitTime: 30, minDelay: 0.1, maxDelay: 0.5 },
+        { FunctionName: "pycaller" },
+      );
     });
     afterAll(async () => {
       await server?.stop();
+    });
+
+    it('boto3.client("lambda") inside a Python function invokes what its role allows, and is denied the rest', async () => {
+      const allowed = await call(server, "pycaller", "callee");
+      expect(allowed).toMatchObject({ ok: true, payload: { event: { from: "python" } } });
+      const denied = await call(server, "pycaller", "secret");
+      expect(denied).toMatchObject({ ok: false, name: "AccessDeniedException" });
+      expect(denied.message).toContain(
+        "assumed-role/invoker/pycaller is not authorized to perform: lambda:InvokeFunction",
+      );
     });
 
     it("new LambdaClient({}) inside a function invokes another function its role allows", async () => {
