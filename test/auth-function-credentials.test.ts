@@ -156,6 +156,14 @@ function scenario(label: string, sandbox: "process" | "bwrap") {
       expect(r).toMatchObject({ ok: true, payload: { event: { from: "caller" } } });
     });
 
+    if (sandbox === "bwrap") {
+      it("through its own channel a function is recognised only with its own session credentials: the development key is refused", async () => {
+        const r = await call(server, "caller", "callee", true);
+        expect(r).toMatchObject({ ok: false, name: "UnrecognizedClientException" });
+        expect(r.message).toBe("The security token included in the request is invalid.");
+      });
+    }
+
     it("a call the role does not allow is AccessDeniedException naming the assumed role", async () => {
       const r = await call(server, "caller", "secret");
       expect(r.ok).toBe(false);

@@ -3,11 +3,15 @@
  * runs; only `GET /health` is open. The signature's key, date and form are
  * checked as soon as the headers arrive (onRequest), the body hash once the
  * body is read (preHandler), then the caller's policies (auth/authorize.ts).
+ * A request that came through an execution environment's own channel (worker/platform-api.ts) is
+ * recognised only with the session credentials issued to that environment's function: not the
+ * development key, not an operator's key, not another function's session.
  */
 import type { FastifyInstance, FastifyRequest } from "fastify";
 import type { Principal } from "../auth/keys.js";
-import type { PendingAuth } from "../auth/verify.js";
+import { type PendingAuth, UnrecognizedClient } from "../auth/verify.js";
 import type { Platform } from "../platform.js";
+import { type SandboxOrigin, sandboxOriginOf } from "../worker/platform-api.js";
 
 const pending = new WeakMap<FastifyRequest, PendingAuth>();
 const principals = new WeakMap<FastifyRequest, Principal>();
@@ -15,6 +19,13 @@ const principals = new WeakMap<FastifyRequest, Principal>();
 /** The authenticated caller of a request (after the preHandler hook). */
 export function principalOf(req: FastifyRequest): Principal | undefined {
   return principals.get(req);
+}
+
+/** Through an environment's channel, only its own function's session credentials exist. */
+function assertOwnCredentials(principal: Principal, origin: SandboxOrigin): void {
+  if (principal.kind !== "session" || !origin.functionName || principal.sessionName !== origin.functionName) {
+    throw UnrecognizedClient();
+  }
 }
 
 function isOpen(req: FastifyRequest): boolean {
@@ -26,14 +37,14 @@ export function registerAuth(app: FastifyInstance, platform: Platform): void {
   const { verifier, authorizer } = platform.auth;
   app.addHook("onRequest", async (req) => {
     if (isOpen(req)) return;
-    pending.set(
-      req,
-      await verifier.begin({
-        method: req.method,
-        rawUrl: req.raw.url ?? "/",
-        rawHeaders: req.raw.rawHeaders,
-      }),
-    );
+    const p = await verifier.begin({
+      method: req.method,
+      rawUrl: req.raw.url ?? "/",
+      rawHeaders: req.raw.rawHeaders,
+    });
+    const origin = sandboxOriginOf(req.raw.socket);
+    if (origin) assertOwnCredentials(p.principal, origin);
+    pending.set(req, p);
   });
   app.addHook("preHandler", async (req) => {
     const p = pending.get(req);
