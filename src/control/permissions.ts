@@ -68,6 +68,30 @@ function str(
 
 const STATEMENT_ID = { pattern: /^[a-zA-Z0-9_-]+$/, patternText: "([a-zA-Z0-9-_]+)", min: 1, max: 100 };
 
+/**
+ * The policy with one more statement: a duplicate sid is a conflict, the result must be a policy our
+ * evaluator reads back exactly, and it must fit Lambda's size limit.
+ */
+function withStatement(current: PolicyDocument | undefined, sid: string, statement: unknown): PolicyDocument {
+  const doc: PolicyDocument = current ?? { Version: "2012-10-17", Id: "default", Statement: [] };
+  if (doc.Statement.some((s) => s.Sid === sid)) {
+    throw ResourceConflict(
+      "The statement id (sid) provided already exists. Please provide a new statement id, or remove the existing statement.",
+    );
+  }
+  const next = { ...doc, Statement: [...doc.Statement, statement] } as unknown as PolicyDocument;
+  parsePolicy(JSON.stringify(next), "resource");
+  const size = JSON.stringify(next).length;
+  if (size > POLICY_LIMIT) {
+    throw new LambdaError(
+      "PolicyLengthExceededException",
+      400,
+      `The final policy size (${size}) is bigger than the limit (${POLICY_LIMIT}).`,
+    );
+  }
+  return next;
+}
+
 export class PermissionService {
   private readonly cache = new Map<string, { at: number; doc: PolicyDocument | null }>();
 
@@ -256,23 +280,7 @@ export class PermissionService {
       const owner = await this.functionOwner(ref.name, ref.qualifier, region);
       const current = await this.load("function", ref.name, qualifier, owner);
       if (revision !== undefined && revision !== (current?.revisionId ?? "")) throw REVISION_MISMATCH();
-      const doc: PolicyDocument = current?.doc ?? { Version: "2012-10-17", Id: "default", Statement: [] };
-      if (doc.Statement.some((s) => s.Sid === sid)) {
-        throw ResourceConflict(
-          "The statement id (sid) provided already exists. Please provide a new statement id, or remove the existing statement.",
-        );
-      }
-      const next = { ...doc, Statement: [...doc.Statement, statement] } as unknown as PolicyDocument;
-      // What we store must be a policy our evaluator reads back exactly.
-      parsePolicy(JSON.stringify(next), "resource");
-      const size = JSON.stringify(next).length;
-      if (size > POLICY_LIMIT) {
-        throw new LambdaError(
-          "PolicyLengthExceededException",
-          400,
-          `The final policy size (${size}) is bigger than the limit (${POLICY_LIMIT}).`,
-        );
-      }
+      const next = withStatement(current?.doc, sid, statement);
       await this.save("function", ref.name, qualifier, owner, next);
       return { Statement: JSON.stringify(statement) };
     });
@@ -374,22 +382,7 @@ export class PermissionService {
       const owner = (await this.layerOwner(layerName, version, region)).created_at;
       const current = await this.load("layer", layerName, qualifier, owner);
       if (revision !== undefined && revision !== (current?.revisionId ?? "")) throw REVISION_MISMATCH();
-      const doc: PolicyDocument = current?.doc ?? { Version: "2012-10-17", Id: "default", Statement: [] };
-      if (doc.Statement.some((s) => s.Sid === sid)) {
-        throw ResourceConflict(
-          "The statement id (sid) provided already exists. Please provide a new statement id, or remove the existing statement.",
-        );
-      }
-      const next = { ...doc, Statement: [...doc.Statement, statement] } as unknown as PolicyDocument;
-      parsePolicy(JSON.stringify(next), "resource");
-      const size = JSON.stringify(next).length;
-      if (size > POLICY_LIMIT) {
-        throw new LambdaError(
-          "PolicyLengthExceededException",
-          400,
-          `The final policy size (${size}) is bigger than the limit (${POLICY_LIMIT}).`,
-        );
-      }
+      const next = withStatement(current?.doc, sid, statement);
       const revisionId = await this.save("layer", layerName, qualifier, owner, next);
       return { Statement: JSON.stringify(statement), RevisionId: revisionId };
     });
