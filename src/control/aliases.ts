@@ -16,6 +16,7 @@ import type { AliasesTable } from "../store/schema.js";
 import type { Store } from "../store/store.js";
 import { functionArn } from "./arn.js";
 import { LATEST } from "./functions.js";
+import { decodeMarker, encodeMarker } from "./marker.js";
 
 const ALIAS_NAME_RE = /^(?!^[0-9]+$)([a-zA-Z0-9-_]+)$/;
 const VERSION_RE = /^(\$LATEST|[0-9]+)$/;
@@ -194,13 +195,11 @@ export class AliasService {
       .orderBy("name")
       .limit(maxItems + 1);
     if (version !== undefined) q = q.where("function_version", "=", version);
-    if (marker !== undefined) q = q.where("name", ">", Buffer.from(marker, "base64url").toString("utf8"));
+    if (marker !== undefined) q = q.where("name", ">", decodeMarker(marker));
     const rows = await q.execute();
     const items = rows.slice(0, maxItems).map(toAlias);
     const last = items[items.length - 1];
-    return rows.length > maxItems && last
-      ? { items, nextMarker: Buffer.from(last.name).toString("base64url") }
-      : { items };
+    return rows.length > maxItems && last ? { items, nextMarker: encodeMarker(last.name) } : { items };
   }
 
   async update(fn: string, name: string, input: AliasInput, region: string): Promise<Alias> {

@@ -9,6 +9,7 @@ import type { Store } from "../store/store.js";
 import { type FunctionRef, functionArn } from "./arn.js";
 import { brokerDestinationProblem, parseBrokerUri, redact } from "./broker-uri.js";
 import { type FunctionService, LATEST } from "./functions.js";
+import { pageAfter } from "./marker.js";
 
 export const DEFAULT_MAX_RETRY_ATTEMPTS = 2;
 export const DEFAULT_MAX_EVENT_AGE_SECONDS = 21600;
@@ -184,16 +185,11 @@ export class EventInvokeConfigService {
       .where("function_name", "=", name)
       .orderBy("qualifier")
       .execute();
-    let start = 0;
-    if (marker !== undefined) {
-      start = Number(Buffer.from(marker, "base64url").toString("utf8"));
-      if (!Number.isInteger(start) || start < 0) throw InvalidParameterValue("Invalid Marker");
-    }
-    const page = rows.slice(start, start + maxItems).map((r) => toApi(r, region));
-    const next = start + maxItems;
-    return next < rows.length
-      ? { FunctionEventInvokeConfigs: page, NextMarker: Buffer.from(String(next)).toString("base64url") }
-      : { FunctionEventInvokeConfigs: page };
+    const { page, nextMarker } = pageAfter(rows, (r) => r.qualifier, marker, maxItems);
+    const configs = page.map((r) => toApi(r, region));
+    return nextMarker
+      ? { FunctionEventInvokeConfigs: configs, NextMarker: nextMarker }
+      : { FunctionEventInvokeConfigs: configs };
   }
 
   /** What the pollers apply to an event for `name` invoked with `qualifier` (defaults when unset). */

@@ -26,6 +26,7 @@ import { type BrokerKind, parseBrokerUri, redact } from "./broker-uri.js";
 import { validatePattern } from "./event-filter.js";
 import { validateDestination } from "./event-invoke-config.js";
 import { type FunctionService, LATEST } from "./functions.js";
+import { pageAfter } from "./marker.js";
 
 export type MappingState =
   | "Creating"
@@ -587,16 +588,11 @@ export class EventSourceMappingService {
       }
       return true;
     });
-    let start = 0;
-    if (marker !== undefined) {
-      start = Number(Buffer.from(marker, "base64url").toString("utf8"));
-      if (!Number.isInteger(start) || start < 0) throw InvalidParameterValue("Invalid Marker");
-    }
-    const page = all.slice(start, start + maxItems).map(mappingConfiguration);
-    const next = start + maxItems;
-    return next < all.length
-      ? { EventSourceMappings: page, NextMarker: Buffer.from(String(next)).toString("base64url") }
-      : { EventSourceMappings: page };
+    const { page, nextMarker } = pageAfter(all, (m) => m.uuid, marker, maxItems);
+    const mappings = page.map(mappingConfiguration);
+    return nextMarker
+      ? { EventSourceMappings: mappings, NextMarker: nextMarker }
+      : { EventSourceMappings: mappings };
   }
 
   /** The pollers' side: a settled state. */

@@ -17,6 +17,7 @@ import type { Store } from "../store/store.js";
 import { functionArn } from "./arn.js";
 import { lambdaTimestamp } from "./function-config.js";
 import { type FunctionService, LATEST } from "./functions.js";
+import { decodeMarker, encodeMarker } from "./marker.js";
 
 const CSC_ARN_RE = /^arn:aws[a-zA-Z-]*:lambda:([a-z0-9-]+):(\d{12}):code-signing-config:(csc-[a-z0-9]{17})$/;
 
@@ -28,16 +29,6 @@ export function cscArn(region: string, id: string): string {
 }
 
 type Kind = "code-signing" | "recursion" | "runtime-management" | "scaling";
-
-function encodeMarker(s: string): string {
-  return Buffer.from(s, "utf8").toString("base64url");
-}
-
-function decodeMarker(s: string): string {
-  const out = Buffer.from(s, "base64url").toString("utf8");
-  if (!out) throw InvalidParameterValue("Invalid Marker");
-  return out;
-}
 
 export class FunctionSettingsService {
   constructor(

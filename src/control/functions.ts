@@ -27,6 +27,7 @@ import {
   type StoredConfig,
   storedConfigColumn,
 } from "./function-config.js";
+import { decodeMarker, encodeMarker } from "./marker.js";
 
 export const LATEST = "$LATEST";
 
@@ -813,14 +814,4 @@ function decodeListMarker(marker: string): { name: string; version?: string } {
     throw InvalidParameterValue("Invalid Marker");
   }
   return version === undefined ? { name } : { name, version };
-}
-
-function encodeMarker(s: string): string {
-  return Buffer.from(s, "utf8").toString("base64url");
-}
-
-function decodeMarker(s: string): string {
-  const out = Buffer.from(s, "base64url").toString("utf8");
-  if (!out) throw InvalidParameterValue("Invalid Marker");
-  return out;
 }

@@ -19,6 +19,7 @@ import type { LayerVersionsTable } from "../store/schema.js";
 import type { Store } from "../store/store.js";
 import { exists, extractPackage, inspectPackage, sweepInterrupted } from "./code.js";
 import { lambdaTimestamp, RUNTIMES } from "./function-config.js";
+import { decodeMarker, encodeMarker } from "./marker.js";
 
 const LAYER_NAME_RE = /^[a-zA-Z0-9_-]{1,64}$/;
 const LAYER_ARN_RE = /^arn:[a-zA-Z0-9-]+:lambda:([a-zA-Z0-9-]+):(\d{12}):layer:([a-zA-Z0-9_-]+)$/;
@@ -193,14 +194,14 @@ export class LayerService {
       .execute();
     rows = rows.filter((r) => compatible(r, filter));
     if (marker !== undefined) {
-      const after = Number(Buffer.from(marker, "base64url").toString("utf8"));
+      const after = Number(decodeMarker(marker));
       if (!Number.isInteger(after)) throw InvalidParameterValue("Invalid Marker");
       rows = rows.filter((r) => r.version < after);
     }
     const page = rows.slice(0, maxItems);
     const last = page[page.length - 1];
     return rows.length > maxItems && last
-      ? { items: page, nextMarker: Buffer.from(String(last.version)).toString("base64url") }
+      ? { items: page, nextMarker: encodeMarker(String(last.version)) }
       : { items: page };
   }
 
@@ -221,13 +222,13 @@ export class LayerService {
     for (const r of rows) if (!latest.has(r.layer_name) && compatible(r, filter)) latest.set(r.layer_name, r);
     let items = [...latest.values()].sort((a, b) => (a.layer_name < b.layer_name ? -1 : 1));
     if (marker !== undefined) {
-      const after = Buffer.from(marker, "base64url").toString("utf8");
+      const after = decodeMarker(marker);
       items = items.filter((r) => r.layer_name > after);
     }
     const page = items.slice(0, maxItems);
     const last = page[page.length - 1];
     return items.length > maxItems && last
-      ? { items: page, nextMarker: Buffer.from(last.layer_name).toString("base64url") }
+      ? { items: page, nextMarker: encodeMarker(last.layer_name) }
       : { items: page };
   }
 

@@ -1,6 +1,7 @@
 /** Reserved concurrency (Put/Get/DeleteFunctionConcurrency) and provisioned concurrency configs. */
 import type { FastifyInstance, FastifyRequest } from "fastify";
 import { provisionedConfiguration } from "../../control/concurrency.js";
+import { decodeMarker, encodeMarker } from "../../control/marker.js";
 import { InvalidParameterValue } from "../../errors.js";
 import type { Platform } from "../../platform.js";
 import { jsonBody, queryString, requestRegion, unqualifiedFunctionName } from "../request.js";
@@ -42,7 +43,7 @@ export function registerConcurrencyRoutes(app: FastifyInstance, platform: Platfo
       );
       // Marker: the last qualifier shown (opaque to clients); MaxItems 1–50 (model-validated).
       const marker = queryString(req, "Marker");
-      const after = marker === undefined ? undefined : Buffer.from(marker, "base64url").toString("utf8");
+      const after = marker === undefined ? undefined : decodeMarker(marker);
       if (after === "") throw InvalidParameterValue("Invalid Marker");
       const rest = after === undefined ? all : all.filter((c) => c.qualifier > after);
       const max = Number(queryString(req, "MaxItems") ?? 50);
@@ -51,8 +52,7 @@ export function registerConcurrencyRoutes(app: FastifyInstance, platform: Platfo
         ProvisionedConcurrencyConfigs: page.map((c) => provisionedConfiguration(c, region(req), true)),
       };
       const last = page[page.length - 1];
-      if (rest.length > max && last)
-        out.NextMarker = Buffer.from(last.qualifier, "utf8").toString("base64url");
+      if (rest.length > max && last) out.NextMarker = encodeMarker(last.qualifier);
       return out;
     }
     return provisionedConfiguration(
