@@ -74,6 +74,7 @@ describe("process sandbox driver", () => {
       runtimeRoot: "/rt",
       optRoot: "/opt",
       runtimeApiAddress: "127.0.0.1:1234",
+      ownRoot: false,
     });
   });
 
