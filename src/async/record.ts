@@ -38,6 +38,41 @@ export function parsePayload(text: string, empty: unknown): unknown {
   }
 }
 
+/** What every invocation record starts with: version, time, request context and (after a run) response context. */
+export function invocationContext<C extends string>(opts: {
+  requestId: string;
+  functionArn: string;
+  /** Lambda's conditions: async (`RetriesExhausted`, …) or stream (`RetryAttemptsExhausted`, …). */
+  condition: C;
+  approximateInvokeCount: number;
+  /** Absent when the event never ran (e.g. it aged out while throttled). */
+  last?: Omit<AttemptResult, "payload">;
+  now?: Date;
+}): Pick<InvocationRecord, "version" | "timestamp" | "responseContext"> & {
+  requestContext: Omit<InvocationRecord["requestContext"], "condition"> & { condition: C };
+} {
+  return {
+    version: "1.0",
+    timestamp: (opts.now ?? new Date()).toISOString(),
+    requestContext: {
+      requestId: opts.requestId,
+      functionArn: opts.functionArn,
+      condition: opts.condition,
+      approximateInvokeCount: opts.approximateInvokeCount,
+    },
+    ...(opts.last
+      ? {
+          responseContext: {
+            statusCode: opts.last.statusCode,
+            executedVersion: opts.last.executedVersion,
+            ...(opts.last.functionError ? { functionError: opts.last.functionError } : {}),
+          },
+        }
+      : {}),
+  };
+}
+
+/** Lambda's invocation record for an asynchronous event (destinations, DLQ conditions). */
 export function invocationRecord(opts: {
   requestId: string;
   functionArn: string;
@@ -48,24 +83,12 @@ export function invocationRecord(opts: {
   last?: AttemptResult;
   now?: Date;
 }): InvocationRecord {
-  const record: InvocationRecord = {
-    version: "1.0",
-    timestamp: (opts.now ?? new Date()).toISOString(),
-    requestContext: {
-      requestId: opts.requestId,
-      functionArn: opts.functionArn,
-      condition: opts.condition,
-      approximateInvokeCount: opts.approximateInvokeCount,
-    },
+  const { responseContext, ...head } = invocationContext(opts);
+  return {
+    ...head,
     requestPayload: parsePayload(opts.requestPayload.toString("utf8"), {}),
+    ...(responseContext && opts.last
+      ? { responseContext, responsePayload: parsePayload(opts.last.payload, null) }
+      : {}),
   };
-  if (opts.last) {
-    record.responseContext = {
-      statusCode: opts.last.statusCode,
-      executedVersion: opts.last.executedVersion,
-      ...(opts.last.functionError ? { functionError: opts.last.functionError } : {}),
-    };
-    record.responsePayload = parsePayload(opts.last.payload, null);
-  }
-  return record;
 }

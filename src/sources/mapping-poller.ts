@@ -6,6 +6,7 @@
  * back off and retry the same batch without counting an attempt.
  */
 import { randomUUID } from "node:crypto";
+import { invocationContext } from "../async/record.js";
 import { backoffMs } from "../backoff.js";
 import { functionArn } from "../control/arn.js";
 import { DEFAULT_QUEUE_CONCURRENCY, type EventSourceMapping } from "../control/event-sources.js";
@@ -270,23 +271,21 @@ export class MappingPoller {
     const m = this.mapping;
     const requestId = last?.requestId ?? randomUUID();
     const body = {
-      requestContext: {
+      ...invocationContext({
         requestId,
         functionArn: functionArn(m.region, m.functionName, m.qualifier ?? undefined),
         condition,
         approximateInvokeCount: attempts,
-      },
-      ...(last
-        ? {
-            responseContext: {
-              statusCode: 200,
-              executedVersion: last.executedVersion,
-              ...(last.functionError ? { functionError: last.functionError } : {}),
-            },
-          }
-        : {}),
-      version: "1.0",
-      timestamp: new Date().toISOString(),
+        ...(last
+          ? {
+              last: {
+                statusCode: 200,
+                executedVersion: last.executedVersion,
+                ...(last.functionError ? { functionError: last.functionError } : {}),
+              },
+            }
+          : {}),
+      }),
       ...description,
     };
     if (m.settings.onFailure) await this.deps.deliverFailure(m, requestId, body);
