@@ -92,6 +92,21 @@ function withStatement(current: PolicyDocument | undefined, sid: string, stateme
   return next;
 }
 
+/** The policy without one statement (null once empty); a stale RevisionId or an unknown sid is refused. */
+function withoutStatement(
+  current: { doc: PolicyDocument; revisionId: string } | null,
+  revision: string | undefined,
+  statementId: string,
+): PolicyDocument | null {
+  if (!current) throw ResourceNotFound("No policy is associated with the given resource.");
+  if (revision !== undefined && revision !== current.revisionId) throw REVISION_MISMATCH();
+  const rest = current.doc.Statement.filter((s) => s.Sid !== statementId);
+  if (rest.length === current.doc.Statement.length) {
+    throw ResourceNotFound(`Statement ${statementId} is not found in resource policy.`);
+  }
+  return rest.length > 0 ? { ...current.doc, Statement: rest } : null;
+}
+
 export class PermissionService {
   private readonly cache = new Map<string, { at: number; doc: PolicyDocument | null }>();
 
@@ -305,18 +320,12 @@ export class PermissionService {
     await this.exclusive(this.key("function", ref.name, qualifier), async () => {
       const owner = await this.functionOwner(ref.name, ref.qualifier, region);
       const current = await this.load("function", ref.name, qualifier, owner);
-      if (!current) throw ResourceNotFound("No policy is associated with the given resource.");
-      if (revision !== undefined && revision !== current.revisionId) throw REVISION_MISMATCH();
-      const rest = current.doc.Statement.filter((s) => s.Sid !== statementId);
-      if (rest.length === current.doc.Statement.length) {
-        throw ResourceNotFound(`Statement ${statementId} is not found in resource policy.`);
-      }
       await this.save(
         "function",
         ref.name,
         qualifier,
         owner,
-        rest.length > 0 ? { ...current.doc, Statement: rest } : null,
+        withoutStatement(current, revision, statementId),
       );
     });
   }
@@ -400,19 +409,7 @@ export class PermissionService {
     await this.exclusive(this.key("layer", layerName, qualifier), async () => {
       const owner = (await this.layerOwner(layerName, version, region)).created_at;
       const current = await this.load("layer", layerName, qualifier, owner);
-      if (!current) throw ResourceNotFound("No policy is associated with the given resource.");
-      if (revision !== undefined && revision !== current.revisionId) throw REVISION_MISMATCH();
-      const rest = current.doc.Statement.filter((s) => s.Sid !== statementId);
-      if (rest.length === current.doc.Statement.length) {
-        throw ResourceNotFound(`Statement ${statementId} is not found in resource policy.`);
-      }
-      await this.save(
-        "layer",
-        layerName,
-        qualifier,
-        owner,
-        rest.length > 0 ? { ...current.doc, Statement: rest } : null,
-      );
+      await this.save("layer", layerName, qualifier, owner, withoutStatement(current, revision, statementId));
     });
   }
 
