@@ -50,45 +50,101 @@ const STOP_GRACE_MS = 10_000;
 /** A server bound beyond loopback with no access keys to check requests against. */
 export class NoKeysError extends Error {}
 
+/** Everything a Platform is made of, built in order by `Platform.start` before the Platform itself. */
+interface PlatformParts {
+  options: ServerOptions;
+  store: Store;
+  functions: FunctionService;
+  aliases: AliasService;
+  concurrency: ConcurrencyService;
+  logs: LogSink;
+  worker: Worker;
+  frontend: Frontend;
+  sandbox: DetectedSandboxDriver;
+  eventInvokeConfigs: EventInvokeConfigService;
+  asyncInvoke: AsyncService;
+  eventSourceMappings: EventSourceMappingService;
+  eventSources: EventSourceSupervisor;
+  changes: ChangeFeed | null;
+  provisioned: ProvisionedPlacement;
+  layers: LayerService;
+  logPruner: LogPruner;
+  settings: FunctionSettingsService;
+  platformApi: PlatformApiChannel;
+  permissions: PermissionService;
+  auth: Auth;
+  unlock: () => void;
+}
+
 export class Platform {
-  app!: FastifyInstance;
-  url = "";
+  readonly options: ServerOptions;
+  readonly store: Store;
+  readonly functions: FunctionService;
+  readonly aliases: AliasService;
+  readonly concurrency: ConcurrencyService;
+  readonly logs: LogSink;
+  readonly worker: Worker;
+  readonly frontend: Frontend;
+  readonly sandbox: DetectedSandboxDriver;
   /** Event invoke configs (control) and the async invoke queue and pollers. */
-  eventInvokeConfigs!: EventInvokeConfigService;
-  asyncInvoke!: AsyncService;
+  readonly eventInvokeConfigs: EventInvokeConfigService;
+  readonly asyncInvoke: AsyncService;
   /** Event source mappings (control) and their pollers. */
-  eventSourceMappings!: EventSourceMappingService;
-  eventSources!: EventSourceSupervisor;
+  readonly eventSourceMappings: EventSourceMappingService;
+  readonly eventSources: EventSourceSupervisor;
   /** Cross-server cache invalidation (PostgreSQL only). */
-  changes: ChangeFeed | null = null;
+  readonly changes: ChangeFeed | null;
   /** Keeps provisioned-concurrency environments in place. */
-  provisioned!: ProvisionedPlacement;
+  readonly provisioned: ProvisionedPlacement;
   /** Layer versions (control) and the merged /opt directories they make. */
-  layers!: LayerService;
+  readonly layers: LayerService;
   /** Deletes log events past their group's retention. */
-  logPruner!: LogPruner;
+  readonly logPruner: LogPruner;
   /** Code signing configs and per-function settings (recursion, runtime management, scaling). */
-  settings!: FunctionSettingsService;
+  readonly settings: FunctionSettingsService;
   /** The way back from functions to this API (see worker/platform-api.ts). */
-  platformApi!: PlatformApiChannel;
+  readonly platformApi: PlatformApiChannel;
   /** Resource-based policies (AddPermission and friends). */
-  permissions!: PermissionService;
+  readonly permissions: PermissionService;
   /** Keys, SigV4 verification, authorization, presigning, environment credentials. */
-  auth!: Auth;
+  readonly auth: Auth;
+  /** The front door; its routes reach the parts above through this Platform. Built last, not yet listening. */
+  readonly app: FastifyInstance;
+  #url = "";
+  private readonly unlock: () => void;
   private stopping: Promise<void> | null = null;
 
-  private constructor(
-    readonly options: ServerOptions,
-    readonly store: Store,
-    readonly functions: FunctionService,
-    readonly aliases: AliasService,
-    readonly concurrency: ConcurrencyService,
-    readonly logs: LogSink,
-    readonly worker: Worker,
-    readonly frontend: Frontend,
-    readonly sandbox: DetectedSandboxDriver,
-    private readonly unlock: () => void,
-  ) {}
+  private constructor(parts: PlatformParts) {
+    this.options = parts.options;
+    this.store = parts.store;
+    this.functions = parts.functions;
+    this.aliases = parts.aliases;
+    this.concurrency = parts.concurrency;
+    this.logs = parts.logs;
+    this.worker = parts.worker;
+    this.frontend = parts.frontend;
+    this.sandbox = parts.sandbox;
+    this.eventInvokeConfigs = parts.eventInvokeConfigs;
+    this.asyncInvoke = parts.asyncInvoke;
+    this.eventSourceMappings = parts.eventSourceMappings;
+    this.eventSources = parts.eventSources;
+    this.changes = parts.changes;
+    this.provisioned = parts.provisioned;
+    this.layers = parts.layers;
+    this.logPruner = parts.logPruner;
+    this.settings = parts.settings;
+    this.platformApi = parts.platformApi;
+    this.permissions = parts.permissions;
+    this.auth = parts.auth;
+    this.unlock = parts.unlock;
+    // Every part is in place: the routes may hold on to this Platform.
+    this.app = buildApp(this);
+  }
+
+  /** Where the API listens (set once `start` has bound the port). */
+  get url(): string {
+    return this.#url;
+  }
 
   static async start(overrides: Partial<ServerOptions> = {}): Promise<Platform> {
     const options = defaultOptions(overrides);
@@ -115,11 +171,10 @@ export class Platform {
         dataDir: options.dataDir,
         ...(options.database ? { database: options.database } : {}),
       });
-      const openedStore = store;
       const devCredentials = options.devCredentials ?? isLoopbackHost(options.host);
       if (
         !isLoopbackHost(options.host) &&
-        !(await openedStore.db.selectFrom("access_keys").select("access_key_id").limit(1).executeTakeFirst())
+        !(await store.db.selectFrom("access_keys").select("access_key_id").limit(1).executeTakeFirst())
       ) {
         throw new NoKeysError(
           `refusing to listen on ${options.host}: no access keys exist, and the development credentials work on loopback only. ` +
@@ -127,164 +182,12 @@ export class Platform {
             "(it prints the key once), then start the server again.",
         );
       }
-      const codeCache: CodeCache = new CodeCache(
-        join(options.dataDir, "code"),
-        (sha) => functions.loadZip(sha),
-        options.limits,
-      );
-      const functions = new FunctionService(store, codeCache, options.limits);
-      const layers = new LayerService(store, options.limits);
-      const layerCache = new LayerCache(
-        join(options.dataDir, "layers"),
-        (sha) => layers.loadZip(sha),
-        options.limits,
-      );
-      // Extractions a crash interrupted leave .tmp-* directories: nothing else uses them (the data dir is ours).
-      await codeCache.sweep();
-      await layerCache.sweep();
-      // Finish creates and updates a crash left Pending or InProgress (a package that cannot be extracted
-      // marks its function Failed; it never stops the server).
-      await functions.recover();
-      const runtimes = new RuntimeStore(options.runtimesDir);
-      functions.runtimeCheck = (runtime) =>
-        checkRuntime(
-          {
-            store: runtimes,
-            blockDeprecated: options.blockDeprecatedRuntimes,
-            warn: (m) => options.quiet || console.warn(`lambent: ${m}`),
-          },
-          runtime,
-        );
-      functions.layerCheck = async (arns, previous, codeBytes) =>
-        layers.checkTotalSize(await layers.resolve(arns, previous), codeBytes);
-      const { limits } = options;
-      const logs = new LogSink(openedStore, {
-        bytesPerSecond: limits.logBytesPerSecond,
-        burstBytes: limits.logBurstBytes,
-      });
-      acquired.push(() => logs.flush());
-      const sandbox = await detectSandboxDriver(options.sandbox, {
-        runDir: join(options.dataDir, "run", "sandbox"),
-        network: options.sandboxNetwork,
-        allowHostPorts: options.sandboxAllowHostPorts,
-        adoptableRoots: [join(options.dataDir, "code"), join(options.dataDir, "layers")],
-      });
-      if (!sandbox.driver.isolates && !sandbox.warning) {
-        sandbox.warning =
-          "functions run UNISOLATED (process sandbox, chosen with --sandbox process): no limits are enforced";
-      }
-      const platformApi = new PlatformApiChannel();
-      // Execution roles' credentials come from the key store, built below with the other control parts.
-      let auth: Auth | undefined;
-      const worker = new Worker({
-        driver: sandbox.driver,
-        platformApi,
-        credentials: (fn) => auth?.environmentCredentials(fn.config.Role, fn.name) ?? {},
-        logs,
-        runDir: join(options.dataDir, "run", "rapi"),
-        runtimesDir: RUNTIMES_DIR,
-        runtimes,
-        region: options.region,
-        maxResponseBytes: options.limits.syncPayloadBytes,
-        initTimeoutMs: options.limits.initTimeoutMs,
-        freezeIdle: sandbox.driver.isolates,
-        pidsLimit: 1024,
-        outputLimits: { lineBytes: limits.logLineBytes, windowBytes: limits.logInvokeBytes },
-        idleTimeoutSeconds: options.idleTimeoutSeconds,
-        scaleRate: options.scaleRate,
-        prewarm: options.prewarm,
-        codeDir: (sha) => codeCache.ensure(sha),
-        // Versions a function already references stay usable after DeleteLayerVersion, as on Lambda.
-        layersDir: async (arns) => layerCache.merged((await layers.resolve(arns, arns)).map((l) => l.sha256)),
-      });
-      // The sandbox driver's probe already made its cgroup root; the worker's close releases it,
-      // the stem cells, mounts and sandboxes its start made, even if that start failed halfway.
-      acquired.push(() => worker.close());
-      await worker.start();
-      const aliases = new AliasService(openedStore);
-      const concurrency = new ConcurrencyService(openedStore, options.accountConcurrency);
-      const frontend = new Frontend(functions, aliases, concurrency, worker, options.accountConcurrency);
-      await frontend.loadReservations();
-      const platform = new Platform(
-        options,
-        openedStore,
-        functions,
-        aliases,
-        concurrency,
-        logs,
-        worker,
-        frontend,
-        sandbox,
-        unlock,
-      );
-      platform.layers = layers;
-      platform.logPruner = new LogPruner(openedStore, { defaultDays: options.logRetentionDays });
-      platform.logPruner.start();
-      platform.settings = new FunctionSettingsService(openedStore, functions);
-      platform.permissions = new PermissionService(openedStore, functions, aliases, layers);
-      platform.auth = new Auth(openedStore, platform.permissions, {
-        serverKeyFile: options.serverKeyFile ?? defaultServerKeyFile(options.dataDir),
-        devCredentials,
-        region: options.region,
-      });
-      auth = platform.auth;
-      platform.provisioned = new ProvisionedPlacement(
-        functions,
-        aliases,
-        concurrency,
-        worker,
-        options.region,
-      );
-      platform.eventInvokeConfigs = new EventInvokeConfigService(openedStore, functions);
-      platform.asyncInvoke = new AsyncService(openedStore, frontend, platform.eventInvokeConfigs, options);
-      platform.eventSourceMappings = new EventSourceMappingService(openedStore, functions);
-      const ownership =
-        openedStore.engine === "postgres" && options.database
-          ? new AdvisoryLockOwnership(options.database, () => void platform.eventSources.ownershipLost())
-          : soleOwner;
-      platform.eventSources = new EventSourceSupervisor(
-        platform.eventSourceMappings,
-        {
-          frontend,
-          maxPayloadBytes: options.limits.syncPayloadBytes,
-          report: (uuid, result) => platform.eventSourceMappings.setLastProcessingResult(uuid, result),
-          deliverFailure: (m, requestId, body) =>
-            platform.asyncInvoke.enqueueDelivery({
-              requestId,
-              functionName: m.functionName,
-              region: m.region,
-              target: m.settings.onFailure as string,
-              body: Buffer.from(JSON.stringify(body)),
-            }),
-          log: (message) => {
-            if (!options.quiet) console.error(`lambent: ${message}`);
-          },
-        },
-        ownership,
-      );
-      if (openedStore.engine === "postgres" && options.database) {
-        platform.changes = new ChangeFeed(
-          openedStore,
-          options.database,
-          [
-            { name: "functions", emitter: functions.events, events: ["change"] },
-            { name: "aliases", emitter: aliases.events, events: ["change"] },
-            { name: "concurrency", emitter: concurrency.events, events: ["reserved"] },
-            { name: "event-sources", emitter: platform.eventSourceMappings.events, events: ["change"] },
-          ],
-          (m) => options.quiet || console.error(`lambent: ${m}`),
-        );
-        const changes = platform.changes;
-        acquired.push(() => changes.close());
-        await changes.start();
-      }
-      platform.app = buildApp(platform);
+      const platform = await Platform.assemble(options, store, { devCredentials, unlock }, acquired);
       acquired.push(() => platform.app.close());
       const address = await platform.app.listen({ host: options.host, port: options.port });
-      platform.url = address.replace("[::1]", "localhost");
+      platform.#url = address.replace("[::1]", "localhost");
       // Connections from an environment's own channel are served by the API like any other.
-      platform.platformApi = platformApi;
-      platformApi.attach((socket) => platform.app.server.emit("connection", socket), platform.url);
+      platform.platformApi.attach((socket) => platform.app.server.emit("connection", socket), platform.url);
       // A free port picked at start (--port 0) must not be one the operator opened to sandboxes.
       const late = hostPortsRefusal(options.sandboxAllowHostPorts, {
         apiPort: Number(new URL(platform.url).port),
@@ -314,6 +217,168 @@ export class Platform {
       unlock();
       throw err;
     }
+  }
+
+  /**
+   * Builds every part in dependency order (each one before the first part that uses it) and the
+   * Platform over them; pushes onto `acquired` what a failed start must release. Nothing listens yet.
+   */
+  private static async assemble(
+    options: ServerOptions,
+    store: Store,
+    access: { devCredentials: boolean; unlock: () => void },
+    acquired: Array<() => unknown>,
+  ): Promise<Platform> {
+    const { limits } = options;
+    const codeCache: CodeCache = new CodeCache(
+      join(options.dataDir, "code"),
+      (sha) => functions.loadZip(sha),
+      limits,
+    );
+    const functions = new FunctionService(store, codeCache, limits);
+    const layers = new LayerService(store, limits);
+    const layerCache = new LayerCache(join(options.dataDir, "layers"), (sha) => layers.loadZip(sha), limits);
+    // Extractions a crash interrupted leave .tmp-* directories: nothing else uses them (the data dir is ours).
+    await codeCache.sweep();
+    await layerCache.sweep();
+    // Finish creates and updates a crash left Pending or InProgress (a package that cannot be extracted
+    // marks its function Failed; it never stops the server).
+    await functions.recover();
+    const runtimes = new RuntimeStore(options.runtimesDir);
+    functions.runtimeCheck = (runtime) =>
+      checkRuntime(
+        {
+          store: runtimes,
+          blockDeprecated: options.blockDeprecatedRuntimes,
+          warn: (m) => options.quiet || console.warn(`lambent: ${m}`),
+        },
+        runtime,
+      );
+    functions.layerCheck = async (arns, previous, codeBytes) =>
+      layers.checkTotalSize(await layers.resolve(arns, previous), codeBytes);
+    const aliases = new AliasService(store);
+    const concurrency = new ConcurrencyService(store, options.accountConcurrency);
+    const permissions = new PermissionService(store, functions, aliases, layers);
+    const auth = new Auth(store, permissions, {
+      serverKeyFile: options.serverKeyFile ?? defaultServerKeyFile(options.dataDir),
+      devCredentials: access.devCredentials,
+      region: options.region,
+    });
+    const logs = new LogSink(store, {
+      bytesPerSecond: limits.logBytesPerSecond,
+      burstBytes: limits.logBurstBytes,
+    });
+    acquired.push(() => logs.flush());
+    const sandbox = await detectSandboxDriver(options.sandbox, {
+      runDir: join(options.dataDir, "run", "sandbox"),
+      network: options.sandboxNetwork,
+      allowHostPorts: options.sandboxAllowHostPorts,
+      adoptableRoots: [join(options.dataDir, "code"), join(options.dataDir, "layers")],
+    });
+    if (!sandbox.driver.isolates && !sandbox.warning) {
+      sandbox.warning =
+        "functions run UNISOLATED (process sandbox, chosen with --sandbox process): no limits are enforced";
+    }
+    const platformApi = new PlatformApiChannel();
+    const worker = new Worker({
+      driver: sandbox.driver,
+      platformApi,
+      credentials: (fn) => auth.environmentCredentials(fn.config.Role, fn.name),
+      logs,
+      runDir: join(options.dataDir, "run", "rapi"),
+      runtimesDir: RUNTIMES_DIR,
+      runtimes,
+      region: options.region,
+      maxResponseBytes: limits.syncPayloadBytes,
+      initTimeoutMs: limits.initTimeoutMs,
+      freezeIdle: sandbox.driver.isolates,
+      pidsLimit: 1024,
+      outputLimits: { lineBytes: limits.logLineBytes, windowBytes: limits.logInvokeBytes },
+      idleTimeoutSeconds: options.idleTimeoutSeconds,
+      scaleRate: options.scaleRate,
+      prewarm: options.prewarm,
+      codeDir: (sha) => codeCache.ensure(sha),
+      // Versions a function already references stay usable after DeleteLayerVersion, as on Lambda.
+      layersDir: async (arns) => layerCache.merged((await layers.resolve(arns, arns)).map((l) => l.sha256)),
+    });
+    // The sandbox driver's probe already made its cgroup root; the worker's close releases it,
+    // the stem cells, mounts and sandboxes its start made, even if that start failed halfway.
+    acquired.push(() => worker.close());
+    await worker.start();
+    const frontend = new Frontend(functions, aliases, concurrency, worker, options.accountConcurrency);
+    await frontend.loadReservations();
+    const logPruner = new LogPruner(store, { defaultDays: options.logRetentionDays });
+    logPruner.start();
+    acquired.push(() => logPruner.stop());
+    const provisioned = new ProvisionedPlacement(functions, aliases, concurrency, worker, options.region);
+    const eventInvokeConfigs = new EventInvokeConfigService(store, functions);
+    const asyncInvoke = new AsyncService(store, frontend, eventInvokeConfigs, options);
+    const eventSourceMappings = new EventSourceMappingService(store, functions);
+    const ownership =
+      store.engine === "postgres" && options.database
+        ? new AdvisoryLockOwnership(options.database, () => void eventSources.ownershipLost())
+        : soleOwner;
+    const eventSources: EventSourceSupervisor = new EventSourceSupervisor(
+      eventSourceMappings,
+      {
+        frontend,
+        maxPayloadBytes: limits.syncPayloadBytes,
+        report: (uuid, result) => eventSourceMappings.setLastProcessingResult(uuid, result),
+        deliverFailure: (m, requestId, body) =>
+          asyncInvoke.enqueueDelivery({
+            requestId,
+            functionName: m.functionName,
+            region: m.region,
+            target: m.settings.onFailure as string,
+            body: Buffer.from(JSON.stringify(body)),
+          }),
+        log: (message) => {
+          if (!options.quiet) console.error(`lambent: ${message}`);
+        },
+      },
+      ownership,
+    );
+    let changes: ChangeFeed | null = null;
+    if (store.engine === "postgres" && options.database) {
+      const feed = new ChangeFeed(
+        store,
+        options.database,
+        [
+          { name: "functions", emitter: functions.events, events: ["change"] },
+          { name: "aliases", emitter: aliases.events, events: ["change"] },
+          { name: "concurrency", emitter: concurrency.events, events: ["reserved"] },
+          { name: "event-sources", emitter: eventSourceMappings.events, events: ["change"] },
+        ],
+        (m) => options.quiet || console.error(`lambent: ${m}`),
+      );
+      acquired.push(() => feed.close());
+      await feed.start();
+      changes = feed;
+    }
+    return new Platform({
+      options,
+      store,
+      functions,
+      aliases,
+      concurrency,
+      logs,
+      worker,
+      frontend,
+      sandbox,
+      eventInvokeConfigs,
+      asyncInvoke,
+      eventSourceMappings,
+      eventSources,
+      changes,
+      provisioned,
+      layers,
+      logPruner,
+      settings: new FunctionSettingsService(store, functions),
+      platformApi,
+      permissions,
+      auth,
+      unlock: access.unlock,
+    });
   }
 
   /** The URL links handed to clients start with (Code.Location): `--public-url`, else where we listen. */
@@ -352,7 +417,7 @@ export class Platform {
       await this.eventSources.stop();
       // Stop claiming async events; running ones finish or go back to the queue.
       await this.asyncInvoke.stop();
-      this.platformApi?.detach();
+      this.platformApi.detach();
       // In-flight invokes get a grace period; then their environments are stopped (the callers get
       // Runtime.ExitError), so a runaway function cannot hold the shutdown up to its own timeout.
       const grace = setTimeout(() => void this.worker.close(), STOP_GRACE_MS);

@@ -16,6 +16,7 @@ import {
   waitUntilFunctionActiveV2,
 } from "@aws-sdk/client-lambda";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { isIdle } from "../src/worker/environment-state.js";
 import { GATED_HANDLER, type Gate, startGate } from "./helpers/gate.js";
 import { invoke } from "./helpers/invoke.js";
 import { ROLE, startServer, type TestServer } from "./helpers/server.js";
@@ -233,7 +234,7 @@ describe("provisioned concurrency", () => {
         const live = server.platform.worker
           .environmentsOf("prov")
           .filter((e) => e.initializationType === "provisioned-concurrency");
-        if (!live.includes(victim!) && live.length === 2 && live.every((e) => e.state === "ready")) resolve();
+        if (!live.includes(victim!) && live.length === 2 && live.every((e) => isIdle(e.state))) resolve();
         else setTimeout(check, 20);
       };
       victim?.onDead(check);

@@ -4,6 +4,7 @@ import {
   ENVIRONMENT_TRANSITIONS,
   type EnvironmentState,
   IllegalTransitionError,
+  isIdle,
   transition,
 } from "./environment-state.js";
 
@@ -17,9 +18,13 @@ describe("execution environment state machine", () => {
       "busy",
       "finishing",
       "ready",
+      "frozen",
       "busy",
       "finishing",
       "busy",
+      "finishing",
+      "ready",
+      "frozen",
       "dead",
     ] as const) {
       s = transition(s, next);
@@ -48,5 +53,20 @@ describe("execution environment state machine", () => {
     expect(() => transition("busy", "busy")).toThrow(IllegalTransitionError);
     expect(() => transition("ready", "initializing")).toThrow(IllegalTransitionError);
     expect(() => transition("dead", "ready")).toThrow(IllegalTransitionError);
+  });
+
+  it("freezes only an idle environment, and leaves frozen only to run an event or to shut down", () => {
+    expect(STATES.filter((s) => ENVIRONMENT_TRANSITIONS[s].includes("frozen"))).toEqual(["ready"]);
+    expect(ENVIRONMENT_TRANSITIONS.frozen).toEqual(["busy", "dead"]);
+    // Thawing is part of the step to busy or dead: there is no unfreezing back to a plain idle state.
+    expect(() => transition("frozen", "ready")).toThrow(IllegalTransitionError);
+    expect(() => transition("frozen", "frozen")).toThrow(IllegalTransitionError);
+    expect(() => transition("busy", "frozen")).toThrow(IllegalTransitionError);
+    expect(() => transition("finishing", "frozen")).toThrow(IllegalTransitionError);
+    expect(() => transition("initializing", "frozen")).toThrow(IllegalTransitionError);
+  });
+
+  it("counts ready and frozen as idle, nothing else", () => {
+    expect(STATES.filter(isIdle)).toEqual(["ready", "frozen"]);
   });
 });

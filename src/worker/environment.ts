@@ -19,7 +19,7 @@ import {
 } from "../protocol/errors.js";
 import type { RuntimeStore } from "../runtimes/store.js";
 import type { Sandbox, SandboxDriver, SandboxExit, SandboxMounts, SandboxView } from "../sandbox/driver.js";
-import { type EnvironmentState, transition } from "./environment-state.js";
+import { type EnvironmentState, isIdle, transition } from "./environment-state.js";
 import { ExtensionsApi, exitStatusText, MAX_EXTENSIONS, type ShutdownReason } from "./extensions-api.js";
 import { DEFAULT_OUTPUT_LIMITS, LogCapture, type OutputLimits } from "./log-capture.js";
 import type { PlatformApiChannel, PlatformApiListener, SandboxOrigin } from "./platform-api.js";
@@ -160,7 +160,6 @@ export class ExecutionEnvironment {
   private readonly capture: LogCapture;
   private tail: string[] | null = null;
   private tailBytes = 0;
-  private frozen = false;
   private freezeChain: Promise<void> = Promise.resolve();
   private freezeTimer: NodeJS.Timeout | null = null;
   private onExit: ((exit: SandboxExit) => void) | null = null;
@@ -238,7 +237,7 @@ export class ExecutionEnvironment {
       return;
     }
     this.extensionFailed = true;
-    if (this.state === "ready") void this.destroy("failure");
+    if (isIdle(this.state)) void this.destroy("failure");
   }
 
   private telemetryTransport(): TelemetryTransport {
@@ -489,7 +488,7 @@ export class ExecutionEnvironment {
       // Back-to-back invokes should not pay a freeze and a thaw each: freeze after a short idle spell.
       this.freezeTimer = setTimeout(() => {
         this.freezeTimer = null;
-        if (this.state === "ready") this.freeze();
+        this.freeze();
       }, FREEZE_GRACE_MS);
       this.freezeTimer.unref();
     }
@@ -526,17 +525,18 @@ export class ExecutionEnvironment {
     void this.destroy("failure");
   }
 
+  /** ready → frozen: the driver freezes the sandbox (freezes and thaws run in order). */
   private freeze(): void {
-    if (this.frozen || !this.sandbox) return;
-    this.frozen = true;
     const sb = this.sandbox;
+    if (this.state !== "ready" || !sb) return;
+    this.enter("frozen");
     this.freezeChain = this.freezeChain.then(() => sb.freeze()).catch(() => {});
   }
 
+  /** The second half of leaving `frozen` (for busy or dead): the sandbox runs again. */
   private async thaw(): Promise<void> {
-    if (!this.frozen || !this.sandbox) return;
-    this.frozen = false;
     const sb = this.sandbox;
+    if (!sb) return;
     this.freezeChain = this.freezeChain.then(() => sb.thaw()).catch(() => {});
     await this.freezeChain;
   }
@@ -549,12 +549,13 @@ export class ExecutionEnvironment {
         `RequestId: ${input.requestId} Error: Runtime exited with error: ${exitReason(this.exitInfo).text}`,
       );
     }
+    const wasFrozen = this.state === "frozen";
     this.enter("busy");
     if (this.freezeTimer) {
       clearTimeout(this.freezeTimer);
       this.freezeTimer = null;
     }
-    if (this.frozen) await this.thaw();
+    if (wasFrozen) await this.thaw();
     // The last invoke's extensions and telemetry finish first (they may still work after its response).
     if (!this.extensions.isSettled) await this.extensions.settled();
     if (this.flushing) await this.flushing;
@@ -794,6 +795,7 @@ export class ExecutionEnvironment {
 
   private async teardown(reason: ShutdownReason): Promise<void> {
     const wasInitializing = this.state === "initializing";
+    const wasFrozen = this.state === "frozen";
     this.enter("dead");
     this.shutdownReason = reason;
     if (this.freezeTimer) clearTimeout(this.freezeTimer);
@@ -801,7 +803,7 @@ export class ExecutionEnvironment {
     const sb = this.sandbox;
     const budget = shutdownBudgetMs(this.extensions.hasExternal, this.extensions.count > 0);
     if (sb && budget > 0 && !wasInitializing) {
-      if (this.frozen) await this.thaw();
+      if (wasFrozen) await this.thaw();
       const started = performance.now();
       await this.extensions.shutdown(reason, budget);
       // The runtime had its SIGTERM from the launcher: give it what is left of the budget to exit.

@@ -16,6 +16,7 @@ import {
   type InvokeOutcome,
   platformFailure,
 } from "./environment.js";
+import { isIdle } from "./environment-state.js";
 import { endLine, reportLine, startLine } from "./platform-lines.js";
 import type { ScaleLimiter } from "./scale-limiter.js";
 import { stemFamily } from "./stem-cells.js";
@@ -159,7 +160,7 @@ export class FunctionPool {
     for (const stack of [this.idleProvisioned, this.idle]) {
       while (stack.length > 0) {
         const env = stack.pop() as ExecutionEnvironment;
-        if (env.state === "ready" || env.state === "finishing") return env;
+        if (isIdle(env.state) || env.state === "finishing") return env;
       }
     }
     return undefined;
@@ -193,7 +194,7 @@ export class FunctionPool {
   /** Shut down on-demand environments idle since before `cutoff` (provisioned ones stay). */
   reapIdle(cutoff: number): void {
     for (const env of [...this.idle]) {
-      if (env.state === "ready" && env.lastUsed < cutoff) void env.destroy();
+      if (isIdle(env.state) && env.lastUsed < cutoff) void env.destroy();
     }
   }
 
