@@ -14,6 +14,7 @@ import { existsSync, readFileSync } from "node:fs";
 import { Agent, request } from "node:http";
 import Module, { createRequire } from "node:module";
 import { basename, dirname, resolve } from "node:path";
+import { Writable } from "node:stream";
 import { pathToFileURL } from "node:url";
 import { format } from "node:util";
 
@@ -361,6 +362,153 @@ async function loadHandler(taskRoot, fullHandler) {
   return fn;
 }
 
+// ---------------------------------------------------------------- response streaming
+
+// `awslambda.streamifyResponse(handler)` marks a handler as streaming, as Lambda's runtime does (the same
+// symbols, so a handler wrapped by a library that sets them itself is recognised too). Its response goes
+// to the Runtime API as it is written: `Lambda-Runtime-Function-Response-Mode: streaming`, chunked, and a
+// failure part-way is reported in the trailers.
+const HANDLER_STREAMING = Symbol.for("aws.lambda.runtime.handler.streaming");
+const HANDLER_HIGHWATERMARK = Symbol.for("aws.lambda.runtime.handler.streaming.highWaterMark");
+const STREAM_RESPONSE = "response";
+const HTTP_INTEGRATION_CONTENT_TYPE = "application/vnd.awslambda.http-integration-response";
+
+function streamifyResponse(fn, options) {
+  fn[HANDLER_STREAMING] = STREAM_RESPONSE;
+  if (Number.isInteger(options?.highWaterMark)) fn[HANDLER_HIGHWATERMARK] = options.highWaterMark;
+  return fn;
+}
+
+/**
+ * `awslambda.HttpResponseStream.from(stream, metadata)`: the response of a Function URL (or any HTTP
+ * integration) as a JSON prelude (statusCode, headers, cookies), 8 NUL bytes, then the body.
+ */
+// biome-ignore lint/complexity/noStaticOnlyClass: Lambda's runtime exposes it as a class (awslambda.HttpResponseStream.from)
+class HttpResponseStream {
+  static from(stream, prelude) {
+    stream.setContentType(HTTP_INTEGRATION_CONTENT_TYPE);
+    const metadata = JSON.stringify(prelude ?? {});
+    stream._onBeforeFirstWrite = (write) => {
+      write(Buffer.from(metadata));
+      write(Buffer.alloc(8));
+    };
+    return stream;
+  }
+}
+
+function installAwslambdaGlobal() {
+  globalThis.awslambda = { streamifyResponse, HttpResponseStream };
+}
+
+/**
+ * The response stream a streaming handler writes to: a Writable over one chunked POST to
+ * `/invocation/<id>/response`. `fail(err)` reports an error in the trailers and ends the request.
+ */
+function responseStream(id, highWaterMark, onDone) {
+  let contentType = "application/octet-stream";
+  let req;
+  let finished = false;
+  const open = () => {
+    if (req) return req;
+    req = request(
+      {
+        agent,
+        socketPath,
+        host,
+        port,
+        method: "POST",
+        path: `${BASE}/invocation/${encodeURIComponent(id)}/response`,
+        headers: {
+          "Content-Type": contentType,
+          "Lambda-Runtime-Function-Response-Mode": "streaming",
+          "Transfer-Encoding": "chunked",
+          Trailer: "Lambda-Runtime-Function-Error-Type, Lambda-Runtime-Function-Error-Body",
+        },
+      },
+      (res) => {
+        let text = "";
+        res.on("data", (c) => {
+          text += c;
+        });
+        res.on("end", () => onDone(res, text));
+      },
+    );
+    req.on("socket", (socket) => socket.setNoDelay?.(true));
+    req.on("error", fatal);
+    return req;
+  };
+  const stream = new Writable({
+    ...(highWaterMark !== undefined ? { highWaterMark } : {}),
+    write(chunk, _encoding, cb) {
+      const r = open();
+      if (stream._onBeforeFirstWrite) {
+        const before = stream._onBeforeFirstWrite;
+        stream._onBeforeFirstWrite = undefined;
+        before((bytes) => r.write(bytes));
+      }
+      r.write(chunk, () => cb());
+    },
+    final(cb) {
+      const r = open();
+      if (stream._onBeforeFirstWrite) {
+        const before = stream._onBeforeFirstWrite;
+        stream._onBeforeFirstWrite = undefined;
+        before((bytes) => r.write(bytes));
+      }
+      finished = true;
+      r.end(cb);
+    },
+  });
+  stream.setContentType = (type) => {
+    if (req?.headersSent) throw new Error("Tried to set the content type after the stream started");
+    contentType = type;
+  };
+  stream.fail = (err) => {
+    if (finished) return false;
+    finished = true;
+    const rapid = toRapidError(err);
+    const r = open();
+    r.addTrailers({
+      "Lambda-Runtime-Function-Error-Type": rapid.errorType,
+      "Lambda-Runtime-Function-Error-Body": Buffer.from(JSON.stringify(rapid)).toString("base64"),
+    });
+    r.end();
+    return true;
+  };
+  return stream;
+}
+
+/** Run a streaming handler: its stream ends when its promise settles (an error goes in the trailers). */
+function invokeStreaming(id, event, context) {
+  let settled = false;
+  const stream = responseStream(id, handler[HANDLER_HIGHWATERMARK], (res, text) => {
+    checkAccepted(res, text);
+    next();
+  });
+  const failed = (err) => {
+    if (settled) return;
+    settled = true;
+    onBeforeExit = null;
+    logError("Invoke Error", err);
+    if (!stream.fail(err)) return;
+  };
+  stream.on("error", failed);
+  onBeforeExit = () => failed(runtimeError("NodeJsExit", NODE_JS_EXIT_MESSAGE));
+  let result;
+  try {
+    result = handler(event, stream, context);
+  } catch (e) {
+    failed(e);
+    return;
+  }
+  Promise.resolve(result).then(() => {
+    if (settled) return;
+    settled = true;
+    onBeforeExit = null;
+    if (!stream.writableEnded) stream.end();
+  }, failed);
+}
+
 // ---------------------------------------------------------------- the invoke loop
 
 let handler;
@@ -486,6 +634,10 @@ function invoke(res, body) {
     return;
   }
 
+  if (handler[HANDLER_STREAMING] === STREAM_RESPONSE) {
+    invokeStreaming(id, event, context);
+    return;
+  }
   try {
     const result = handler(event, context, callback);
     if (result && typeof result.then === "function") result.then(succeed, fail);
@@ -573,6 +725,7 @@ export async function main() {
   installProcessHooks();
   patchConsole();
   installEsmFallback();
+  installAwslambdaGlobal();
   const taskRoot = env.LAMBDA_TASK_ROOT || process.cwd();
   try {
     handler = await loadHandler(taskRoot, env._HANDLER ?? "");

@@ -11,6 +11,7 @@ import { type FunctionRef, functionArn } from "../control/arn.js";
 import type { ConcurrencyService } from "../control/concurrency.js";
 import { type FunctionService, type FunctionVersion, LATEST } from "../control/functions.js";
 import { InvalidRequestContent, RequestTooLarge, ResourceConflict } from "../errors.js";
+import type { ResponseStreamSink } from "../worker/runtime-api.js";
 import type { Worker } from "../worker/worker.js";
 import { ConcurrencyCounter } from "./counter.js";
 
@@ -32,6 +33,15 @@ export interface InvokeRequest {
   payloadIsJson?: boolean;
   /** The chain this request belongs to (from its X-Amzn-Trace-Id): runs per function so far. */
   lineage?: Lineage;
+  /** Take a streamed response as it is written (InvokeWithResponseStream, RESPONSE_STREAM URLs). */
+  stream?: InvokeStream;
+}
+
+/** The caller's end of a streamed response. */
+export interface InvokeStream {
+  /** The function began streaming: the caller can answer its headers now. */
+  start(head: { contentType: string; executedVersion: string; requestId: string }): void;
+  chunk(bytes: Buffer): void;
 }
 
 export interface InvokeResponse {
@@ -42,6 +52,8 @@ export interface InvokeResponse {
   functionError?: "Unhandled";
   errorType?: string;
   logResult?: string;
+  /** The response went to the request's stream; `payload` is empty or an error body. */
+  streamed?: boolean;
 }
 
 export class Frontend {
@@ -151,6 +163,7 @@ export class Frontend {
         traceId: withLineage(traceId(), nextLineage(req.lineage, fn.name)),
         wantTail: req.tail === true,
         ...(clientContext !== undefined ? { clientContext } : {}),
+        ...(req.stream ? { stream: streamSink(req.stream, fn.version, requestId) } : {}),
       });
       const res: InvokeResponse = { requestId, executedVersion: fn.version, payload: outcome.payload };
       if (!outcome.ok) {
@@ -158,6 +171,7 @@ export class Frontend {
         if (outcome.errorType) res.errorType = outcome.errorType;
       }
       if (outcome.tail !== undefined) res.logResult = outcome.tail;
+      if (outcome.streamed) res.streamed = true;
       return res;
     } finally {
       release();
@@ -166,6 +180,13 @@ export class Frontend {
 }
 
 const EMPTY_EVENT = Buffer.from("{}");
+
+function streamSink(stream: InvokeStream, executedVersion: string, requestId: string): ResponseStreamSink {
+  return {
+    start: (contentType) => stream.start({ contentType, executedVersion, requestId }),
+    chunk: (bytes) => stream.chunk(bytes),
+  };
+}
 
 /** An alias's version, or its additional version with the configured probability. */
 function pickVersion(a: Alias): string {

@@ -32,7 +32,12 @@ import {
   reportLine,
   startLine,
 } from "./platform-lines.js";
-import { type Invocation, RuntimeApiServer, type RuntimeOutcome } from "./runtime-api.js";
+import {
+  type Invocation,
+  type ResponseStreamSink,
+  RuntimeApiServer,
+  type RuntimeOutcome,
+} from "./runtime-api.js";
 import { ownProcessesOnly, tcpEndpoint } from "./runtime-api-peer.js";
 import {
   InvalidEntrypoint,
@@ -78,6 +83,8 @@ export interface InvokeInput {
   traceId: string;
   /** Collect the last 4 KB of this run's log. */
   wantTail: boolean;
+  /** Receives a streamed response as the runtime writes it (absent: streamed responses are buffered). */
+  stream?: ResponseStreamSink;
 }
 
 export interface InvokeOutcome {
@@ -91,6 +98,8 @@ export interface InvokeOutcome {
   tail?: string;
   /** The environment cannot be used again. */
   fatal: boolean;
+  /** The runtime streamed its response into the invoke's sink (`payload` holds only an error body, if any). */
+  streamed?: boolean;
 }
 
 export type { EnvironmentState } from "./environment-state.js";
@@ -590,6 +599,7 @@ export class ExecutionEnvironment {
       traceId: input.traceId,
       ...(input.clientContext !== undefined ? { clientContext: input.clientContext } : {}),
       ...(input.cognitoIdentity !== undefined ? { cognitoIdentity: input.cognitoIdentity } : {}),
+      ...(input.stream !== undefined ? { stream: input.stream } : {}),
     };
 
     type Ended = RuntimeOutcome | { kind: "timeout" } | { kind: "exit"; exit: SandboxExit };
@@ -612,9 +622,11 @@ export class ExecutionEnvironment {
     switch (ended.kind) {
       case "response":
         outcome = { ok: true, payload: ended.body, durationMs, fatal: false };
+        if (ended.streamed) outcome.streamed = true;
         break;
       case "error":
         outcome = { ok: false, payload: ended.body, errorType: ended.errorType, durationMs, fatal: false };
+        if (ended.streamed) outcome.streamed = true;
         break;
       case "tooLarge": {
         const errorMessage = `Response payload size exceeded maximum allowed payload size (${this.deps.maxResponseBytes} bytes).`;

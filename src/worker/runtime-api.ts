@@ -11,7 +11,14 @@ import {
   type Socket,
   type Server as TcpServer,
 } from "node:net";
-import { ApiError, type ApiErrorType, RuntimeError, sendErrorResponse } from "../protocol/errors.js";
+import {
+  ApiError,
+  type ApiErrorType,
+  errorBody,
+  FunctionError,
+  RuntimeError,
+  sendErrorResponse,
+} from "../protocol/errors.js";
 import type { RuntimeApiEndpoint } from "../sandbox/driver.js";
 
 export interface Invocation {
@@ -23,11 +30,28 @@ export interface Invocation {
   /** JSON text, as the caller's X-Amz-Client-Context decoded. */
   clientContext?: string;
   cognitoIdentity?: string;
+  /** Where a streamed response's bytes go as they arrive (InvokeWithResponseStream, streaming URLs). */
+  stream?: ResponseStreamSink;
 }
 
+/**
+ * The receiver of a response the runtime streams (`Lambda-Runtime-Function-Response-Mode: streaming`).
+ * Without one, a streamed response is buffered like any other (plain Invoke of a streaming function).
+ */
+export interface ResponseStreamSink {
+  /** The runtime began its streamed response, with this content type. */
+  start(contentType: string): void;
+  /** One piece of the response, as the runtime wrote it. */
+  chunk(bytes: Buffer): void;
+}
+
+/** Lambda's limit on one streamed response (its 6 MB buffered limit does not apply to streams). */
+export const MAX_STREAMED_RESPONSE_BYTES = 200 * 1024 * 1024;
+
 export type RuntimeOutcome =
-  | { kind: "response"; body: Buffer }
-  | { kind: "error"; body: Buffer; errorType: string }
+  /** `streamed`: the bytes went to the invocation's sink; `body` is empty. */
+  | { kind: "response"; body: Buffer; streamed?: boolean }
+  | { kind: "error"; body: Buffer; errorType: string; streamed?: boolean }
   /** The runtime's response was larger than the limit. */
   | { kind: "tooLarge"; size: number };
 
@@ -60,6 +84,8 @@ export class RuntimeApiServer {
   /** The invocation handed to the runtime and not yet answered. */
   private current: Invocation | null = null;
   private settle: ((o: RuntimeOutcome) => void) | null = null;
+  /** A streamed response being received (cut off if the invocation is abandoned). */
+  private streaming: IncomingMessage | null = null;
   private initDone = false;
   private socketPath: string | null = null;
   private unixServer: Server | null = null;
@@ -169,6 +195,8 @@ export class RuntimeApiServer {
 
   /** Forget the current invocation (after a timeout or crash). */
   abandon(): void {
+    this.streaming?.destroy();
+    this.streaming = null;
     this.current = null;
     this.queued = null;
     this.settle = null;
@@ -247,6 +275,9 @@ export class RuntimeApiServer {
       }
       const settle = this.settle;
       this.settle = null;
+      if (m[2] === "response" && isStreaming(req)) {
+        return this.readStreamedResponse(req, res, this.current, settle);
+      }
       if (m[2] === "response") {
         return this.readBody(
           req,
@@ -277,6 +308,65 @@ export class RuntimeApiServer {
     }
     req.resume();
     apiError(res, 404, ApiError.UnknownPath, `Unknown Runtime API path: ${path}`);
+  }
+
+  /**
+   * A response the runtime streams: chunked, its bytes handed to the invocation's sink as they arrive;
+   * a failure part-way arrives in the trailers (`Lambda-Runtime-Function-Error-Type` and a base64
+   * `Lambda-Runtime-Function-Error-Body`), as Lambda's Runtime API takes it.
+   */
+  private readStreamedResponse(
+    req: IncomingMessage,
+    res: ServerResponse,
+    inv: Invocation,
+    settle: (o: RuntimeOutcome) => void,
+  ): void {
+    const sink = inv.stream;
+    const limit = sink ? MAX_STREAMED_RESPONSE_BYTES : this.maxResponseBytes;
+    const buffered: Buffer[] = [];
+    let size = 0;
+    let over = false;
+    this.streaming = req;
+    sink?.start(header(req, "content-type") ?? "application/octet-stream");
+    req.on("data", (c: Buffer) => {
+      if (over) return;
+      size += c.length;
+      if (size > limit) {
+        over = true;
+        return;
+      }
+      if (sink) sink.chunk(c);
+      else buffered.push(c);
+    });
+    req.on("end", () => {
+      if (this.streaming !== req) return;
+      this.streaming = null;
+      this.current = null;
+      sendJson(res, 202, ACCEPTED);
+      const streamed = sink !== undefined;
+      if (over) {
+        const message = `Response payload size exceeded maximum allowed payload size (${limit} bytes).`;
+        settle({
+          kind: "error",
+          errorType: FunctionError.ResponseSizeTooLarge,
+          body: errorBody(FunctionError.ResponseSizeTooLarge, message),
+          streamed,
+        });
+        return;
+      }
+      const errorType = req.trailers["lambda-runtime-function-error-type"];
+      if (errorType) {
+        const body = Buffer.from(req.trailers["lambda-runtime-function-error-body"] ?? "", "base64");
+        settle({ kind: "error", errorType, body, streamed });
+        return;
+      }
+      settle({
+        kind: "response",
+        body: streamed ? Buffer.alloc(0) : Buffer.concat(buffered, size),
+        streamed,
+      });
+    });
+    req.on("error", () => res.destroy());
   }
 
   private next(res: ServerResponse): void {
@@ -330,6 +420,15 @@ export class RuntimeApiServer {
     });
     req.on("error", () => res.destroy());
   }
+}
+
+function header(req: IncomingMessage, name: string): string | undefined {
+  const v = req.headers[name];
+  return Array.isArray(v) ? v[0] : v;
+}
+
+function isStreaming(req: IncomingMessage): boolean {
+  return header(req, "lambda-runtime-function-response-mode")?.toLowerCase() === "streaming";
 }
 
 function errorTypeOf(req: IncomingMessage, body: Buffer): string {
