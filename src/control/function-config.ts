@@ -32,6 +32,8 @@ export interface StoredConfig {
   /** With LogFormat JSON only (Lambda defaults both to INFO). */
   ApplicationLogLevel?: string;
   SystemLogLevel?: string;
+  /** SnapStart.ApplyOn when it is PublishedVersions (absent: None). */
+  SnapStartApplyOn?: "PublishedVersions";
   /** On a published version: the RevisionId of $LATEST it was published from. */
   PublishedFromRevisionId?: string;
 }
@@ -109,6 +111,7 @@ export interface ConfigInput {
   DeadLetterConfig?: unknown;
   KMSKeyArn?: unknown;
   LoggingConfig?: unknown;
+  SnapStart?: unknown;
 }
 
 /**
@@ -227,6 +230,14 @@ export function applyConfig(base: StoredConfig, input: ConfigInput, limits: Limi
     if (typeof lc?.ApplicationLogLevel === "string") out.ApplicationLogLevel = lc.ApplicationLogLevel;
     if (typeof lc?.SystemLogLevel === "string") out.SystemLogLevel = lc.SystemLogLevel;
   }
+  if (input.SnapStart !== undefined) {
+    // The model's enum check (api/validate.ts) already refused other values. AWS accepts the setting
+    // for every runtime over the API (localstack/localstack#12006, validated against AWS); it takes
+    // effect on the runtimes SnapStart supports (see snapStartResponse).
+    const applyOn = (input.SnapStart as { ApplyOn?: unknown } | null)?.ApplyOn;
+    if (applyOn === "PublishedVersions") out.SnapStartApplyOn = applyOn;
+    else delete out.SnapStartApplyOn;
+  }
   // LogFormat JSON defaults both levels to INFO; Text carries none (AWS docs, "Configuring JSON and
   // plain text log formats": "the default log level is INFO" for JSON; levels apply to JSON only).
   if (out.LogFormat === "JSON") {
@@ -281,6 +292,28 @@ export function runtimeVersionArn(region: string, runtime: string): string {
   return `arn:aws:lambda:${region}::runtime:${digest}`;
 }
 
+/**
+ * The runtimes SnapStart works with among Lambent's: "Java 11 and later, Python 3.12 and later,
+ * .NET 8 and later" (AWS docs, "Improving startup performance with Lambda SnapStart").
+ */
+const SNAPSTART_RUNTIMES: ReadonlySet<Runtime> = new Set<Runtime>(["python3.12", "python3.13", "python3.14"]);
+
+/**
+ * Lambda's SnapStartResponse: ApplyOn as configured; OptimizationStatus says whether SnapStart is
+ * active for that version (API reference, SnapStartResponse: "When you provide a qualified ARN, this
+ * response element indicates whether SnapStart is activated for the specified function version"):
+ * On only on a published version of a PublishedVersions function whose runtime supports it, never on
+ * $LATEST. Lambent stores the setting; it takes no snapshots (an Init runs as without SnapStart).
+ */
+export function snapStartResponse(
+  c: Pick<StoredConfig, "SnapStartApplyOn" | "Runtime">,
+  version: string,
+): { ApplyOn: "PublishedVersions" | "None"; OptimizationStatus: "On" | "Off" } {
+  const applyOn = c.SnapStartApplyOn ?? "None";
+  const on = applyOn === "PublishedVersions" && version !== "$LATEST" && SNAPSTART_RUNTIMES.has(c.Runtime);
+  return { ApplyOn: applyOn, OptimizationStatus: on ? "On" : "Off" };
+}
+
 /** Lambda's LastModified format: 2024-01-31T12:34:56.789+0000. */
 export function lambdaTimestamp(ms: number): string {
   return new Date(ms).toISOString().replace("Z", "+0000");
@@ -314,7 +347,7 @@ export function functionConfiguration(
     PackageType: "Zip",
     Architectures: c.Architectures,
     EphemeralStorage: { Size: c.EphemeralStorageSize },
-    SnapStart: { ApplyOn: "None", OptimizationStatus: "Off" },
+    SnapStart: snapStartResponse(c, row.version),
     LoggingConfig: {
       LogFormat: c.LogFormat,
       ...(c.ApplicationLogLevel ? { ApplicationLogLevel: c.ApplicationLogLevel } : {}),

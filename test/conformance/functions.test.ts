@@ -99,6 +99,64 @@ describe("qualified reads", () => {
   });
 });
 
+describe("SnapStart", () => {
+  // AWS API reference, SnapStartResponse.OptimizationStatus: "When you provide a qualified ARN, this
+  // response element indicates whether SnapStart is activated for the specified function version";
+  // SnapStart works with "Java 11 and later, Python 3.12 and later, .NET 8 and later" (AWS docs,
+  // "Improving startup performance with Lambda SnapStart"). A function without the setting answers
+  // {ApplyOn: None, OptimizationStatus: Off} (responses recorded on AWS in localstack's
+  // test_lambda_api.snapshot.json).
+  const on = { ApplyOn: "PublishedVersions", OptimizationStatus: "On" };
+  const applyOnOff = { ApplyOn: "PublishedVersions", OptimizationStatus: "Off" };
+  const none = { ApplyOn: "None", OptimizationStatus: "Off" };
+
+  it("ApplyOn is stored; OptimizationStatus is On on the published versions only, never on $LATEST", async () => {
+    const created = await createFn(lambda, "fx-snap", zip, {
+      Runtime: "python3.13",
+      Handler: "index.handler",
+      SnapStart: { ApplyOn: "PublishedVersions" },
+    });
+    expect(created.SnapStart).toEqual(applyOnOff);
+    expect(
+      (await lambda.send(new GetFunctionConfigurationCommand({ FunctionName: "fx-snap" }))).SnapStart,
+    ).toEqual(applyOnOff);
+    const v1 = await lambda.send(new PublishVersionCommand({ FunctionName: "fx-snap" }));
+    expect(v1.SnapStart).toEqual(on);
+    const got = await lambda.send(new GetFunctionCommand({ FunctionName: "fx-snap", Qualifier: "1" }));
+    expect(got.Configuration?.SnapStart).toEqual(on);
+    expect(
+      (await lambda.send(new GetFunctionCommand({ FunctionName: "fx-snap" }))).Configuration?.SnapStart,
+    ).toEqual(applyOnOff);
+    // Turning it off changes $LATEST and what is published next; version 1 keeps its snapshot setting.
+    const off = await lambda.send(
+      new UpdateFunctionConfigurationCommand({ FunctionName: "fx-snap", SnapStart: { ApplyOn: "None" } }),
+    );
+    expect(off.SnapStart).toEqual(none);
+    await waitUpdated("fx-snap");
+    const v2 = await lambda.send(new PublishVersionCommand({ FunctionName: "fx-snap" }));
+    expect(v2.Version).toBe("2");
+    expect(v2.SnapStart).toEqual(none);
+    const versions =
+      (await lambda.send(new ListVersionsByFunctionCommand({ FunctionName: "fx-snap" }))).Versions ?? [];
+    expect(versions.map((v) => [v.Version, v.SnapStart])).toEqual([
+      ["$LATEST", none],
+      ["1", on],
+      ["2", none],
+    ]);
+  });
+
+  it("on a runtime SnapStart does not support, the setting is kept but never On", async () => {
+    await createFn(lambda, "fx-snap-node", zip, { SnapStart: { ApplyOn: "PublishedVersions" } });
+    const v1 = await lambda.send(new PublishVersionCommand({ FunctionName: "fx-snap-node" }));
+    expect(v1.SnapStart).toEqual(applyOnOff);
+    // An update that does not name SnapStart keeps it.
+    const updated = await lambda.send(
+      new UpdateFunctionConfigurationCommand({ FunctionName: "fx-snap-node", Description: "kept" }),
+    );
+    expect(updated.SnapStart).toEqual(applyOnOff);
+  });
+});
+
 describe("CreateFunction with Publish", () => {
   it("answers the unqualified FunctionArn with Version 1", async () => {
     const created = await createFn(lambda, "fx-published", zip, { Publish: true });
