@@ -117,6 +117,17 @@ export interface ServerOptions {
   devCredentials?: boolean;
   /** The key that seals access-key secrets and session tokens (default `<data dir>/server.key`). */
   serverKeyFile?: string;
+  /**
+   * `--allow-destination-hosts`: host names, `*.suffix`es, addresses and CIDR networks that
+   * destinations, dead-letter targets and event source brokers may reach beyond the default rules
+   * (see control/egress.ts).
+   */
+  allowDestinationHosts: string[];
+  /**
+   * Loopback and private addresses allowed as destinations and brokers without an entry.
+   * Default: only when the server listens on loopback only.
+   */
+  internalDestinations?: boolean;
 }
 
 /** Is this listen address reachable only from this machine? */
@@ -138,6 +149,7 @@ export function defaultOptions(overrides: Partial<ServerOptions> = {}): ServerOp
     sandbox: "auto",
     sandboxNetwork: "isolated",
     sandboxAllowHostPorts: [],
+    allowDestinationHosts: [],
     blockDeprecatedRuntimes: false,
     asyncRetryDelaysMs: [60_000, 120_000],
     logRetentionDays: 30,

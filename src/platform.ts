@@ -21,6 +21,7 @@ import {
 import { AliasService } from "./control/aliases.js";
 import { CodeCache } from "./control/code.js";
 import { ConcurrencyService } from "./control/concurrency.js";
+import { EgressPolicy } from "./control/egress.js";
 import { EventInvokeConfigService } from "./control/event-invoke-config.js";
 import { EventSourceMappingService } from "./control/event-sources.js";
 import { FunctionSettingsService } from "./control/function-settings.js";
@@ -73,6 +74,7 @@ interface PlatformParts {
   platformApi: PlatformApiChannel;
   permissions: PermissionService;
   auth: Auth;
+  egress: EgressPolicy;
   unlock: () => void;
 }
 
@@ -108,6 +110,8 @@ export class Platform {
   readonly permissions: PermissionService;
   /** Keys, SigV4 verification, authorization, presigning, environment credentials. */
   readonly auth: Auth;
+  /** Where destinations, dead-letter targets and brokers may point (--allow-destination-hosts). */
+  readonly egress: EgressPolicy;
   /** The front door; its routes reach the parts above through this Platform. Built last, not yet listening. */
   readonly app: FastifyInstance;
   #url = "";
@@ -136,6 +140,7 @@ export class Platform {
     this.platformApi = parts.platformApi;
     this.permissions = parts.permissions;
     this.auth = parts.auth;
+    this.egress = parts.egress;
     this.unlock = parts.unlock;
     // Every part is in place: the routes may hold on to this Platform.
     this.app = buildApp(this);
@@ -153,6 +158,17 @@ export class Platform {
       ...(options.database ? { database: options.database } : {}),
     });
     if (refusal) throw new ServerOptionError(refusal);
+    let egress: EgressPolicy;
+    try {
+      egress = new EgressPolicy({
+        allow: options.allowDestinationHosts,
+        internalAllowed: options.internalDestinations ?? isLoopbackHost(options.host),
+      });
+    } catch (err) {
+      throw new ServerOptionError((err as Error).message);
+    }
+    egress.setApiPort(options.port);
+    if (options.database) await egress.setStore(options.database);
     if (options.publicUrl !== undefined) {
       try {
         options.publicUrl = parsePublicUrl(options.publicUrl);
@@ -182,10 +198,12 @@ export class Platform {
             "(it prints the key once), then start the server again.",
         );
       }
-      const platform = await Platform.assemble(options, store, { devCredentials, unlock }, acquired);
+      const platform = await Platform.assemble(options, store, { devCredentials, unlock }, egress, acquired);
       acquired.push(() => platform.app.close());
       const address = await platform.app.listen({ host: options.host, port: options.port });
       platform.#url = address.replace("[::1]", "localhost");
+      // --port 0: the port picked is never a destination either.
+      egress.setApiPort(Number(new URL(platform.url).port));
       // Connections from an environment's own channel are served by the API like any other.
       platform.platformApi.attach((socket) => platform.app.server.emit("connection", socket), platform.url);
       // A free port picked at start (--port 0) must not be one the operator opened to sandboxes.
@@ -227,6 +245,7 @@ export class Platform {
     options: ServerOptions,
     store: Store,
     access: { devCredentials: boolean; unlock: () => void },
+    egress: EgressPolicy,
     acquired: Array<() => unknown>,
   ): Promise<Platform> {
     const { limits } = options;
@@ -254,6 +273,7 @@ export class Platform {
         },
         runtime,
       );
+    functions.deadLetterCheck = (target) => egress.checkConfigured(target, "The dead-letter target");
     functions.layerCheck = async (arns, previous, codeBytes) =>
       layers.checkTotalSize(await layers.resolve(arns, previous), codeBytes);
     const aliases = new AliasService(store);
@@ -311,9 +331,9 @@ export class Platform {
     logPruner.start();
     acquired.push(() => logPruner.stop());
     const provisioned = new ProvisionedPlacement(functions, aliases, concurrency, worker, options.region);
-    const eventInvokeConfigs = new EventInvokeConfigService(store, functions);
-    const asyncInvoke = new AsyncService(store, frontend, eventInvokeConfigs, options);
-    const eventSourceMappings = new EventSourceMappingService(store, functions);
+    const eventInvokeConfigs = new EventInvokeConfigService(store, functions, egress);
+    const asyncInvoke = new AsyncService(store, frontend, eventInvokeConfigs, options, egress);
+    const eventSourceMappings = new EventSourceMappingService(store, functions, egress);
     const ownership =
       store.engine === "postgres" && options.database
         ? new AdvisoryLockOwnership(options.database, () => void eventSources.ownershipLost())
@@ -335,6 +355,7 @@ export class Platform {
         log: (message) => {
           if (!options.quiet) console.error(`lambent: ${message}`);
         },
+        egress,
       },
       ownership,
     );
@@ -377,6 +398,7 @@ export class Platform {
       platformApi,
       permissions,
       auth,
+      egress,
       unlock: access.unlock,
     });
   }

@@ -3,6 +3,8 @@
  * telemetry work exports as metrics. (The store's `async_stats` table holds
  * the same outcomes summed over every server and restart.)
  */
+import { EventEmitter } from "node:events";
+
 export interface AsyncCounts {
   enqueued: number;
   succeeded: number;
@@ -34,6 +36,8 @@ const zero = (): AsyncCounts => ({
 
 export class AsyncCounters {
   private readonly byFunction = new Map<string, AsyncCounts>();
+  /** "add" after every change: function name, counter, amount. */
+  readonly events = new EventEmitter<{ add: [string, AsyncCounter, number] }>();
 
   add(functionName: string, counter: AsyncCounter, n = 1): void {
     let c = this.byFunction.get(functionName);
@@ -42,6 +46,7 @@ export class AsyncCounters {
       this.byFunction.set(functionName, c);
     }
     c[counter] += n;
+    this.events.emit("add", functionName, counter, n);
   }
 
   /** A copy: function name → counts. */

@@ -11,6 +11,8 @@ import { join } from "node:path";
 import { backoffMs } from "../backoff.js";
 import type { ServerOptions } from "../config.js";
 import { type FunctionRef, functionArn } from "../control/arn.js";
+import { redact } from "../control/broker-uri.js";
+import { type EgressPolicy, EgressRefused } from "../control/egress.js";
 import type { EventInvokeConfigService, EventInvokeSettings } from "../control/event-invoke-config.js";
 import { LATEST } from "../control/functions.js";
 import { LambdaError } from "../errors.js";
@@ -95,7 +97,8 @@ export class AsyncService {
   readonly counters = new AsyncCounters();
   private readonly poller: AsyncPoller;
   private readonly destinations: Destinations;
-  private readonly brokers = [new RabbitMqDestinations(), new NatsDestinations(), new RedisDestinations()];
+  private readonly brokers: Array<RabbitMqDestinations | NatsDestinations | RedisDestinations>;
+  private readonly http: HttpDestinations;
   private listener: Listener | null = null;
 
   constructor(
@@ -103,13 +106,21 @@ export class AsyncService {
     private readonly frontend: Frontend,
     private readonly configs: EventInvokeConfigService,
     private readonly options: ServerOptions,
+    egress: EgressPolicy,
   ) {
+    // Every URL and broker target is checked (and pinned) by the egress policy at each connection.
+    this.http = new HttpDestinations(egress);
+    this.brokers = [
+      new RabbitMqDestinations(egress),
+      new NatsDestinations(egress),
+      new RedisDestinations(egress),
+    ];
     this.queue = new AsyncQueue(store, nodeId(options.dataDir), LEASE_MS);
     this.destinations = new Destinations([
       new FunctionDestinations((ref, region, payload) =>
         this.enqueue({ ref, region, payload, maxPayloadBytes: options.limits.asyncPayloadBytes }),
       ),
-      new HttpDestinations(),
+      this.http,
       ...this.brokers,
     ]);
     this.poller = new AsyncPoller(this.queue, (ev) => this.handle(ev), {
@@ -198,6 +209,7 @@ export class AsyncService {
     await this.listener?.close();
     this.listener = null;
     for (const b of this.brokers) await b.close();
+    await this.http.close();
   }
 
   /** Queue depth and outcomes per function (all servers sharing the store). */
@@ -461,16 +473,18 @@ export class AsyncService {
     try {
       await this.destinations.open(target).deliver({ body: ev.payload, attributes: meta.attributes ?? {} });
     } catch (err) {
-      const permanent = err instanceof DeliveryError && err.permanent;
+      // A target the egress policy refuses stays refused: a failed delivery, not retried.
+      const refused = err instanceof EgressRefused;
+      const permanent = refused || (err instanceof DeliveryError && err.permanent);
       const next = Date.now() + backoffMs(ev.attempts, BACKOFF_MIN_MS, BACKOFF_MAX_MS);
       if (permanent || next - ev.enqueued_at > DELIVERY_MAX_AGE_MS) {
         this.log(
-          `async: giving up delivering ${ev.request_id} (${ev.function_name}) to ${target}: ${errText(err)}`,
+          `async: giving up delivering ${ev.request_id} (${ev.function_name}) to ${redact(target)}: ${refused ? "refused: " : ""}${errText(err)}`,
         );
         await this.complete(ev, [], { delivery_failures: 1 });
       } else {
         this.log(
-          `async: delivery of ${ev.request_id} (${ev.function_name}) to ${target} failed: ${errText(err)}`,
+          `async: delivery of ${ev.request_id} (${ev.function_name}) to ${redact(target)} failed: ${errText(err)}`,
         );
         await this.reschedule(ev, { nextRunAt: next, attempts: ev.attempts + 1 }, { delivery_failures: 1 });
       }

@@ -1,6 +1,7 @@
 /** The `lambent` command. */
 import { Command, InvalidArgumentError, Option } from "commander";
 import { parsePublicUrl } from "../config.js";
+import { parseAllowList } from "../control/egress.js";
 import { registerClientCommands } from "./client.js";
 import { registerKeysCommands } from "./keys.js";
 import { registerQueueCommand } from "./queue.js";
@@ -23,6 +24,14 @@ export function portList(raw: string): number[] {
   if (raw.trim() === "" || ports.some((n) => !Number.isInteger(n) || n < 1 || n > 65535))
     throw new InvalidArgumentError("takes TCP ports (1-65535), comma-separated, e.g. 5432,6379");
   return [...new Set(ports)];
+}
+
+function allowListArg(raw: string): string[] {
+  try {
+    return parseAllowList(raw);
+  } catch (err) {
+    throw new InvalidArgumentError((err as Error).message);
+  }
 }
 
 function publicUrlArg(raw: string): string {
@@ -68,6 +77,15 @@ program
     "host loopback ports isolated sandboxes may reach, comma-separated (never the API's or the store's)",
     portList,
     [] as number[],
+  )
+  .addOption(
+    new Option(
+      "--allow-destination-hosts <list>",
+      "hosts (names, *.suffix, addresses, CIDR networks) destinations, dead-letter targets and event source brokers may reach beyond the defaults (loopback and private addresses are allowed only on a loopback-only server), comma-separated",
+    )
+      .env("LAMBENT_ALLOW_DESTINATION_HOSTS")
+      .argParser(allowListArg)
+      .default([] as string[]),
   )
   .option("--async-retry-delays <ms,ms>", "delays before async retry 1 and 2, in ms", "60000,120000")
   .option(

@@ -17,6 +17,7 @@ interface ServerFlags {
   sandbox: SandboxMode;
   sandboxNetwork: SandboxNetwork;
   sandboxAllowHostPort: number[];
+  allowDestinationHosts: string[];
   asyncRetryDelays: string;
   logRetentionDays: number;
   runtimesDir?: string;
@@ -56,6 +57,7 @@ export async function runServer(flags: ServerFlags): Promise<void> {
       sandbox: flags.sandbox,
       sandboxNetwork: flags.sandboxNetwork,
       sandboxAllowHostPorts: flags.sandboxAllowHostPort,
+      allowDestinationHosts: flags.allowDestinationHosts,
       asyncRetryDelaysMs: parseDelays(flags.asyncRetryDelays),
       logRetentionDays: flags.logRetentionDays,
       blockDeprecatedRuntimes: flags.blockDeprecatedRuntimes === true,

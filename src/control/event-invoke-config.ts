@@ -8,6 +8,7 @@ import type { EventInvokeConfigsTable } from "../store/schema.js";
 import type { Store } from "../store/store.js";
 import { type FunctionRef, functionArn } from "./arn.js";
 import { brokerDestinationProblem, parseBrokerUri, redact } from "./broker-uri.js";
+import type { EgressPolicy } from "./egress.js";
 import { type FunctionService, LATEST } from "./functions.js";
 import { pageAfter } from "./marker.js";
 
@@ -39,6 +40,8 @@ export class EventInvokeConfigService {
   constructor(
     private readonly store: Store,
     private readonly functions: FunctionService,
+    /** Where URL and broker destinations may point (checked again at every delivery). */
+    private readonly egress: EgressPolicy | null = null,
   ) {
     functions.events.on("change", ({ name, version }) => {
       // Only deletions matter: a deleted function (no version) or a deleted published version.
@@ -135,6 +138,7 @@ export class EventInvokeConfigService {
     const given = parseInput(input, ref.name, qualifier);
     for (const dest of [given.on_success, given.on_failure]) {
       if (dest) await this.checkDestinationFunction(dest, region);
+      if (dest) await this.egress?.checkConfigured(dest, "The destination");
     }
     const current = await this.row(ref.name, qualifier);
     if (merge && !current) throw this.missing(region, ref.name, qualifier);

@@ -23,6 +23,7 @@ import type { EventSourceMappingsTable } from "../store/schema.js";
 import type { Store } from "../store/store.js";
 import { type FunctionRef, functionArn, parseFunctionRef } from "./arn.js";
 import { type BrokerKind, parseBrokerUri, redact } from "./broker-uri.js";
+import type { EgressPolicy } from "./egress.js";
 import { validatePattern } from "./event-filter.js";
 import { validateDestination } from "./event-invoke-config.js";
 import { type FunctionService, LATEST } from "./functions.js";
@@ -335,6 +336,8 @@ export class EventSourceMappingService {
   constructor(
     private readonly store: Store,
     private readonly functions: FunctionService,
+    /** Where brokers and on-failure destinations may point (checked again at every connection). */
+    private readonly egress: EgressPolicy | null = null,
   ) {}
 
   /** The function and its qualifier (version or alias) must exist. */
@@ -384,6 +387,8 @@ export class EventSourceMappingService {
     await this.checkFunction(ref, region);
     const stream = STREAM_KINDS.has(kind);
     const common = parseCommon(input, kind, ref.name);
+    await this.egress?.checkConfigured(source, "The event source");
+    if (common.onFailure) await this.egress?.checkConfigured(common.onFailure, "The destination");
     const settings: MappingSettings = {
       enabled: true,
       batchSize: 100,
@@ -524,6 +529,7 @@ export class EventSourceMappingService {
       qualifier = ref.qualifier ?? null;
     }
     const changes = parseCommon(input, current.kind, fnName);
+    if (changes.onFailure) await this.egress?.checkConfigured(changes.onFailure, "The destination");
     const settings = applySettingsChange(current.settings, changes);
     const wasEnabled = current.settings.enabled;
     let state: MappingState = current.state;

@@ -92,6 +92,8 @@ export class FunctionService {
     null;
   /** Set by the platform: refuses a runtime this server cannot run (not installed, blocked as deprecated). */
   runtimeCheck: ((runtime: Runtime) => void) | null = null;
+  /** Set by the platform: refuses a dead-letter target the egress policy would never deliver to. */
+  deadLetterCheck: ((target: string) => Promise<void>) | null = null;
 
   constructor(
     private readonly store: Store,
@@ -158,6 +160,7 @@ export class FunctionService {
     };
     const config = applyConfig(base, input, this.limits);
     this.runtimeCheck?.(config.Runtime);
+    if (config.DeadLetterTargetArn) await this.deadLetterCheck?.(config.DeadLetterTargetArn);
     const zip = decodeZip(code.ZipFile, this.limits, "CreateFunction");
     const pkg = await inspectPackage(zip, this.limits);
     if (config.Layers.length > 0) await this.layerCheck?.(config.Layers, [], pkg.unzippedSize);
@@ -438,6 +441,8 @@ export class FunctionService {
       checkUpdatable(current, region);
       const config = applyConfig(current.config, input, this.limits);
       if (input.Runtime !== undefined) this.runtimeCheck?.(config.Runtime);
+      if (input.DeadLetterConfig !== undefined && config.DeadLetterTargetArn)
+        await this.deadLetterCheck?.(config.DeadLetterTargetArn);
       if (input.Layers !== undefined && config.Layers.length > 0) {
         const code = await inspectPackage(await this.loadZip(current.codeSha256), this.limits);
         await this.layerCheck?.(config.Layers, current.config.Layers, code.unzippedSize);

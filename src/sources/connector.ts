@@ -4,6 +4,7 @@
  * in order and checkpoint what the poller commits; the queue connector
  * (RabbitMQ) pushes messages and acks or requeues them.
  */
+import type { EgressPolicy } from "../control/egress.js";
 import type { EventSourceMapping } from "../control/event-sources.js";
 
 export interface SourceRecord {
@@ -54,6 +55,8 @@ export interface ConnectorOptions {
   mapping: EventSourceMapping;
   /** Messages a queue consumer may hold unacknowledged. */
   prefetch: number;
+  /** Checks (and pins) the broker's address before every connection. */
+  egress: EgressPolicy;
 }
 
 /** A promise that rejects when `fail` is called, with no unhandled-rejection noise. */

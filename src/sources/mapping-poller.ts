@@ -9,6 +9,7 @@ import { randomUUID } from "node:crypto";
 import { invocationContext } from "../async/record.js";
 import { backoffMs } from "../backoff.js";
 import { functionArn } from "../control/arn.js";
+import type { EgressPolicy } from "../control/egress.js";
 import { DEFAULT_QUEUE_CONCURRENCY, type EventSourceMapping } from "../control/event-sources.js";
 import { LambdaError } from "../errors.js";
 import type { Frontend, InvokeResponse } from "../frontend/invoke.js";
@@ -27,6 +28,8 @@ export interface PollerDeps {
   /** Queue a record for the on-failure destination (durably). */
   deliverFailure(mapping: EventSourceMapping, requestId: string, body: unknown): Promise<void>;
   log(message: string): void;
+  /** Checks (and pins) a broker's address before every connection. */
+  egress: EgressPolicy;
 }
 
 /** Counters one poller keeps (this server only). */
@@ -174,11 +177,11 @@ export class MappingPoller {
     const prefetch = m.settings.batchSize * this.queueConcurrency;
     switch (m.kind) {
       case "rabbitmq":
-        return openRabbitMq({ mapping: m, prefetch });
+        return openRabbitMq({ mapping: m, prefetch, egress: this.deps.egress });
       case "nats":
-        return openNats({ mapping: m, prefetch });
+        return openNats({ mapping: m, prefetch, egress: this.deps.egress });
       case "redis":
-        return openRedis({ mapping: m, prefetch }, this.redisState);
+        return openRedis({ mapping: m, prefetch, egress: this.deps.egress }, this.redisState);
     }
   }
 

@@ -16,6 +16,7 @@ import {
 } from "@nats-io/jetstream";
 import { connect, nanos } from "@nats-io/transport-node";
 import { redact } from "../control/broker-uri.js";
+import { natsOptions } from "../control/egress.js";
 import { parsedData } from "../control/event-filter.js";
 import {
   type ConnectorOptions,
@@ -41,16 +42,9 @@ export async function openNats(opts: ConnectorOptions): Promise<StreamConnector>
   const { stream, filter } = natsTopic(m.settings.topics?.[0] as string);
   const durable = `lambent-${m.uuid}`;
   const sourceArn = redact(m.eventSource);
-  const url = new URL(m.eventSource);
   const { lost, fail } = lostSignal();
-  const nc = await connect({
-    servers: `${url.hostname}:${url.port || 4222}`,
-    reconnect: false,
-    timeout: 5000,
-    ...(url.username ? { user: decodeURIComponent(url.username) } : {}),
-    ...(url.password ? { pass: decodeURIComponent(url.password) } : {}),
-    ...(url.protocol === "tls:" ? { tls: {} } : {}),
-  });
+  // The address the egress policy checked (see natsOptions).
+  const nc = await connect({ ...(await natsOptions(opts.egress, m.eventSource)), timeout: 5000 });
   void nc.closed().then((err) => fail(err instanceof Error ? err : new Error("the NATS connection closed")));
   let consumer: Awaited<ReturnType<ReturnType<typeof jetstream>["consumers"]["get"]>>;
   try {

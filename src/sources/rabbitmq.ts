@@ -6,6 +6,7 @@
 import { createHash } from "node:crypto";
 import amqp, { type Channel, type ChannelModel, type ConsumeMessage } from "amqplib";
 import { amqpVhost, redact } from "../control/broker-uri.js";
+import { pinBrokerUri } from "../control/egress.js";
 import { parsedData } from "../control/event-filter.js";
 import { type ConnectorOptions, lostSignal, type QueueConnector, type QueueMessage } from "./connector.js";
 
@@ -23,7 +24,9 @@ export async function openRabbitMq(opts: ConnectorOptions): Promise<QueueConnect
   let conn: ChannelModel | undefined;
   let ch: Channel | undefined;
   try {
-    conn = await amqp.connect(m.eventSource, { timeout: 5000 });
+    // Dial the address the egress policy checked; the name stays the TLS server name.
+    const { url, tlsName } = await pinBrokerUri(opts.egress, m.eventSource);
+    conn = await amqp.connect(url.toString(), { timeout: 5000, ...(tlsName ? { servername: tlsName } : {}) });
     conn.on("error", (err: Error) => fail(err));
     conn.on("close", () => fail(new Error("the RabbitMQ connection closed")));
     ch = await conn.createChannel();

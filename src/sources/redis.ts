@@ -7,6 +7,7 @@
  */
 import { Redis } from "ioredis";
 import { redact } from "../control/broker-uri.js";
+import { redisOptions } from "../control/egress.js";
 import { parsedData } from "../control/event-filter.js";
 import {
   type ConnectorOptions,
@@ -33,7 +34,9 @@ export async function openRedis(opts: ConnectorOptions, state: RedisPollerState)
   const group = `lambent-${m.uuid}`;
   const sourceArn = redact(m.eventSource);
   const { lost, fail } = lostSignal();
-  const client = new Redis(m.eventSource, {
+  // The checked address, never the URI itself (see redisOptions).
+  const client = new Redis({
+    ...(await redisOptions(opts.egress, m.eventSource)),
     lazyConnect: true,
     enableOfflineQueue: false,
     maxRetriesPerRequest: 0,

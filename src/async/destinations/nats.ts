@@ -7,11 +7,14 @@
 import { jetstream } from "@nats-io/jetstream";
 import { connect, headers, type NatsConnection } from "@nats-io/transport-node";
 import { connectionKey, parseBrokerUri } from "../../control/broker-uri.js";
+import { type EgressPolicy, natsOptions } from "../../control/egress.js";
 import type { DestinationAdapter, DestinationTarget } from "./target.js";
 
 export class NatsDestinations implements DestinationAdapter {
   readonly kind = "nats";
   private readonly conns = new Map<string, Promise<NatsConnection>>();
+
+  constructor(private readonly egress: EgressPolicy) {}
 
   accepts(target: string): boolean {
     return parseBrokerUri(target)?.kind === "nats";
@@ -21,14 +24,7 @@ export class NatsDestinations implements DestinationAdapter {
     const key = connectionKey(target);
     let c = this.conns.get(key);
     if (!c) {
-      const url = new URL(target);
-      c = connect({
-        servers: `${url.hostname}:${url.port || 4222}`,
-        reconnect: false,
-        timeout: 5000,
-        ...(url.username ? { user: decodeURIComponent(url.username) } : {}),
-        ...(url.password ? { pass: decodeURIComponent(url.password) } : {}),
-      });
+      c = natsOptions(this.egress, target).then((options) => connect({ ...options, timeout: 5000 }));
       const mine = c;
       void c.then(
         (nc) => nc.closed().then(() => this.conns.get(key) === mine && this.conns.delete(key)),

@@ -6,6 +6,7 @@
  */
 import amqp, { type ChannelModel, type ConfirmChannel } from "amqplib";
 import { connectionKey, parseBrokerUri } from "../../control/broker-uri.js";
+import { type EgressPolicy, pinBrokerUri } from "../../control/egress.js";
 import type { DestinationAdapter, DestinationTarget } from "./target.js";
 
 interface Link {
@@ -17,6 +18,8 @@ export class RabbitMqDestinations implements DestinationAdapter {
   readonly kind = "rabbitmq";
   private readonly links = new Map<string, Promise<Link>>();
 
+  constructor(private readonly egress: EgressPolicy) {}
+
   accepts(target: string): boolean {
     return parseBrokerUri(target)?.kind === "rabbitmq";
   }
@@ -26,7 +29,12 @@ export class RabbitMqDestinations implements DestinationAdapter {
     let link = this.links.get(key);
     if (!link) {
       link = (async () => {
-        const conn = await amqp.connect(key, { timeout: 5000 });
+        // Dial the address the egress policy checked; the name stays the TLS server name.
+        const { url, tlsName } = await pinBrokerUri(this.egress, key);
+        const conn = await amqp.connect(url.toString(), {
+          timeout: 5000,
+          ...(tlsName ? { servername: tlsName } : {}),
+        });
         const drop = () => {
           if (this.links.get(key) === link) this.links.delete(key);
         };

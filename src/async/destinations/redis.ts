@@ -5,22 +5,35 @@
  */
 import { Redis } from "ioredis";
 import { connectionKey, parseBrokerUri } from "../../control/broker-uri.js";
+import { type EgressPolicy, redisOptions } from "../../control/egress.js";
 import type { DestinationAdapter, DestinationTarget } from "./target.js";
 
 export class RedisDestinations implements DestinationAdapter {
   readonly kind = "redis";
-  private readonly clients = new Map<string, Redis>();
+  private readonly clients = new Map<string, Promise<Redis>>();
+
+  constructor(private readonly egress: EgressPolicy) {}
 
   accepts(target: string): boolean {
     return parseBrokerUri(target)?.kind === "redis";
   }
 
-  private client(target: string): Redis {
+  private client(target: string): Promise<Redis> {
     const key = connectionKey(target);
     let c = this.clients.get(key);
     if (!c) {
-      c = new Redis(key, { maxRetriesPerRequest: 1, connectTimeout: 5000, enableOfflineQueue: true });
-      c.on("error", () => {});
+      // Pinned to the checked address at creation; ioredis reconnects to that same address.
+      c = redisOptions(this.egress, key).then((options) => {
+        const client = new Redis({
+          ...options,
+          maxRetriesPerRequest: 1,
+          connectTimeout: 5000,
+          enableOfflineQueue: true,
+        });
+        client.on("error", () => {});
+        return client;
+      });
+      c.catch(() => this.clients.delete(key));
       this.clients.set(key, c);
     }
     return c;
@@ -32,7 +45,7 @@ export class RedisDestinations implements DestinationAdapter {
       deliver: async (message) => {
         const fields: string[] = ["data", message.body.toString("utf8")];
         for (const [k, v] of Object.entries(message.attributes)) fields.push(k, v);
-        await this.client(target).call("XADD", stream, "*", ...fields);
+        await (await this.client(target)).call("XADD", stream, "*", ...fields);
       },
     };
   }
@@ -40,6 +53,6 @@ export class RedisDestinations implements DestinationAdapter {
   async close(): Promise<void> {
     const clients = [...this.clients.values()];
     this.clients.clear();
-    for (const c of clients) c.disconnect();
+    for (const c of clients) await c.then((client) => client.disconnect()).catch(() => {});
   }
 }
