@@ -13,7 +13,6 @@ import {
   ExtensionError,
   errorBody,
   FunctionError,
-  failureStatus,
   RuntimeError,
   SandboxError,
 } from "../protocol/errors.js";
@@ -23,15 +22,7 @@ import { type EnvironmentState, isIdle, transition } from "./environment-state.j
 import { ExtensionsApi, exitStatusText, MAX_EXTENSIONS, type ShutdownReason } from "./extensions-api.js";
 import { DEFAULT_OUTPUT_LIMITS, LogCapture, type OutputLimits } from "./log-capture.js";
 import type { PlatformApiChannel, PlatformApiListener, SandboxOrigin } from "./platform-api.js";
-import {
-  billedDurationMs,
-  endLine,
-  initReportLine,
-  initStartLine,
-  ms,
-  reportLine,
-  startLine,
-} from "./platform-lines.js";
+import { billedDurationMs, invokeStatus, ms, PlatformLines } from "./platform-lines.js";
 import {
   type Invocation,
   type ResponseStreamSink,
@@ -132,6 +123,8 @@ export class ExecutionEnvironment {
   readonly id = randomBytes(16).toString("hex");
   readonly logGroup: string;
   readonly logStream: string;
+  /** START/REPORT/INIT_* lines as text, or JSON records filtered by SystemLogLevel. */
+  readonly platformLines: PlatformLines;
   #state: EnvironmentState = "initializing";
 
   /** Where the environment is in its lifecycle (changed only through `enter`, by the transition table). */
@@ -183,11 +176,12 @@ export class ExecutionEnvironment {
   ) {
     this.logGroup = fn.config.LogGroup ?? `/aws/lambda/${fn.name}`;
     this.logStream = logStreamName(fn.version, this.id);
+    this.platformLines = new PlatformLines(fn.config);
     this.capture = new LogCapture(
       deps.outputLimits ?? DEFAULT_OUTPUT_LIMITS,
       (line) => this.functionLine(line),
       (bytes) => deps.logs.admit(this.logGroup, bytes),
-      (note) => this.platformLog(note),
+      (note, lines, bytes) => this.platformLog(this.platformLines.logsDropped(note, lines, bytes)),
     );
     this.origin = { environmentId: this.id, functionName: fn.name, functionVersion: fn.version };
     this.api = new RuntimeApiServer(this.apiEvents, deps.maxResponseBytes);
@@ -238,7 +232,7 @@ export class ExecutionEnvironment {
 
   /** An extension failed: during Init the Init fails with Lambda's error; later the environment is reset. */
   private extensionFailure(name: string, errorType: string, message: string, state: string): void {
-    this.platformLog(`EXTENSION\tName: ${name}\tState: ${state}\tEvents: []`);
+    this.platformLog(this.platformLines.extension(name, state, []));
     if (this.initWaiter) {
       this.initReport(errorType);
       this.initWaiter.reject(platformFailure(errorType, message));
@@ -291,7 +285,17 @@ export class ExecutionEnvironment {
       this.fn.config.Runtime,
       this.deps.runtimes.resolve(this.fn.config.Runtime),
     );
-    this.platformLog(initStartLine(this.fn.config.Runtime, version));
+    this.platformLog(
+      this.platformLines.initStart({
+        runtime: this.fn.config.Runtime,
+        runtimeVersion: version,
+        initializationType: this.initializationType,
+        functionName: this.fn.name,
+        functionVersion: this.fn.version,
+        instanceId: this.logStream,
+        memorySizeMb: this.fn.config.MemorySize,
+      }),
+    );
     const external = opt?.extensions ?? [];
     if (external.length > MAX_EXTENSIONS) {
       await stem?.destroy();
@@ -355,9 +359,14 @@ export class ExecutionEnvironment {
       functionMs: done - extensionsUp,
     };
     if (this.extensions.count > 0) {
-      for (const line of this.extensions.describe()) this.platformLog(line);
+      for (const e of this.extensions.describe()) {
+        this.platformLog(this.platformLines.extension(e.name, "Ready", e.events));
+      }
       this.platformLog(
-        initReportLine({ durationMs: this.initDurationMs, status: "success", phases: this.initPhases }),
+        this.platformLines.initReport(
+          { durationMs: this.initDurationMs, status: "success", phases: this.initPhases },
+          this.initializationType,
+        ),
       );
     }
     this.telemetry.emit("platform.initReport", {
@@ -506,7 +515,12 @@ export class ExecutionEnvironment {
 
   /** INIT_REPORT of a failed Init: how long it ran until it failed. */
   private initReport(errorType: string): void {
-    this.platformLog(initReportLine({ durationMs: this.initElapsedMs, status: "failure", errorType }));
+    this.platformLog(
+      this.platformLines.initReport(
+        { durationMs: this.initElapsedMs, status: "failure", errorType },
+        this.initializationType,
+      ),
+    );
   }
 
   /** Time spent in Init: all of it once Init is over, so far while it runs. */
@@ -581,7 +595,7 @@ export class ExecutionEnvironment {
       this.tailBytes = 0;
     }
     this.capture.startWindow();
-    this.platformLog(startLine(input.requestId, this.fn.version));
+    this.platformLog(this.platformLines.start(input.requestId, this.fn.version, input.invokedFunctionArn));
     const started = performance.now();
     const deadlineMs = Date.now() + timeoutSeconds * 1000;
     this.telemetry.emit("platform.start", { requestId: input.requestId, version: this.fn.version });
@@ -639,7 +653,7 @@ export class ExecutionEnvironment {
       }
       case "timeout": {
         const text = `Task timed out after ${ms(timeoutSeconds)} seconds`;
-        this.platformLog(`${new Date().toISOString()} ${input.requestId} ${text}`);
+        this.platformLog(this.platformLines.fault(`${new Date().toISOString()} ${input.requestId} ${text}`));
         outcome = {
           ...platformFailure(SandboxError.Timedout, `RequestId: ${input.requestId} Error: ${text}`),
           durationMs: timeoutSeconds * 1000,
@@ -649,7 +663,9 @@ export class ExecutionEnvironment {
       case "exit": {
         const reason = exitReason(ended.exit);
         this.platformLog(
-          `RequestId: ${input.requestId} Error: Runtime exited with error: ${reason.text}\n${reason.errorType}`,
+          this.platformLines.fault(
+            `RequestId: ${input.requestId} Error: Runtime exited with error: ${reason.text}\n${reason.errorType}`,
+          ),
         );
         outcome = {
           ...platformFailure(
@@ -685,24 +701,19 @@ export class ExecutionEnvironment {
     return outcome;
   }
 
-  /** platform.runtimeDone and platform.report for subscribers, delivered before the environment settles. */
   /** END and REPORT lines, telemetry; then the peak-memory counter starts over for the next invoke. */
   private afterInvoke(requestId: string, outcome: InvokeOutcome): void {
-    this.report(requestId, outcome);
-    this.telemetryAfterInvoke(requestId, outcome);
+    const peak = this.sandbox?.peakMemoryBytes();
+    const maxMemoryUsedMb = peak === undefined ? 0 : Math.round(peak / (1024 * 1024));
+    this.report(requestId, outcome, maxMemoryUsedMb);
+    this.telemetryAfterInvoke(requestId, outcome, maxMemoryUsedMb);
     this.sandbox?.resetPeakMemory();
   }
 
-  private telemetryAfterInvoke(requestId: string, outcome: InvokeOutcome): void {
+  /** platform.runtimeDone and platform.report for subscribers, delivered before the environment settles. */
+  private telemetryAfterInvoke(requestId: string, outcome: InvokeOutcome, maxMemoryUsedMb: number): void {
     if (!this.telemetry.subscribed) return;
-    const status = outcome.ok
-      ? "success"
-      : failureStatus(outcome.errorType) === "timeout"
-        ? "timeout"
-        : outcome.fatal
-          ? "failure"
-          : "error";
-    const peak = this.sandbox?.peakMemoryBytes();
+    const status = invokeStatus(outcome);
     this.telemetry.emit("platform.runtimeDone", {
       requestId,
       status,
@@ -713,7 +724,7 @@ export class ExecutionEnvironment {
       durationMs: round(outcome.durationMs),
       billedDurationMs: billedDurationMs(outcome.durationMs),
       memorySizeMB: this.fn.config.MemorySize,
-      maxMemoryUsedMB: peak === undefined ? 0 : Math.round(peak / (1024 * 1024)),
+      maxMemoryUsedMB: maxMemoryUsedMb,
     };
     if (outcome.initDurationMs !== undefined) metrics.initDurationMs = round(outcome.initDurationMs);
     this.telemetry.emit("platform.report", {
@@ -729,25 +740,38 @@ export class ExecutionEnvironment {
     this.flushing = flushing;
   }
 
-  private report(requestId: string, outcome: InvokeOutcome): void {
-    const peak = this.sandbox?.peakMemoryBytes();
+  private report(requestId: string, outcome: InvokeOutcome, maxMemoryUsedMb: number): void {
     if (this.pendingInitReport && this.initDurationMs > 0) outcome.initDurationMs = this.initDurationMs;
     this.pendingInitReport = false;
     this.capture.endWindow();
-    this.platformLog(endLine(requestId));
+    const status = invokeStatus(outcome);
     this.platformLog(
-      reportLine({
+      this.platformLines.runtimeDone({
+        requestId,
+        status,
+        ...(outcome.errorType !== undefined ? { errorType: outcome.errorType } : {}),
+        durationMs: outcome.durationMs,
+        producedBytes: outcome.payload.length,
+      }),
+    );
+    this.platformLog(this.platformLines.end(requestId));
+    this.platformLog(
+      this.platformLines.report({
         requestId,
         durationMs: outcome.durationMs,
         memorySizeMb: this.fn.config.MemorySize,
-        maxMemoryUsedMb: peak === undefined ? 0 : Math.round(peak / (1024 * 1024)),
+        maxMemoryUsedMb,
         ...(outcome.initDurationMs !== undefined ? { initDurationMs: outcome.initDurationMs } : {}),
         ...(outcome.fatal && outcome.errorType ? { errorType: outcome.errorType } : {}),
+        status,
+        ...(outcome.errorType !== undefined ? { invokeErrorType: outcome.errorType } : {}),
       }),
     );
   }
 
-  private platformLog(line: string): void {
+  /** A platform line (undefined: below SystemLogLevel, or none in this format). */
+  private platformLog(line: string | undefined): void {
+    if (line === undefined) return;
     this.deps.logs.write(this.logGroup, this.logStream, line);
     this.addTail(line);
   }
@@ -824,7 +848,7 @@ export class ExecutionEnvironment {
         await Promise.race([this.runtimeExitedPromise, new Promise((r) => setTimeout(r, left))]);
       }
       await Promise.race([this.telemetry.flush(), new Promise((r) => setTimeout(r, 200))]);
-      this.platformLog(`SHUTDOWN Reason: ${reason}\tDuration: ${ms(performance.now() - started)} ms`);
+      this.platformLog(this.platformLines.shutdown(reason, performance.now() - started));
     }
     this.capture.finish();
     this.sandbox = null;

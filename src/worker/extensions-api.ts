@@ -119,11 +119,9 @@ export class ExtensionsApi {
     return this.byId.has(id);
   }
 
-  /** Lambda's EXTENSION log lines, one per registered extension. */
-  describe(): string[] {
-    return [...this.byId.values()].map(
-      (e) => `EXTENSION\tName: ${e.name}\tState: Ready\tEvents: [${[...e.events].join(",")}]`,
-    );
+  /** Each registered extension and the events it asked for (for Lambda's EXTENSION lines). */
+  describe(): Array<{ name: string; events: string[] }> {
+    return [...this.byId.values()].map((e) => ({ name: e.name, events: [...e.events] }));
   }
 
   get count(): number {

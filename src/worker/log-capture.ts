@@ -35,7 +35,7 @@ export class LogCapture {
     private readonly line: (text: string) => void,
     private readonly gate: RateGate = () => 0,
     /** Receives the platform's own notes (what was dropped); defaults to `line`. */
-    private readonly notice: (text: string) => void = line,
+    private readonly notice: (text: string, lines: number, bytes: number) => void = line,
   ) {}
 
   /**
@@ -113,8 +113,9 @@ export class LogCapture {
   private reportDropped(): void {
     if (this.droppedLines === 0) return;
     const text = `[lambent] ${this.droppedLines} log line(s), ${this.droppedBytes} bytes, dropped: over the ${this.limits.windowBytes}-byte output budget of one invoke`;
+    const [lines, bytes] = [this.droppedLines, this.droppedBytes];
     this.droppedBytes = 0;
     this.droppedLines = 0;
-    this.notice(text);
+    this.notice(text, lines, bytes);
   }
 }

@@ -5,6 +5,8 @@ import {
   endLine,
   initReportLine,
   initStartLine,
+  invokeStatus,
+  PlatformLines,
   reportLine,
   startLine,
 } from "./platform-lines.js";
@@ -65,5 +67,124 @@ describe("platform log lines", () => {
     expect(initStartLine("nodejs22.x", "nodejs:22.22.0")).toBe(
       "INIT_START Runtime Version: nodejs:22.22.0\tRuntime Version ARN: lambent:nodejs22.x:nodejs:22.22.0",
     );
+  });
+
+  const at = () => new Date("2026-12-01T10:00:00.123Z");
+  const report = {
+    requestId: "r4",
+    durationMs: 12.3456,
+    memorySizeMb: 128,
+    maxMemoryUsedMb: 60,
+    status: "success" as const,
+  };
+
+  it("LogFormat Text: the text lines, nothing filtered (levels apply to JSON only)", () => {
+    const text = new PlatformLines({ LogFormat: "Text", SystemLogLevel: "WARN" }, at);
+    expect(text.start("r4", "$LATEST", "arn")).toBe("START RequestId: r4 Version: $LATEST");
+    expect(text.end("r4")).toBe("END RequestId: r4");
+    expect(text.report(report)).toBe(reportLine(report));
+    expect(
+      text.runtimeDone({ requestId: "r4", status: "success", durationMs: 1, producedBytes: 2 }),
+    ).toBeUndefined();
+  });
+
+  it("LogFormat JSON: Telemetry-API-shaped records, no platform.end", () => {
+    const json = new PlatformLines({ LogFormat: "JSON", SystemLogLevel: "INFO" }, at);
+    expect(
+      JSON.parse(json.start("r4", "$LATEST", "arn:aws:lambda:us-east-1:1:function:f") as string),
+    ).toEqual({
+      time: "2026-12-01T10:00:00.123Z",
+      type: "platform.start",
+      record: { requestId: "r4", functionArn: "arn:aws:lambda:us-east-1:1:function:f", version: "$LATEST" },
+    });
+    expect(json.end("r4")).toBeUndefined();
+    expect(JSON.parse(json.report({ ...report, initDurationMs: 100.5 }) as string)).toEqual({
+      time: "2026-12-01T10:00:00.123Z",
+      type: "platform.report",
+      record: {
+        requestId: "r4",
+        metrics: {
+          durationMs: 12.346,
+          billedDurationMs: 13,
+          memorySizeMB: 128,
+          maxMemoryUsedMB: 60,
+          initDurationMs: 100.5,
+        },
+        status: "success",
+      },
+    });
+    const init = JSON.parse(
+      json.initStart({
+        runtime: "nodejs22.x",
+        runtimeVersion: "nodejs:22.v1",
+        initializationType: "on-demand",
+        functionName: "f",
+        functionVersion: "$LATEST",
+        instanceId: "2026/12/01/[$LATEST]abc",
+        memorySizeMb: 256,
+      }) as string,
+    );
+    expect(init).toMatchObject({
+      type: "platform.initStart",
+      record: {
+        initializationType: "on-demand",
+        phase: "init",
+        runtimeVersion: "nodejs:22.v1",
+        functionName: "f",
+        functionVersion: "$LATEST",
+        instanceMaxMemory: 256 * 1024 * 1024,
+      },
+    });
+    const failed = JSON.parse(
+      json.initReport(
+        { durationMs: 40, status: "failure", errorType: "Runtime.ExitError" },
+        "on-demand",
+      ) as string,
+    );
+    expect(failed.record).toEqual({
+      initializationType: "on-demand",
+      phase: "init",
+      status: "error",
+      errorType: "Runtime.ExitError",
+      metrics: { durationMs: 40 },
+    });
+  });
+
+  it("SystemLogLevel: runtimeDone only at DEBUG; WARN keeps failures and drops start and success reports", () => {
+    const debug = new PlatformLines({ LogFormat: "JSON", SystemLogLevel: "DEBUG" }, at);
+    const done = {
+      requestId: "r5",
+      status: "error" as const,
+      errorType: "Handled",
+      durationMs: 2,
+      producedBytes: 9,
+    };
+    expect(JSON.parse(debug.runtimeDone(done) as string)).toMatchObject({
+      type: "platform.runtimeDone",
+      record: { requestId: "r5", status: "error", errorType: "Handled", metrics: { producedBytes: 9 } },
+    });
+    const info = new PlatformLines({ LogFormat: "JSON" }, at);
+    expect(info.runtimeDone(done)).toBeUndefined();
+    expect(info.start("r5", "1", "arn")).toBeDefined();
+    const warn = new PlatformLines({ LogFormat: "JSON", SystemLogLevel: "WARN" }, at);
+    expect(warn.start("r5", "1", "arn")).toBeUndefined();
+    expect(warn.report(report)).toBeUndefined();
+    expect(warn.extension("ext", "Ready", ["INVOKE"])).toBeUndefined();
+    const timedOut = warn.report({ ...report, status: "timeout", errorType: "Sandbox.Timedout" });
+    expect(JSON.parse(timedOut as string).record).toMatchObject({
+      status: "timeout",
+      errorType: "Sandbox.Timedout",
+    });
+    expect(JSON.parse(warn.fault("Task timed out after 1.00 seconds") as string)).toMatchObject({
+      type: "platform.fault",
+      record: "Task timed out after 1.00 seconds",
+    });
+  });
+
+  it("an invoke's status: success, error (handled), timeout, failure (the environment failed)", () => {
+    expect(invokeStatus({ ok: true, fatal: false })).toBe("success");
+    expect(invokeStatus({ ok: false, errorType: "Error", fatal: false })).toBe("error");
+    expect(invokeStatus({ ok: false, errorType: "Sandbox.Timedout", fatal: true })).toBe("timeout");
+    expect(invokeStatus({ ok: false, errorType: "Runtime.ExitError", fatal: true })).toBe("failure");
   });
 });

@@ -17,7 +17,7 @@ import {
   platformFailure,
 } from "./environment.js";
 import { isIdle } from "./environment-state.js";
-import { endLine, reportLine, startLine } from "./platform-lines.js";
+import { invokeStatus } from "./platform-lines.js";
 import type { ScaleLimiter } from "./scale-limiter.js";
 import { stemFamily } from "./stem-cells.js";
 
@@ -131,26 +131,30 @@ export class FunctionPool {
 
   /** The init failure as the invoke reports it: logged under the request, no environment kept. */
   private initFailure(env: ExecutionEnvironment, input: InvokeInput, failure: InvokeOutcome): InvokeOutcome {
-    const lines: string[] = [];
+    const pl = env.platformLines;
+    const errorType = failure.errorType ?? RuntimeError.InitError;
+    let fault: string | undefined;
     if (failure.errorType === RuntimeError.InvalidEntrypoint) {
       // Lambda names the request in this one: `RequestId: … Error: fork/exec /var/task/bootstrap: …`.
       const { errorMessage } = JSON.parse(failure.payload.toString()) as { errorMessage: string };
       const message = `RequestId: ${input.requestId} ${errorMessage}`;
       failure.payload = Buffer.from(JSON.stringify({ errorType: failure.errorType, errorMessage: message }));
-      lines.push(`${message}\r${failure.errorType}`);
+      fault = pl.fault(`${message}\r${failure.errorType}`);
     }
-    const start = startLine(input.requestId, this.fn.version);
-    const end = endLine(input.requestId);
-    const report = reportLine({
-      requestId: input.requestId,
-      durationMs: failure.durationMs,
-      memorySizeMb: this.fn.config.MemorySize,
-      maxMemoryUsedMb: 0,
-      initDurationMs: env.initElapsedMs,
-      errorType: failure.errorType ?? RuntimeError.InitError,
-    });
-    lines.unshift(start);
-    lines.push(end, report);
+    const lines = [
+      pl.start(input.requestId, this.fn.version, input.invokedFunctionArn),
+      fault,
+      pl.end(input.requestId),
+      pl.report({
+        requestId: input.requestId,
+        durationMs: failure.durationMs,
+        memorySizeMb: this.fn.config.MemorySize,
+        maxMemoryUsedMb: 0,
+        initDurationMs: env.initElapsedMs,
+        errorType,
+        status: invokeStatus({ ok: false, errorType, fatal: true }),
+      }),
+    ].filter((l): l is string => l !== undefined);
     for (const line of lines) this.deps.logs.write(env.logGroup, env.logStream, line);
     if (input.wantTail) failure.tail = Buffer.from(`${lines.join("\n")}\n`).toString("base64");
     return failure;
