@@ -25,6 +25,7 @@ import { EgressPolicy } from "./control/egress.js";
 import { EventInvokeConfigService } from "./control/event-invoke-config.js";
 import { EventSourceMappingService } from "./control/event-sources.js";
 import { FunctionSettingsService } from "./control/function-settings.js";
+import { FunctionUrlService } from "./control/function-urls.js";
 import { FunctionService } from "./control/functions.js";
 import { LayerCache, LayerService } from "./control/layers.js";
 import { PermissionService } from "./control/permissions.js";
@@ -108,6 +109,8 @@ export class Platform {
   readonly platformApi: PlatformApiChannel;
   /** Resource-based policies (AddPermission and friends). */
   readonly permissions: PermissionService;
+  /** Function URL configs (their front door is api/function-url.ts). */
+  readonly functionUrls: FunctionUrlService;
   /** Keys, SigV4 verification, authorization, presigning, environment credentials. */
   readonly auth: Auth;
   /** Where destinations, dead-letter targets and brokers may point (--allow-destination-hosts). */
@@ -142,6 +145,12 @@ export class Platform {
     this.auth = parts.auth;
     this.egress = parts.egress;
     this.unlock = parts.unlock;
+    this.functionUrls = new FunctionUrlService(
+      parts.store,
+      parts.functions,
+      parts.aliases,
+      () => this.publicUrl,
+    );
     // Every part is in place: the routes may hold on to this Platform.
     this.app = buildApp(this);
   }

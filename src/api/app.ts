@@ -16,6 +16,7 @@ import {
 import type { Platform } from "../platform.js";
 import { registerAuth } from "./auth.js";
 import { clientErrorHandler, createHttpServer, frameworkErrors, sendError } from "./front-door.js";
+import { functionUrlDoor } from "./function-url.js";
 import { registerModelValidation, registerUnimplementedOperations } from "./operations.js";
 import { registerAccountRoutes } from "./routes/account.js";
 import { registerAliasRoutes } from "./routes/aliases.js";
@@ -23,6 +24,7 @@ import { registerConcurrencyRoutes } from "./routes/concurrency.js";
 import { registerEventInvokeConfigRoutes } from "./routes/event-invoke-config.js";
 import { registerEventSourceRoutes } from "./routes/event-sources.js";
 import { registerFunctionSettingsRoutes } from "./routes/function-settings.js";
+import { registerFunctionUrlRoutes } from "./routes/function-urls.js";
 import { registerFunctionRoutes } from "./routes/functions.js";
 import { registerInvokeRoutes } from "./routes/invoke.js";
 import { registerKeyRoutes } from "./routes/keys.js";
@@ -41,7 +43,13 @@ export function buildApp(platform: Platform): FastifyInstance {
     genReqId: () => randomUUID(),
     forceCloseConnections: false,
     // Timeouts and the per-client connection cap live on the Node server (front-door.ts).
-    serverFactory: createHttpServer(platform.options.http),
+    // Function URL requests (by Host or /_lambent/urls/) are claimed before fastify routes anything.
+    serverFactory: (handler) => {
+      const claim = functionUrlDoor(platform);
+      return createHttpServer(platform.options.http)((req, res) => {
+        if (!claim(req, res)) handler(req, res);
+      });
+    },
     clientErrorHandler,
     frameworkErrors,
   });
@@ -84,6 +92,7 @@ export function buildApp(platform: Platform): FastifyInstance {
   registerLayerRoutes(app, platform);
   registerFunctionSettingsRoutes(app, platform);
   registerPermissionRoutes(app, platform);
+  registerFunctionUrlRoutes(app, platform);
   registerKeyRoutes(app, platform);
   // Last: every model operation nothing above routed gets its AWS-shaped "not supported yet" answer.
   registerUnimplementedOperations(app);

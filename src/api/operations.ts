@@ -17,12 +17,6 @@ import { validateRequest } from "./validate.js";
  * "<Operation> is not supported by Lambent yet (<reason>)." until implemented.
  */
 export const DEFERRED: Record<string, string> = {
-  CreateFunctionUrlConfig: "function URLs",
-  GetFunctionUrlConfig: "function URLs",
-  UpdateFunctionUrlConfig: "function URLs",
-  DeleteFunctionUrlConfig: "function URLs",
-  ListFunctionUrlConfigs: "function URLs",
-  InvokeWithResponseStream: "response streaming",
   CheckpointDurableExecution: "durable executions",
   GetDurableExecution: "durable executions",
   GetDurableExecutionHistory: "durable executions",

@@ -222,6 +222,20 @@ export interface ResourcePoliciesTable {
   updated_at: number;
 }
 
+export interface FunctionUrlsTable {
+  function_name: string;
+  /** "$LATEST" or an alias name (never a numbered version). */
+  qualifier: string;
+  /** The URL's id: its host's first label, and the path form's segment. */
+  url_id: string;
+  auth_type: string;
+  /** JSON of the Cors structure, or null. */
+  cors: string | null;
+  invoke_mode: string;
+  created_at: number;
+  last_modified: number;
+}
+
 export interface Database {
   functions: FunctionsTable;
   function_versions: FunctionVersionsTable;
@@ -241,4 +255,5 @@ export interface Database {
   access_keys: AccessKeysTable;
   role_policies: RolePoliciesTable;
   resource_policies: ResourcePoliciesTable;
+  function_urls: FunctionUrlsTable;
 }

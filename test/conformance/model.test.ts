@@ -7,7 +7,6 @@
  */
 import { readFileSync } from "node:fs";
 import {
-  CreateFunctionUrlConfigCommand,
   GetDurableExecutionCommand,
   GetFunctionCommand,
   InvalidParameterValueException,
@@ -113,15 +112,6 @@ describe("every operation of the SDK's model is routed", () => {
   });
 
   it("a deferred operation answers InvalidParameterValueException naming what is missing", async () => {
-    const url = await rejection(() =>
-      lambda.send(new CreateFunctionUrlConfigCommand({ FunctionName: "model-fn", AuthType: "NONE" })),
-    );
-    expectError(
-      url,
-      InvalidParameterValueException,
-      400,
-      "CreateFunctionUrlConfig is not supported by Lambent yet (function URLs).",
-    );
     const durable = await rejection(() =>
       lambda.send(
         new GetDurableExecutionCommand({

@@ -13,6 +13,7 @@ import { m0006Layers } from "./0006-layers.js";
 import { m0007FunctionSettings } from "./0007-function-settings.js";
 import { m0008Auth } from "./0008-auth.js";
 import { m0009LogRetention } from "./0009-log-retention.js";
+import { m0010FunctionUrls } from "./0010-function-urls.js";
 
 export type EngineMigration = (engine: Engine) => Migration;
 
@@ -25,6 +26,7 @@ export const migrations: Record<string, EngineMigration> = {
   "0007-function-settings": m0007FunctionSettings,
   "0008-auth": m0008Auth,
   "0009-log-retention": m0009LogRetention,
+  "0010-function-urls": m0010FunctionUrls,
 };
 
 // biome-ignore lint/suspicious/noExplicitAny: migrations run before the typed schema exists

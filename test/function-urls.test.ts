@@ -1,0 +1,474 @@
+/**
+ * Function URLs: the config API through the AWS SDK, and the HTTP front door with real clients
+ * (fetch, curl): payload format 2.0 events, Lambda's response mapping, cookies, binary bodies, CORS,
+ * AuthType NONE (resource policy) and AWS_IAM (SigV4), throttles, and RESPONSE_STREAM URLs whose first
+ * bytes reach the client while the function still runs.
+ */
+import { execFile } from "node:child_process";
+import { promisify } from "node:util";
+import {
+  AddPermissionCommand,
+  CreateAliasCommand,
+  CreateFunctionCommand,
+  CreateFunctionUrlConfigCommand,
+  DeleteFunctionCommand,
+  DeleteFunctionConcurrencyCommand,
+  DeleteFunctionUrlConfigCommand,
+  GetFunctionUrlConfigCommand,
+  ListFunctionUrlConfigsCommand,
+  PublishVersionCommand,
+  PutFunctionConcurrencyCommand,
+  RemovePermissionCommand,
+  UpdateFunctionUrlConfigCommand,
+  waitUntilFunctionActiveV2,
+} from "@aws-sdk/client-lambda";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { rejection } from "./helpers/control-plane.js";
+import { type Gate, startGate } from "./helpers/gate.js";
+import { ROLE, startServer, type TestServer } from "./helpers/server.js";
+import { signedFetch } from "./helpers/signed.js";
+import { zipEntries } from "./helpers/zip.js";
+
+const run = promisify(execFile);
+
+// biome-ignore lint/suspicious/noExplicitAny: events and answers are free-form JSON read field by field
+type Json = Record<string, any>;
+
+const ECHO = `
+exports.handler = async (event, context) => {
+  const q = event.queryStringParameters || {};
+  switch (q.mode) {
+    case "string": return "Hello, world!";
+    case "object": return { message: "hi" };
+    case "binary":
+      return { statusCode: 200, headers: { "content-type": "image/png" },
+               body: Buffer.from([0, 1, 2, 255]).toString("base64"), isBase64Encoded: true };
+    case "cookies":
+      return { statusCode: 201, headers: { "x-custom": "v", "content-type": "text/plain" },
+               cookies: ["a=1; Path=/", "b=2; HttpOnly"], body: "made" };
+    case "fail": throw new Error("boom");
+    default:
+      return { statusCode: 200, headers: { "content-type": "application/json" },
+               body: JSON.stringify({ event, requestId: context.awsRequestId }) };
+  }
+};`;
+
+const STREAMER = `
+const http = require("node:http");
+const wait = (url) => new Promise((resolve, reject) =>
+  http.get(url, (res) => { res.resume(); res.on("end", resolve); }).on("error", reject));
+exports.handler = awslambda.streamifyResponse(async (event, stream) => {
+  const q = event.queryStringParameters || {};
+  stream = awslambda.HttpResponseStream.from(stream, {
+    statusCode: 202, headers: { "content-type": "text/plain", "x-streamed": "yes" }, cookies: ["s=1"],
+  });
+  stream.write("first\\n");
+  if (q.gate) await wait(q.gate);
+  stream.end("second\\n");
+});`;
+
+let server: TestServer;
+let gate: Gate;
+
+async function deploy(name: string, source: string): Promise<void> {
+  await server.lambda.send(
+    new CreateFunctionCommand({
+      FunctionName: name,
+      Runtime: "nodejs20.x",
+      Handler: "index.handler",
+      Role: ROLE,
+      Code: { ZipFile: await zipEntries([{ name: "index.js", content: source }]) },
+    }),
+  );
+  await waitUntilFunctionActiveV2(
+    { client: server.lambda, maxWaitTime: 30, minDelay: 0.1, maxDelay: 0.5 },
+    { FunctionName: name },
+  );
+}
+
+/** A public URL: AuthType NONE and the resource policy Lambda requires for it. */
+async function publicUrl(name: string, extra: Record<string, unknown> = {}, qualifier?: string) {
+  const out = await server.lambda.send(
+    new CreateFunctionUrlConfigCommand({
+      FunctionName: name,
+      AuthType: "NONE",
+      ...(qualifier ? { Qualifier: qualifier } : {}),
+      ...extra,
+    }),
+  );
+  await server.lambda.send(
+    new AddPermissionCommand({
+      FunctionName: name,
+      StatementId: "FunctionURLAllowPublicAccess",
+      Action: "lambda:InvokeFunctionUrl",
+      Principal: "*",
+      FunctionUrlAuthType: "NONE",
+      ...(qualifier ? { Qualifier: qualifier } : {}),
+    }),
+  );
+  return out.FunctionUrl as string;
+}
+
+/** The path form of a URL (no DNS needed): /_lambent/urls/<url-id>/. */
+function pathForm(functionUrl: string): string {
+  const id = new URL(functionUrl).hostname.split(".")[0];
+  return `${server.url}/_lambent/urls/${id}`;
+}
+
+beforeAll(async () => {
+  server = await startServer();
+  gate = await startGate();
+  await Promise.all([deploy("echo", ECHO), deploy("streamer", STREAMER), deploy("config", ECHO)]);
+});
+
+afterAll(async () => {
+  await gate?.close();
+  await server?.stop();
+});
+
+describe("the config API", () => {
+  it("creates, gets, lists, updates and deletes a URL on $LATEST and on an alias, never a version", async () => {
+    const created = await server.lambda.send(
+      new CreateFunctionUrlConfigCommand({
+        FunctionName: "config",
+        AuthType: "AWS_IAM",
+        Cors: { AllowOrigins: ["https://example.com"], MaxAge: 60 },
+      }),
+    );
+    expect(created.$metadata.httpStatusCode).toBe(201);
+    const port = new URL(server.url).port;
+    expect(created.FunctionUrl).toMatch(
+      new RegExp(`^http://[a-z0-9]{32}\\.lambda-url\\.us-east-1\\.localhost:${port}/$`),
+    );
+    expect(created.FunctionArn).toBe("arn:aws:lambda:us-east-1:000000000000:function:config");
+    expect(created.AuthType).toBe("AWS_IAM");
+    expect(created.InvokeMode).toBe("BUFFERED");
+    expect(created.Cors).toEqual({ AllowOrigins: ["https://example.com"], MaxAge: 60 });
+    expect(created.CreationTime).toMatch(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z$/);
+
+    const again = await rejection(() =>
+      server.lambda.send(new CreateFunctionUrlConfigCommand({ FunctionName: "config", AuthType: "NONE" })),
+    );
+    expect(again.name).toBe("ResourceConflictException");
+    expect(again.message).toBe(
+      "Failed to create function url config for [functionArn = arn:aws:lambda:us-east-1:000000000000:function:config]. Error message:  FunctionUrlConfig exists for this Lambda function",
+    );
+
+    await server.lambda.send(new PublishVersionCommand({ FunctionName: "config" }));
+    await server.lambda.send(
+      new CreateAliasCommand({ FunctionName: "config", Name: "live", FunctionVersion: "1" }),
+    );
+    const onAlias = await server.lambda.send(
+      new CreateFunctionUrlConfigCommand({
+        FunctionName: "config",
+        Qualifier: "live",
+        AuthType: "NONE",
+        InvokeMode: "RESPONSE_STREAM",
+      }),
+    );
+    expect(onAlias.FunctionArn).toBe("arn:aws:lambda:us-east-1:000000000000:function:config:live");
+    expect(onAlias.FunctionUrl).not.toBe(created.FunctionUrl);
+    const version = await rejection(() =>
+      server.lambda.send(
+        new CreateFunctionUrlConfigCommand({ FunctionName: "config", Qualifier: "1", AuthType: "NONE" }),
+      ),
+    );
+    expect(version.name).toBe("ValidationException");
+    const noAlias = await rejection(() =>
+      server.lambda.send(
+        new CreateFunctionUrlConfigCommand({ FunctionName: "config", Qualifier: "nope", AuthType: "NONE" }),
+      ),
+    );
+    expect(noAlias.name).toBe("ResourceNotFoundException");
+
+    const got = await server.lambda.send(new GetFunctionUrlConfigCommand({ FunctionName: "config" }));
+    expect(got.FunctionUrl).toBe(created.FunctionUrl);
+    expect(got.LastModifiedTime).toBeDefined();
+
+    const updated = await server.lambda.send(
+      new UpdateFunctionUrlConfigCommand({ FunctionName: "config", AuthType: "NONE" }),
+    );
+    expect(updated.AuthType).toBe("NONE");
+    expect(updated.Cors).toEqual({ AllowOrigins: ["https://example.com"], MaxAge: 60 });
+    expect(updated.FunctionUrl).toBe(created.FunctionUrl);
+
+    const page1 = await server.lambda.send(
+      new ListFunctionUrlConfigsCommand({ FunctionName: "config", MaxItems: 1 }),
+    );
+    expect(page1.FunctionUrlConfigs).toHaveLength(1);
+    expect(page1.NextMarker).toBeDefined();
+    const page2 = await server.lambda.send(
+      new ListFunctionUrlConfigsCommand({ FunctionName: "config", Marker: page1.NextMarker }),
+    );
+    expect(page2.FunctionUrlConfigs).toHaveLength(1);
+    expect(page2.NextMarker).toBeUndefined();
+
+    await server.lambda.send(
+      new DeleteFunctionUrlConfigCommand({ FunctionName: "config", Qualifier: "live" }),
+    );
+    const gone = await rejection(() =>
+      server.lambda.send(new GetFunctionUrlConfigCommand({ FunctionName: "config", Qualifier: "live" })),
+    );
+    expect(gone.name).toBe("ResourceNotFoundException");
+    const missing = await rejection(() =>
+      server.lambda.send(new GetFunctionUrlConfigCommand({ FunctionName: "no-such-function" })),
+    );
+    expect(missing.name).toBe("ResourceNotFoundException");
+
+    // The URL goes with its function.
+    const before = await fetch(pathForm(created.FunctionUrl as string));
+    expect(before.status).toBe(403); // NONE, but no resource policy allows it yet
+    await server.lambda.send(new DeleteFunctionCommand({ FunctionName: "config" }));
+    await deploy("config", ECHO);
+    const after = await rejection(() =>
+      server.lambda.send(new GetFunctionUrlConfigCommand({ FunctionName: "config" })),
+    );
+    expect(after.name).toBe("ResourceNotFoundException");
+  });
+});
+
+describe("the front door", () => {
+  let echo: string;
+  beforeAll(async () => {
+    echo = await publicUrl("echo", {
+      Cors: {
+        AllowOrigins: ["https://app.example"],
+        AllowMethods: ["GET", "POST"],
+        AllowHeaders: ["x-token"],
+        ExposeHeaders: ["x-custom"],
+        AllowCredentials: true,
+        MaxAge: 300,
+      },
+    });
+  });
+
+  it("builds a payload format 2.0 event as Lambda does", async () => {
+    const res = await fetch(`${pathForm(echo)}/some/path?a=1&a=2&b=x%20y`, {
+      method: "POST",
+      headers: { "content-type": "application/json", cookie: "c1=v1; c2=v2", "X-Multi": "one" },
+      body: JSON.stringify({ hello: "world" }),
+    });
+    expect(res.status).toBe(200);
+    const { event, requestId } = (await res.json()) as { event: Json; requestId: string };
+    expect(res.headers.get("x-amzn-requestid")).toBe(requestId);
+    expect(event).toMatchObject({
+      version: "2.0",
+      routeKey: "$default",
+      rawPath: "/some/path",
+      rawQueryString: "a=1&a=2&b=x%20y",
+      cookies: ["c1=v1", "c2=v2"],
+      queryStringParameters: { a: "1,2", b: "x y" },
+      body: JSON.stringify({ hello: "world" }),
+      isBase64Encoded: false,
+    });
+    expect(event.headers["x-multi"]).toBe("one");
+    expect(event.headers.cookie).toBeUndefined();
+    expect(event.headers["content-type"]).toBe("application/json");
+    const id = new URL(echo).hostname.split(".")[0];
+    expect(event.requestContext).toMatchObject({
+      accountId: "anonymous",
+      apiId: id,
+      domainPrefix: id,
+      http: { method: "POST", path: "/some/path", protocol: "HTTP/1.1", sourceIp: "127.0.0.1" },
+      requestId,
+      routeKey: "$default",
+      stage: "$default",
+    });
+    expect(event.requestContext.authorizer).toBeUndefined();
+    expect(event.requestContext.time).toMatch(/^\d\d\/[A-Z][a-z]{2}\/\d{4}:\d\d:\d\d:\d\d \+0000$/);
+  });
+
+  it("answers at http://<url-id>.lambda-url.<region>.localhost:<port>/ (curl)", async () => {
+    const { stdout } = await run("curl", ["-s", "-i", `${echo}hello?mode=cookies`]);
+    expect(stdout).toMatch(/^HTTP\/1\.1 201/);
+    expect(stdout).toMatch(/\r\nset-cookie: a=1; Path=\/\r\n/i);
+    expect(stdout).toMatch(/\r\nset-cookie: b=2; HttpOnly\r\n/i);
+    expect(stdout).toMatch(/\r\nx-custom: v\r\n/i);
+    expect(stdout.endsWith("\r\n\r\nmade")).toBe(true);
+    const { stdout: ev } = await run("curl", ["-s", `${echo}p`]);
+    const { event } = JSON.parse(ev) as { event: Json };
+    expect(event.requestContext.domainName).toBe(new URL(echo).hostname);
+    expect(event.headers.host).toBe(new URL(echo).host);
+  });
+
+  it("maps answers without a statusCode, binary bodies both ways, and function errors", async () => {
+    const str = await fetch(`${pathForm(echo)}/?mode=string`);
+    expect(str.status).toBe(200);
+    expect(str.headers.get("content-type")).toBe("application/json");
+    expect(await str.text()).toBe('"Hello, world!"');
+    const obj = await fetch(`${pathForm(echo)}/?mode=object`);
+    expect(await obj.json()).toEqual({ message: "hi" });
+
+    const bin = await fetch(`${pathForm(echo)}/?mode=binary`);
+    expect(bin.headers.get("content-type")).toBe("image/png");
+    expect(Buffer.from(await bin.arrayBuffer())).toEqual(Buffer.from([0, 1, 2, 255]));
+
+    const upload = Buffer.from([0xff, 0x00, 0x10, 0x80]);
+    const sent = await fetch(`${pathForm(echo)}/up`, {
+      method: "PUT",
+      headers: { "content-type": "application/octet-stream" },
+      body: upload,
+    });
+    const { event } = (await sent.json()) as { event: Json };
+    expect(event.isBase64Encoded).toBe(true);
+    expect(Buffer.from(event.body, "base64")).toEqual(upload);
+
+    const failed = await fetch(`${pathForm(echo)}/?mode=fail`);
+    expect(failed.status).toBe(502);
+    expect(await failed.json()).toEqual({ Message: "Internal Server Error" });
+  });
+
+  it("answers CORS preflights itself and adds CORS headers to answers", async () => {
+    const pre = await fetch(`${pathForm(echo)}/x`, {
+      method: "OPTIONS",
+      headers: {
+        origin: "https://app.example",
+        "access-control-request-method": "POST",
+        "access-control-request-headers": "x-token",
+      },
+    });
+    expect(pre.status).toBe(200);
+    expect(pre.headers.get("access-control-allow-origin")).toBe("https://app.example");
+    expect(pre.headers.get("access-control-allow-methods")).toBe("GET,POST");
+    expect(pre.headers.get("access-control-allow-headers")).toBe("x-token");
+    expect(pre.headers.get("access-control-allow-credentials")).toBe("true");
+    expect(pre.headers.get("access-control-max-age")).toBe("300");
+
+    const other = await fetch(`${pathForm(echo)}/x`, {
+      method: "OPTIONS",
+      headers: { origin: "https://evil.example", "access-control-request-method": "POST" },
+    });
+    expect(other.headers.get("access-control-allow-origin")).toBeNull();
+
+    const res = await fetch(`${pathForm(echo)}/?mode=cookies`, {
+      headers: { origin: "https://app.example" },
+    });
+    expect(res.headers.get("access-control-allow-origin")).toBe("https://app.example");
+    expect(res.headers.get("access-control-expose-headers")).toBe("x-custom");
+  });
+
+  it("NONE needs the resource policy; an unknown URL id is 403 as well", async () => {
+    const url = (
+      await server.lambda.send(
+        new CreateFunctionUrlConfigCommand({ FunctionName: "config", AuthType: "NONE" }),
+      )
+    ).FunctionUrl as string;
+    const denied = await fetch(pathForm(url));
+    expect(denied.status).toBe(403);
+    expect(await denied.json()).toEqual({ Message: "Forbidden" });
+    // A statement for another auth type does not open a NONE URL.
+    await server.lambda.send(
+      new AddPermissionCommand({
+        FunctionName: "config",
+        StatementId: "iam-only",
+        Action: "lambda:InvokeFunctionUrl",
+        Principal: "*",
+        FunctionUrlAuthType: "AWS_IAM",
+      }),
+    );
+    expect((await fetch(pathForm(url))).status).toBe(403);
+    expect((await fetch(`${server.url}/_lambent/urls/${"a".repeat(32)}/`)).status).toBe(403);
+  });
+
+  it("AWS_IAM needs a SigV4 request from an allowed principal, and fills requestContext.authorizer.iam", async () => {
+    const url = (
+      await server.lambda.send(
+        new UpdateFunctionUrlConfigCommand({ FunctionName: "config", AuthType: "AWS_IAM" }),
+      )
+    ).FunctionUrl as string;
+    const unsigned = await fetch(pathForm(url));
+    expect(unsigned.status).toBe(403);
+    const signed = await signedFetch(`${pathForm(url)}/who?x=1`, { method: "POST", body: "hi" });
+    expect(signed.status).toBe(200);
+    const { event } = (await signed.json()) as { event: Json };
+    expect(event.requestContext.accountId).toBe("000000000000");
+    expect(event.requestContext.authorizer.iam).toMatchObject({
+      accessKey: "test",
+      accountId: "000000000000",
+      userArn: "arn:aws:iam::000000000000:root",
+    });
+    const wrong = await signedFetch(
+      `${pathForm(url)}/`,
+      {},
+      { accessKeyId: "test", secretAccessKey: "wrong" },
+    );
+    expect(wrong.status).toBe(403);
+
+    // A key whose policy says nothing may not; one allowed lambda:InvokeFunctionUrl may.
+    const key = async (name: string, statements: unknown[] | null) => {
+      const res = await signedFetch(`${server.url}/_lambent/keys`, {
+        method: "POST",
+        headers: { "content-type": "application/json" },
+        body: JSON.stringify({
+          UserName: name,
+          ...(statements ? { Policy: JSON.stringify({ Version: "2012-10-17", Statement: statements }) } : {}),
+        }),
+      });
+      const k = ((await res.json()) as { AccessKey: { AccessKeyId: string; SecretAccessKey: string } })
+        .AccessKey;
+      return { accessKeyId: k.AccessKeyId, secretAccessKey: k.SecretAccessKey };
+    };
+    const nobody = await key("nobody", null);
+    // The statement the test before added (principal *, AuthType AWS_IAM) lets any signed caller in.
+    expect((await signedFetch(`${pathForm(url)}/`, {}, nobody)).status).toBe(200);
+    await server.lambda.send(
+      new RemovePermissionCommand({ FunctionName: "config", StatementId: "iam-only" }),
+    );
+    expect((await signedFetch(`${pathForm(url)}/`, {}, nobody)).status).toBe(403);
+    const caller = await key("caller", [
+      {
+        Effect: "Allow",
+        Action: "lambda:InvokeFunctionUrl",
+        Resource: "arn:aws:lambda:us-east-1:000000000000:function:config",
+      },
+    ]);
+    const ok = await signedFetch(`${pathForm(url)}/`, {}, caller);
+    expect(ok.status).toBe(200);
+    const seen = ((await ok.json()) as { event: Json }).event;
+    expect(seen.requestContext.authorizer.iam.userArn).toBe("arn:aws:iam::000000000000:user/caller");
+  });
+
+  it("goes through the one invoke path: a function with no concurrency left is throttled with 429", async () => {
+    await server.lambda.send(
+      new PutFunctionConcurrencyCommand({ FunctionName: "echo", ReservedConcurrentExecutions: 0 }),
+    );
+    await server.platform.frontend.reservationsLoaded;
+    const res = await fetch(`${pathForm(echo)}/`);
+    expect(res.status).toBe(429);
+    await server.lambda.send(new DeleteFunctionConcurrencyCommand({ FunctionName: "echo" }));
+    await server.platform.frontend.reservationsLoaded;
+    expect((await fetch(`${pathForm(echo)}/`)).status).toBe(200);
+  });
+
+  it("refuses a body over the 6 MB limit with 413", async () => {
+    const res = await fetch(`${pathForm(echo)}/`, {
+      method: "POST",
+      headers: { "content-type": "text/plain" },
+      body: "x".repeat(6 * 1024 * 1024 + 1),
+    });
+    expect(res.status).toBe(413);
+  });
+});
+
+describe("RESPONSE_STREAM URLs", () => {
+  it("send the prelude's status, headers and cookies, then the first bytes while the function still runs", async () => {
+    const url = await publicUrl("streamer", { InvokeMode: "RESPONSE_STREAM" });
+    const res = await fetch(`${pathForm(url)}/?gate=${encodeURIComponent(gate.url)}`);
+    expect(res.status).toBe(202);
+    expect(res.headers.get("x-streamed")).toBe("yes");
+    expect(res.headers.get("set-cookie")).toBe("s=1");
+    const reader = (res.body as ReadableStream<Uint8Array>).getReader();
+    const first = await reader.read();
+    expect(Buffer.from(first.value ?? []).toString()).toBe("first\n");
+    // The function is still held at the gate: the first bytes came before it finished.
+    await gate.waiting(1);
+    gate.open();
+    let rest = "";
+    for (;;) {
+      const { done, value } = await reader.read();
+      if (done) break;
+      rest += Buffer.from(value).toString();
+    }
+    expect(rest).toBe("second\n");
+  });
+});
