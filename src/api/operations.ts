@@ -96,7 +96,10 @@ const PARTIAL_SCOPE_RE = /^(?:([a-z]{2}(?:-gov)?-[a-z]+-\d):)?(\d{12}):function:
  * 404 "Functions from 'eu-central-1' are not reachable in this region
  * ('us-east-1')" (quoted in public issue threads, e.g. a Lambda Invoke from
  * ap-southeast-2 with a us-east-1 ARN) and 403 AccessDeniedException for
- * another account's function.
+ * another account's function, whose body carries no message: `{"Message":null}`
+ * (localstack's test_lambda_api.snapshot.json, TestLambdaFunction::test_function_arns,
+ * "function_arn_other_account_exc" recorded on AWS: Code AccessDeniedException,
+ * Message null, no Type).
  */
 function checkScope(opName: string, value: unknown, region: string): void {
   if (typeof value !== "string") return;
@@ -107,7 +110,9 @@ function checkScope(opName: string, value: unknown, region: string): void {
     throw new LambdaError(
       "AccessDeniedException",
       403,
-      `User: arn:aws:iam::${ACCOUNT_ID}:root is not authorized to perform: lambda:${opName} on resource: ${value} because no resource-based policy allows the lambda:${opName} action`,
+      // Kept for logs; the body's members below replace the usual Type/Message/message.
+      `lambda:${opName} on another account's function: ${value}`,
+      { Type: undefined, Message: null, message: undefined },
     );
   }
   if (arnRegion && arnRegion !== region) {

@@ -192,7 +192,7 @@ export class ConcurrencyService {
    * Lambda refuses provisioned concurrency on both an alias and the version
    * it points to (the same environments would be counted twice).
    */
-  private async checkNotProvisionedTwice(fn: string, q: string, region: string): Promise<void> {
+  private async checkNotProvisionedTwice(fn: string, q: string): Promise<void> {
     const db = this.store.db;
     const configured = new Set(
       (
@@ -213,9 +213,12 @@ export class ConcurrencyService {
     const clash = isAliasQualifier(q)
       ? aliases.find((a) => a.name === q && configured.has(a.function_version))?.function_version
       : aliases.find((a) => a.function_version === q && configured.has(a.name))?.name;
+    // Lambda's texts (localstack's Lambda provider, kept in step with responses recorded on AWS).
     if (clash !== undefined) {
       throw ResourceConflict(
-        `Provisioned Concurrency is already configured for ${functionArn(region, fn, clash)}, which points to the same version as ${functionArn(region, fn, q)}.`,
+        isAliasQualifier(q)
+          ? "Alias can't be used for Provisioned Concurrency configuration on an already Provisioned version"
+          : "Version is pointed by a Provisioned Concurrency alias",
       );
     }
   }
@@ -234,7 +237,7 @@ export class ConcurrencyService {
       );
     }
     const q = await this.checkQualifier(fn, qualifier, region);
-    await this.checkNotProvisionedTwice(fn, q, region);
+    await this.checkNotProvisionedTwice(fn, q);
     const reserved = await this.getReserved(fn, region);
     const others = await this.store.db
       .selectFrom("provisioned_concurrency")

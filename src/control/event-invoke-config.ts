@@ -99,7 +99,8 @@ export class EventInvokeConfigService {
         await this.functions.getVersion(qualifier === undefined ? { name } : { name, qualifier }, region);
       }
     } catch {
-      throw InvalidParameterValue(`The destination ARN ${dest} is invalid: the function does not exist.`);
+      // Lambda's text (localstack's Lambda provider, kept in step with responses recorded on AWS).
+      throw InvalidParameterValue(`The destination ARN ${dest} is invalid.`);
     }
   }
 

@@ -58,12 +58,23 @@ export class FunctionSettingsService {
   private cscId(arn: string, region: string, missing: (m: string) => LambdaError): string {
     const m = CSC_ARN_RE.exec(arn);
     if (!m) throw InvalidParameterValue(`Invalid code signing configuration ARN: ${arn}`);
-    if (m[1] !== region || m[2] !== ACCOUNT_ID) throw missing(this.cscMissing(arn));
+    if (m[1] !== region || m[2] !== ACCOUNT_ID) throw this.cscMissing(arn, missing);
     return m[3] as string;
   }
 
-  private cscMissing(arn: string): string {
-    return `The code signing configuration cannot be found. Check that the provided configuration is not deleted: ${arn}.`;
+  /**
+   * A missing code signing config, as Lambda words it (localstack's Lambda provider, kept in step with
+   * responses recorded on AWS): naming one to attach to a function is CodeSigningConfigNotFoundException
+   * "The code signing configuration cannot be found. Check that the provided configuration is not
+   * deleted: <arn>."; reading, changing or deleting one is ResourceNotFoundException "The Lambda code
+   * signing configuration <arn> can not be found."
+   */
+  private cscMissing(arn: string, missing: (m: string) => LambdaError): LambdaError {
+    return missing === CodeSigningConfigNotFound
+      ? missing(
+          `The code signing configuration cannot be found. Check that the provided configuration is not deleted: ${arn}.`,
+        )
+      : missing(`The Lambda code signing configuration ${arn} can not be found.`);
   }
 
   private async cscRow(arn: string, region: string, missing = ResourceNotFound) {
@@ -73,7 +84,7 @@ export class FunctionSettingsService {
       .selectAll()
       .where("id", "=", id)
       .executeTakeFirst();
-    if (!row) throw missing(this.cscMissing(arn));
+    if (!row) throw this.cscMissing(arn, missing);
     return row;
   }
 

@@ -103,9 +103,10 @@ describe("SnapStart", () => {
   // AWS API reference, SnapStartResponse.OptimizationStatus: "When you provide a qualified ARN, this
   // response element indicates whether SnapStart is activated for the specified function version";
   // SnapStart works with "Java 11 and later, Python 3.12 and later, .NET 8 and later" (AWS docs,
-  // "Improving startup performance with Lambda SnapStart"). A function without the setting answers
-  // {ApplyOn: None, OptimizationStatus: Off} (responses recorded on AWS in localstack's
-  // test_lambda_api.snapshot.json).
+  // "Improving startup performance with Lambda SnapStart"). Recorded on AWS (localstack's
+  // test_lambda_api.snapshot.json, TestLambdaSnapStart::test_snapstart_lifecycle[java11/17/21]):
+  // $LATEST {PublishedVersions, Off}, version 1 {PublishedVersions, On}; a function without the setting
+  // answers {None, Off} everywhere.
   const on = { ApplyOn: "PublishedVersions", OptimizationStatus: "On" };
   const applyOnOff = { ApplyOn: "PublishedVersions", OptimizationStatus: "Off" };
   const none = { ApplyOn: "None", OptimizationStatus: "Off" };
@@ -292,7 +293,14 @@ describe("deletes and requests AWS rejects", () => {
     const empty = await rejection(() =>
       lambda.send(new TagResourceCommand({ Resource: arn("fx"), Tags: {} })),
     );
-    expectError(empty, InvalidParameterValueException, 400, /Tags/);
+    // Lambda's text for empty tags: localstack's Lambda provider (provider.py tag_resource), kept in step
+    // with responses recorded on AWS; no recorded AWS response for it was found.
+    expectError(
+      empty,
+      InvalidParameterValueException,
+      400,
+      "An error occurred and the request cannot be processed.",
+    );
     const notFn = await rejection(() =>
       lambda.send(new TagResourceCommand({ Resource: "arn:aws:s3:::bucket", Tags: { a: "b" } })),
     );
@@ -308,7 +316,14 @@ describe("deletes and requests AWS rejects", () => {
         }),
       ),
     );
-    expectError(err, InvalidParameterValueException, 400, /no-such-destination/);
+    // Lambda's text: localstack's Lambda provider (provider.py _validate_destination_config), kept in step
+    // with responses recorded on AWS; no recorded AWS response for it was found.
+    expectError(
+      err,
+      InvalidParameterValueException,
+      400,
+      `The destination ARN ${arn("no-such-destination")} is invalid.`,
+    );
     const ok = await lambda.send(
       new PutFunctionEventInvokeConfigCommand({
         FunctionName: "fx",
@@ -349,10 +364,40 @@ describe("deletes and requests AWS rejects", () => {
         }),
       ),
     );
-    expect(err).toBeInstanceOf(ResourceConflictException);
-    expect(err.$metadata.httpStatusCode).toBe(409);
+    // Lambda's texts, one for each side: localstack's Lambda provider (provider.py
+    // put_provisioned_concurrency_config), kept in step with responses recorded on AWS; no recorded AWS
+    // response for them was found.
+    expectError(err, ResourceConflictException, 409, "Version is pointed by a Provisioned Concurrency alias");
+    // The other way round: the version first, then an alias pointing to it.
+    await createFn(lambda, "fx-pc", zip);
+    await lambda.send(new PublishVersionCommand({ FunctionName: "fx-pc" }));
+    await lambda.send(new CreateAliasCommand({ FunctionName: "fx-pc", Name: "live", FunctionVersion: "1" }));
+    await lambda.send(
+      new PutProvisionedConcurrencyConfigCommand({
+        FunctionName: "fx-pc",
+        Qualifier: "1",
+        ProvisionedConcurrentExecutions: 1,
+      }),
+    );
+    const viaAlias = await rejection(() =>
+      lambda.send(
+        new PutProvisionedConcurrencyConfigCommand({
+          FunctionName: "fx-pc",
+          Qualifier: "live",
+          ProvisionedConcurrentExecutions: 1,
+        }),
+      ),
+    );
+    expectError(
+      viaAlias,
+      ResourceConflictException,
+      409,
+      "Alias can't be used for Provisioned Concurrency configuration on an already Provisioned version",
+    );
   });
 
+  // Lambda's text: localstack's Lambda provider (provider.py get_layer_version / delete_layer_version),
+  // kept in step with responses recorded on AWS; no recorded AWS response for it was found.
   it("layer version 0 and -1: 'Layer Version Cannot be less than 1'", async () => {
     for (const VersionNumber of [0, -1]) {
       const err = await rejection(() =>

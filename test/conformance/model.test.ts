@@ -290,7 +290,7 @@ describe("ARNs of another region or account", () => {
     }
   });
 
-  it("another account's ARN is 403 AccessDeniedException", async () => {
+  it("another account's ARN is 403 AccessDeniedException with no message", async () => {
     for (const name of [
       "arn:aws:lambda:us-east-1:123456789012:function:model-fn",
       "123456789012:function:model-fn",
@@ -298,6 +298,12 @@ describe("ARNs of another region or account", () => {
       const err = await rejection(() => lambda.send(new GetFunctionCommand({ FunctionName: name })));
       expect(err.name).toBe("AccessDeniedException");
       expect(err.$metadata.httpStatusCode).toBe(403);
+      // Recorded on AWS (localstack's test_lambda_api.snapshot.json, TestLambdaFunction::test_function_arns,
+      // "function_arn_other_account_exc"): Code AccessDeniedException, Message null, and no Type member.
+      const res = await raw("GET", `/2015-03-31/functions/${encodeURIComponent(name)}`);
+      expect(res.status).toBe(403);
+      expect(res.type).toBe("AccessDeniedException");
+      expect(res.json).toEqual({ Message: null });
     }
   });
 });

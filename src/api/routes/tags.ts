@@ -21,7 +21,8 @@ export function registerTagRoutes(app: FastifyInstance, platform: Platform): voi
     const body = jsonBody(req);
     if (body.Tags === undefined) throw InvalidParameterValue("Tags must be provided.");
     if (typeof body.Tags === "object" && body.Tags !== null && Object.keys(body.Tags).length === 0) {
-      throw InvalidParameterValue("Tags must not be empty.");
+      // Lambda's text (localstack's Lambda provider, kept in step with responses recorded on AWS).
+      throw InvalidParameterValue("An error occurred and the request cannot be processed.");
     }
     await fns.tag(resource(req), region(req), body.Tags);
     reply.code(204);
