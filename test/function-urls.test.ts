@@ -5,6 +5,7 @@
  * bytes reach the client while the function still runs.
  */
 import { execFile } from "node:child_process";
+import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
 import {
   AddPermissionCommand,
@@ -22,6 +23,7 @@ import {
   UpdateFunctionUrlConfigCommand,
   waitUntilFunctionActiveV2,
 } from "@aws-sdk/client-lambda";
+import { build } from "esbuild";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { rejection } from "./helpers/control-plane.js";
 import { type Gate, startGate } from "./helpers/gate.js";
@@ -428,7 +430,7 @@ describe("the front door", () => {
     expect(seen.requestContext.authorizer.iam.userArn).toBe("arn:aws:iam::000000000000:user/caller");
   });
 
-  it("goes through the one invoke path: a function with no concurrency left is throttled with 429", async () => {
+  it("goes through the one invoke path: throttled with 429 when no concurrency is left; START/END/REPORT logged", async () => {
     await server.lambda.send(
       new PutFunctionConcurrencyCommand({ FunctionName: "echo", ReservedConcurrentExecutions: 0 }),
     );
@@ -437,7 +439,18 @@ describe("the front door", () => {
     expect(res.status).toBe(429);
     await server.lambda.send(new DeleteFunctionConcurrencyCommand({ FunctionName: "echo" }));
     await server.platform.frontend.reservationsLoaded;
-    expect((await fetch(`${pathForm(echo)}/`)).status).toBe(200);
+    const ok = await fetch(`${pathForm(echo)}/`);
+    expect(ok.status).toBe(200);
+    // START/END/REPORT under the request id the client was given.
+    const requestId = ok.headers.get("x-amzn-requestid");
+    await server.platform.logs.flush();
+    const logs = (await (await signedFetch(`${server.url}/_lambent/logs/echo`)).json()) as {
+      events: Array<{ message: string }>;
+    };
+    const lines = logs.events.map((e) => e.message);
+    expect(lines).toContain(`END RequestId: ${requestId}`);
+    expect(lines.some((l) => l.startsWith(`START RequestId: ${requestId} Version: $LATEST`))).toBe(true);
+    expect(lines.some((l) => l.startsWith(`REPORT RequestId: ${requestId}\t`))).toBe(true);
   });
 
   it("refuses a body over the 6 MB limit with 413", async () => {
@@ -470,5 +483,94 @@ describe("RESPONSE_STREAM URLs", () => {
       rest += Buffer.from(value).toString();
     }
     expect(rest).toBe("second\n");
+  });
+});
+
+/** A handler bundled with its npm dependencies (from this repository's node_modules) into one file. */
+async function bundled(name: string, source: string): Promise<void> {
+  const out = await build({
+    stdin: { contents: source, resolveDir: fileURLToPath(new URL("..", import.meta.url)), loader: "js" },
+    bundle: true,
+    platform: "node",
+    format: "cjs",
+    target: "node20",
+    write: false,
+    logLevel: "silent",
+  });
+  await server.lambda.send(
+    new CreateFunctionCommand({
+      FunctionName: name,
+      Runtime: "nodejs20.x",
+      Handler: "index.handler",
+      Role: ROLE,
+      MemorySize: 256,
+      Code: { ZipFile: await zipEntries([{ name: "index.js", content: out.outputFiles[0]?.text ?? "" }]) },
+    }),
+  );
+  await waitUntilFunctionActiveV2(
+    { client: server.lambda, maxWaitTime: 30, minDelay: 0.1, maxDelay: 0.5 },
+    { FunctionName: name },
+  );
+}
+
+const EXPRESS_APP = `
+const express = require("express");
+const serverless = require("serverless-http");
+const app = express();
+app.use(express.json());
+app.get("/hello/:name", (req, res) => {
+  res.cookie("seen", "yes", { httpOnly: true });
+  res.json({ hello: req.params.name, q: req.query, cookie: req.headers.cookie ?? null });
+});
+app.post("/items", (req, res) => res.status(201).json({ created: req.body }));
+app.get("/bytes", (req, res) => res.type("application/octet-stream").send(Buffer.from([0, 1, 2, 250])));
+exports.handler = serverless(app, { binary: ["application/octet-stream"] });
+`;
+
+const POWERTOOLS_APP = `
+const { Router } = require("@aws-lambda-powertools/event-handler/http");
+const app = new Router();
+app.get("/todos/:id", ({ params }) => ({ id: params.id, title: "write tests" }));
+app.post("/todos", async ({ req }) => ({ statusCode: 201, body: { saved: await req.json() } }));
+exports.handler = (event, context) => app.resolve(event, context);
+`;
+
+describe("web frameworks behind a URL", () => {
+  it("an Express app through serverless-http: routes, JSON bodies, cookies both ways, binary answers", async () => {
+    await bundled("express", EXPRESS_APP);
+    const url = pathForm(await publicUrl("express"));
+    const hello = await fetch(`${url}/hello/ada?x=1`, { headers: { cookie: "a=1; b=2" } });
+    expect(hello.status).toBe(200);
+    expect(await hello.json()).toEqual({ hello: "ada", q: { x: "1" }, cookie: "a=1; b=2" });
+    expect(hello.headers.get("set-cookie")).toBe("seen=yes; Path=/; HttpOnly");
+
+    const created = await fetch(`${url}/items`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ name: "pen" }),
+    });
+    expect(created.status).toBe(201);
+    expect(await created.json()).toEqual({ created: { name: "pen" } });
+
+    const bytes = await fetch(`${url}/bytes`);
+    expect(bytes.headers.get("content-type")).toBe("application/octet-stream");
+    expect(Buffer.from(await bytes.arrayBuffer())).toEqual(Buffer.from([0, 1, 2, 250]));
+    expect((await fetch(`${url}/nowhere`)).status).toBe(404);
+  });
+
+  it("a Powertools event-handler router", async () => {
+    await bundled("powertools", POWERTOOLS_APP);
+    const url = pathForm(await publicUrl("powertools"));
+    const got = await fetch(`${url}/todos/7`);
+    expect(got.status).toBe(200);
+    expect(await got.json()).toEqual({ id: "7", title: "write tests" });
+    const saved = await fetch(`${url}/todos`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ title: "ship" }),
+    });
+    expect(saved.status).toBe(201);
+    expect(await saved.json()).toEqual({ saved: { title: "ship" } });
+    expect((await fetch(`${url}/missing`)).status).toBe(404);
   });
 });
