@@ -65,26 +65,21 @@ describe("bwrap sandbox: limits", () => {
     expect((await invoke(server.lambda, "oom", {})).json).toBe("fine");
   });
 
-  it("reports Max Memory Used as the cgroup's real peak", async () => {
+  it("reports Max Memory Used as the environment's real peak: the process's peak RSS, not only what its cgroup was charged", async () => {
     await fn(
       server,
       "mem",
-      `let keep; exports.handler = async (e) => { keep = []; for (let i = 0; i < e.mb; i++) keep.push(Buffer.alloc(1024 * 1024, 1)); return keep.length; };`,
+      `let keep; exports.handler = async (e) => { keep = []; for (let i = 0; i < e.mb; i++) keep.push(Buffer.alloc(1024 * 1024, 1)); const hwm = /^VmHWM:\\s+(\\d+) kB$/m.exec(require("node:fs").readFileSync("/proc/self/status", "utf8"))[1]; return { n: keep.length, hwmMb: Number(hwm) / 1024 }; };`,
       512,
     );
     const r = await invoke(server.lambda, "mem", { mb: 80 }, { LogType: "Tail" });
-    expect(r.json).toBe(80);
+    const { n, hwmMb } = r.json as { n: number; hwmMb: number };
+    expect(n).toBe(80);
     const reported = Number(/Max Memory Used: (\d+) MB/.exec(r.log ?? "")?.[1]);
-    const [env] = server.platform.worker.environmentsOf("mem");
-    const cgroup = Number(
-      readFileSync(
-        `${cgroupRoot(server.dataDir, "memory")}/${env?.sandboxId}/memory.max_usage_in_bytes`,
-        "utf8",
-      ),
-    );
-    const cgroupMb = cgroup / (1024 * 1024);
+    // The runtime's binary is page cache another cgroup may be charged for (the cgroup's own peak
+    // can be far below what the process holds): the report follows the process.
     expect(reported).toBeGreaterThanOrEqual(80);
-    expect(Math.abs(reported - cgroupMb) / cgroupMb).toBeLessThan(0.1);
+    expect(Math.abs(reported - hwmMb) / hwmMb).toBeLessThan(0.1);
   });
 
   it("gives CPU in proportion to memory: the CFS quota follows MemorySize and throttles a busy handler", async () => {

@@ -38,6 +38,7 @@ import {
   spawnHostPortRelay,
 } from "./network.js";
 import { readOutput } from "./output.js";
+import { peakRssBytes } from "./peak-rss.js";
 import { SANDBOX_USER } from "./sandbox-user.js";
 import { seccompFilter } from "./seccomp.js";
 import { systemViewArgs, writeSandboxEtc } from "./system-view.js";
@@ -477,9 +478,11 @@ class BwrapSandbox implements Sandbox {
     private cpus: number,
   ) {
     this.pid = child.pid as number;
-    // A dead environment releases everything at once: its OOM verdict is read before the cgroup goes.
+    // A dead environment releases everything at once: its OOM verdict and its peak memory are read
+    // before the cgroup goes.
     this.exited = closed.then(async (exit) => {
       const oomKilled = cgroup.oomKilled();
+      this.#finalPeak = this.#measurePeak();
       // Cleanup problems are reported, never turned into a failed exit (nobody could handle it).
       await Promise.all([cgroup.destroy(), network?.close(), stemDir && removeMountPoints(stemDir)]).catch(
         (error: unknown) => console.error(`lambent: sandbox ${id} cleanup: ${(error as Error).message}`),
@@ -512,12 +515,28 @@ class BwrapSandbox implements Sandbox {
     return this.cgroup.thaw();
   }
 
+  /** Resets the cgroup's counter (the processes' own VmHWM marks stay). */
   resetPeakMemory(): void {
     this.cgroup.resetPeakMemory();
   }
 
+  /** The environment's peak memory; once it is gone, the last peak it had (an OOM kill: about its limit). */
   peakMemoryBytes(): number | undefined {
-    return this.cgroup.peakMemoryBytes();
+    return this.#finalPeak ?? this.#measurePeak();
+  }
+
+  #finalPeak: number | undefined;
+
+  /**
+   * The larger of the tree's peak RSS (each process's VmHWM: file pages a process maps count even
+   * when another cgroup touched them first and is charged for them) and the cgroup's peak without
+   * its page cache (covers processes that already exited, and the tree at an OOM kill).
+   */
+  #measurePeak(): number | undefined {
+    const charged = this.cgroup.peakMemoryBytes();
+    const rss = peakRssBytes(this.cgroup.processIds());
+    if (charged === undefined) return rss > 0 ? rss : undefined;
+    return Math.max(rss, charged - (this.cgroup.cacheBytes() ?? 0));
   }
 
   oomKilled(): boolean {

@@ -154,6 +154,10 @@ class CgroupV1 implements SandboxCgroup {
     return value === undefined ? undefined : Number(value);
   }
 
+  cacheBytes(): number | undefined {
+    return readKey(this.dirs.memory, "memory.stat", "cache");
+  }
+
   oomKilled(): boolean {
     return (readKey(this.dirs.memory, "memory.oom_control", "oom_kill") ?? 0) > 0;
   }

@@ -116,6 +116,10 @@ class CgroupV2 implements SandboxCgroup {
     return Number(buffer.subarray(0, length).toString());
   }
 
+  cacheBytes(): number | undefined {
+    return readKey(this.dir, "memory.stat", "file");
+  }
+
   oomKilled(): boolean {
     return (readKey(this.dir, "memory.events", "oom_kill") ?? 0) > 0;
   }

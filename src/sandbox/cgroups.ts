@@ -20,6 +20,8 @@ export interface SandboxCgroup {
   thaw(): Promise<void>;
   resetPeakMemory(): void;
   peakMemoryBytes(): number | undefined;
+  /** Page cache charged to the cgroup now (file pages: counted in the peak, but not a process's memory). */
+  cacheBytes(): number | undefined;
   /** Whether the kernel's OOM killer has killed a process of this cgroup. */
   oomKilled(): boolean;
   /** The processes (thread group ids) inside now. */

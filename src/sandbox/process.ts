@@ -1,6 +1,5 @@
 import { spawn } from "node:child_process";
 import { constants } from "node:fs";
-import { readdir, readFile } from "node:fs/promises";
 import { ControlFile } from "./cgroup-fs.js";
 import type {
   RuntimeApiEndpoint,
@@ -14,6 +13,7 @@ import type {
 import { SandboxError } from "./errors.js";
 import { childExit, childSpawned } from "./exit.js";
 import { readOutput } from "./output.js";
+import { peakRssBytes, processTree } from "./peak-rss.js";
 
 /**
  * Runs the runtime as a plain child process in its own process group.
@@ -87,7 +87,6 @@ class ProcessSandbox implements Sandbox {
   readonly exited: Promise<SandboxExit>;
   /** False once the main process has exited: its pid (= group id) may then belong to someone else. */
   running = true;
-  readonly #status: ControlFile;
   readonly #clearRefs: ControlFile;
 
   constructor(
@@ -96,10 +95,8 @@ class ProcessSandbox implements Sandbox {
     closed: Promise<{ code: number | null; signal: NodeJS.Signals | null }>,
     onExit: () => void,
   ) {
-    this.#status = new ControlFile(`/proc/${pid}/status`, 4096, "r");
     this.#clearRefs = new ControlFile(`/proc/${pid}/clear_refs`, 8, constants.O_WRONLY);
     this.exited = closed.then(({ code, signal }) => {
-      this.#status.close();
       this.#clearRefs.close();
       onExit();
       return { code, signal, oomKilled: false };
@@ -127,28 +124,15 @@ class ProcessSandbox implements Sandbox {
     }
   }
 
-  /** The main process's peak RSS (VmHWM); children are not counted. */
+  /** The tree's peak RSS: each process's VmHWM, summed (nothing enforces a limit here). */
   peakMemoryBytes(): number | undefined {
     if (!this.running) return undefined;
-    const match = /^VmHWM:\s+(\d+) kB$/m.exec(this.#status.read() ?? "");
-    return match?.[1] === undefined ? undefined : Number(match[1]) * 1024;
+    return peakRssBytes(processTree(this.pid));
   }
 
   /** The main process and its descendants (a process that left the tree is no longer the environment's). */
   async processIds(): Promise<number[]> {
-    if (!this.running) return [];
-    const found: number[] = [];
-    const queue = [this.pid];
-    while (queue.length > 0 && found.length < 4096) {
-      const pid = queue.shift() as number;
-      found.push(pid);
-      const tasks = await readdir(`/proc/${pid}/task`).catch(() => [] as string[]);
-      for (const task of tasks) {
-        const children = await readFile(`/proc/${pid}/task/${task}/children`, "utf8").catch(() => "");
-        for (const child of children.split(" ")) if (child.trim()) queue.push(Number(child));
-      }
-    }
-    return found;
+    return this.running ? processTree(this.pid) : [];
   }
 
   async destroy(): Promise<void> {

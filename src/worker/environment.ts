@@ -680,9 +680,9 @@ export class ExecutionEnvironment {
     if (outcome.fatal) this.api.abandon();
     if (quick) {
       const done = outcome;
-      setImmediate(() => this.afterInvoke(input.requestId, done));
+      setImmediate(() => this.afterInvoke(input.requestId, done, sandbox));
     } else {
-      this.afterInvoke(input.requestId, outcome);
+      this.afterInvoke(input.requestId, outcome, sandbox);
     }
     if (input.wantTail) {
       outcome.tail = Buffer.from(this.tailText(), "utf8").toString("base64");
@@ -701,13 +701,17 @@ export class ExecutionEnvironment {
     return outcome;
   }
 
-  /** END and REPORT lines, telemetry; then the peak-memory counter starts over for the next invoke. */
-  private afterInvoke(requestId: string, outcome: InvokeOutcome): void {
-    const peak = this.sandbox?.peakMemoryBytes();
+  /**
+   * END and REPORT lines, then telemetry. Max Memory Used is the environment's peak so far, as on
+   * Lambda ("when invocations share an execution environment, Lambda reports the maximum memory used
+   * across all invocations"), read from the sandbox the invoke ran in, which answers with its last
+   * peak once it is gone (an out-of-memory kill reports what it reached).
+   */
+  private afterInvoke(requestId: string, outcome: InvokeOutcome, sandbox: Sandbox): void {
+    const peak = sandbox.peakMemoryBytes();
     const maxMemoryUsedMb = peak === undefined ? 0 : Math.round(peak / (1024 * 1024));
     this.report(requestId, outcome, maxMemoryUsedMb);
     this.telemetryAfterInvoke(requestId, outcome, maxMemoryUsedMb);
-    this.sandbox?.resetPeakMemory();
   }
 
   /** platform.runtimeDone and platform.report for subscribers, delivered before the environment settles. */
@@ -741,7 +745,10 @@ export class ExecutionEnvironment {
   }
 
   private report(requestId: string, outcome: InvokeOutcome, maxMemoryUsedMb: number): void {
-    if (this.pendingInitReport && this.initDurationMs > 0) outcome.initDurationMs = this.initDurationMs;
+    // Lambda prints no Init Duration for a provisioned environment (its Init was on no invoke's path).
+    if (this.pendingInitReport && this.initDurationMs > 0 && this.initializationType === "on-demand") {
+      outcome.initDurationMs = this.initDurationMs;
+    }
     this.pendingInitReport = false;
     this.capture.endWindow();
     const status = invokeStatus(outcome);
