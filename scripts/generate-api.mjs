@@ -2,7 +2,10 @@
 /**
  * Generates src/api/generated/lambda-model.ts: Lambda's operations (HTTP
  * routes, success codes, input shapes) and the request shapes with every
- * constraint (required, min, max, pattern, enum, list/map sizes, types).
+ * constraint (required, min, max, pattern, enum, list/map sizes, types);
+ * and src/api/generated/logs-model.ts: CloudWatch Logs' operations (JSON 1.1,
+ * told apart by `X-Amz-Target: Logs_20140328.<Operation>`) and their request shapes,
+ * from `logs-2014-03-28.service-2.json` beside it.
  *
  * Sources, read at generate time (nothing is copied wholesale into the repo):
  *  - the botocore model `../shared/aws-models/lambda-2015-03-31.service-2.json`
@@ -12,7 +15,7 @@
  *    gets its route from the SDK's own schema, with no constraints.
  *
  * Usage: node scripts/generate-api.mjs [--check]
- *   --check: exit 1 if the committed file differs from what would be generated.
+ *   --check: exit 1 if a committed file differs from what would be generated.
  */
 import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import { createRequire } from "node:module";
@@ -23,6 +26,8 @@ const root = resolve(dirname(fileURLToPath(import.meta.url)), "..");
 const modelsDir = process.env.LAMBENT_AWS_MODELS ?? resolve(root, "../shared/aws-models");
 const modelPath = join(modelsDir, "lambda-2015-03-31.service-2.json");
 const outPath = join(root, "src/api/generated/lambda-model.ts");
+const logsModelPath = join(modelsDir, "logs-2014-03-28.service-2.json");
+const logsOutPath = join(root, "src/api/generated/logs-model.ts");
 
 if (process.argv.includes("--check") && !existsSync(modelPath)) {
   // A user's clone has no botocore models beside it; the generated file is committed. The check
@@ -69,64 +74,69 @@ for (const name of [...sdkOps.keys()].sort()) {
   operations[name] = entry;
 }
 
-// Shapes reachable from the inputs, compacted to what validation needs.
-const shapes = {};
-const unusablePatterns = [];
-function visit(name) {
-  if (shapes[name]) return;
-  const s = model.shapes[name];
-  if (!s) throw new Error(`shape ${name} is missing from the model`);
-  const out = { type: s.type };
-  shapes[name] = out;
-  for (const k of ["min", "max"]) if (s[k] !== undefined) out[k] = s[k];
-  if (s.enum) out.enum = s.enum;
-  if (s.sensitive) out.sensitive = true;
-  if (s.pattern !== undefined) {
-    // As src/api/validate.ts compiles them: Unicode mode, else plain mode when no \p{…} class needs Unicode.
-    let ok = false;
-    try {
-      new RegExp(`^(?:${s.pattern})$`, "u");
-      ok = true;
-    } catch {
+/** The shapes reachable from `roots` in `model`, compacted to what validation needs. */
+function compactShapes(model, roots) {
+  const shapes = {};
+  const unusablePatterns = [];
+  function visit(name) {
+    if (shapes[name]) return;
+    const s = model.shapes[name];
+    if (!s) throw new Error(`shape ${name} is missing from the model`);
+    const out = { type: s.type };
+    shapes[name] = out;
+    for (const k of ["min", "max"]) if (s[k] !== undefined) out[k] = s[k];
+    if (s.enum) out.enum = s.enum;
+    if (s.sensitive) out.sensitive = true;
+    if (s.pattern !== undefined) {
+      // As src/api/validate.ts compiles them: Unicode mode, else plain mode when no \p{…} class needs Unicode.
+      let ok = false;
       try {
-        new RegExp(`^(?:${s.pattern})$`);
-        ok = !s.pattern.includes("\\p{");
-      } catch {}
+        new RegExp(`^(?:${s.pattern})$`, "u");
+        ok = true;
+      } catch {
+        try {
+          new RegExp(`^(?:${s.pattern})$`);
+          ok = !s.pattern.includes("\\p{");
+        } catch {}
+      }
+      if (ok) out.pattern = s.pattern;
+      else unusablePatterns.push(`${name}: ${s.pattern}`);
     }
-    if (ok) out.pattern = s.pattern;
-    else unusablePatterns.push(`${name}: ${s.pattern}`);
-  }
-  if (s.type === "list") {
-    out.member = s.member.shape;
-    visit(s.member.shape);
-  } else if (s.type === "map") {
-    out.key = s.key.shape;
-    out.value = s.value.shape;
-    visit(s.key.shape);
-    visit(s.value.shape);
-  } else if (s.type === "structure") {
-    out.members = {};
-    for (const [mn, m] of Object.entries(s.members)) {
-      const member = { shape: m.shape };
-      if (m.location) member.location = m.location;
-      if (m.locationName && m.locationName !== mn) member.locationName = m.locationName;
-      out.members[mn] = member;
-      visit(m.shape);
+    if (s.type === "list") {
+      out.member = s.member.shape;
+      visit(s.member.shape);
+    } else if (s.type === "map") {
+      out.key = s.key.shape;
+      out.value = s.value.shape;
+      visit(s.key.shape);
+      visit(s.value.shape);
+    } else if (s.type === "structure") {
+      out.members = {};
+      for (const [mn, m] of Object.entries(s.members)) {
+        const member = { shape: m.shape };
+        if (m.location) member.location = m.location;
+        if (m.locationName && m.locationName !== mn) member.locationName = m.locationName;
+        out.members[mn] = member;
+        visit(m.shape);
+      }
+      if (s.required?.length) out.required = s.required;
+      if (s.payload) out.payload = s.payload;
     }
-    if (s.required?.length) out.required = s.required;
-    if (s.payload) out.payload = s.payload;
   }
+  for (const r of roots) visit(r);
+  const sorted = Object.fromEntries(
+    Object.keys(shapes)
+      .sort()
+      .map((k) => [k, shapes[k]]),
+  );
+  return { shapes: sorted, unusablePatterns };
 }
-for (const r of roots) visit(r);
 
-const sortedShapes = Object.fromEntries(
-  Object.keys(shapes)
-    .sort()
-    .map((k) => [k, shapes[k]]),
-);
-const modelRel = relative(root, modelPath).startsWith("..")
-  ? `../shared/aws-models/${modelPath.split("/").pop()}`
-  : relative(root, modelPath);
+const { shapes: sortedShapes, unusablePatterns } = compactShapes(model, roots);
+const shapes = sortedShapes;
+const relModel = (p) =>
+  relative(root, p).startsWith("..") ? `../shared/aws-models/${p.split("/").pop()}` : relative(root, p);
+const modelRel = relModel(modelPath);
 
 const text = `// GENERATED FILE — do not edit by hand.
 // Source: ${modelRel} (botocore model, apiVersion ${model.metadata.apiVersion})
@@ -183,19 +193,63 @@ ${Object.entries(sortedShapes)
 };
 `;
 
-if (process.argv.includes("--check")) {
-  let current = "";
-  try {
-    current = readFileSync(outPath, "utf8");
-  } catch {}
-  if (current !== text) {
-    console.error(`${relative(root, outPath)} is stale: run node scripts/generate-api.mjs`);
-    process.exit(1);
+const logs = JSON.parse(readFileSync(logsModelPath, "utf8"));
+const logsOperations = {};
+const logsRoots = [];
+for (const name of Object.keys(logs.operations).sort()) {
+  const op = logs.operations[name];
+  const entry = {};
+  if (op.input) {
+    entry.input = op.input.shape;
+    logsRoots.push(op.input.shape);
   }
-  console.log(`${relative(root, outPath)} is up to date`);
-} else {
-  writeFileSync(outPath, text);
-  console.log(
-    `wrote ${relative(root, outPath)}: ${Object.keys(operations).length} operations, ${Object.keys(shapes).length} shapes`,
-  );
+  logsOperations[name] = entry;
 }
+const logsShapes = compactShapes(logs, logsRoots);
+const logsText = `// GENERATED FILE — do not edit by hand.
+// Source: ${relModel(logsModelPath)} (botocore model, apiVersion ${logs.metadata.apiVersion})
+// Regenerate: node scripts/generate-api.mjs   (check: node scripts/generate-api.mjs --check)
+// Operations: ${Object.keys(logsOperations).length}; request shapes: ${Object.keys(logsShapes.shapes).length}.
+${logsShapes.unusablePatterns.length ? `// Patterns JavaScript cannot compile (not checked): ${logsShapes.unusablePatterns.join("; ")}\n` : ""}
+import type { ShapeModel } from "./lambda-model.js";
+
+/** JSON 1.1: every operation is \`POST /\` with \`X-Amz-Target: <prefix>.<Operation>\`. */
+export const LOGS_TARGET_PREFIX = ${JSON.stringify(logs.metadata.targetPrefix)};
+
+export const LOGS_OPERATIONS: Record<string, { input?: string }> = {
+${Object.entries(logsOperations)
+  .map(([k, v]) => `  ${k}: ${JSON.stringify(v)},`)
+  .join("\n")}
+};
+
+export const LOGS_SHAPES: Record<string, ShapeModel> = {
+${Object.entries(logsShapes.shapes)
+  .map(([k, v]) => `  ${JSON.stringify(k)}: ${JSON.stringify(v)},`)
+  .join("\n")}
+};
+`;
+
+let stale = false;
+for (const [path, content, what] of [
+  [outPath, text, `${Object.keys(operations).length} operations, ${Object.keys(shapes).length} shapes`],
+  [
+    logsOutPath,
+    logsText,
+    `${Object.keys(logsOperations).length} operations, ${Object.keys(logsShapes.shapes).length} shapes`,
+  ],
+]) {
+  if (process.argv.includes("--check")) {
+    let current = "";
+    try {
+      current = readFileSync(path, "utf8");
+    } catch {}
+    if (current !== content) {
+      console.error(`${relative(root, path)} is stale: run node scripts/generate-api.mjs`);
+      stale = true;
+    } else console.log(`${relative(root, path)} is up to date`);
+  } else {
+    writeFileSync(path, content);
+    console.log(`wrote ${relative(root, path)}: ${what}`);
+  }
+}
+if (stale) process.exit(1);

@@ -43,6 +43,19 @@ const SERVICE_CHECKED = new Set<string>([
 const URI_EXTENSION_SHAPES = new Set(["Arn", "DestinationArn", "ResourceArn"]);
 const EXTENSION_URI_RE = /^[a-z][a-z0-9+.-]*:\/\//i;
 
+/** One service's request shapes, and the shapes whose pattern/enum its own code checks instead. */
+export interface ShapeTable {
+  shapes: Record<string, ShapeModel>;
+  serviceChecked: ReadonlySet<string>;
+  uriExtensions: ReadonlySet<string>;
+}
+
+export const LAMBDA_SHAPES: ShapeTable = {
+  shapes: SHAPES,
+  serviceChecked: SERVICE_CHECKED,
+  uriExtensions: URI_EXTENSION_SHAPES,
+};
+
 /** The request as the model's members see it. */
 export interface ModelRequest {
   /** Path placeholders by model member location name. */
@@ -116,6 +129,9 @@ function allConstraints(shape: ShapeModel): string[] {
 
 class TypeMismatch extends Error {}
 
+/** A JSON-protocol member of the wrong JSON type (validationMessage). */
+export class MemberTypeError extends Error {}
+
 function typeError(member: string, expected: string, value: unknown): never {
   const got = Array.isArray(value) ? "array" : value === null ? "null" : typeof value;
   throw new TypeMismatch(
@@ -124,7 +140,13 @@ function typeError(member: string, expected: string, value: unknown): never {
 }
 
 /** The constraints a scalar value breaks (empty: none). */
-function scalarViolations(shapeName: string, shape: ShapeModel, value: unknown, member: string): string[] {
+function scalarViolations(
+  t: ShapeTable,
+  shapeName: string,
+  shape: ShapeModel,
+  value: unknown,
+  member: string,
+): string[] {
   const out: string[] = [];
   switch (shape.type) {
     case "string": {
@@ -136,12 +158,12 @@ function scalarViolations(shapeName: string, shape: ShapeModel, value: unknown, 
         out.push(`Member must have length greater than or equal to ${shape.min}`);
       if (
         shape.pattern !== undefined &&
-        !SERVICE_CHECKED.has(shapeName) &&
+        !t.serviceChecked.has(shapeName) &&
         !fullMatch(shape.pattern, value) &&
-        !(URI_EXTENSION_SHAPES.has(shapeName) && EXTENSION_URI_RE.test(value))
+        !(t.uriExtensions.has(shapeName) && EXTENSION_URI_RE.test(value))
       )
         out.push(`Member must satisfy regular expression pattern: ${shape.pattern}`);
-      if (shape.enum && !SERVICE_CHECKED.has(shapeName) && !shape.enum.includes(value))
+      if (shape.enum && !t.serviceChecked.has(shapeName) && !shape.enum.includes(value))
         out.push(`Member must satisfy enum value set: [${shape.enum.join(", ")}]`);
       break;
     }
@@ -173,8 +195,15 @@ function scalarViolations(shapeName: string, shape: ShapeModel, value: unknown, 
  * Validate `value` against shape `shapeName` at member path `path`, pushing
  * "Value … at '…' failed to satisfy constraint: …" texts onto `errors`.
  */
-function check(shapeName: string, value: unknown, path: string, member: string, errors: string[]): void {
-  const shape = SHAPES[shapeName];
+function check(
+  t: ShapeTable,
+  shapeName: string,
+  value: unknown,
+  path: string,
+  member: string,
+  errors: string[],
+): void {
+  const shape = t.shapes[shapeName];
   if (!shape || value === undefined || value === null || value === UNPARSED) return;
   const sensitive = shape.sensitive === true;
   const fail = (constraint: string) =>
@@ -182,7 +211,7 @@ function check(shapeName: string, value: unknown, path: string, member: string, 
   switch (shape.type) {
     case "structure": {
       if (typeof value !== "object" || Array.isArray(value)) typeError(member, shapeName, value);
-      checkStructure(shapeName, value as Record<string, unknown>, path, errors);
+      checkStructure(t, shapeName, value as Record<string, unknown>, path, errors);
       return;
     }
     case "list": {
@@ -192,15 +221,17 @@ function check(shapeName: string, value: unknown, path: string, member: string, 
       if (shape.min !== undefined && value.length < shape.min)
         fail(`Member must have length greater than or equal to ${shape.min}`);
       const itemName = shape.member as string;
-      const item = SHAPES[itemName];
+      const item = t.shapes[itemName];
       if (!item) return;
       if (item.type === "structure" || item.type === "list" || item.type === "map") {
         value.forEach((v, i) => {
-          check(itemName, v, `${path}.${i + 1}.member`, member, errors);
+          check(t, itemName, v, `${path}.${i + 1}.member`, member, errors);
         });
         return;
       }
-      const broken = value.some((v) => v === null || scalarViolations(itemName, item, v, member).length > 0);
+      const broken = value.some(
+        (v) => v === null || scalarViolations(t, itemName, item, v, member).length > 0,
+      );
       if (broken)
         fail(
           `Member must satisfy constraint: [${[...allConstraints(item), "Member must not be null"].join(", ")}]`,
@@ -216,31 +247,37 @@ function check(shapeName: string, value: unknown, path: string, member: string, 
         fail(`Member must have length greater than or equal to ${shape.min}`);
       const keyName = shape.key as string;
       const valName = shape.value as string;
-      const keyShape = SHAPES[keyName];
-      const valShape = SHAPES[valName];
-      if (keyShape && entries.some(([k]) => scalarViolations(keyName, keyShape, k, member).length > 0)) {
+      const keyShape = t.shapes[keyName];
+      const valShape = t.shapes[valName];
+      if (keyShape && entries.some(([k]) => scalarViolations(t, keyName, keyShape, k, member).length > 0)) {
         fail(`Map keys must satisfy constraint: [${allConstraints(keyShape).join(", ")}]`);
       }
       if (valShape && valShape.type !== "structure" && valShape.type !== "list" && valShape.type !== "map") {
         if (
-          entries.some(([, v]) => v === null || scalarViolations(valName, valShape, v, member).length > 0)
+          entries.some(([, v]) => v === null || scalarViolations(t, valName, valShape, v, member).length > 0)
         ) {
           fail(
             `Map value must satisfy constraint: [${[...allConstraints(valShape), "Member must not be null"].join(", ")}]`,
           );
         }
       } else if (valShape) {
-        for (const [k, v] of entries) check(valName, v, `${path}.${k}`, member, errors);
+        for (const [k, v] of entries) check(t, valName, v, `${path}.${k}`, member, errors);
       }
       return;
     }
     default:
-      for (const c of scalarViolations(shapeName, shape, value, member)) fail(c);
+      for (const c of scalarViolations(t, shapeName, shape, value, member)) fail(c);
   }
 }
 
-function checkStructure(shapeName: string, value: Record<string, unknown>, path: string, errors: string[]) {
-  const shape = SHAPES[shapeName];
+function checkStructure(
+  t: ShapeTable,
+  shapeName: string,
+  value: Record<string, unknown>,
+  path: string,
+  errors: string[],
+) {
+  const shape = t.shapes[shapeName];
   if (!shape?.members) return;
   const required = new Set(shape.required ?? []);
   for (const [name, m] of Object.entries(shape.members)) {
@@ -250,7 +287,7 @@ function checkStructure(shapeName: string, value: Record<string, unknown>, path:
       errors.push(`Value null at '${childPath}' failed to satisfy constraint: Member must not be null`);
       continue;
     }
-    check(m.shape, v, childPath, name, errors);
+    check(t, m.shape, v, childPath, name, errors);
   }
 }
 
@@ -304,7 +341,7 @@ export function validateRequest(op: OperationModel, req: ModelRequest): void {
   if (!op.input) return;
   const errors: string[] = [];
   try {
-    checkStructure(op.input, gatherInput(op, req), "", errors);
+    checkStructure(LAMBDA_SHAPES, op.input, gatherInput(op, req), "", errors);
   } catch (err) {
     if (err instanceof TypeMismatch) throw InvalidRequestContent(err.message);
     throw err;
@@ -313,4 +350,27 @@ export function validateRequest(op: OperationModel, req: ModelRequest): void {
   const head =
     errors.length === 1 ? "1 validation error detected" : `${errors.length} validation errors detected`;
   throw ValidationError(`${head}: ${errors.join("; ")}`);
+}
+
+/**
+ * Validate a JSON-protocol request body (CloudWatch Logs) against its input shape. Returns AWS's
+ * "N validation error(s) detected: …" text, or undefined when it holds; a member of the wrong JSON
+ * type throws a MemberTypeError carrying the deserializer's message.
+ */
+export function validationMessage(
+  t: ShapeTable,
+  inputShape: string,
+  body: Record<string, unknown>,
+): string | undefined {
+  const errors: string[] = [];
+  try {
+    checkStructure(t, inputShape, body, "", errors);
+  } catch (err) {
+    if (err instanceof TypeMismatch) throw new MemberTypeError(err.message);
+    throw err;
+  }
+  if (errors.length === 0) return undefined;
+  const head =
+    errors.length === 1 ? "1 validation error detected" : `${errors.length} validation errors detected`;
+  return `${head}: ${errors.join("; ")}`;
 }
