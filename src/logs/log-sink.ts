@@ -4,6 +4,7 @@
  * invoke path; followers get each line as it is accepted.
  */
 import { EventEmitter } from "node:events";
+import { sql } from "kysely";
 import type { Store } from "../store/store.js";
 
 export interface LogEvent {
@@ -58,7 +59,8 @@ export class LogSink {
   /** Emits "event" for every accepted line (live tails). */
   readonly live = new EventEmitter<{ event: [LogEvent] }>();
   private buffer: LogEvent[] = [];
-  private readonly streams = new Map<string, number>();
+  /** Groups known to have their `log_groups` row. */
+  private readonly groups = new Set<string>();
   private flushing: Promise<void> | null = null;
   private scheduled = false;
   private bufferedBytes = 0;
@@ -147,33 +149,43 @@ export class LogSink {
           }));
           await tx.insertInto("log_events").values(rows).execute();
         }
-        const latest = new Map<string, LogEvent>();
-        for (const e of batch) latest.set(`${e.group}\n${e.stream}`, e);
-        for (const [key, e] of latest) {
-          if (this.streams.has(key)) {
-            await tx
-              .updateTable("log_streams")
-              .set({ last_event_at: e.timestamp })
-              .where("group_name", "=", e.group)
-              .where("stream_name", "=", e.stream)
-              .execute();
-          } else {
-            await tx
-              .insertInto("log_streams")
-              .values({
-                group_name: e.group,
-                stream_name: e.stream,
-                created_at: e.timestamp,
+        for (const group of new Set(batch.map((e) => e.group))) {
+          if (this.groups.has(group)) continue;
+          await tx
+            .insertInto("log_groups")
+            .values({ group_name: group, retention_days: null, created_at: now, tags: null })
+            .onConflict((oc) => oc.column("group_name").doNothing())
+            .execute();
+        }
+        // One upsert per stream: a stream the pruner or DeleteLogGroup removed comes back.
+        const streams = new Map<string, { e: LogEvent; first: number }>();
+        for (const e of batch) {
+          const key = `${e.group}\n${e.stream}`;
+          const seen = streams.get(key);
+          streams.set(key, { e, first: Math.min(seen?.first ?? e.timestamp, e.timestamp) });
+        }
+        for (const { e, first } of streams.values()) {
+          await tx
+            .insertInto("log_streams")
+            .values({
+              group_name: e.group,
+              stream_name: e.stream,
+              created_at: now,
+              last_event_at: e.timestamp,
+              first_event_at: first,
+              last_ingestion_at: now,
+            })
+            .onConflict((oc) =>
+              oc.columns(["group_name", "stream_name"]).doUpdateSet({
                 last_event_at: e.timestamp,
-              })
-              .onConflict((oc) =>
-                oc.columns(["group_name", "stream_name"]).doUpdateSet({ last_event_at: e.timestamp }),
-              )
-              .execute();
-            this.streams.set(key, e.timestamp);
-          }
+                last_ingestion_at: now,
+                first_event_at: sql<number>`coalesce(log_streams.first_event_at, ${first})`,
+              }),
+            )
+            .execute();
         }
       });
+      for (const e of batch) this.groups.add(e.group);
     } catch (err) {
       // Logs must never break invokes; report and drop this batch.
       console.error(`lambent: could not store ${batch.length} log lines:`, err);
@@ -197,7 +209,7 @@ export class LogSink {
   async setRetention(group: string, days: number | null): Promise<void> {
     await this.store.db
       .insertInto("log_groups")
-      .values({ group_name: group, retention_days: days, created_at: Date.now() })
+      .values({ group_name: group, retention_days: days, created_at: Date.now(), tags: null })
       .onConflict((oc) => oc.column("group_name").doUpdateSet({ retention_days: days }))
       .execute();
   }
@@ -209,6 +221,11 @@ export class LogSink {
       .where("group_name", "=", group)
       .executeTakeFirst();
     return row?.retention_days ?? null;
+  }
+
+  /** Forget that a group's row exists (after DeleteLogGroup): its next line recreates it. */
+  forget(group: string): void {
+    this.groups.delete(group);
   }
 
   async listStreams(group: string) {

@@ -42,6 +42,9 @@ export interface LogStreamsTable {
   stream_name: string;
   created_at: number;
   last_event_at: number;
+  /** null: no event yet (a stream made by CreateLogStream). */
+  first_event_at: number | null;
+  last_ingestion_at: number | null;
 }
 
 export interface LogGroupsTable {
@@ -49,6 +52,8 @@ export interface LogGroupsTable {
   /** Retention in days; null = the server's --log-retention-days. */
   retention_days: number | null;
   created_at: number;
+  /** JSON object of tags (CreateLogGroup, TagResource); null: none. */
+  tags: string | null;
 }
 
 export interface LogEventsTable {

@@ -14,6 +14,7 @@ import { m0007FunctionSettings } from "./0007-function-settings.js";
 import { m0008Auth } from "./0008-auth.js";
 import { m0009LogRetention } from "./0009-log-retention.js";
 import { m0010FunctionUrls } from "./0010-function-urls.js";
+import { m0011LogGroupsApi } from "./0011-log-groups-api.js";
 
 export type EngineMigration = (engine: Engine) => Migration;
 
@@ -27,6 +28,7 @@ export const migrations: Record<string, EngineMigration> = {
   "0008-auth": m0008Auth,
   "0009-log-retention": m0009LogRetention,
   "0010-function-urls": m0010FunctionUrls,
+  "0011-log-groups-api": m0011LogGroupsApi,
 };
 
 // biome-ignore lint/suspicious/noExplicitAny: migrations run before the typed schema exists
