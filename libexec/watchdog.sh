@@ -3,7 +3,9 @@
 # the server on stdin. When the pipe closes — the server exited, crashed or was killed with -9 — it
 # kills every process left in the server's cgroups (freeze → SIGKILL all → thaw, until empty; a
 # SIGKILL to a frozen task waits for the thaw that a dead server never sends), removes the cgroups,
-# unmounts what the server mounted under its run dir, drops its registration, and exits.
+# unmounts what the server mounted under its run dir (its stage: overlays, /tmp disks, stem cells'
+# mount points), detaches its /tmp disks' loop devices and deletes their images, drops its
+# registration, and exits.
 # It runs as root outside every sandbox namespace, so no sandbox can signal it.
 #
 # usage: watchdog.sh INSTANCE_ID RUN_DIR REGISTRY_FILE PID_FILE FREEZER_ROOT|- CGROUP_ROOT...
@@ -69,6 +71,18 @@ done < <(
     case "$point" in "$run_dir" | "$run_dir"/*) printf '%d %s\n' "${#point}" "$point" ;; esac
   done </proc/self/mountinfo | sort -rn | cut -d' ' -f2-
 )
+
+# /tmp disks: loop devices backed by images in the run dir (each detaches with its last mount, but a
+# start killed between losetup and mount leaves one attached), then the images.
+for backing in /sys/block/loop*/loop/backing_file; do
+  [ -r "$backing" ] || continue
+  case "$(<"$backing")" in "$run_dir"/scratch/*)
+    device=${backing#/sys/block/}
+    losetup -d "/dev/${device%%/*}" 2>/dev/null
+    ;;
+  esac
+done
+rm -rf "$run_dir/scratch"
 
 for root in "${roots[@]}"; do rmdir "$root" 2>/dev/null; done
 rm -f "$registry" "$pid_file"

@@ -3,7 +3,7 @@ import { readdirSync } from "node:fs";
 import { chmod, mkdir, rm } from "node:fs/promises";
 import { constants } from "node:os";
 import { resolve } from "node:path";
-import type { Readable } from "node:stream";
+import type { Readable, Writable } from "node:stream";
 import { MEMORY_MB_PER_VCPU } from "./cgroup-limits.js";
 import type { CgroupHierarchy, SandboxCgroup } from "./cgroups.js";
 import { detectCgroups } from "./cgroups.js";
@@ -40,7 +40,9 @@ import {
 import { readOutput } from "./output.js";
 import { peakRssBytes } from "./peak-rss.js";
 import { SANDBOX_USER } from "./sandbox-user.js";
+import { ScratchDisks, sweepScratch } from "./scratch.js";
 import { seccompFilter } from "./seccomp.js";
+import { Stage } from "./stage.js";
 import { systemViewArgs, writeSandboxEtc } from "./system-view.js";
 import { Watchdog } from "./watchdog.js";
 
@@ -90,13 +92,18 @@ export class BwrapDriver implements SandboxDriver {
   readonly name = "bwrap";
   readonly isolates = true;
   readonly #options: BwrapDriverOptions;
-  readonly #etcDir: string;
+  /** Where every host-side source of a sandbox's mounts is shown from (see stage.ts). */
+  readonly #stage: Stage;
+  /** Per-environment /tmp disks (loop-mounted ext4 of EphemeralStorage bytes). */
+  readonly #scratch: ScratchDisks;
   readonly #systemArgs: string[];
   /** System views over runtime root filesystems, by root. */
-  readonly #rootfsArgs = new Map<string, string[]>();
+  readonly #rootfsArgs = new Map<string, Promise<string[]>>();
   readonly #live = new Set<BwrapSandbox>();
+  /** Spawns in progress (close waits for them; each sees `#closing` and kills what it started). */
+  readonly #starting = new Set<Promise<unknown>>();
+  #closing = false;
   readonly #views: ReadOnlyViews;
-  readonly #stemsDir: string;
   readonly #hostPortsDir: string;
   /** Host-side relays of the opened host ports, and what namespaces are wired to. */
   #hostPortRelays: ChildProcess[] = [];
@@ -109,20 +116,27 @@ export class BwrapDriver implements SandboxDriver {
 
   constructor(options: BwrapDriverOptions) {
     this.#options = options;
-    this.#etcDir = `${options.runDir}/sandbox-etc`;
-    this.#systemArgs = systemViewArgs(this.#etcDir, options.network);
+    this.#stage = new Stage(`${resolve(options.runDir)}/stage`);
+    this.#scratch = new ScratchDisks(options.runDir, this.#stage.scratchDir);
+    this.#systemArgs = systemViewArgs(this.#stage.etcDir, options.network);
     this.#views = new ReadOnlyViews(`${options.runDir}/ro-views`, options.adoptableRoots ?? []);
-    this.#stemsDir = `${options.runDir}/stems`;
     this.#hostPortsDir = `${options.runDir}/host-ports`;
     this.supportsStemCells = (options.adoptableRoots ?? []).length > 0;
   }
 
-  /** The read-only system part of the root: the host's, or a runtime root filesystem's. */
-  #systemView(rootfs: string | undefined): string[] {
-    if (rootfs === undefined) return this.#systemArgs;
+  /** Sockets bound into sandboxes must sit on the stage: the worker creates them here. */
+  get socketDir(): string {
+    return this.#stage.socketDir;
+  }
+
+  /** The read-only system part of the root: the host's, or a runtime root filesystem's (through the stage). */
+  #systemView(rootfs: string | undefined): Promise<string[]> {
+    if (rootfs === undefined) return Promise.resolve(this.#systemArgs);
     let args = this.#rootfsArgs.get(rootfs);
     if (!args) {
-      args = systemViewArgs(this.#etcDir, this.#options.network, rootfs);
+      args = this.#stage
+        .acquire(rootfs, true)
+        .then((root) => systemViewArgs(this.#stage.etcDir, this.#options.network, root));
       this.#rootfsArgs.set(rootfs, args);
     }
     return args;
@@ -152,10 +166,17 @@ export class BwrapDriver implements SandboxDriver {
     await this.#options.cgroups.prepare();
     await this.#options.cgroups.sweep();
     await this.#sweepAbandoned();
-    // Mount points of stem cells a killed server left behind.
-    await removeMountPoints(this.#stemsDir);
-    await rm(this.#etcDir, { recursive: true, force: true });
-    await writeSandboxEtc(this.#etcDir, this.#options.network);
+    // A fresh stage: what a killed server left on it (stem cells' mounts, overlays, /tmp disks) is
+    // unmounted first; then its /tmp images and loop devices go.
+    await this.#stage.mount();
+    this.#rootfsArgs.clear();
+    await this.#scratch.init();
+    if (this.#scratch.unavailable !== undefined) {
+      console.warn(
+        `lambent: loop devices unavailable (${this.#scratch.unavailable}): each sandbox's /tmp is a tmpfs, charged to the function's memory (a function filling /tmp is OOM-killed instead of getting ENOSPC)`,
+      );
+    }
+    await writeSandboxEtc(this.#stage.etcDir, this.#options.network);
     if (this.supportsStemCells) await this.#views.mount();
     if (this.#options.network === "isolated") await this.#openHostPorts();
   }
@@ -167,6 +188,8 @@ export class BwrapDriver implements SandboxDriver {
     await mkdir(this.#hostPortsDir, { recursive: true, mode: 0o700 });
     for (const port of this.#options.allowHostPorts ?? []) {
       const socket = `${this.#hostPortsDir}/${port}.sock`;
+      // Bound under a relative name (the relay runs in the host-ports directory): a sandbox's
+      // connection belongs to its namespace, whose /proc/net/unix shows the name the listener bound.
       const relay = spawnHostPortRelay(port, socket);
       this.#hostPortRelays.push(relay);
       this.#hostPorts.push({ port, socket });
@@ -187,8 +210,10 @@ export class BwrapDriver implements SandboxDriver {
           await found.hierarchy.release();
         }
         if (runDir) {
-          await removeMountPoints(`${runDir}/stems`);
-          await removeMountPoints(`${runDir}/ro-views`);
+          // Its stage (stem cells' mounts, overlays, /tmp disks) and read-only views; then its /tmp
+          // images and their loop devices.
+          await removeMountPoints(runDir);
+          await sweepScratch(`${runDir}/scratch`);
         }
         await unregisterInstance(instanceId);
       };
@@ -238,6 +263,17 @@ export class BwrapDriver implements SandboxDriver {
   async spawn(spec: SandboxSpec): Promise<Sandbox> {
     if (!SAFE_ID.test(spec.id)) throw new SandboxError("InvalidSandboxSpec", `unsafe sandbox id ${spec.id}`);
     if (spec.argv.length === 0) throw new SandboxError("InvalidSandboxSpec", "empty argv");
+    if (this.#closing) throw new SandboxError("SandboxStartFailure", "the sandbox driver is shutting down");
+    const spawning = this.#spawn(spec);
+    this.#starting.add(spawning);
+    try {
+      return await spawning;
+    } finally {
+      this.#starting.delete(spawning);
+    }
+  }
+
+  async #spawn(spec: SandboxSpec): Promise<Sandbox> {
     const socket = spec.runtimeApi.kind === "unix" ? spec.runtimeApi.path : undefined;
     if (this.#options.network === "isolated" && socket === undefined) {
       throw new SandboxError(
@@ -245,43 +281,99 @@ export class BwrapDriver implements SandboxDriver {
         "an isolated network carries the Runtime API over a unix socket",
       );
     }
+    const stemDir = spec.stemCell ? `${this.#stage.stemsDir}/${spec.id}` : undefined;
+    if (stemDir !== undefined && !this.supportsStemCells)
+      throw new SandboxError("InvalidSandboxSpec", "stem cells need adoptableRoots");
     // Init runs with at least one vCPU; endInit() applies the function's share.
     const cgroup = await this.#options.cgroups.create(spec.id, {
       memoryBytes: spec.limits.memoryMb * 1024 * 1024,
       cpus: Math.max(1, spec.limits.memoryMb / MEMORY_MB_PER_VCPU),
       pids: spec.limits.pids,
     });
-    const stemDir = spec.stemCell ? `${this.#stemsDir}/${spec.id}` : undefined;
+    const resources = new EnvironmentResources(spec.id, this.#stage, this.#scratch, stemDir);
     try {
       // The sandbox user must be able to connect(); the worker listens on it before spawning.
       if (socket !== undefined) await chmod(socket, 0o666);
-      if (stemDir !== undefined) {
-        if (!this.supportsStemCells)
-          throw new SandboxError("InvalidSandboxSpec", "stem cells need adoptableRoots");
-        await Promise.all([sharedMountPoint(`${stemDir}/task`), sharedMountPoint(`${stemDir}/opt`)]);
-      }
+      const sources = await this.#sources(spec, resources);
+      const args = this.#args(spec, socket, sources);
       // A start can fail transiently (the blocked child vanishing before it joins its cgroups was seen
       // under heavy load); one more try before the invoke has to report it.
-      const sandbox = await this.#start(spec, cgroup, socket, stemDir).catch(() =>
-        this.#start(spec, cgroup, socket, stemDir),
+      const sandbox = await this.#start(spec, cgroup, socket, args, resources).catch(() =>
+        this.#start(spec, cgroup, socket, args, resources),
       );
+      // A shutdown began meanwhile: close() no longer sees new sandboxes, so this one goes now.
+      if (this.#closing) {
+        await sandbox.destroy();
+        throw new SandboxError("SandboxStartFailure", "the sandbox driver is shutting down");
+      }
       this.#live.add(sandbox);
       void sandbox.exited.then(() => this.#live.delete(sandbox));
       return sandbox;
     } catch (error) {
       await cgroup.destroy();
-      if (stemDir !== undefined) await removeMountPoints(stemDir);
+      await resources.release();
       throw error;
     }
+  }
+
+  /**
+   * Where each mount of the sandbox comes from, through the stage: code and layers (overlays held
+   * while the environment lives), runtime files and language builds (pinned overlays), /tmp (its own
+   * disk, or a tmpfs when loop devices are unavailable), stem cells' shared mount points.
+   */
+  async #sources(spec: SandboxSpec, resources: EnvironmentResources): Promise<MountSources> {
+    const { mounts, limits } = spec;
+    const pinned = (dir: string | undefined) =>
+      dir === undefined ? undefined : this.#stage.acquire(dir, true);
+    const disk = this.#scratch.unavailable === undefined;
+    const stemDir = resources.stemDir;
+    const [system, runtimeDir, langDir, sdkDir, task, opt, tmp] = await Promise.all([
+      this.#systemView(mounts.rootfs),
+      pinned(mounts.runtimeDir),
+      pinned(mounts.langDir),
+      pinned(mounts.sdk?.dir),
+      stemDir === undefined ? resources.overlay(mounts.codeDir) : sharedMountPoint(`${stemDir}/task`),
+      stemDir === undefined
+        ? mounts.optDir === undefined
+          ? undefined
+          : resources.overlay(mounts.optDir)
+        : sharedMountPoint(`${stemDir}/opt`),
+      !disk
+        ? undefined
+        : stemDir === undefined
+          ? resources.disk(limits.ephemeralStorageMb)
+          : sharedMountPoint(`${stemDir}/tmp`),
+    ]);
+    return {
+      system,
+      runtimeDir: runtimeDir as string,
+      ...(langDir !== undefined ? { langDir } : {}),
+      ...(sdkDir !== undefined ? { sdkDir } : {}),
+      task: stemDir === undefined ? (task as string) : `${stemDir}/task`,
+      ...(stemDir !== undefined
+        ? { opt: `${stemDir}/opt` }
+        : opt !== undefined
+          ? { opt: opt as string }
+          : {}),
+      ...(stemDir !== undefined && disk
+        ? { tmp: `${stemDir}/tmp` }
+        : tmp !== undefined
+          ? { tmp: tmp as string }
+          : {}),
+    };
   }
 
   /** Every step runs even when an earlier one failed (a failure is reported); the watchdog sweeps last. */
   async close(): Promise<void> {
     const report = (error: unknown) => console.error(`lambent: sandbox cleanup: ${(error as Error).message}`);
+    // No spawn starts from here on; those under way finish, see the flag and destroy what they made.
+    this.#closing = true;
+    await Promise.allSettled([...this.#starting]);
     await Promise.all([...this.#live].map((sandbox) => sandbox.destroy().catch(report)));
     await this.#options.cgroups.sweep().catch(report);
     await this.#options.cgroups.release().catch(report);
-    await removeMountPoints(this.#stemsDir).catch(report);
+    await this.#stage.unmount().catch(report);
+    await sweepScratch(this.#scratch.imagesDir).catch(report);
     await this.#views.unmountAll().catch(report);
     for (const relay of this.#hostPortRelays) if (relay.exitCode === null) relay.kill("SIGKILL");
     this.#hostPortRelays = [];
@@ -290,24 +382,47 @@ export class BwrapDriver implements SandboxDriver {
     this.#watchdog = undefined;
   }
 
-  /** bwrap blocks its child before exec; meanwhile it joins its cgroups and gets its network. */
+  /**
+   * bwrap blocks its child before exec; meanwhile it gets its network. bwrap is started by a shell
+   * that first joins the environment's cgroups, so the sandbox's cgroup namespace is rooted at its
+   * own cgroup (/proc/self/cgroup shows `/`); its options come through fd 6 (`--args`), so the
+   * sandbox's pid 1 (bwrap) shows `bwrap --args 6 -- <command>` as its command line, not host paths.
+   */
   async #start(
     spec: SandboxSpec,
     cgroup: SandboxCgroup,
     socket: string | undefined,
-    stemDir: string | undefined,
+    args: string[],
+    resources: EnvironmentResources,
   ): Promise<BwrapSandbox> {
-    const child = spawn(this.#options.bwrap ?? "bwrap", this.#args(spec, socket, stemDir), {
-      env: HELPER_ENV,
-      // 3: --info-fd (child pid), 4: --block-fd (released once cgroups and network are ready),
-      // 5: --seccomp (the filter's bytes).
-      stdio: ["ignore", "pipe", "pipe", "pipe", "pipe", this.seccomp ? "pipe" : "ignore"],
-    });
+    const child = spawn(
+      "/bin/sh",
+      [
+        "-c",
+        JOIN_CGROUPS_AND_EXEC,
+        "lambent-sandbox",
+        this.#options.bwrap ?? "bwrap",
+        ...cgroup.procsFiles(),
+        "--",
+        ...dropToSandboxUser(),
+        ...spec.argv,
+      ],
+      {
+        env: HELPER_ENV,
+        // 3: --info-fd (child pid), 4: --block-fd (released once the network is ready),
+        // 5: --seccomp (the filter's bytes), 6: --args (NUL-separated).
+        stdio: ["ignore", "pipe", "pipe", "pipe", "pipe", this.seccomp ? "pipe" : "ignore", "pipe"],
+      },
+    );
+    const pipes = child.stdio as unknown as Array<Writable | null>;
     if (this.seccomp) {
-      const filter = (child.stdio as unknown[])[5] as import("node:stream").Writable;
+      const filter = pipes[5] as Writable;
       filter.on("error", () => {});
       filter.end(this.seccomp);
     }
+    const argsPipe = pipes[6] as Writable;
+    argsPipe.on("error", () => {});
+    argsPipe.end(args.map((arg) => `${arg}\0`).join(""));
     readOutput(child.stdout, spec.onOutput);
     readOutput(child.stderr, spec.onOutput);
     try {
@@ -319,21 +434,14 @@ export class BwrapDriver implements SandboxDriver {
     let network: SandboxNetwork | undefined;
     try {
       const pid = await readChildPid(child.stdio[3] as Readable);
-      // Settle both before judging, so a failed join never orphans a started network.
-      const [joined, attached] = await Promise.allSettled([
-        cgroup.join(pid),
-        socket === undefined
-          ? undefined
-          : attachNetwork(pid, {
-              runtimeApiSocket: socket,
-              ...(spec.platformApiSocket !== undefined ? { platformApiSocket: spec.platformApiSocket } : {}),
-              hostPorts: this.#hostPorts,
-              blockedAddresses: this.#blockedAddresses,
-            }),
-      ]);
-      if (attached.status === "fulfilled") network = attached.value;
-      if (joined.status === "rejected") throw joined.reason;
-      if (attached.status === "rejected") throw attached.reason;
+      if (socket !== undefined) {
+        network = await attachNetwork(pid, {
+          runtimeApiSocket: socket,
+          ...(spec.platformApiSocket !== undefined ? { platformApiSocket: spec.platformApiSocket } : {}),
+          hostPorts: this.#hostPorts,
+          blockedAddresses: this.#blockedAddresses,
+        });
+      }
       (child.stdio[4] as NodeJS.WritableStream).end("1");
     } catch (error) {
       child.kill("SIGKILL");
@@ -342,13 +450,9 @@ export class BwrapDriver implements SandboxDriver {
       throw error;
     }
     const adopt =
-      stemDir === undefined
+      resources.stemDir === undefined
         ? undefined
-        : async (mounts: SandboxMounts) => {
-            await bindMount(this.#views.readOnly(mounts.codeDir), `${stemDir}/task`);
-            if (mounts.optDir !== undefined)
-              await bindMount(this.#views.readOnly(mounts.optDir), `${stemDir}/opt`);
-          };
+        : (mounts: SandboxMounts, limits: SandboxLimits) => resources.adopt(this.#views, mounts, limits);
     return new BwrapSandbox(
       spec.id,
       child,
@@ -356,40 +460,110 @@ export class BwrapDriver implements SandboxDriver {
       cgroup,
       network,
       adopt,
-      stemDir,
+      resources,
       spec.limits.memoryMb / MEMORY_MB_PER_VCPU,
     );
   }
 
-  #args(spec: SandboxSpec, socket: string | undefined, stemDir: string | undefined): string[] {
+  #args(spec: SandboxSpec, socket: string | undefined, sources: MountSources): string[] {
     const { mounts, limits, env } = spec;
     const args = ["--unshare-ipc", "--unshare-pid", "--unshare-uts", "--unshare-cgroup-try"];
     if (this.#options.network === "isolated") args.push("--unshare-net");
     args.push("--die-with-parent", "--new-session", "--hostname", "localhost", "--clearenv");
     for (const [name, value] of Object.entries(env)) args.push("--setenv", name, value);
-    args.push(...this.#systemView(mounts.rootfs), "--proc", "/proc", "--dev", "/dev");
-    args.push(
-      "--perms",
-      "1777",
-      "--size",
-      String(limits.ephemeralStorageMb * 1024 * 1024),
-      "--tmpfs",
-      "/tmp",
-    );
-    if (stemDir !== undefined) {
-      // Empty until the cell is adopted; a bind on the host side then shows up here.
-      args.push("--ro-bind", `${stemDir}/task`, SANDBOX_PATHS.taskRoot);
-      args.push("--ro-bind", `${stemDir}/opt`, SANDBOX_PATHS.optRoot);
+    args.push(...sources.system, "--proc", "/proc", "--dev", "/dev");
+    if (sources.tmp !== undefined) {
+      // Its own disk (or, for a stem cell, the shared mount point its disk is mounted on at adoption).
+      args.push("--bind", sources.tmp, "/tmp");
     } else {
-      args.push("--ro-bind", mounts.codeDir, SANDBOX_PATHS.taskRoot);
-      if (mounts.optDir !== undefined) args.push("--ro-bind", mounts.optDir, SANDBOX_PATHS.optRoot);
+      args.push(
+        "--perms",
+        "1777",
+        "--size",
+        String(limits.ephemeralStorageMb * 1024 * 1024),
+        "--tmpfs",
+        "/tmp",
+      );
     }
-    args.push(...runtimeMountArgs(mounts));
+    // A stem cell's are empty until it is adopted; a mount on the host side then shows up here.
+    args.push("--ro-bind", sources.task, SANDBOX_PATHS.taskRoot);
+    if (sources.opt !== undefined) args.push("--ro-bind", sources.opt, SANDBOX_PATHS.optRoot);
+    args.push(...runtimeMountArgs(mounts, sources));
     if (socket !== undefined) args.push("--ro-bind", socket, SANDBOX_PATHS.runtimeApiSocket);
     if (this.seccomp) args.push("--seccomp", "5");
-    args.push("--chdir", SANDBOX_PATHS.taskRoot, "--info-fd", "3", "--block-fd", "4", "--");
-    args.push(...dropToSandboxUser(), ...spec.argv);
+    args.push("--chdir", SANDBOX_PATHS.taskRoot, "--info-fd", "3", "--block-fd", "4");
     return args;
+  }
+}
+
+/**
+ * Joins the cgroups named as arguments (up to `--`), then becomes bwrap reading its options from fd 6;
+ * the command (in-sandbox paths only) follows `--` on the command line, where bwrap wants it.
+ */
+const JOIN_CGROUPS_AND_EXEC =
+  'bwrap=$1; shift; while [ "$1" != -- ]; do echo $$ >"$1" || exit 125; shift; done; exec "$bwrap" --args 6 "$@"';
+
+/** Host paths of a sandbox's mounts, every one on the stage (see stage.ts). */
+interface MountSources {
+  system: string[];
+  runtimeDir: string;
+  langDir?: string;
+  sdkDir?: string;
+  task: string;
+  opt?: string;
+  /** Undefined: /tmp is a tmpfs (no loop devices). */
+  tmp?: string;
+}
+
+/**
+ * What one environment holds on the stage (code and layer overlays, its /tmp disk, a stem cell's
+ * mount points), released together when it ends (or when its start fails).
+ */
+class EnvironmentResources {
+  readonly #releases: Array<() => Promise<void>> = [];
+  #released: Promise<void> | undefined;
+
+  constructor(
+    readonly id: string,
+    private readonly stage: Stage,
+    private readonly scratch: ScratchDisks,
+    readonly stemDir: string | undefined,
+  ) {
+    if (stemDir !== undefined) this.#releases.push(() => removeMountPoints(stemDir));
+  }
+
+  overlay(hostDir: string): Promise<string> {
+    this.#releases.push(() => this.stage.release(hostDir));
+    return this.stage.acquire(hostDir);
+  }
+
+  disk(sizeMb: number, at?: string): Promise<string> {
+    this.#releases.push(() => this.scratch.remove(this.id, at));
+    return this.scratch.create(this.id, sizeMb, at);
+  }
+
+  /** A stem cell gets its function: code and layers on its shared mount points, its /tmp disk. */
+  async adopt(views: ReadOnlyViews, mounts: SandboxMounts, limits: SandboxLimits): Promise<void> {
+    const stemDir = this.stemDir as string;
+    const bindOverlay = async (hostDir: string, at: string) =>
+      bindMount(await this.overlay(views.readOnly(hostDir)), at);
+    await Promise.all([
+      bindOverlay(mounts.codeDir, `${stemDir}/task`),
+      mounts.optDir !== undefined ? bindOverlay(mounts.optDir, `${stemDir}/opt`) : undefined,
+      this.scratch.unavailable === undefined
+        ? this.disk(limits.ephemeralStorageMb, `${stemDir}/tmp`)
+        : undefined,
+    ]);
+  }
+
+  /** Idempotent; the stem cell's mount points go first (they hold binds of the overlays). */
+  release(): Promise<void> {
+    this.#released ??= (async () => {
+      const [first, ...rest] = this.#releases;
+      if (this.stemDir !== undefined && first) await first();
+      await Promise.all((this.stemDir !== undefined ? rest : this.#releases).map((release) => release()));
+    })();
+    return this.#released;
   }
 }
 
@@ -397,27 +571,27 @@ export class BwrapDriver implements SandboxDriver {
  * /var/runtime (Lambent's runtime scripts, each entry bound on its own so the SDK can sit beside them
  * as /var/runtime/node_modules) and /var/lang (the language build).
  */
-function runtimeMountArgs(mounts: SandboxMounts): string[] {
+function runtimeMountArgs(mounts: SandboxMounts, sources: MountSources): string[] {
   const args: string[] = [];
   let entries: string[];
   try {
-    entries = readdirSync(mounts.runtimeDir);
+    entries = readdirSync(sources.runtimeDir);
   } catch {
     entries = [];
   }
   // An SDK inside a runtime root filesystem (/usr/lib/python3/dist-packages) comes with it.
   if (mounts.sdk === undefined || !mounts.sdk.at.startsWith(`${SANDBOX_PATHS.runtimeRoot}/`)) {
-    args.push("--ro-bind", mounts.runtimeDir, SANDBOX_PATHS.runtimeRoot);
+    args.push("--ro-bind", sources.runtimeDir, SANDBOX_PATHS.runtimeRoot);
   } else {
     // Privileged bwrap would create the parent as 0700.
     args.push("--perms", "0755", "--dir", SANDBOX_PATHS.runtimeRoot);
     for (const entry of entries) {
       if (entry === "node_modules" || `${SANDBOX_PATHS.runtimeRoot}/${entry}` === mounts.sdk.at) continue;
-      args.push("--ro-bind", `${mounts.runtimeDir}/${entry}`, `${SANDBOX_PATHS.runtimeRoot}/${entry}`);
+      args.push("--ro-bind", `${sources.runtimeDir}/${entry}`, `${SANDBOX_PATHS.runtimeRoot}/${entry}`);
     }
-    args.push("--ro-bind", mounts.sdk.dir, mounts.sdk.at);
+    args.push("--ro-bind", sources.sdkDir ?? mounts.sdk.dir, mounts.sdk.at);
   }
-  if (mounts.langDir !== undefined) args.push("--ro-bind", mounts.langDir, SANDBOX_PATHS.langRoot);
+  if (sources.langDir !== undefined) args.push("--ro-bind", sources.langDir, SANDBOX_PATHS.langRoot);
   return args;
 }
 
@@ -472,8 +646,8 @@ class BwrapSandbox implements Sandbox {
     closed: Promise<ChildExit>,
     private readonly cgroup: SandboxCgroup,
     network: SandboxNetwork | undefined,
-    private readonly mountCode: ((mounts: SandboxMounts) => Promise<void>) | undefined,
-    stemDir: string | undefined,
+    private readonly mountCode: ((mounts: SandboxMounts, limits: SandboxLimits) => Promise<void>) | undefined,
+    resources: EnvironmentResources,
     /** The function's CPU share, applied when Init ends. */
     private cpus: number,
   ) {
@@ -484,8 +658,8 @@ class BwrapSandbox implements Sandbox {
       const oomKilled = cgroup.oomKilled();
       this.#finalPeak = this.#measurePeak();
       // Cleanup problems are reported, never turned into a failed exit (nobody could handle it).
-      await Promise.all([cgroup.destroy(), network?.close(), stemDir && removeMountPoints(stemDir)]).catch(
-        (error: unknown) => console.error(`lambent: sandbox ${id} cleanup: ${(error as Error).message}`),
+      await Promise.all([cgroup.destroy(), network?.close(), resources.release()]).catch((error: unknown) =>
+        console.error(`lambent: sandbox ${id} cleanup: ${(error as Error).message}`),
       );
       return { ...runtimeExit(exit), oomKilled };
     });
@@ -497,7 +671,7 @@ class BwrapSandbox implements Sandbox {
       throw new SandboxError("InvalidSandboxSpec", "only a stem cell can adopt a function");
     this.cpus = limits.memoryMb / MEMORY_MB_PER_VCPU;
     await Promise.all([
-      this.mountCode(mounts),
+      this.mountCode(mounts, limits),
       this.cgroup.setLimits({ memoryBytes: limits.memoryMb * 1024 * 1024 }),
     ]);
   }

@@ -92,6 +92,10 @@ class CgroupV1 implements SandboxCgroup {
     this.#peak = new ControlFile(`${dirs.memory}/memory.max_usage_in_bytes`);
   }
 
+  procsFiles(): string[] {
+    return CONTROLLERS.map((c) => `${this.dirs[c]}/cgroup.procs`);
+  }
+
   async join(pid: number): Promise<void> {
     try {
       await Promise.all(CONTROLLERS.map((c) => writeFile(`${this.dirs[c]}/cgroup.procs`, String(pid))));

@@ -72,6 +72,10 @@ class CgroupV2 implements SandboxCgroup {
     return pidsOf(this.dir);
   }
 
+  procsFiles(): string[] {
+    return [`${this.dir}/cgroup.procs`];
+  }
+
   async join(pid: number): Promise<void> {
     try {
       await writeFile(`${this.dir}/cgroup.procs`, String(pid));

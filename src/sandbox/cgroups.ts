@@ -9,6 +9,11 @@ export type { CgroupLimits } from "./cgroup-limits.js";
 export interface SandboxCgroup {
   /** Moves `pid` (and so everything it forks afterwards) into the cgroup(s). */
   join(pid: number): Promise<void>;
+  /**
+   * The `cgroup.procs` files a process writes its own pid to, to join before it starts the sandbox
+   * (so the sandbox's cgroup namespace is rooted at its own cgroup).
+   */
+  procsFiles(): string[];
   /** Change the memory and CPU limits of a running cgroup (a stem cell given its function). */
   setLimits(limits: { memoryBytes?: number; cpus?: number }): Promise<void>;
   /**

@@ -141,6 +141,11 @@ export interface SandboxDriver {
   /** How the given mounts and endpoint appear inside the sandbox. */
   view(mounts: SandboxMounts, runtimeApi: RuntimeApiEndpoint): SandboxView;
   spawn(spec: SandboxSpec): Promise<Sandbox>;
+  /**
+   * Where the worker creates environments' Unix sockets, when the driver wants them somewhere of its
+   * own (bwrap: on its stage, so a socket bound into a sandbox shows no host path in /proc).
+   */
+  readonly socketDir?: string;
   /** Whether `spawn` takes stem cells and its sandboxes can `adopt` a function. */
   readonly supportsStemCells?: boolean;
   /** Destroy every sandbox still alive and release host-wide resources. */

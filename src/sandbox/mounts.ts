@@ -5,13 +5,13 @@
  * inside. Sources are taken from read-only bind mounts of their roots, so what
  * appears inside is read-only too.
  */
-import { execFile } from "node:child_process";
-import { mkdir, readdir, readFile, rmdir } from "node:fs/promises";
+import { execFile, spawn } from "node:child_process";
+import { mkdir, open, readdir, readFile, rmdir } from "node:fs/promises";
 import { join, relative, resolve } from "node:path";
 import { SandboxError } from "./errors.js";
 import { HELPER_ENV } from "./network.js";
 
-function run(cmd: string, args: string[]): Promise<void> {
+export function run(cmd: string, args: string[]): Promise<void> {
   return new Promise((done, fail) => {
     execFile(cmd, args, { env: HELPER_ENV }, (err, _stdout, stderr) => {
       if (err)
@@ -28,6 +28,43 @@ function run(cmd: string, args: string[]): Promise<void> {
 
 export function bindMount(source: string, target: string): Promise<void> {
   return run("mount", ["--bind", source, target]);
+}
+
+/** A tmpfs at `target` (options such as `size=16m,mode=0755`). */
+export function mountTmpfs(target: string, options: string): Promise<void> {
+  return run("mount", ["-t", "tmpfs", "-o", options, "tmpfs", target]);
+}
+
+/**
+ * A read-only overlay at `target` whose only content is `source` (`empty` is the empty second layer
+ * overlayfs needs when it has no upper layer). Both layers are named to the kernel as `/dev/fd/N`,
+ * so the mount's options (what /proc/self/mountinfo shows) name neither, and its root is `/`: bound
+ * into a sandbox, it shows no host path.
+ */
+export async function mountOverlay(source: string, empty: string, target: string): Promise<void> {
+  const [lower, blank] = await Promise.all([open(source, "r"), open(empty, "r")]);
+  try {
+    const child = spawn(
+      "mount",
+      ["-t", "overlay", "overlay", "-o", "ro,nosuid,nodev,lowerdir=/dev/fd/3:/dev/fd/4", target],
+      { env: HELPER_ENV, stdio: ["ignore", "ignore", "pipe", lower.fd, blank.fd] },
+    );
+    let stderr = "";
+    child.stderr?.on("data", (chunk: Buffer) => {
+      stderr += chunk.toString();
+    });
+    const code = await new Promise<number | null>((done, fail) => {
+      child.once("error", fail);
+      child.once("close", done);
+    });
+    if (code !== 0)
+      throw new SandboxError(
+        "SandboxStartFailure",
+        `overlay of ${source}: ${stderr.trim() || `exit ${code}`}`,
+      );
+  } finally {
+    await Promise.all([lower.close(), blank.close()]);
+  }
 }
 
 /** Detach a mount and everything on it. */

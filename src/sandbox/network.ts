@@ -1,5 +1,6 @@
 import { type ChildProcess, spawn } from "node:child_process";
 import { networkInterfaces } from "node:os";
+import { basename, dirname } from "node:path";
 import type { Readable } from "node:stream";
 import { SandboxError } from "./errors.js";
 import { childExit, childSpawned } from "./exit.js";
@@ -124,10 +125,10 @@ export function spawnHostPortRelay(port: number, socket: string): ChildProcess {
       "socat",
       "-d",
       "-d",
-      `UNIX-LISTEN:${socket},fork,unlink-early,mode=600`,
+      `UNIX-LISTEN:${basename(socket)},fork,unlink-early,mode=600`,
       `TCP:127.0.0.1:${port}`,
     ],
-    { env: HELPER_ENV, stdio: ["ignore", "ignore", "pipe"] },
+    { env: HELPER_ENV, stdio: ["ignore", "ignore", "pipe"], cwd: dirname(socket) },
   );
 }
 
@@ -135,7 +136,13 @@ export function spawnHostPortRelay(port: number, socket: string): ChildProcess {
  * A socat relay that runs inside a network namespace (`netns` = `--net=/proc/PID/ns/net`) as host
  * uid 0 without any capability, and dies with the server: `listen` and `connect` are socat addresses.
  */
-export function spawnNamespaceRelay(netns: string, listen: string, connect: string): ChildProcess {
+export function spawnNamespaceRelay(
+  netns: string,
+  listen: string,
+  connect: string,
+  /** Working directory (relative Unix socket names are bound there). */
+  cwd?: string,
+): ChildProcess {
   return spawn(
     "nsenter",
     [
@@ -152,7 +159,7 @@ export function spawnNamespaceRelay(netns: string, listen: string, connect: stri
       listen,
       connect,
     ],
-    { env: HELPER_ENV, stdio: ["ignore", "ignore", "pipe"] },
+    { env: HELPER_ENV, stdio: ["ignore", "ignore", "pipe"], ...(cwd !== undefined ? { cwd } : {}) },
   );
 }
 

@@ -11,6 +11,7 @@
 import { unlink } from "node:fs/promises";
 import { createServer, type Server, type Socket } from "node:net";
 import type { SandboxView } from "../sandbox/driver.js";
+import { listenUnix } from "./unix-listen.js";
 
 /** Which environment a connection to the platform API came through. */
 export interface SandboxOrigin {
@@ -74,10 +75,7 @@ export class PlatformApiChannel {
       origins.set(socket, origin);
       accept(socket);
     });
-    await new Promise<void>((resolve, reject) => {
-      server.once("error", reject);
-      server.listen(path, () => resolve());
-    });
+    await listenUnix(server, path);
     return {
       path,
       async close() {

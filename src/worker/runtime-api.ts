@@ -20,6 +20,7 @@ import {
   sendErrorResponse,
 } from "../protocol/errors.js";
 import type { RuntimeApiEndpoint } from "../sandbox/driver.js";
+import { neutralSocketName } from "./unix-listen.js";
 
 export interface Invocation {
   requestId: string;
@@ -132,7 +133,7 @@ export class RuntimeApiServer {
         listen(resolve);
       });
     if (endpoint.kind === "unix") {
-      await on(this.server, (done) => this.server.listen(endpoint.path, done));
+      await on(this.server, (done) => this.server.listen(neutralSocketName(endpoint.path), done));
       this.socketPath = endpoint.path;
       return endpoint;
     }
@@ -148,7 +149,8 @@ export class RuntimeApiServer {
     if (endpoint.socketPath === undefined) return { kind: "tcp", host: endpoint.host, port };
     // The same endpoint on a Unix socket as well (cheaper per request than loopback TCP).
     const second = this.newServer();
-    await on(second, (done) => second.listen(endpoint.socketPath, done));
+    const socketPath = endpoint.socketPath;
+    await on(second, (done) => second.listen(neutralSocketName(socketPath), done));
     this.unixServer = second;
     this.socketPath = endpoint.socketPath;
     return { kind: "tcp", host: endpoint.host, port, socketPath: endpoint.socketPath };

@@ -10,6 +10,7 @@
  */
 import type { ChildProcess } from "node:child_process";
 import { readFileSync } from "node:fs";
+import { mkdir, rm } from "node:fs/promises";
 import { Agent, request } from "node:http";
 import { join } from "node:path";
 import { relayListening, spawnNamespaceRelay } from "../sandbox/network.js";
@@ -78,17 +79,26 @@ function namespacePid(bwrapPid: number): number {
 /** Through a socat relay in the sandbox's network namespace. */
 export function namespaceTransport(bwrapPid: number, runDir: string, id: string): TelemetryTransport {
   const relays = new Map<number, Promise<{ child: ChildProcess; socketPath: string }>>();
+  const telemetryDir = join(runDir, `${id}.telemetry`);
   const agent = new Agent({ keepAlive: true, maxSockets: 1 });
   const relay = (port: number) => {
     let r = relays.get(port);
     if (!r) {
-      const socketPath = join(runDir, `${id}.t${port}.sock`);
-      const child = spawnNamespaceRelay(
-        `--net=/proc/${namespacePid(bwrapPid)}/ns/net`,
-        `UNIX-LISTEN:${socketPath},fork,unlink-early,mode=600`,
-        `TCP:${NAMESPACE_ADDRESS}:${port}`,
+      const socketPath = join(telemetryDir, `${port}.sock`);
+      // The relay listens inside the sandbox's namespace, whose /proc/net/unix shows the name it bound:
+      // a name relative to the environment's own directory (its working directory) tells nothing.
+      const child = mkdir(telemetryDir, { recursive: true, mode: 0o700 }).then(() =>
+        spawnNamespaceRelay(
+          `--net=/proc/${namespacePid(bwrapPid)}/ns/net`,
+          `UNIX-LISTEN:${port}.sock,fork,unlink-early,mode=600`,
+          `TCP:${NAMESPACE_ADDRESS}:${port}`,
+          telemetryDir,
+        ),
       );
-      r = relayListening(child).then(() => ({ child, socketPath }));
+      r = child.then(async (c) => {
+        await relayListening(c);
+        return { child: c, socketPath };
+      });
       relays.set(port, r);
     }
     return r;
@@ -110,6 +120,7 @@ export function namespaceTransport(bwrapPid: number, runDir: string, id: string)
           ),
         ),
       );
+      await rm(telemetryDir, { recursive: true, force: true });
     },
   };
 }

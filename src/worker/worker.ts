@@ -31,17 +31,22 @@ export class Worker {
   /** What every environment of this worker is built with (the options plus the stem-cell pool). */
   private readonly opts: WorkerOptions & { stemCells: StemCellPool };
 
+  /** The worker's own run dir (emptied at start); sockets go to the driver's socket dir when it has one. */
+  private readonly ownRunDir: string;
+
   constructor(options: WorkerOptions) {
-    this.stemCells = new StemCellPool(options, options.prewarm);
-    this.opts = { ...options, stemCells: this.stemCells };
+    this.ownRunDir = options.runDir;
+    const deps = { ...options, runDir: options.driver.socketDir ?? options.runDir };
+    this.stemCells = new StemCellPool(deps, options.prewarm);
+    this.opts = { ...deps, stemCells: this.stemCells };
     const idleMs = options.idleTimeoutSeconds * 1000;
     this.reaper = setInterval(() => this.reap(idleMs), Math.min(Math.max(idleMs / 4, 100), 5000));
     this.reaper.unref();
   }
 
   async start(): Promise<void> {
-    await rm(this.opts.runDir, { recursive: true, force: true });
-    await mkdir(this.opts.runDir, { recursive: true });
+    await rm(this.ownRunDir, { recursive: true, force: true });
+    await mkdir(this.ownRunDir, { recursive: true });
     await this.opts.driver.init();
     this.stemCells.prewarm();
   }
