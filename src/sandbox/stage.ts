@@ -68,7 +68,7 @@ export class Stage {
   /**
    * A path showing `hostDir`'s content with no host path in /proc (an overlay on the stage), shared
    * by every environment that uses the same directory; `release` it when done (unless pinned).
-   * Falls back to `hostDir` itself if overlayfs refuses it (reported once in `overlayFailure`).
+   * Falls back to `hostDir` itself if overlayfs refuses it (logged once, kept in `overlayFailure`).
    */
   acquire(hostDir: string, pinned = false): Promise<string> {
     let overlay = this.#overlays.get(hostDir);
@@ -80,7 +80,12 @@ export class Stage {
         .then(
           () => path,
           (error: unknown) => {
-            this.overlayFailure ??= (error as Error).message;
+            if (this.overlayFailure === undefined) {
+              this.overlayFailure = (error as Error).message;
+              console.warn(
+                `lambent: ${this.overlayFailure}: bound directly instead, so its host path shows in sandboxes' /proc/self/mountinfo`,
+              );
+            }
             return hostDir;
           },
         );
