@@ -30,6 +30,7 @@ import { FunctionService } from "./control/functions.js";
 import { LayerCache, LayerService } from "./control/layers.js";
 import { PermissionService } from "./control/permissions.js";
 import { lockDataDir } from "./datadir-lock.js";
+import { Assignments } from "./frontend/assignment.js";
 import { Frontend, type InvokeRequest } from "./frontend/invoke.js";
 import { ProvisionedPlacement } from "./frontend/provisioned.js";
 import { LogPruner } from "./logs/log-pruner.js";
@@ -312,7 +313,7 @@ export class Platform {
     const worker = new Worker({
       driver: sandbox.driver,
       platformApi,
-      credentials: (fn) => auth.environmentCredentials(fn.config.Role, fn.name),
+      credentials: (a) => auth.environmentCredentials(a.config.Role, a.name),
       logs,
       runDir: join(options.dataDir, "run", "rapi"),
       runtimesDir: RUNTIMES_DIR,
@@ -326,20 +327,36 @@ export class Platform {
       idleTimeoutSeconds: options.idleTimeoutSeconds,
       scaleRate: options.scaleRate,
       prewarm: options.prewarm,
-      codeDir: (sha) => codeCache.ensure(sha),
-      // Versions a function already references stay usable after DeleteLayerVersion, as on Lambda.
-      layersDir: async (arns) => layerCache.merged((await layers.resolve(arns, arns)).map((l) => l.sha256)),
+      artifacts: { code: (sha) => codeCache.ensure(sha), layers: (shas) => layerCache.merged(shas) },
     });
     // The sandbox driver's probe already made its cgroup root; the worker's close releases it,
     // the stem cells, mounts and sandboxes its start made, even if that start failed halfway.
     acquired.push(() => worker.close());
     await worker.start();
-    const frontend = new Frontend(functions, aliases, concurrency, worker, options.accountConcurrency);
+    // Versions a function already references stay usable after DeleteLayerVersion, as on Lambda.
+    const assignments = new Assignments(options.region, async (arns) =>
+      (await layers.resolve(arns, arns)).map(({ arn, sha256 }) => ({ arn, sha256 })),
+    );
+    const frontend = new Frontend(
+      functions,
+      aliases,
+      concurrency,
+      worker,
+      options.accountConcurrency,
+      assignments,
+    );
     await frontend.loadReservations();
     const logPruner = new LogPruner(store, { defaultDays: options.logRetentionDays });
     logPruner.start();
     acquired.push(() => logPruner.stop());
-    const provisioned = new ProvisionedPlacement(functions, aliases, concurrency, worker, options.region);
+    const provisioned = new ProvisionedPlacement(
+      functions,
+      aliases,
+      concurrency,
+      worker,
+      assignments,
+      options.region,
+    );
     const eventInvokeConfigs = new EventInvokeConfigService(store, functions, egress);
     const asyncInvoke = new AsyncService(store, frontend, eventInvokeConfigs, options, egress);
     const eventSourceMappings = new EventSourceMappingService(store, functions, egress);

@@ -7,6 +7,7 @@
 import { createHash, randomUUID } from "node:crypto";
 import { link, lstat, mkdir, readdir, readlink, rename, rm, symlink } from "node:fs/promises";
 import { join } from "node:path";
+import type { MergedLayers } from "../artifacts/artifact-store.js";
 import { ACCOUNT_ID, DEFAULT_LIMITS, type Limits } from "../config.js";
 import {
   constraintViolation,
@@ -353,13 +354,7 @@ export function layerVersionListItem(r: LayerVersionsTable, region: string): Rec
   return out;
 }
 
-/** What a merged layer directory holds that the worker must know about. */
-export interface MergedLayers {
-  /** The read-only directory seen as /opt. */
-  dir: string;
-  /** Executable names in `/opt/extensions/`, sorted (Lambda starts them in name order). */
-  extensions: string[];
-}
+export type { MergedLayers } from "../artifacts/artifact-store.js";
 
 /**
  * Extraction and merge cache under `<root>`: `<root>/content/<sha>/` holds a

@@ -11,8 +11,9 @@ import { type FunctionRef, functionArn } from "../control/arn.js";
 import type { ConcurrencyService } from "../control/concurrency.js";
 import { type FunctionService, type FunctionVersion, LATEST } from "../control/functions.js";
 import { InvalidRequestContent, RequestTooLarge, ResourceConflict } from "../errors.js";
-import type { ResponseStreamSink } from "../worker/runtime-api.js";
-import type { Worker } from "../worker/worker.js";
+import type { ResponseStreamSink } from "../protocol/invoke.js";
+import type { WorkerClient } from "../protocol/worker.js";
+import type { Assignments } from "./assignment.js";
 import { ConcurrencyCounter } from "./counter.js";
 
 export type InvocationType = "RequestResponse" | "Event" | "DryRun";
@@ -67,13 +68,16 @@ export class Frontend {
     private readonly functions: FunctionService,
     private readonly aliases: AliasService,
     private readonly concurrency: ConcurrencyService,
-    private readonly worker: Worker,
+    private readonly worker: WorkerClient,
     accountConcurrency: number,
+    /** Versions as workers see them (built once per revision). */
+    readonly assignments: Assignments,
   ) {
     this.counter = new ConcurrencyCounter(accountConcurrency);
     functions.events.on("change", ({ name, version }) => {
       for (const [key, v] of this.versions) if (v.name === name) this.versions.delete(key);
       if (version === undefined) this.forgetAliases(name);
+      assignments.forget(name, version);
       worker.retire(name, version);
     });
     aliases.events.on("change", (name) => this.forgetAliases(name));
@@ -151,11 +155,12 @@ export class Frontend {
   /** RequestResponse: run the event and wait for its answer. */
   async invoke(req: InvokeRequest): Promise<InvokeResponse> {
     const fn = await this.admit(req);
+    const assignment = this.assignments.cached(fn) ?? (await this.assignments.of(fn));
     const clientContext = decodeClientContext(req.clientContextBase64);
     const release = this.counter.acquire(fn.name);
     const requestId = req.requestId ?? randomUUID();
     try {
-      const outcome = await this.worker.invoke(fn, {
+      const outcome = await this.worker.invoke(assignment, {
         requestId,
         payload: req.payload.length > 0 ? req.payload : EMPTY_EVENT,
         invokedFunctionArn: functionArn(req.region, fn.name, req.ref.qualifier),

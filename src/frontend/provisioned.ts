@@ -8,11 +8,13 @@ import type { AliasService } from "../control/aliases.js";
 import { isAliasQualifier } from "../control/aliases.js";
 import type { ConcurrencyService, ProvisionedConfig } from "../control/concurrency.js";
 import type { FunctionService, FunctionVersion } from "../control/functions.js";
-import type { ProvisionedProgress } from "../worker/pool.js";
-import type { Worker } from "../worker/worker.js";
+import type { Assignment } from "../protocol/assignment.js";
+import type { ProvisionedProgress } from "../protocol/invoke.js";
+import type { WorkerClient } from "../protocol/worker.js";
+import type { Assignments } from "./assignment.js";
 
 interface Placed {
-  fn: FunctionVersion;
+  fn: Assignment;
   count: number;
 }
 
@@ -26,7 +28,8 @@ export class ProvisionedPlacement {
     private readonly functions: FunctionService,
     private readonly aliases: AliasService,
     private readonly concurrency: ConcurrencyService,
-    private readonly worker: Worker,
+    private readonly worker: WorkerClient,
+    private readonly assignments: Assignments,
     private readonly region: string,
   ) {}
 
@@ -64,6 +67,13 @@ export class ProvisionedPlacement {
 
   /** The versions a config routes to, and how many environments each gets. */
   private async targets(c: ProvisionedConfig): Promise<Placed[]> {
+    const placed: Placed[] = [];
+    for (const t of await this.versions(c))
+      placed.push({ fn: await this.assignments.of(t.fn), count: t.count });
+    return placed;
+  }
+
+  private async versions(c: ProvisionedConfig): Promise<Array<{ fn: FunctionVersion; count: number }>> {
     if (!isAliasQualifier(c.qualifier)) {
       const fn = await this.functions.getVersion(
         { name: c.functionName, qualifier: c.qualifier },
@@ -72,7 +82,7 @@ export class ProvisionedPlacement {
       return [{ fn, count: c.requested }];
     }
     const alias = await this.aliases.get(c.functionName, c.qualifier, this.region);
-    const out: Placed[] = [];
+    const out: Array<{ fn: FunctionVersion; count: number }> = [];
     let rest = c.requested;
     for (const [version, weight] of Object.entries(alias.weights)) {
       const n = Math.round(c.requested * weight);

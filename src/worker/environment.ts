@@ -5,9 +5,9 @@
  */
 import { randomBytes } from "node:crypto";
 import { join } from "node:path";
-import type { FunctionVersion } from "../control/functions.js";
-import type { MergedLayers } from "../control/layers.js";
+import type { MergedLayers } from "../artifacts/artifact-store.js";
 import type { LogSink } from "../logs/log-sink.js";
+import type { Assignment } from "../protocol/assignment.js";
 import {
   type DataPlaneErrorType,
   ExtensionError,
@@ -16,6 +16,7 @@ import {
   RuntimeError,
   SandboxError,
 } from "../protocol/errors.js";
+import type { InvokeInput, InvokeOutcome } from "../protocol/invoke.js";
 import type { RuntimeStore } from "../runtimes/store.js";
 import type { Sandbox, SandboxDriver, SandboxExit, SandboxMounts, SandboxView } from "../sandbox/driver.js";
 import { type EnvironmentState, isIdle, transition } from "./environment-state.js";
@@ -23,12 +24,7 @@ import { ExtensionsApi, exitStatusText, MAX_EXTENSIONS, type ShutdownReason } fr
 import { DEFAULT_OUTPUT_LIMITS, LogCapture, type OutputLimits } from "./log-capture.js";
 import type { PlatformApiChannel, PlatformApiListener, SandboxOrigin } from "./platform-api.js";
 import { billedDurationMs, invokeStatus, ms, PlatformLines } from "./platform-lines.js";
-import {
-  type Invocation,
-  type ResponseStreamSink,
-  RuntimeApiServer,
-  type RuntimeOutcome,
-} from "./runtime-api.js";
+import { type Invocation, RuntimeApiServer, type RuntimeOutcome } from "./runtime-api.js";
 import { ownProcessesOnly, tcpEndpoint } from "./runtime-api-peer.js";
 import {
   InvalidEntrypoint,
@@ -62,36 +58,10 @@ export interface EnvironmentDeps {
   /** Log line size and per-invoke output budget (default: DEFAULT_OUTPUT_LIMITS). */
   outputLimits?: OutputLimits;
   /** Temporary credentials for a function's execution role (issued at each Init). */
-  credentials?: (fn: FunctionVersion) => Record<string, string>;
+  credentials?: (fn: Assignment) => Record<string, string>;
 }
 
-export interface InvokeInput {
-  requestId: string;
-  payload: Buffer;
-  invokedFunctionArn: string;
-  clientContext?: string;
-  cognitoIdentity?: string;
-  traceId: string;
-  /** Collect the last 4 KB of this run's log. */
-  wantTail: boolean;
-  /** Receives a streamed response as the runtime writes it (absent: streamed responses are buffered). */
-  stream?: ResponseStreamSink;
-}
-
-export interface InvokeOutcome {
-  /** The runtime's answer, or what the platform answers in its place. */
-  ok: boolean;
-  payload: Buffer;
-  errorType?: string;
-  durationMs: number;
-  initDurationMs?: number;
-  /** Last 4 KB of the run's log, when asked for. */
-  tail?: string;
-  /** The environment cannot be used again. */
-  fatal: boolean;
-  /** The runtime streamed its response into the invoke's sink (`payload` holds only an error body, if any). */
-  streamed?: boolean;
-}
+export type { InvokeInput, InvokeOutcome } from "../protocol/invoke.js";
 
 export type { EnvironmentState } from "./environment-state.js";
 
@@ -170,7 +140,7 @@ export class ExecutionEnvironment {
   private initWaiter: { resolve: () => void; reject: (o: InvokeOutcome) => void } | null = null;
 
   constructor(
-    readonly fn: FunctionVersion,
+    readonly fn: Assignment,
     private readonly deps: EnvironmentDeps,
     readonly initializationType: "on-demand" | "provisioned-concurrency",
   ) {

@@ -5,10 +5,11 @@
  * kept initialised and replaced when they die, and idle on-demand ones are
  * shut down after the idle timeout.
  */
-import type { FunctionVersion } from "../control/functions.js";
-import type { MergedLayers } from "../control/layers.js";
+import type { MergedLayers } from "../artifacts/artifact-store.js";
 import { TooManyRequests } from "../errors.js";
+import type { Assignment } from "../protocol/assignment.js";
 import { RuntimeError } from "../protocol/errors.js";
+import type { ProvisionedProgress } from "../protocol/invoke.js";
 import {
   type EnvironmentDeps,
   ExecutionEnvironment,
@@ -21,12 +22,7 @@ import { invokeStatus } from "./platform-lines.js";
 import type { ScaleLimiter } from "./scale-limiter.js";
 import { stemFamily } from "./stem-cells.js";
 
-export interface ProvisionedProgress {
-  allocated: number;
-  available: number;
-  status: "IN_PROGRESS" | "READY" | "FAILED";
-  reason?: string;
-}
+export type { ProvisionedProgress } from "../protocol/invoke.js";
 
 /** How long an invoke over the scaling rate waits for a busy environment to free up. */
 const SCALE_WAIT_MS = 1000;
@@ -48,7 +44,7 @@ export class FunctionPool {
   private drained: (() => void) | null = null;
 
   constructor(
-    readonly fn: FunctionVersion,
+    readonly fn: Assignment,
     private readonly deps: EnvironmentDeps,
     private readonly codeDir: () => Promise<string>,
     private readonly scale: ScaleLimiter,

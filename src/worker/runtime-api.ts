@@ -19,6 +19,7 @@ import {
   RuntimeError,
   sendErrorResponse,
 } from "../protocol/errors.js";
+import type { ResponseStreamSink } from "../protocol/invoke.js";
 import type { RuntimeApiEndpoint } from "../sandbox/driver.js";
 import { neutralSocketName } from "./unix-listen.js";
 
@@ -35,16 +36,7 @@ export interface Invocation {
   stream?: ResponseStreamSink;
 }
 
-/**
- * The receiver of a response the runtime streams (`Lambda-Runtime-Function-Response-Mode: streaming`).
- * Without one, a streamed response is buffered like any other (plain Invoke of a streaming function).
- */
-export interface ResponseStreamSink {
-  /** The runtime began its streamed response, with this content type. */
-  start(contentType: string): void;
-  /** One piece of the response, as the runtime wrote it. */
-  chunk(bytes: Buffer): void;
-}
+export type { ResponseStreamSink } from "../protocol/invoke.js";
 
 /** Lambda's limit on one streamed response (its 6 MB buffered limit does not apply to streams). */
 export const MAX_STREAMED_RESPONSE_BYTES = 200 * 1024 * 1024;

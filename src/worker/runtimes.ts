@@ -5,8 +5,8 @@
  */
 import { closeSync, openSync, readSync, type Stats, statSync } from "node:fs";
 import { fileURLToPath } from "node:url";
-import { type Runtime, runtimeFamily } from "../control/function-config.js";
-import type { FunctionVersion } from "../control/functions.js";
+import type { Assignment } from "../protocol/assignment.js";
+import { type Runtime, runtimeFamily } from "../runtimes/catalog.js";
 import type { InstalledRuntime } from "../runtimes/store.js";
 import type { SandboxMounts, SandboxView } from "../sandbox/driver.js";
 
@@ -71,7 +71,7 @@ export function customBootstrap(mounts: SandboxMounts, view: SandboxView): strin
 }
 
 export function runtimeArgv(
-  fn: FunctionVersion,
+  fn: Assignment,
   view: SandboxView,
   rt: InstalledRuntime | undefined,
   mounts?: SandboxMounts,
@@ -115,7 +115,7 @@ export interface EnvironmentIdentity {
 
 /** Exactly Lambda's environment: the reserved variables, then the function's own. */
 export function runtimeEnvironment(
-  fn: FunctionVersion,
+  fn: Assignment,
   view: SandboxView,
   id: EnvironmentIdentity,
 ): Record<string, string> {

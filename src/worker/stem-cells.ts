@@ -7,8 +7,7 @@
 import { randomBytes } from "node:crypto";
 import type { ServerResponse } from "node:http";
 import { join } from "node:path";
-import type { Runtime } from "../control/function-config.js";
-import { CATALOG, runtimeFamily } from "../runtimes/catalog.js";
+import { CATALOG, type Runtime, runtimeFamily } from "../runtimes/catalog.js";
 import type { RuntimeStore } from "../runtimes/store.js";
 import type {
   RuntimeApiEndpoint,

@@ -3,10 +3,12 @@
  * function version, and retires pools when their function changes.
  */
 import { mkdir, rm } from "node:fs/promises";
-import type { FunctionVersion } from "../control/functions.js";
-import type { MergedLayers } from "../control/layers.js";
-import type { EnvironmentDeps, InvokeInput, InvokeOutcome } from "./environment.js";
-import { FunctionPool, type ProvisionedProgress } from "./pool.js";
+import type { ArtifactStore, MergedLayers } from "../artifacts/artifact-store.js";
+import { type Assignment, assignmentKey } from "../protocol/assignment.js";
+import type { InvokeInput, InvokeOutcome, ProvisionedProgress } from "../protocol/invoke.js";
+import type { WorkerClient, WorkerStats } from "../protocol/worker.js";
+import type { EnvironmentDeps } from "./environment.js";
+import { FunctionPool } from "./pool.js";
 import { ScaleLimiter } from "./scale-limiter.js";
 import { StemCellPool } from "./stem-cells.js";
 
@@ -16,13 +18,11 @@ export interface WorkerOptions extends EnvironmentDeps {
   scaleRate: number;
   /** Most stem cells kept per runtime family (0 disables them). */
   prewarm: number;
-  /** Where a version's code is extracted (resolved once per pool). */
-  codeDir: (sha256: string) => Promise<string>;
-  /** The merged /opt of a layer list (ARNs, in order). */
-  layersDir?: (arns: string[]) => Promise<MergedLayers>;
+  /** Code and layers by sha256, extracted on this machine's disk. */
+  artifacts: ArtifactStore;
 }
 
-export class Worker {
+export class Worker implements WorkerClient {
   private readonly pools = new Map<string, FunctionPool>();
   private readonly limiters = new Map<string, ScaleLimiter>();
   private readonly reaper: NodeJS.Timeout;
@@ -51,17 +51,13 @@ export class Worker {
     this.stemCells.prewarm();
   }
 
-  private key(fn: FunctionVersion): string {
-    return `${fn.name}\0${fn.version}\0${fn.revisionId}`;
-  }
-
-  private pool(fn: FunctionVersion): FunctionPool {
-    const key = this.key(fn);
+  private pool(fn: Assignment): FunctionPool {
+    const key = assignmentKey(fn);
     let pool = this.pools.get(key);
     if (!pool) {
       let dir: Promise<string> | null = null;
       let opt: Promise<MergedLayers | undefined> | null = null;
-      const layersDir = this.opts.layersDir;
+      const { artifacts } = this.opts;
       let limiter = this.limiters.get(fn.name);
       if (!limiter) {
         limiter = new ScaleLimiter(this.opts.scaleRate);
@@ -71,14 +67,15 @@ export class Worker {
         fn,
         this.opts,
         () => {
-          dir ??= this.opts.codeDir(fn.codeSha256);
+          dir ??= artifacts.code(fn.codeSha256);
           return dir;
         },
         limiter,
         () => {
-          if (fn.config.Layers.length === 0 || !layersDir) return Promise.resolve(undefined);
-          opt ??= layersDir(fn.config.Layers);
-          // A failure (a layer gone from the store) is tried again on the next cold start.
+          if (fn.layersUnavailable !== undefined) return Promise.reject(new Error(fn.layersUnavailable));
+          if (fn.layers.length === 0) return Promise.resolve(undefined);
+          opt ??= artifacts.layers(fn.layers.map((l) => l.sha256));
+          // A failure (content that cannot be fetched or extracted) is tried again on the next cold start.
           return opt.catch((err: unknown) => {
             opt = null;
             throw err;
@@ -90,18 +87,13 @@ export class Worker {
     return pool;
   }
 
-  invoke(fn: FunctionVersion, input: InvokeInput): Promise<InvokeOutcome> {
+  invoke(fn: Assignment, input: InvokeInput): Promise<InvokeOutcome> {
     return this.pool(fn).invoke(input);
   }
 
   /** Keep `count` provisioned environments of a version for one config (`source`); 0 releases them. */
-  provision(
-    fn: FunctionVersion,
-    source: string,
-    count: number,
-    report: (p: ProvisionedProgress) => void,
-  ): void {
-    if (count <= 0 && !this.pools.has(this.key(fn))) return;
+  provision(fn: Assignment, source: string, count: number, report: (p: ProvisionedProgress) => void): void {
+    if (count <= 0 && !this.pools.has(assignmentKey(fn))) return;
     this.pool(fn).setProvisioned(source, count, report);
   }
 
@@ -120,7 +112,7 @@ export class Worker {
     for (const pool of this.pools.values()) pool.reapIdle(cutoff);
   }
 
-  stats(): { environments: number; idle: number; pools: number } {
+  stats(): WorkerStats {
     let environments = 0;
     let idle = 0;
     for (const p of this.pools.values()) {

@@ -1,0 +1,55 @@
+/**
+ * The invoke request a frontend hands a worker and the outcome it gets back,
+ * as plain data (payloads are bytes; over a network they travel as they are).
+ */
+
+export interface InvokeInput {
+  requestId: string;
+  payload: Buffer;
+  /** The ARN the caller invoked (with its qualifier, if any). */
+  invokedFunctionArn: string;
+  clientContext?: string;
+  cognitoIdentity?: string;
+  traceId: string;
+  /** Collect the last 4 KB of this run's log. */
+  wantTail: boolean;
+  /**
+   * Receives a streamed response as the runtime writes it (absent: streamed responses are buffered).
+   * In-process only: a worker on another node answers buffered.
+   */
+  stream?: ResponseStreamSink;
+}
+
+/**
+ * The receiver of a response the runtime streams (`Lambda-Runtime-Function-Response-Mode: streaming`).
+ * Without one, a streamed response is buffered like any other (plain Invoke of a streaming function).
+ */
+export interface ResponseStreamSink {
+  /** The runtime began its streamed response, with this content type. */
+  start(contentType: string): void;
+  /** One piece of the response, as the runtime wrote it. */
+  chunk(bytes: Buffer): void;
+}
+
+export interface InvokeOutcome {
+  /** The runtime's answer, or what the platform answers in its place. */
+  ok: boolean;
+  payload: Buffer;
+  errorType?: string;
+  durationMs: number;
+  initDurationMs?: number;
+  /** Last 4 KB of the run's log, when asked for. */
+  tail?: string;
+  /** The environment cannot be used again. */
+  fatal: boolean;
+  /** The runtime streamed its response into the invoke's sink (`payload` holds only an error body, if any). */
+  streamed?: boolean;
+}
+
+/** How far a provisioned-concurrency request has come on one worker (reported as environments initialise). */
+export interface ProvisionedProgress {
+  allocated: number;
+  available: number;
+  status: "IN_PROGRESS" | "READY" | "FAILED";
+  reason?: string;
+}

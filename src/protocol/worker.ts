@@ -1,0 +1,35 @@
+/**
+ * What a frontend asks of a worker. The single-process server hands these
+ * calls to its in-process `Worker` directly (it implements this interface, so
+ * the split costs nothing there); a cluster frontend sends the same messages
+ * to a worker node.
+ */
+import type { Assignment } from "./assignment.js";
+import type { InvokeInput, InvokeOutcome, ProvisionedProgress } from "./invoke.js";
+
+export interface WorkerStats {
+  /** Execution environments alive (initialising, idle or busy). */
+  environments: number;
+  /** Of those, idle ones waiting for an event. */
+  idle: number;
+  /** Function versions with environments here. */
+  pools: number;
+}
+
+export interface WorkerClient {
+  /**
+   * Run one event in an environment of this assignment (an idle one, or a new
+   * `on-demand` one). Rejects with a `LambdaError` (`TooManyRequestsException`)
+   * when the function is over its scaling rate.
+   */
+  invoke(assignment: Assignment, input: InvokeInput): Promise<InvokeOutcome>;
+  /** Keep `count` `provisioned-concurrency` environments for one config (`source`); 0 releases them. */
+  provision(
+    assignment: Assignment,
+    source: string,
+    count: number,
+    report: (progress: ProvisionedProgress) => void,
+  ): void;
+  /** Retire the environments of a function (every version, or one) whose code or configuration changed. */
+  retire(name: string, version?: string): void;
+}
