@@ -22,7 +22,7 @@ export function principalOf(req: FastifyRequest): Principal | undefined {
 }
 
 /** Through an environment's channel, only its own function's session credentials exist. */
-function assertOwnCredentials(principal: Principal, origin: SandboxOrigin): void {
+export function assertOwnCredentials(principal: Principal, origin: SandboxOrigin): void {
   if (principal.kind !== "session" || !origin.functionName || principal.sessionName !== origin.functionName) {
     throw UnrecognizedClient();
   }

@@ -23,6 +23,8 @@ import { LATEST } from "../control/functions.js";
 import { LambdaError } from "../errors.js";
 import type { InvokeResponse } from "../frontend/invoke.js";
 import type { Platform } from "../platform.js";
+import { sandboxOriginOf } from "../worker/platform-api.js";
+import { assertOwnCredentials } from "./auth.js";
 
 const HOST_RE = /^([a-z0-9]{32})\.lambda-url\.([a-z0-9-]+)\.[^:]*(?::\d+)?$/i;
 const PATH_PREFIX = "/_lambent/urls/";
@@ -139,6 +141,10 @@ async function serve(platform: Platform, req: IncomingMessage, res: ServerRespon
         rawUrl: req.url ?? "/",
         rawHeaders: req.rawHeaders,
       });
+      // Through an environment's own channel only that function's session credentials exist (as for
+      // the API): a function cannot present the development key or an operator's key to a URL.
+      const origin = sandboxOriginOf(req.socket);
+      if (origin) assertOwnCredentials(pending.principal, origin);
       platform.auth.verifier.finish(pending, body);
       principal = pending.principal;
       accessKey = /Credential=([^/]+)\//.exec(header(req, "authorization") ?? req.url ?? "")?.[1];
