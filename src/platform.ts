@@ -33,6 +33,7 @@ import { lockDataDir } from "./datadir-lock.js";
 import { Assignments } from "./frontend/assignment.js";
 import { Frontend, type InvokeRequest } from "./frontend/invoke.js";
 import { ProvisionedPlacement } from "./frontend/provisioned.js";
+import { CloudWatchLogs } from "./logs/cloudwatch-logs.js";
 import { LogPruner } from "./logs/log-pruner.js";
 import { LogSink } from "./logs/log-sink.js";
 import { checkRuntime } from "./runtimes/policy.js";
@@ -104,6 +105,8 @@ export class Platform {
   readonly layers: LayerService;
   /** Deletes log events past their group's retention. */
   readonly logPruner: LogPruner;
+  /** The CloudWatch Logs API's operations over the log store. */
+  readonly cloudwatchLogs: CloudWatchLogs;
   /** Code signing configs and per-function settings (recursion, runtime management, scaling). */
   readonly settings: FunctionSettingsService;
   /** The way back from functions to this API (see worker/platform-api.ts). */
@@ -146,6 +149,9 @@ export class Platform {
     this.auth = parts.auth;
     this.egress = parts.egress;
     this.unlock = parts.unlock;
+    this.cloudwatchLogs = new CloudWatchLogs(parts.store, parts.logs, {
+      defaultRetentionDays: parts.options.logRetentionDays,
+    });
     this.functionUrls = new FunctionUrlService(
       parts.store,
       parts.functions,

@@ -15,11 +15,18 @@ import {
 } from "../errors.js";
 import type { Platform } from "../platform.js";
 import { registerAuth } from "./auth.js";
-import { clientErrorHandler, createHttpServer, frameworkErrors, sendError } from "./front-door.js";
+import {
+  clientErrorHandler,
+  createHttpServer,
+  frameworkErrors,
+  sendError,
+  sendJsonProtocolError,
+} from "./front-door.js";
 import { functionUrlDoor } from "./function-url.js";
 import { registerModelValidation, registerUnimplementedOperations } from "./operations.js";
 import { registerAccountRoutes } from "./routes/account.js";
 import { registerAliasRoutes } from "./routes/aliases.js";
+import { logsOperationOf, registerCloudWatchLogsRoutes } from "./routes/cloudwatch-logs.js";
 import { registerConcurrencyRoutes } from "./routes/concurrency.js";
 import { registerEventInvokeConfigRoutes } from "./routes/event-invoke-config.js";
 import { registerEventSourceRoutes } from "./routes/event-sources.js";
@@ -67,7 +74,13 @@ export function buildApp(platform: Platform): FastifyInstance {
     if (e.statusCode >= 500 && !platform.options.quiet) {
       console.error(`lambent: ${req.method} ${req.url} failed:`, err);
     }
-    sendError(reply, e);
+    // CloudWatch Logs speaks JSON 1.1: its errors too, including authentication's.
+    if (logsOperationOf(req) !== undefined) {
+      sendJsonProtocolError(
+        reply,
+        e.type === "ServiceException" ? new LambdaError("ServiceUnavailableException", 500, e.message) : e,
+      );
+    } else sendError(reply, e);
   });
 
   app.setNotFoundHandler((req, reply) => {
@@ -85,6 +98,7 @@ export function buildApp(platform: Platform): FastifyInstance {
   registerAccountRoutes(app, platform);
   registerTagRoutes(app, platform);
   registerLogRoutes(app, platform);
+  registerCloudWatchLogsRoutes(app, platform);
   registerEventInvokeConfigRoutes(app, platform);
   registerAliasRoutes(app, platform);
   registerConcurrencyRoutes(app, platform);

@@ -8,10 +8,20 @@
  * development key, not an operator's key, not another function's session.
  */
 import type { FastifyInstance, FastifyRequest } from "fastify";
+import { logsPermission } from "../auth/actions.js";
 import type { Principal } from "../auth/keys.js";
 import { type PendingAuth, UnrecognizedClient } from "../auth/verify.js";
 import type { Platform } from "../platform.js";
 import { type SandboxOrigin, sandboxOriginOf } from "../worker/platform-api.js";
+import { logsOperationOf } from "./routes/cloudwatch-logs.js";
+
+function lenientJson(body: Buffer | undefined): unknown {
+  try {
+    return body && body.length > 0 ? JSON.parse(body.toString("utf8")) : {};
+  } catch {
+    return {};
+  }
+}
 
 const pending = new WeakMap<FastifyRequest, PendingAuth>();
 const principals = new WeakMap<FastifyRequest, Principal>();
@@ -52,7 +62,17 @@ export function registerAuth(app: FastifyInstance, platform: Platform): void {
     pending.delete(req);
     const body = verifier.finish(p, req.body as Buffer | undefined);
     if (body !== req.body) req.body = body;
-    await authorizer.check(p.principal, req.method, p.rawPath, p.query, p.region);
+    const logsOperation = logsOperationOf(req);
+    if (logsOperation !== undefined) {
+      // CloudWatch Logs names its resources in the JSON body (unparseable: checked on no group).
+      await authorizer.checkPermission(
+        p.principal,
+        logsPermission(logsOperation, lenientJson(body), p.region),
+        p.region,
+      );
+    } else {
+      await authorizer.check(p.principal, req.method, p.rawPath, p.query, p.region);
+    }
     principals.set(req, p.principal);
   });
 }

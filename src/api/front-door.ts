@@ -24,6 +24,17 @@ export function sendError(reply: FastifyReply, e: LambdaError): void {
   reply.code(e.statusCode).headers(errorHeaders(e)).send(errorBody(e));
 }
 
+/**
+ * An error in AWS's JSON 1.1 protocol (CloudWatch Logs): the type in `x-amzn-ErrorType` and the
+ * body's `__type`, the text in `message`.
+ */
+export function sendJsonProtocolError(reply: FastifyReply, e: LambdaError): void {
+  reply
+    .code(e.statusCode)
+    .headers({ ...e.headers, "x-amzn-ErrorType": e.type, "content-type": "application/x-amz-json-1.1" })
+    .send(JSON.stringify({ __type: e.type, message: e.message, ...e.fields }));
+}
+
 /** The same answer as raw HTTP/1.1, for sockets fastify never sees a request on. The connection closes. */
 export function rawErrorResponse(e: LambdaError): string {
   const body = errorBody(e);

@@ -282,3 +282,34 @@ function describe(
   }
   return out;
 }
+
+/** Operations on one log stream: their resource is the stream's ARN. */
+const LOGS_STREAM_OPERATIONS = new Set([
+  "PutLogEvents",
+  "GetLogEvents",
+  "CreateLogStream",
+  "DeleteLogStream",
+]);
+
+/**
+ * The permission a CloudWatch Logs request needs: `logs:<Operation>` on the log group
+ * (`arn:aws:logs:<region>:<account>:log-group:<name>:*`, the form AWS's `arn` field gives for
+ * policies), the stream (`…:log-group:<name>:log-stream:<stream>`) for stream operations, the
+ * resource ARN for the tagging operations, `…:log-group:*` when no group is named.
+ */
+export function logsPermission(operation: string, body: unknown, region: string): RequiredPermission {
+  const b = (body && typeof body === "object" ? body : {}) as Record<string, unknown>;
+  const action = `logs:${operation}`;
+  const base = `arn:aws:logs:${region}:${ACCOUNT_ID}:log-group:`;
+  if (typeof b.resourceArn === "string") return { operation, action, resource: b.resourceArn };
+  let group = typeof b.logGroupName === "string" ? b.logGroupName : undefined;
+  if (group === undefined && typeof b.logGroupIdentifier === "string") {
+    const m = /:log-group:([^:]+)(?::\*)?$/.exec(b.logGroupIdentifier);
+    group = m ? m[1] : b.logGroupIdentifier;
+  }
+  if (group === undefined) return { operation, action, resource: `${base}*` };
+  if (LOGS_STREAM_OPERATIONS.has(operation) && typeof b.logStreamName === "string") {
+    return { operation, action, resource: `${base}${group}:log-stream:${b.logStreamName}` };
+  }
+  return { operation, action, resource: `${base}${group}:*` };
+}

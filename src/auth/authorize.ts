@@ -30,7 +30,19 @@ export class Authorizer {
     query: Array<[string, string]>,
     region: string,
   ): Promise<RequiredPermission> {
-    const need = requiredPermission(method, rawPath, query, region);
+    return this.checkPermission(principal, requiredPermission(method, rawPath, query, region), region, {
+      method,
+      rawPath,
+    });
+  }
+
+  /** Throws AccessDeniedException unless the principal may have `need` (checked as for a request). */
+  async checkPermission(
+    principal: Principal,
+    need: RequiredPermission,
+    region: string,
+    request?: { method: string; rawPath: string },
+  ): Promise<RequiredPermission> {
     if (principal.kind === "root") return need;
     const deny = (why: string) =>
       AccessDenied(
@@ -38,7 +50,8 @@ export class Authorizer {
       );
     if (principal.kind === "internal") {
       // The presigning credential downloads packages and nothing else.
-      if (method === "GET" && /^\/_lambent\/(code|layers)\/[^/]+$/.test(rawPath)) return need;
+      if (request?.method === "GET" && /^\/_lambent\/(code|layers)\/[^/]+$/.test(request.rawPath))
+        return need;
       throw deny(`because no identity-based policy allows the ${need.action} action`);
     }
     const ctx: RequestContext = {

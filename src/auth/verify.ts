@@ -67,6 +67,8 @@ export interface IncomingRequest {
 
 export interface PendingAuth {
   principal: Principal;
+  /** The credential scope's service: `lambda`, or `logs` for CloudWatch Logs' JSON requests. */
+  service: string;
   secret: string;
   presigned: boolean;
   amzDate: string;
@@ -104,6 +106,16 @@ function headerMap(raw: string[]): Map<string, string[]> {
 
 function first(h: Map<string, string[]>, name: string): string | undefined {
   return h.get(name)?.[0];
+}
+
+/** The JSON-protocol target prefix of CloudWatch Logs (its requests are signed for `logs`). */
+export const LOGS_TARGET_PREFIX = "Logs_20140328.";
+
+/** Which service a request is for: CloudWatch Logs (`POST /` with its `X-Amz-Target`), else Lambda. */
+function serviceOf(method: string, rawPath: string, headers: Map<string, string[]>): string {
+  const logs =
+    method === "POST" && rawPath === "/" && first(headers, "x-amz-target")?.startsWith(LOGS_TARGET_PREFIX);
+  return logs ? "logs" : "lambda";
 }
 
 function fmt(ms: number): string {
@@ -178,8 +190,9 @@ export class Verifier {
       );
     }
     const [accessKeyId, scopeDate, region, service] = parts as [string, string, string, string, string];
-    if (service !== "lambda") {
-      throw InvalidSignature(`Credential should be scoped to correct service: 'lambda'. `);
+    const expected = serviceOf(req.method, rawPath, headers);
+    if (service !== expected) {
+      throw InvalidSignature(`Credential should be scoped to correct service: '${expected}'. `);
     }
     if (!/^[a-z0-9-]{1,32}$/.test(region)) {
       throw InvalidSignature(`Credential should be scoped to a valid region, not '${region}'. `);
@@ -229,6 +242,7 @@ export class Verifier {
     const key = await this.findKey(accessKeyId, token);
     return {
       principal: key.principal,
+      service,
       secret: key.secret,
       presigned,
       amzDate: iso === date ? date : date,
@@ -285,7 +299,7 @@ export class Verifier {
       // Presigned URLs carry no body hash; S3-style presigners sign UNSIGNED-PAYLOAD.
       if (p.presigned) candidates.push(UNSIGNED_PAYLOAD);
     }
-    const key = signingKey(p.secret, p.scope.slice(0, 8), p.region, "lambda");
+    const key = signingKey(p.secret, p.scope.slice(0, 8), p.region, p.service);
     let ok = false;
     for (const payloadHash of candidates) {
       const canonical = canonicalRequest({
