@@ -36,6 +36,7 @@ import {
 import { InvokeCommand } from "@aws-sdk/client-lambda";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { LogPruner } from "../src/logs/log-pruner.js";
+import { createTestDatabase } from "./helpers/postgres.js";
 import { startServer, type TestServer } from "./helpers/server.js";
 import { signedFetch } from "./helpers/signed.js";
 
@@ -628,4 +629,79 @@ describe("the AWS CLI v2", () => {
     }
     expect(out).toContain(marker);
   }, 60_000);
+});
+
+describe("on PostgreSQL", () => {
+  it("groups, patterns, stored bytes, PutLogEvents, tokens both ways and filters work on the other engine", async () => {
+    const db = await createTestDatabase();
+    const pgServer = await startServer({ sandbox: "process", database: db.url, logRetentionDays: 0 });
+    const client = new CloudWatchLogsClient({
+      endpoint: pgServer.url,
+      region: "us-east-1",
+      credentials: { accessKeyId: "test", secretAccessKey: "test" },
+      maxAttempts: 1,
+    });
+    try {
+      await client.send(new CreateLogGroupCommand({ logGroupName: "/pg/app_1", tags: { a: "b" } }));
+      await client.send(new CreateLogGroupCommand({ logGroupName: "/pg/other" }));
+      const pattern = await client.send(new DescribeLogGroupsCommand({ logGroupNamePattern: "APP_" }));
+      expect(pattern.logGroups?.map((g) => g.logGroupName)).toEqual(["/pg/app_1"]);
+      await client.send(new CreateLogStreamCommand({ logGroupName: "/pg/app_1", logStreamName: "s" }));
+      const now = Date.now();
+      const messages = ["alpha ERROR", '{"level":"ERROR","n":5}', "gamma", "delta ERROR"];
+      await client.send(
+        new PutLogEventsCommand({
+          logGroupName: "/pg/app_1",
+          logStreamName: "s",
+          logEvents: messages.map((message, i) => ({ timestamp: now - 10 + i, message })),
+        }),
+      );
+      const described = await client.send(new DescribeLogGroupsCommand({ logGroupNamePrefix: "/pg/app" }));
+      expect(described.logGroups?.[0]?.storedBytes).toBe(messages.join("").length);
+      const head = await client.send(
+        new GetLogEventsCommand({
+          logGroupName: "/pg/app_1",
+          logStreamName: "s",
+          startFromHead: true,
+          limit: 3,
+        }),
+      );
+      expect(head.events?.map((e) => e.message)).toEqual(messages.slice(0, 3));
+      const next = await client.send(
+        new GetLogEventsCommand({
+          logGroupName: "/pg/app_1",
+          logStreamName: "s",
+          nextToken: head.nextForwardToken,
+        }),
+      );
+      expect(next.events?.map((e) => e.message)).toEqual(messages.slice(3));
+      const back = await client.send(
+        new GetLogEventsCommand({
+          logGroupName: "/pg/app_1",
+          logStreamName: "s",
+          nextToken: next.nextBackwardToken,
+        }),
+      );
+      expect(back.events?.map((e) => e.message)).toEqual(messages.slice(0, 3));
+      const filtered = await client.send(
+        new FilterLogEventsCommand({ logGroupName: "/pg/app_1", filterPattern: "ERROR -gamma", limit: 2 }),
+      );
+      expect(filtered.events?.map((e) => e.message)).toEqual(messages.slice(0, 2));
+      const rest = await client.send(
+        new FilterLogEventsCommand({
+          logGroupName: "/pg/app_1",
+          filterPattern: "ERROR",
+          nextToken: filtered.nextToken,
+        }),
+      );
+      expect(rest.events?.map((e) => e.message)).toEqual([messages[3]]);
+      await client.send(new DeleteLogGroupCommand({ logGroupName: "/pg/app_1" }));
+      const left = await client.send(new DescribeLogGroupsCommand({ logGroupNamePrefix: "/pg/" }));
+      expect(left.logGroups?.map((g) => g.logGroupName)).toEqual(["/pg/other"]);
+    } finally {
+      client.destroy();
+      await pgServer.stop();
+      await db.drop();
+    }
+  });
 });
