@@ -57,6 +57,8 @@ export interface ConnectorOptions {
   prefetch: number;
   /** Checks (and pins) the broker's address before every connection. */
   egress: EgressPolicy;
+  /** The function's execution role (stream records carry it as `invokeIdentityArn`). */
+  invokeIdentityArn?: string;
 }
 
 /** A promise that rejects when `fail` is called, with no unhandled-rejection noise. */

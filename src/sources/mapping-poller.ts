@@ -179,10 +179,22 @@ export class MappingPoller {
       case "rabbitmq":
         return openRabbitMq({ mapping: m, prefetch, egress: this.deps.egress });
       case "nats":
-        return openNats({ mapping: m, prefetch, egress: this.deps.egress });
+        return openNats({ mapping: m, prefetch, egress: this.deps.egress, ...(await this.identity()) });
       case "redis":
-        return openRedis({ mapping: m, prefetch, egress: this.deps.egress }, this.redisState);
+        return openRedis(
+          { mapping: m, prefetch, egress: this.deps.egress, ...(await this.identity()) },
+          this.redisState,
+        );
     }
+  }
+
+  /** The function's execution role as of this connection (stream records name it `invokeIdentityArn`). */
+  private async identity(): Promise<{ invokeIdentityArn?: string }> {
+    const m = this.mapping;
+    const ref =
+      m.qualifier !== null ? { name: m.functionName, qualifier: m.qualifier } : { name: m.functionName };
+    const fn = await this.deps.frontend.resolve(ref, m.region).catch(() => undefined);
+    return fn ? { invokeIdentityArn: fn.config.Role } : {};
   }
 
   private async loop(): Promise<void> {

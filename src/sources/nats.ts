@@ -17,14 +17,8 @@ import {
 import { connect, nanos } from "@nats-io/transport-node";
 import { redact } from "../control/broker-uri.js";
 import { natsOptions } from "../control/egress.js";
-import { parsedData } from "../control/event-filter.js";
-import {
-  type ConnectorOptions,
-  epochSeconds,
-  lostSignal,
-  type SourceRecord,
-  type StreamConnector,
-} from "./connector.js";
+import { type ConnectorOptions, lostSignal, type SourceRecord, type StreamConnector } from "./connector.js";
+import { kinesisRecord } from "./kinesis-record.js";
 import { batchRange, recordsPayload } from "./stream-consumer.js";
 
 interface NatsRecord extends SourceRecord {
@@ -98,32 +92,19 @@ export async function openNats(opts: ConnectorOptions): Promise<StreamConnector>
   }
 
   const toRecord = (msg: JsMsg): NatsRecord => {
-    const arrivalMs = Math.floor(Number(msg.info.timestampNanos) / 1e6);
     const headers: Record<string, string[]> = {};
     if (msg.headers) for (const [k, v] of msg.headers) headers[k] = v;
-    const nats = {
-      stream,
-      subject: msg.subject,
+    const record = kinesisRecord({
       sequenceNumber: String(msg.seq),
-      approximateArrivalTimestamp: epochSeconds(arrivalMs),
-      headers,
-      data: Buffer.from(msg.data).toString("base64"),
-    };
-    return {
-      id: String(msg.seq),
-      arrivalMs,
-      event: {
-        eventSource: "lambent:nats",
-        eventVersion: "1.0",
-        eventID: `${stream}:${msg.seq}`,
-        eventName: "lambent:nats:record",
-        eventSourceARN: sourceArn,
-        awsRegion: m.region,
-        nats,
-      },
-      filterView: { ...nats, data: parsedData(Buffer.from(msg.data)) },
-      msg,
-    };
+      partitionKey: msg.subject,
+      data: Buffer.from(msg.data),
+      arrivalMs: Math.floor(Number(msg.info.timestampNanos) / 1e6),
+      eventSourceArn: sourceArn,
+      region: m.region,
+      ...(opts.invokeIdentityArn !== undefined ? { invokeIdentityArn: opts.invokeIdentityArn } : {}),
+      lambent: { source: "nats", stream, subject: msg.subject, sequence: msg.seq, headers },
+    });
+    return { ...record, msg };
   };
 
   return {

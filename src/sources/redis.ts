@@ -8,14 +8,8 @@
 import { Redis } from "ioredis";
 import { redact } from "../control/broker-uri.js";
 import { redisOptions } from "../control/egress.js";
-import { parsedData } from "../control/event-filter.js";
-import {
-  type ConnectorOptions,
-  epochSeconds,
-  lostSignal,
-  type SourceRecord,
-  type StreamConnector,
-} from "./connector.js";
+import { type ConnectorOptions, lostSignal, type SourceRecord, type StreamConnector } from "./connector.js";
+import { kinesisRecord } from "./kinesis-record.js";
 import { batchRange, recordsPayload } from "./stream-consumer.js";
 
 const CONSUMER = "lambent";
@@ -86,29 +80,17 @@ export async function openRedis(opts: ConnectorOptions, state: RedisPollerState)
   const toRecord = (id: string, flat: string[]): SourceRecord => {
     const fields: Record<string, string> = {};
     for (let i = 0; i + 1 < flat.length; i += 2) fields[flat[i] as string] = flat[i + 1] as string;
-    const raw = Buffer.from(fields.data ?? JSON.stringify(fields), "utf8");
-    const arrivalMs = Number(id.split("-")[0]);
-    const redis = {
-      stream: key,
+    return kinesisRecord({
       sequenceNumber: id,
-      approximateArrivalTimestamp: epochSeconds(arrivalMs),
-      fields,
-      data: raw.toString("base64"),
-    };
-    return {
-      id,
-      arrivalMs,
-      event: {
-        eventSource: "lambent:redis",
-        eventVersion: "1.0",
-        eventID: `${key}:${id}`,
-        eventName: "lambent:redis:record",
-        eventSourceARN: sourceArn,
-        awsRegion: m.region,
-        redis,
-      },
-      filterView: { ...redis, data: parsedData(raw) },
-    };
+      // A `partitionKey` field names it; else the stream's key (one shard per stream).
+      partitionKey: fields.partitionKey ?? key,
+      data: Buffer.from(fields.data ?? JSON.stringify(fields), "utf8"),
+      arrivalMs: Number(id.split("-")[0]),
+      eventSourceArn: sourceArn,
+      region: m.region,
+      ...(opts.invokeIdentityArn !== undefined ? { invokeIdentityArn: opts.invokeIdentityArn } : {}),
+      lambent: { source: "redis", stream: key, id, fields },
+    });
   };
 
   const read = async (id: string, max: number, blockMs?: number): Promise<Entry[]> => {

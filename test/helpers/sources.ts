@@ -15,7 +15,7 @@ import { zipEntries } from "./zip.js";
 export const BATCH_HANDLER = `
 const fs = require("node:fs");
 function records(event) {
-  if (event.Records) return event.Records.map((r) => { const o = r.nats || r.redis; return { id: o.sequenceNumber, data: JSON.parse(Buffer.from(o.data, "base64").toString()) }; });
+  if (event.Records) return event.Records.map((r) => { return { id: r.kinesis.sequenceNumber, data: JSON.parse(Buffer.from(r.kinesis.data, "base64").toString()) }; });
   const out = [];
   for (const msgs of Object.values(event.rmqMessagesByQueue)) for (const m of msgs) out.push({ id: m.basicProperties.messageId, data: JSON.parse(Buffer.from(m.data, "base64").toString()) });
   return out;
