@@ -66,6 +66,7 @@ exports.handler = awslambda.streamifyResponse(async (event, stream) => {
   });
   stream.write("first\\n");
   if (q.gate) await wait(q.gate);
+  if (q.fail) throw new Error("part-way");
   stream.end("second\\n");
 });`;
 
@@ -483,6 +484,16 @@ describe("RESPONSE_STREAM URLs", () => {
       rest += Buffer.from(value).toString();
     }
     expect(rest).toBe("second\n");
+  });
+
+  it("cut the connection when the function fails after its first bytes (the client sees an incomplete answer)", async () => {
+    const url = (await server.lambda.send(new GetFunctionUrlConfigCommand({ FunctionName: "streamer" })))
+      .FunctionUrl as string;
+    const res = await fetch(`${pathForm(url)}/?fail=1`);
+    expect(res.status).toBe(202);
+    await expect(res.text()).rejects.toThrow();
+    // The URL still serves the next request.
+    expect(await (await fetch(`${pathForm(url)}/`)).text()).toBe("first\nsecond\n");
   });
 });
 

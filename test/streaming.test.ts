@@ -11,6 +11,8 @@ import {
 } from "@aws-sdk/client-lambda";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { decodeMessages, encodeMessage } from "../src/api/event-stream.js";
+import type { ServerOptions } from "../src/config.js";
+import { detectSandboxDriver } from "../src/sandbox/index.js";
 import { type Gate, startGate } from "./helpers/gate.js";
 import { invoke } from "./helpers/invoke.js";
 import { ROLE, startServer, type TestServer } from "./helpers/server.js";
@@ -31,6 +33,7 @@ exports.handler = awslambda.streamifyResponse(async (event, responseStream, cont
   responseStream.write("first;");
   if (event.gate) await wait(event.gate);
   if (event.mode === "fail") throw new TypeError("broke part-way");
+  if (event.mode === "hang") await new Promise(() => setInterval(() => {}, 1000));
   responseStream.write("second;" + context.functionName);
   if (event.mode !== "noend") responseStream.end();
 });
@@ -41,7 +44,12 @@ const BUFFERED = `exports.handler = async (event) => {
   return { big: "x".repeat(event.size ?? 10) };
 };`;
 
-async function deploy(server: TestServer, name: string, source: string): Promise<void> {
+async function deploy(
+  server: TestServer,
+  name: string,
+  source: string,
+  extra: { Timeout?: number } = {},
+): Promise<void> {
   await server.lambda.send(
     new CreateFunctionCommand({
       FunctionName: name,
@@ -49,53 +57,13 @@ async function deploy(server: TestServer, name: string, source: string): Promise
       Handler: "index.handler",
       Role: ROLE,
       Code: { ZipFile: await zipEntries([{ name: "index.js", content: source }]) },
+      ...extra,
     }),
   );
   await waitUntilFunctionActiveV2(
     { client: server.lambda, maxWaitTime: 30, minDelay: 0.1, maxDelay: 0.5 },
     { FunctionName: name },
   );
-}
-
-let server: TestServer;
-let gate: Gate;
-
-beforeAll(async () => {
-  server = await startServer();
-  gate = await startGate();
-  await Promise.all([deploy(server, "streamer", STREAMING), deploy(server, "buffered", BUFFERED)]);
-});
-
-afterAll(async () => {
-  await gate?.close();
-  await server?.stop();
-});
-
-const send = (name: string, event: unknown, extra: Record<string, unknown> = {}) =>
-  server.lambda.send(
-    new InvokeWithResponseStreamCommand({
-      FunctionName: name,
-      Payload: Buffer.from(JSON.stringify(event)),
-      ...extra,
-    }),
-  );
-
-type Complete = NonNullable<InvokeWithResponseStreamResponseEvent["InvokeComplete"]>;
-
-async function drain(
-  events: AsyncIterable<InvokeWithResponseStreamResponseEvent>,
-): Promise<{ text: string; chunks: number; complete?: Complete }> {
-  let text = "";
-  let chunks = 0;
-  let complete: Complete | undefined;
-  for await (const e of events) {
-    if (e.PayloadChunk?.Payload) {
-      chunks++;
-      text += Buffer.from(e.PayloadChunk.Payload).toString("utf8");
-    }
-    if (e.InvokeComplete) complete = e.InvokeComplete;
-  }
-  return { text, chunks, ...(complete ? { complete } : {}) };
 }
 
 describe("event-stream framing", () => {
@@ -112,83 +80,156 @@ describe("event-stream framing", () => {
   });
 });
 
-describe("InvokeWithResponseStream", () => {
-  it("delivers the first chunk while the function still runs, then the rest and InvokeComplete", async () => {
-    const out = await send("streamer", { gate: gate.url });
-    expect(out.StatusCode).toBe(200);
-    expect(out.ExecutedVersion).toBe("$LATEST");
-    expect(out.ResponseStreamContentType).toBe("text/plain");
-    const it = (out.EventStream as AsyncIterable<InvokeWithResponseStreamResponseEvent>)[
-      Symbol.asyncIterator
-    ]();
-    const first = await it.next();
-    expect(Buffer.from(first.value?.PayloadChunk?.Payload ?? []).toString()).toBe("first;");
-    // The function is still held at the gate: the first chunk came before it finished.
-    await gate.waiting(1);
-    gate.open();
-    const rest = await drain({ [Symbol.asyncIterator]: () => it });
-    expect(rest.text).toBe("second;streamer");
-    expect(rest.complete).toEqual({});
-  });
+/**
+ * Every test runs under the process driver and under bwrap (host network there: the function waits on
+ * a gate on the host's loopback; our Node runtime talks to the Runtime API over its Unix socket).
+ */
+function scenario(label: string, overrides: Partial<ServerOptions>) {
+  describe(label, () => {
+    let server: TestServer;
+    let gate: Gate;
 
-  it("reports a failure part-way in InvokeComplete, after the chunks written before it", async () => {
-    const out = await send("streamer", { mode: "fail" }, { LogType: "Tail" });
-    const got = await drain(out.EventStream as AsyncIterable<InvokeWithResponseStreamResponseEvent>);
-    expect(got.text).toBe("first;");
-    expect(got.complete?.ErrorCode).toBe("TypeError");
-    expect(got.complete?.ErrorDetails).toBe("broke part-way");
-    const log = Buffer.from(got.complete?.LogResult ?? "", "base64").toString();
-    expect(log).toContain("END RequestId:");
-    expect(log).toContain("REPORT RequestId:");
-  });
-
-  it("ends the stream when the handler's promise settles without end()", async () => {
-    const out = await send("streamer", { mode: "noend" });
-    const got = await drain(out.EventStream as AsyncIterable<InvokeWithResponseStreamResponseEvent>);
-    expect(got.text).toBe("first;second;streamer");
-    expect(got.complete).toEqual({});
-  });
-
-  it("passes HttpResponseStream's prelude and 8 NUL bytes through with its content type", async () => {
-    const out = await send("streamer", { mode: "http" });
-    expect(out.ResponseStreamContentType).toBe("application/vnd.awslambda.http-integration-response");
-    const got = await drain(out.EventStream as AsyncIterable<InvokeWithResponseStreamResponseEvent>);
-    const prelude = JSON.stringify({ statusCode: 201, headers: { "x-custom": "yes" }, cookies: ["a=1"] });
-    expect(got.text).toBe(`${prelude}${"\0".repeat(8)}first;second;streamer`);
-  });
-
-  it("returns a function that does not stream as chunks of its whole answer", async () => {
-    const out = await send("buffered", { size: 200_000 });
-    expect(out.ResponseStreamContentType).toBe("application/json");
-    const got = await drain(out.EventStream as AsyncIterable<InvokeWithResponseStreamResponseEvent>);
-    expect(got.chunks).toBeGreaterThan(1);
-    expect(JSON.parse(got.text)).toEqual({ big: "x".repeat(200_000) });
-    expect(got.complete).toEqual({});
-
-    const failed = await send("buffered", { fail: true });
-    const f = await drain(failed.EventStream as AsyncIterable<InvokeWithResponseStreamResponseEvent>);
-    expect(f.text).toBe("");
-    expect(f.complete?.ErrorCode).toBe("RangeError");
-    expect(f.complete?.ErrorDetails).toBe("not streaming, still failing");
-  });
-
-  it("answers errors before the stream as AWS errors (unknown function, bad invocation type)", async () => {
-    await expect(send("nope", {})).rejects.toMatchObject({ name: "ResourceNotFoundException" });
-    await expect(send("streamer", {}, { InvocationType: "Event" })).rejects.toMatchObject({
-      name: "ValidationException",
+    beforeAll(async () => {
+      server = await startServer(overrides);
+      gate = await startGate();
+      await Promise.all([deploy(server, "streamer", STREAMING), deploy(server, "buffered", BUFFERED)]);
     });
-    const dry = await send("streamer", {}, { InvocationType: "DryRun" });
-    expect(dry.StatusCode).toBe(204);
-  });
-});
 
-describe("a streaming function through the plain Invoke API", () => {
-  it("answers the whole streamed body at once, and a failure part-way as a function error", async () => {
-    const ok = await invoke(server.lambda, "streamer", {});
-    expect(ok.functionError).toBeUndefined();
-    expect(ok.text).toBe("first;second;streamer");
-    const failed = await invoke(server.lambda, "streamer", { mode: "fail" });
-    expect(failed.functionError).toBe("Unhandled");
-    expect(failed.json).toMatchObject({ errorType: "TypeError", errorMessage: "broke part-way" });
+    afterAll(async () => {
+      await gate?.close();
+      await server?.stop();
+    });
+
+    const send = (name: string, event: unknown, extra: Record<string, unknown> = {}) =>
+      server.lambda.send(
+        new InvokeWithResponseStreamCommand({
+          FunctionName: name,
+          Payload: Buffer.from(JSON.stringify(event)),
+          ...extra,
+        }),
+      );
+
+    type Complete = NonNullable<InvokeWithResponseStreamResponseEvent["InvokeComplete"]>;
+
+    async function drain(
+      events: AsyncIterable<InvokeWithResponseStreamResponseEvent>,
+    ): Promise<{ text: string; chunks: number; complete?: Complete }> {
+      let text = "";
+      let chunks = 0;
+      let complete: Complete | undefined;
+      for await (const e of events) {
+        if (e.PayloadChunk?.Payload) {
+          chunks++;
+          text += Buffer.from(e.PayloadChunk.Payload).toString("utf8");
+        }
+        if (e.InvokeComplete) complete = e.InvokeComplete;
+      }
+      return { text, chunks, ...(complete ? { complete } : {}) };
+    }
+
+    describe("InvokeWithResponseStream", () => {
+      it("delivers the first chunk while the function still runs, then the rest and InvokeComplete", async () => {
+        const out = await send("streamer", { gate: gate.url });
+        expect(out.StatusCode).toBe(200);
+        expect(out.ExecutedVersion).toBe("$LATEST");
+        expect(out.ResponseStreamContentType).toBe("text/plain");
+        const it = (out.EventStream as AsyncIterable<InvokeWithResponseStreamResponseEvent>)[
+          Symbol.asyncIterator
+        ]();
+        const first = await it.next();
+        expect(Buffer.from(first.value?.PayloadChunk?.Payload ?? []).toString()).toBe("first;");
+        // The function is still held at the gate: the first chunk came before it finished.
+        await gate.waiting(1);
+        gate.open();
+        const rest = await drain({ [Symbol.asyncIterator]: () => it });
+        expect(rest.text).toBe("second;streamer");
+        expect(rest.complete).toEqual({});
+      });
+
+      it("reports a failure part-way in InvokeComplete, after the chunks written before it", async () => {
+        const out = await send("streamer", { mode: "fail" }, { LogType: "Tail" });
+        const got = await drain(out.EventStream as AsyncIterable<InvokeWithResponseStreamResponseEvent>);
+        expect(got.text).toBe("first;");
+        expect(got.complete?.ErrorCode).toBe("TypeError");
+        expect(got.complete?.ErrorDetails).toBe("broke part-way");
+        const log = Buffer.from(got.complete?.LogResult ?? "", "base64").toString();
+        expect(log).toContain("END RequestId:");
+        expect(log).toContain("REPORT RequestId:");
+      });
+
+      it("ends the stream with Sandbox.Timedout when the function runs past its timeout part-way", async () => {
+        await deploy(server, "slow", STREAMING, { Timeout: 1 });
+        const out = await send("slow", { mode: "hang" });
+        const got = await drain(out.EventStream as AsyncIterable<InvokeWithResponseStreamResponseEvent>);
+        expect(got.text).toBe("first;");
+        expect(got.complete?.ErrorCode).toBe("Sandbox.Timedout");
+        expect(got.complete?.ErrorDetails).toMatch(/Task timed out after 1\.00 seconds/);
+        // The environment was replaced: the next invoke streams in full.
+        const next = await send("slow", {});
+        const again = await drain(next.EventStream as AsyncIterable<InvokeWithResponseStreamResponseEvent>);
+        expect(again.text).toBe("first;second;slow");
+      });
+
+      it("ends the stream when the handler's promise settles without end()", async () => {
+        const out = await send("streamer", { mode: "noend" });
+        const got = await drain(out.EventStream as AsyncIterable<InvokeWithResponseStreamResponseEvent>);
+        expect(got.text).toBe("first;second;streamer");
+        expect(got.complete).toEqual({});
+      });
+
+      it("passes HttpResponseStream's prelude and 8 NUL bytes through with its content type", async () => {
+        const out = await send("streamer", { mode: "http" });
+        expect(out.ResponseStreamContentType).toBe("application/vnd.awslambda.http-integration-response");
+        const got = await drain(out.EventStream as AsyncIterable<InvokeWithResponseStreamResponseEvent>);
+        const prelude = JSON.stringify({ statusCode: 201, headers: { "x-custom": "yes" }, cookies: ["a=1"] });
+        expect(got.text).toBe(`${prelude}${"\0".repeat(8)}first;second;streamer`);
+      });
+
+      it("returns a function that does not stream as chunks of its whole answer", async () => {
+        const out = await send("buffered", { size: 200_000 });
+        expect(out.ResponseStreamContentType).toBe("application/json");
+        const got = await drain(out.EventStream as AsyncIterable<InvokeWithResponseStreamResponseEvent>);
+        expect(got.chunks).toBeGreaterThan(1);
+        expect(JSON.parse(got.text)).toEqual({ big: "x".repeat(200_000) });
+        expect(got.complete).toEqual({});
+
+        const failed = await send("buffered", { fail: true });
+        const f = await drain(failed.EventStream as AsyncIterable<InvokeWithResponseStreamResponseEvent>);
+        expect(f.text).toBe("");
+        expect(f.complete?.ErrorCode).toBe("RangeError");
+        expect(f.complete?.ErrorDetails).toBe("not streaming, still failing");
+      });
+
+      it("answers errors before the stream as AWS errors (unknown function, bad invocation type)", async () => {
+        await expect(send("nope", {})).rejects.toMatchObject({ name: "ResourceNotFoundException" });
+        await expect(send("streamer", {}, { InvocationType: "Event" })).rejects.toMatchObject({
+          name: "ValidationException",
+        });
+        const dry = await send("streamer", {}, { InvocationType: "DryRun" });
+        expect(dry.StatusCode).toBe(204);
+      });
+    });
+
+    describe("a streaming function through the plain Invoke API", () => {
+      it("answers the whole streamed body at once, and a failure part-way as a function error", async () => {
+        const ok = await invoke(server.lambda, "streamer", {});
+        expect(ok.functionError).toBeUndefined();
+        expect(ok.text).toBe("first;second;streamer");
+        const failed = await invoke(server.lambda, "streamer", { mode: "fail" });
+        expect(failed.functionError).toBe("Unhandled");
+        expect(failed.json).toMatchObject({ errorType: "TypeError", errorMessage: "broke part-way" });
+      });
+    });
   });
-});
+}
+
+scenario("process driver", { sandbox: "process" });
+const bwrapUsable = (await detectSandboxDriver("auto", {
+  runDir: "/tmp",
+  network: "host",
+  adoptableRoots: [],
+}).then(
+  (d) => d.driver.name === "bwrap",
+  () => false,
+)) as boolean;
+if (bwrapUsable) scenario("bwrap sandbox", { sandbox: "bwrap", sandboxNetwork: "host" });
