@@ -62,23 +62,29 @@ function logsClient(credentials = { accessKeyId: "test", secretAccessKey: "test"
   return new CloudWatchLogsClient({ endpoint: server.url, region: "us-east-1", credentials, maxAttempts: 1 });
 }
 
-async function invoke(lines: string[], fn = FN): Promise<void> {
+async function invoke(lines: string[], fn = FN, group = `/aws/lambda/${fn}`): Promise<void> {
   const out = await server.lambda.send(
     new InvokeCommand({ FunctionName: fn, Payload: Buffer.from(JSON.stringify({ lines })) }),
   );
   expect(out.FunctionError).toBeUndefined();
-  // END/REPORT follow the answer: wait until the REPORT line is stored.
-  const before = Date.now() - 60_000;
+  // END/REPORT follow the answer: wait until the REPORT line is stored (listening before looking).
+  const since = Date.now() - 60_000;
+  const live = server.platform.logs.live;
   for (;;) {
-    await server.platform.logs.flush();
-    const rows = await server.platform.logs.query({
-      group: `/aws/lambda/${fn}`,
-      since: before,
-      limit: 10000,
+    let onEvent = () => {};
+    const next = new Promise<void>((resolve) => {
+      onEvent = resolve;
+      live.once("event", onEvent);
     });
-    if (rows.some((r) => r.message.startsWith("REPORT") && r.message.includes(out.$metadata.requestId ?? "")))
+    await server.platform.logs.flush();
+    const rows = await server.platform.logs.query({ group, since, limit: 10000 });
+    if (
+      rows.some((r) => r.message.startsWith("REPORT") && r.message.includes(out.$metadata.requestId ?? ""))
+    ) {
+      live.off("event", onEvent);
       return;
-    await new Promise<void>((resolve) => server.platform.logs.live.once("event", () => resolve()));
+    }
+    await next;
   }
 }
 
@@ -162,12 +168,7 @@ describe("groups and streams", () => {
     await server.deploy("custom-group", "node-logger", {
       LoggingConfig: { LogGroup: "/custom/shared", LogFormat: "Text" },
     });
-    await server.lambda.send(
-      new InvokeCommand({
-        FunctionName: "custom-group",
-        Payload: Buffer.from(JSON.stringify({ lines: ["to-custom"] })),
-      }),
-    );
+    await invoke(["to-custom"], "custom-group", "/custom/shared");
     const out = await logs.send(
       new FilterLogEventsCommand({ logGroupName: "/custom/shared", filterPattern: "to-custom" }),
     );
