@@ -195,6 +195,12 @@ describe("the config API", () => {
     expect(updated.Cors).toEqual({ AllowOrigins: ["https://example.com"], MaxAge: 60 });
     expect(updated.FunctionUrl).toBe(created.FunctionUrl);
 
+    const noCors = await server.lambda.send(
+      new UpdateFunctionUrlConfigCommand({ FunctionName: "config", Cors: {} }),
+    );
+    expect(noCors.Cors).toBeUndefined();
+    expect(noCors.AuthType).toBe("NONE");
+
     const page1 = await server.lambda.send(
       new ListFunctionUrlConfigsCommand({ FunctionName: "config", MaxItems: 1 }),
     );

@@ -101,7 +101,8 @@ function parseCors(v: unknown): Cors | undefined {
     }
     out.MaxAge = c.MaxAge;
   }
-  return out;
+  // An empty Cors removes the configuration (how tools such as Terraform drop a cors block).
+  return Object.keys(out).length > 0 ? out : undefined;
 }
 
 function parseAuthType(v: unknown): FunctionUrlAuthType {
