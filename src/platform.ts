@@ -366,6 +366,7 @@ export class Platform {
     const eventInvokeConfigs = new EventInvokeConfigService(store, functions, egress);
     const asyncInvoke = new AsyncService(store, frontend, eventInvokeConfigs, options, egress);
     const eventSourceMappings = new EventSourceMappingService(store, functions, egress);
+    const settings = new FunctionSettingsService(store, functions);
     const ownership =
       store.engine === "postgres" && options.database
         ? new AdvisoryLockOwnership(options.database, () => void eventSources.ownershipLost())
@@ -387,6 +388,7 @@ export class Platform {
         log: (message) => {
           if (!options.quiet) console.error(`lambent: ${message}`);
         },
+        terminatesLoops: (name) => settings.terminatesLoops(name),
         egress,
       },
       ownership,
@@ -426,7 +428,7 @@ export class Platform {
       provisioned,
       layers,
       logPruner,
-      settings: new FunctionSettingsService(store, functions),
+      settings,
       platformApi,
       permissions,
       auth,

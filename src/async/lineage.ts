@@ -12,6 +12,9 @@
  */
 import { createHash } from "node:crypto";
 
+/** The header (or broker message header / stream field) that carries the trace and its Lineage. */
+export const TRACE_HEADER = "X-Amzn-Trace-Id";
+
 /** Lambda stops a chain that loops back to the same function more than 16 times. */
 export const MAX_RECURSIVE_INVOCATIONS = 16;
 
@@ -46,6 +49,13 @@ export function nextLineage(lineage: Lineage | undefined, name: string): Lineage
 /** How many times `name` has run in this chain (including the run `lineage` describes). */
 export function countOf(lineage: Lineage | undefined, name: string): number {
   return lineage?.[functionHash(name)] ?? 0;
+}
+
+/** One chain's lineage from several (a batch of broker records): the most runs seen of each function. */
+export function mergeLineages(lineages: Lineage[]): Lineage {
+  const out: Lineage = {};
+  for (const l of lineages) for (const [h, c] of Object.entries(l)) out[h] = Math.max(out[h] ?? 0, c);
+  return out;
 }
 
 export function formatLineage(lineage: Lineage): string {

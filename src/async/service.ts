@@ -35,7 +35,15 @@ import {
   type QueuedEvent,
   type StatBumps,
 } from "./event-queue.js";
-import { countOf, type Lineage, MAX_RECURSIVE_INVOCATIONS } from "./lineage.js";
+import {
+  countOf,
+  formatLineage,
+  type Lineage,
+  MAX_RECURSIVE_INVOCATIONS,
+  nextLineage,
+  parseLineage,
+  TRACE_HEADER,
+} from "./lineage.js";
 import { type AttemptResult, type Condition, invocationRecord } from "./record.js";
 import { retryDelayMs } from "./retry.js";
 
@@ -66,6 +74,16 @@ function invokeMetaColumn(text: string): Partial<AttemptResult> & { lineage?: Li
     lineage: "object?",
   });
   return v;
+}
+
+/**
+ * What a destination message says of its chain: `X-Amzn-Trace-Id: Lineage=…` (a header on HTTP, RabbitMQ
+ * and NATS, a field on Redis), so a record that reaches an event source mapping's broker counts
+ * towards the same recursive-loop limit as an invoke would (see sources/mapping-poller.ts).
+ */
+function traceAttributes(lineage: Lineage | undefined): Record<string, string> {
+  const field = lineage ? formatLineage(lineage) : "";
+  return field ? { [TRACE_HEADER]: field } : {};
 }
 
 /** async_events.meta of a destination delivery: its message attributes. */
@@ -117,9 +135,16 @@ export class AsyncService {
     ];
     this.queue = new AsyncQueue(store, nodeId(options.dataDir), LEASE_MS);
     this.destinations = new Destinations([
-      new FunctionDestinations((ref, region, payload) =>
-        this.enqueue({ ref, region, payload, maxPayloadBytes: options.limits.asyncPayloadBytes }),
-      ),
+      new FunctionDestinations((ref, region, payload, traceHeader) => {
+        const lineage = parseLineage(traceHeader);
+        return this.enqueue({
+          ref,
+          region,
+          payload,
+          maxPayloadBytes: options.limits.asyncPayloadBytes,
+          ...(Object.keys(lineage).length > 0 ? { lineage } : {}),
+        });
+      }),
       this.http,
       ...this.brokers,
     ]);
@@ -307,7 +332,7 @@ export class AsyncService {
     const lineage = meta?.lineage;
     const last = meta?.statusCode !== undefined ? (meta as AttemptResult) : undefined;
     if (Date.now() >= deadline) {
-      await this.fail(ev, ref, settings, "EventAgeExceeded", ev.attempts, last);
+      await this.fail(ev, ref, settings, "EventAgeExceeded", ev.attempts, last, lineage);
       return;
     }
     if (
@@ -318,7 +343,7 @@ export class AsyncService {
       // event to the dead-letter queue / on-failure destination.
       this.log(`async: event ${ev.request_id} for ${ev.function_name} stopped: recursive loop detected`);
       this.counters.add(ev.function_name, "recursiveLoopsStopped");
-      await this.fail(ev, ref, settings, "RecursiveInvocationDetected", ev.attempts, last);
+      await this.fail(ev, ref, settings, "RecursiveInvocationDetected", ev.attempts, last, lineage);
       return;
     }
     let res: InvokeResponse;
@@ -353,6 +378,8 @@ export class AsyncService {
       return;
     }
     const attempts = ev.attempts + 1;
+    // The chain as of this run: what the records it leads to carry on (see traceAttributes).
+    const ranLineage = nextLineage(lineage, ev.function_name);
     const result: AttemptResult = {
       statusCode: 200,
       executedVersion: res.executedVersion,
@@ -362,7 +389,9 @@ export class AsyncService {
     if (!res.functionError) {
       const followUps: NewEvent[] = [];
       if (settings.onSuccess) {
-        followUps.push(this.recordDelivery(ev, ref, settings.onSuccess, "Success", attempts, result));
+        followUps.push(
+          this.recordDelivery(ev, ref, settings.onSuccess, "Success", attempts, result, ranLineage),
+        );
       }
       await this.complete(ev, followUps, { succeeded: 1 });
       return;
@@ -376,7 +405,7 @@ export class AsyncService {
       );
       return;
     }
-    await this.fail(ev, ref, settings, "RetriesExhausted", attempts, result);
+    await this.fail(ev, ref, settings, "RetriesExhausted", attempts, result, ranLineage);
   }
 
   private recordDelivery(
@@ -386,6 +415,7 @@ export class AsyncService {
     condition: Condition,
     attempts: number,
     last: AttemptResult | undefined,
+    lineage: Lineage | undefined,
   ): NewEvent {
     const record = invocationRecord({
       requestId: ev.request_id,
@@ -402,7 +432,7 @@ export class AsyncService {
       region: ev.region,
       payload: Buffer.from(JSON.stringify(record)),
       target,
-      meta: { attributes: {} } satisfies DeliveryMeta,
+      meta: { attributes: traceAttributes(lineage) } satisfies DeliveryMeta,
     };
   }
 
@@ -414,10 +444,11 @@ export class AsyncService {
     condition: Condition,
     attempts: number,
     last: AttemptResult | undefined,
+    lineage: Lineage | undefined,
   ): Promise<void> {
     const followUps: NewEvent[] = [];
     if (settings.onFailure) {
-      followUps.push(this.recordDelivery(ev, ref, settings.onFailure, condition, attempts, last));
+      followUps.push(this.recordDelivery(ev, ref, settings.onFailure, condition, attempts, last, lineage));
     }
     const dlq = await this.deadLetterTarget(ref, ev.region);
     if (dlq) {
@@ -431,6 +462,7 @@ export class AsyncService {
         target: dlq,
         meta: {
           attributes: {
+            ...traceAttributes(lineage),
             "Lambent-Request-Id": ev.request_id,
             "Lambent-Error-Code": String(last?.statusCode ?? 0),
             "Lambent-Error-Message": headerSafe(message.slice(0, DLQ_MESSAGE_BYTES)),

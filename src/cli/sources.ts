@@ -16,6 +16,7 @@ interface SourceRow {
   recordsFailed: number;
   retries: number;
   throttles: number;
+  recursiveLoopsStopped: number;
   reconnects: number;
 }
 
@@ -31,6 +32,7 @@ const COLUMNS: Array<[string, (r: SourceRow) => string]> = [
   ["FAILED", (r) => String(r.recordsFailed)],
   ["RETRIES", (r) => String(r.retries)],
   ["THROTTLES", (r) => String(r.throttles)],
+  ["LOOPS STOPPED", (r) => String(r.recursiveLoopsStopped ?? 0)],
   ["RECONNECTS", (r) => String(r.reconnects)],
   ["LAST RESULT", (r) => r.LastProcessingResult],
 ];

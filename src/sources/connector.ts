@@ -4,6 +4,7 @@
  * in order and checkpoint what the poller commits; the queue connector
  * (RabbitMQ) pushes messages and acks or requeues them.
  */
+import { TRACE_HEADER } from "../async/lineage.js";
 import type { EgressPolicy } from "../control/egress.js";
 import type { EventSourceMapping } from "../control/event-sources.js";
 
@@ -16,7 +17,26 @@ export interface SourceRecord {
   event: Record<string, unknown>;
   /** What filter patterns see: the record's fields with `data` parsed when it is JSON. */
   filterView: Record<string, unknown>;
+  /**
+   * The `X-Amzn-Trace-Id` the record carries (a RabbitMQ or NATS header, a Redis stream field), whose
+   * Lineage field says how often each function already ran in this chain (see async/lineage.ts).
+   */
+  traceHeader?: string;
 }
+
+/** The record's trace header among its headers or fields (any case; a list's first value). */
+export function traceHeaderOf(entries: Record<string, unknown> | undefined): string | undefined {
+  if (!entries) return undefined;
+  for (const [k, v] of Object.entries(entries)) {
+    if (k.toLowerCase() !== TRACE_HEADER_LOWER) continue;
+    const first = Array.isArray(v) ? v[0] : v;
+    if (typeof first === "string") return first;
+    if (Buffer.isBuffer(first)) return first.toString("utf8");
+  }
+  return undefined;
+}
+
+const TRACE_HEADER_LOWER = TRACE_HEADER.toLowerCase();
 
 export interface Connector {
   /** Rejects once the connection is lost (never resolves). */

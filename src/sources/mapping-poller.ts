@@ -6,6 +6,13 @@
  * back off and retry the same batch without counting an attempt.
  */
 import { randomUUID } from "node:crypto";
+import {
+  countOf,
+  type Lineage,
+  MAX_RECURSIVE_INVOCATIONS,
+  mergeLineages,
+  parseLineage,
+} from "../async/lineage.js";
 import { invocationContext } from "../async/record.js";
 import { backoffMs } from "../backoff.js";
 import { functionArn } from "../control/arn.js";
@@ -13,7 +20,7 @@ import type { EgressPolicy } from "../control/egress.js";
 import { DEFAULT_QUEUE_CONCURRENCY, type EventSourceMapping } from "../control/event-sources.js";
 import { LambdaError } from "../errors.js";
 import type { Frontend, InvokeResponse } from "../frontend/invoke.js";
-import type { Connector, QueueConnector, StreamConnector } from "./connector.js";
+import type { Connector, QueueConnector, SourceRecord, StreamConnector } from "./connector.js";
 import { openNats } from "./nats.js";
 import { runQueue } from "./queue-consumer.js";
 import { openRabbitMq } from "./rabbitmq.js";
@@ -28,6 +35,8 @@ export interface PollerDeps {
   /** Queue a record for the on-failure destination (durably). */
   deliverFailure(mapping: EventSourceMapping, requestId: string, body: unknown): Promise<void>;
   log(message: string): void;
+  /** The function's RecursiveLoop setting is Terminate (the default). */
+  terminatesLoops(functionName: string): Promise<boolean>;
   /** Checks (and pins) a broker's address before every connection. */
   egress: EgressPolicy;
 }
@@ -42,6 +51,8 @@ export interface MappingStats {
   functionErrors: number;
   retries: number;
   throttles: number;
+  /** Records not run because they would loop back to the function a 17th time (RecursiveInvocationsDropped). */
+  recursiveLoopsStopped: number;
   reconnects: number;
   inFlightRecords: number;
   connected: boolean;
@@ -59,6 +70,7 @@ export function emptyStats(): MappingStats {
     functionErrors: 0,
     retries: 0,
     throttles: 0,
+    recursiveLoopsStopped: 0,
     reconnects: 0,
     inFlightRecords: 0,
     connected: false,
@@ -227,12 +239,32 @@ export class MappingPoller {
   }
 
   /**
+   * Recursive-loop detection through the broker, as Lambda does it for SQS: a
+   * record whose trace header says the function already ran 16 times in its
+   * chain is not run again (RecursiveLoop `Terminate`, the default); it goes to
+   * the on-failure destination as `RecursiveInvocationDetected` and is counted.
+   * Records without a trace header are never stopped (see README, Recursive loops).
+   */
+  async takeLooped<T extends SourceRecord>(records: T[]): Promise<{ looped: T[]; rest: T[] }> {
+    const fn = this.mapping.functionName;
+    const looped = records.filter(
+      (r) => countOf(parseLineage(r.traceHeader), fn) >= MAX_RECURSIVE_INVOCATIONS,
+    );
+    if (looped.length === 0 || !(await this.deps.terminatesLoops(fn))) return { looped: [], rest: records };
+    this.stats.recursiveLoopsStopped += looped.length;
+    this.log(`${looped.length} record(s) for ${fn} stopped: recursive loop detected`);
+    return { looped, rest: records.filter((r) => !looped.includes(r)) };
+  }
+
+  /**
    * Invoke the function with one batch, synchronously through the frontend.
    * Throttles and platform errors back off and try again (not an attempt);
-   * null when the poller stopped meanwhile.
+   * null when the poller stopped meanwhile. The run carries the chain lineage
+   * of its records' trace headers, so a loop through the broker is counted.
    */
-  async invoke(payload: Buffer): Promise<InvokeResponse | null> {
+  async invoke(payload: Buffer, records: SourceRecord[]): Promise<InvokeResponse | null> {
     const m = this.mapping;
+    const lineage: Lineage = mergeLineages(records.map((r) => parseLineage(r.traceHeader)));
     let n = 0;
     for (;;) {
       try {
@@ -243,6 +275,7 @@ export class MappingPoller {
               : { name: m.functionName },
           payload,
           region: m.region,
+          ...(Object.keys(lineage).length > 0 ? { lineage } : {}),
           maxPayloadBytes: this.deps.maxPayloadBytes,
           // The connectors build the event with JSON.stringify.
           payloadIsJson: true,

@@ -17,7 +17,13 @@ import {
 import { connect, nanos } from "@nats-io/transport-node";
 import { redact } from "../control/broker-uri.js";
 import { natsOptions } from "../control/egress.js";
-import { type ConnectorOptions, lostSignal, type SourceRecord, type StreamConnector } from "./connector.js";
+import {
+  type ConnectorOptions,
+  lostSignal,
+  type SourceRecord,
+  type StreamConnector,
+  traceHeaderOf,
+} from "./connector.js";
 import { kinesisRecord } from "./kinesis-record.js";
 import { batchRange, recordsPayload } from "./stream-consumer.js";
 
@@ -104,7 +110,8 @@ export async function openNats(opts: ConnectorOptions): Promise<StreamConnector>
       ...(opts.invokeIdentityArn !== undefined ? { invokeIdentityArn: opts.invokeIdentityArn } : {}),
       lambent: { source: "nats", stream, subject: msg.subject, sequence: msg.seq, headers },
     });
-    return { ...record, msg };
+    const traceHeader = traceHeaderOf(headers);
+    return { ...record, msg, ...(traceHeader !== undefined ? { traceHeader } : {}) };
   };
 
   return {

@@ -101,11 +101,22 @@ async function runBatch(
     p.stats.recordsFiltered += dropped.length;
     p.finished(dropped.length);
   }
-  if (kept.length === 0) return;
+  const { looped, rest } = await p.takeLooped(kept);
+  if (looped.length > 0) await giveUp(p, conn, looped, 0, undefined, "RecursiveInvocationDetected");
+  if (rest.length === 0) return;
+  await invokeBatch(p, conn, filter, rest);
+}
+
+async function invokeBatch(
+  p: MappingPoller,
+  conn: QueueConnector,
+  filter: RecordFilter,
+  kept: QueueMessage[],
+): Promise<void> {
   const payload = conn.payload(kept);
   let res: Awaited<ReturnType<MappingPoller["invoke"]>>;
   try {
-    res = await p.invoke(payload);
+    res = await p.invoke(payload, kept);
   } catch (err) {
     if (!(err instanceof LambdaError && err.type === "RequestTooLargeException")) throw err;
     if (kept.length === 1) {
@@ -152,12 +163,13 @@ async function giveUp(
   messages: QueueMessage[],
   attempts: number,
   last: Awaited<ReturnType<MappingPoller["invoke"]>> | undefined,
+  condition: "RetriesExhausted" | "RecursiveInvocationDetected" = "RetriesExhausted",
 ): Promise<void> {
   const m = p.mapping;
   const record = invocationRecord({
     requestId: last?.requestId ?? "",
     functionArn: functionArn(m.region, m.functionName, m.qualifier ?? undefined),
-    condition: "RetriesExhausted",
+    condition,
     approximateInvokeCount: attempts,
     requestPayload: conn.payload(messages),
     ...(last

@@ -8,7 +8,13 @@ import amqp, { type Channel, type ChannelModel, type ConsumeMessage } from "amqp
 import { amqpVhost, redact } from "../control/broker-uri.js";
 import { pinBrokerUri } from "../control/egress.js";
 import { parsedData } from "../control/event-filter.js";
-import { type ConnectorOptions, lostSignal, type QueueConnector, type QueueMessage } from "./connector.js";
+import {
+  type ConnectorOptions,
+  lostSignal,
+  type QueueConnector,
+  type QueueMessage,
+  traceHeaderOf,
+} from "./connector.js";
 
 interface RmqMessage extends QueueMessage {
   raw: ConsumeMessage;
@@ -75,7 +81,9 @@ export async function openRabbitMq(opts: ConnectorOptions): Promise<QueueConnect
             .update(JSON.stringify(p.headers ?? {}))
             .digest("hex");
     const now = Date.now();
+    const traceHeader = traceHeaderOf(p.headers);
     return {
+      ...(traceHeader !== undefined ? { traceHeader } : {}),
       id,
       key: id,
       arrivalMs: typeof p.timestamp === "number" ? p.timestamp * 1000 : now,

@@ -8,7 +8,13 @@
 import { Redis } from "ioredis";
 import { redact } from "../control/broker-uri.js";
 import { redisOptions } from "../control/egress.js";
-import { type ConnectorOptions, lostSignal, type SourceRecord, type StreamConnector } from "./connector.js";
+import {
+  type ConnectorOptions,
+  lostSignal,
+  type SourceRecord,
+  type StreamConnector,
+  traceHeaderOf,
+} from "./connector.js";
 import { kinesisRecord } from "./kinesis-record.js";
 import { batchRange, recordsPayload } from "./stream-consumer.js";
 
@@ -80,7 +86,8 @@ export async function openRedis(opts: ConnectorOptions, state: RedisPollerState)
   const toRecord = (id: string, flat: string[]): SourceRecord => {
     const fields: Record<string, string> = {};
     for (let i = 0; i + 1 < flat.length; i += 2) fields[flat[i] as string] = flat[i + 1] as string;
-    return kinesisRecord({
+    const traceHeader = traceHeaderOf(fields);
+    const record = kinesisRecord({
       sequenceNumber: id,
       // A `partitionKey` field names it; else the stream's key (one shard per stream).
       partitionKey: fields.partitionKey ?? key,
@@ -91,6 +98,7 @@ export async function openRedis(opts: ConnectorOptions, state: RedisPollerState)
       ...(opts.invokeIdentityArn !== undefined ? { invokeIdentityArn: opts.invokeIdentityArn } : {}),
       lambent: { source: "redis", stream: key, id, fields },
     });
+    return traceHeader !== undefined ? { ...record, traceHeader } : record;
   };
 
   const read = async (id: string, max: number, blockMs?: number): Promise<Entry[]> => {

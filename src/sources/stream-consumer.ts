@@ -56,7 +56,9 @@ export async function runStream(p: MappingPoller, conn: StreamConnector): Promis
       p.stats.recordsFiltered += dropped.length;
       p.finished(dropped.length);
     }
-    const done = await processRecords(p, conn, kept);
+    const { looped, rest } = await p.takeLooped(kept);
+    if (looped.length > 0) await giveUp(p, conn, looped, "RecursiveInvocationDetected", 0, undefined);
+    const done = await processRecords(p, conn, rest);
     p.stats.inFlightRecords = 0;
     if (!done) return;
   }
@@ -128,7 +130,7 @@ async function processRecords(
     }
     let res: InvokeResponse | null;
     try {
-      res = await p.invoke(conn.payload(rest));
+      res = await p.invoke(conn.payload(rest), rest);
     } catch (err) {
       if (!(err instanceof LambdaError && err.type === "RequestTooLargeException")) throw err;
       if (rest.length === 1) {
