@@ -71,6 +71,20 @@ describe("filter patterns", () => {
     expect(matching("[ip, id, user, ..., status_code = 200 || status_code = 404, bytes]")).toEqual([6, 7]);
   });
 
+  it("patterns that would backtrack without end are refused or matched in linear time", () => {
+    for (const bad of ["%(a+)+$%", "%(a|aa)*b%", "%(x)\\1%", "%a(?=b)%", "{ $.user.id = %(\\w+)*!% }"]) {
+      expect(() => compileFilterPattern(bad), bad).toThrow(/Unsupported regular expression/);
+    }
+    const long = "a".repeat(100_000);
+    // 100 stars, 100 ellipses: no exponential search (each finishes at once).
+    expect(compileFilterPattern(`{ $.v = "${"*a".repeat(100)}*b" }`)(JSON.stringify({ v: long }))).toBe(
+      false,
+    );
+    const fields = `[${Array.from({ length: 100 }, () => "...").join(", ")}, last = "z"]`;
+    expect(compileFilterPattern(fields)(Array.from({ length: 2000 }, () => "x").join(" "))).toBe(false);
+    expect(compileFilterPattern(fields)("x x z")).toBe(true);
+  });
+
   it("malformed patterns are errors", () => {
     for (const bad of ['{ $.level = "ERROR" ', "{ level = 1 }", '"unterminated', "{ $.a > abc }", "[a, b"]) {
       expect(() => compileFilterPattern(bad), bad).toThrow(FilterPatternError);

@@ -7,9 +7,11 @@
  *   both; `"quoted phrase"` is one term (needed for non-alphanumeric characters); `-term` excludes
  *   (`ERROR -Exiting`); `?term` makes the `?` terms alternatives (`?ERROR ?WARN`), and a message matches
  *   when any of them appears (while every plain term and no excluded term does);
- * - `%regex%`: a regular expression over the message (AWS's subset; compiled as JavaScript's);
+ * - `%regex%`: a regular expression over the message, compiled as JavaScript's, without the
+ *   constructs that can backtrack without end (back-references, lookarounds, a repeated group that
+ *   holds a quantifier or alternatives): the server runs it over every event it examines;
  * - JSON patterns `{ <selector> <op> <value> }` over a message that is a JSON object:
- *   selectors `$.a.b`, `$.list[0]`, `$.*` is not supported; `=` / `!=` with strings (quoted or bare,
+ *   selectors `$.a.b`, `$.list[0]` (not `$.*`); `=` / `!=` with strings (quoted or bare,
  *   `*` a wildcard) or `%regex%`; `=`, `!=`, `<`, `>`, `<=`, `>=` with numbers; `IS TRUE`, `IS FALSE`,
  *   `IS NULL`, `EXISTS`, `NOT EXISTS`; conditions joined by `&&` and `||` (`&&` binds tighter),
  *   grouped with parentheses;
@@ -17,6 +19,7 @@
  *   (separated by spaces; `"…"` and `[…]` keep spaces inside one field), each named field optionally
  *   compared (`=`, `!=` with wildcards; numeric comparisons), `...` standing for any number of fields,
  *   `&&` / `||` inside one field's condition.
+ * Wildcards and `...` are matched in linear / polynomial time, never by unbounded backtracking.
  *
  * A pattern that does not parse is an InvalidParameterException "Invalid filter pattern" (thrown by
  * the caller from a FilterPatternError).
@@ -43,12 +46,7 @@ interface Term {
 }
 
 function regexTerm(body: string): (m: string) => boolean {
-  let re: RegExp;
-  try {
-    re = new RegExp(body);
-  } catch {
-    throw new FilterPatternError(`Invalid regular expression: %${body}%`);
-  }
+  const re = regexFor(body);
   return (m) => re.test(m);
 }
 
@@ -204,13 +202,28 @@ function select(doc: unknown, path: Array<string | number>): unknown {
   return v;
 }
 
+/**
+ * `*` matches any run of characters. Matched piece by piece (each piece at its first place after
+ * the previous one, the last at the end): linear time, however many stars.
+ */
 function wildcard(pattern: string): (s: string) => boolean {
   if (!pattern.includes("*")) return (s) => s === pattern;
-  const re = new RegExp(`^${pattern.split("*").map(escapeRe).join(".*")}$`, "s");
-  return (s) => re.test(s);
+  const pieces = pattern.split("*");
+  const head = pieces[0] as string;
+  const tail = pieces[pieces.length - 1] as string;
+  const middle = pieces.slice(1, -1);
+  return (s) => {
+    if (s.length < head.length + tail.length || !s.startsWith(head) || !s.endsWith(tail)) return false;
+    let at = head.length;
+    const end = s.length - tail.length;
+    for (const piece of middle) {
+      const found = s.indexOf(piece, at);
+      if (found < 0 || found + piece.length > end) return false;
+      at = found + piece.length;
+    }
+    return true;
+  };
 }
-
-const escapeRe = (s: string) => s.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
 
 function compare(op: string, a: number, b: number): boolean {
   switch (op) {
@@ -330,7 +343,20 @@ class JsonParser {
   }
 }
 
+/** A repeated group that holds a quantifier or alternatives (`(a+)+`, `(a|aa)*`): exponential backtracking. */
+const NESTED_QUANTIFIER = /\((?:[^()\\]|\\.)*(?:[*+|]|\{\d+,?\d*\})(?:[^()\\]|\\.)*\)(?:[*+]|\{\d+,?\d*\})/;
+
+/**
+ * A `%regex%` body, compiled as JavaScript's. The pattern runs on the server over every examined
+ * event, so the constructs that make backtracking explode are refused: back-references,
+ * lookarounds and nested quantifiers (AWS's own regex subset has none of them).
+ */
 function regexFor(body: string): RegExp {
+  if (/\\[1-9k]|\(\?<?[=!]/.test(body) || NESTED_QUANTIFIER.test(body)) {
+    throw new FilterPatternError(
+      `Unsupported regular expression: %${body}% (no back-references, lookarounds, or repeated groups holding quantifiers or alternatives)`,
+    );
+  }
   try {
     return new RegExp(body);
   } catch {
@@ -400,19 +426,29 @@ function compileSpaceDelimited(text: string): Matcher {
           if (/^[\w-]+$/.test(s)) return { ellipsis: false };
           return { ellipsis: false, test: fieldCondition(s) };
         });
-  return (m) => matchFields(fields, 0, splitMessage(m), 0);
+  return (m) => matchFields(fields, 0, splitMessage(m), 0, new Set());
 }
 
-function matchFields(fields: Field[], fi: number, values: string[], vi: number): boolean {
+/** Fields from `fi` on against values from `vi` on; `failed` remembers (fi, vi) pairs that did not match. */
+function matchFields(
+  fields: Field[],
+  fi: number,
+  values: string[],
+  vi: number,
+  failed: Set<number>,
+): boolean {
   if (fi === fields.length) return vi === values.length;
+  const key = fi * (values.length + 1) + vi;
+  if (failed.has(key)) return false;
   const f = fields[fi] as Field;
+  let ok = false;
   if (f.ellipsis) {
-    for (let k = vi; k <= values.length; k++) if (matchFields(fields, fi + 1, values, k)) return true;
-    return false;
+    for (let k = vi; k <= values.length && !ok; k++) ok = matchFields(fields, fi + 1, values, k, failed);
+  } else if (vi < values.length && (!f.test || f.test(values[vi] as string))) {
+    ok = matchFields(fields, fi + 1, values, vi + 1, failed);
   }
-  if (vi >= values.length) return false;
-  if (f.test && !f.test(values[vi] as string)) return false;
-  return matchFields(fields, fi + 1, values, vi + 1);
+  if (!ok) failed.add(key);
+  return ok;
 }
 
 function splitTopLevel(s: string, sep: string): string[] {
