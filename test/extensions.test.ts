@@ -273,9 +273,10 @@ describe.each(["bwrap", "process"] as const)("extensions under the %s sandbox dr
       expect(e.record.metrics.durationMs).toBeGreaterThanOrEqual(0);
       ids.push(e.record.requestId);
     }
-    const invokedIds = collector.received
-      .filter((r) => events("ext-telemetry", "INVOKE")(r))
-      .map((r) => (r.body as { event: { requestId: string } }).event.requestId);
+    // The extension reports each INVOKE on its own: it may arrive after the telemetry of that invoke.
+    const invokedIds = (await collector.waitFor(events("ext-telemetry", "INVOKE"), 3)).map(
+      (r) => (r.body as { event: { requestId: string } }).event.requestId,
+    );
     for (const id of ids) expect(invokedIds).toContain(id);
     expect(new Set(ids).size).toBe(3);
   });
