@@ -32,8 +32,12 @@ export const RETENTION_DAYS = [
 /** Lambda-sized response caps: 1 MB of events, 10,000 events. */
 const MAX_RESPONSE_BYTES = 1024 * 1024;
 const MAX_EVENTS = 10_000;
-/** FilterLogEvents examines at most this many events per call, then answers with a nextToken. */
+/**
+ * FilterLogEvents examines at most this many events, for at most this long, per call, then answers
+ * with a nextToken (maybe with no events, as AWS may): one call never holds the event loop for long.
+ */
 const FILTER_SCAN_BUDGET = 50_000;
+const FILTER_TIME_BUDGET_MS = 500;
 const SCAN_CHUNK = 1000;
 /** PutLogEvents: a batch's size (each message's UTF-8 bytes + 26) and span, and accepted ages. */
 const MAX_BATCH_BYTES = 1_048_576;
@@ -544,7 +548,8 @@ export class CloudWatchLogs {
     let scanned = 0;
     let exhausted = false;
     let full = false;
-    while (!full && scanned < FILTER_SCAN_BUDGET) {
+    const deadline = performance.now() + FILTER_TIME_BUDGET_MS;
+    while (!full && scanned < FILTER_SCAN_BUDGET && performance.now() < deadline) {
       let q = this.store.db
         .selectFrom("log_events")
         .select(["id", "stream_name", "timestamp", "message", "ingestion_time"])
@@ -582,6 +587,10 @@ export class CloudWatchLogs {
         }
         at = { timestamp: r.timestamp, id: r.id };
         scanned++;
+        if (scanned % 64 === 0 && performance.now() >= deadline) {
+          full = true;
+          break;
+        }
       }
       if (rows.length < SCAN_CHUNK && !full) {
         exhausted = true;
