@@ -136,7 +136,7 @@ export class BwrapDriver implements SandboxDriver {
     if (!args) {
       args = this.#stage
         .acquire(rootfs, true)
-        .then((root) => systemViewArgs(this.#stage.etcDir, this.#options.network, root));
+        .then((root) => systemViewArgs(this.#stage.etcDir, this.#options.network, root.path));
       this.#rootfsArgs.set(rootfs, args);
     }
     return args;
@@ -324,7 +324,7 @@ export class BwrapDriver implements SandboxDriver {
   async #sources(spec: SandboxSpec, resources: EnvironmentResources): Promise<MountSources> {
     const { mounts, limits } = spec;
     const pinned = (dir: string | undefined) =>
-      dir === undefined ? undefined : this.#stage.acquire(dir, true);
+      dir === undefined ? undefined : this.#stage.acquire(dir, true).then((staged) => staged.path);
     const disk = this.#scratch.unavailable === undefined;
     const stemDir = resources.stemDir;
     const [system, runtimeDir, langDir, sdkDir, task, opt, tmp] = await Promise.all([
@@ -372,6 +372,7 @@ export class BwrapDriver implements SandboxDriver {
     await Promise.all([...this.#live].map((sandbox) => sandbox.destroy().catch(report)));
     await this.#options.cgroups.sweep().catch(report);
     await this.#options.cgroups.release().catch(report);
+    await this.#scratch.close().catch(report);
     await this.#stage.unmount().catch(report);
     await sweepScratch(this.#scratch.imagesDir).catch(report);
     await this.#views.unmountAll().catch(report);
@@ -532,14 +533,29 @@ class EnvironmentResources {
     if (stemDir !== undefined) this.#releases.push(() => removeMountPoints(stemDir));
   }
 
-  overlay(hostDir: string): Promise<string> {
-    this.#releases.push(() => this.stage.release(hostDir));
-    return this.stage.acquire(hostDir);
+  async overlay(hostDir: string): Promise<string> {
+    const acquiring = this.stage.acquire(hostDir);
+    this.#releases.push(() =>
+      acquiring.then(
+        (staged) => staged.release(),
+        () => undefined,
+      ),
+    );
+    return (await acquiring).path;
   }
 
-  disk(sizeMb: number, at?: string): Promise<string> {
-    this.#releases.push(() => this.scratch.remove(this.id, at));
-    return this.scratch.create(this.id, sizeMb, at);
+  /** A /tmp disk of its own (a ready spare when there is one), also bound on `at` if given (a stem cell's /tmp). */
+  async disk(sizeMb: number, at?: string): Promise<string> {
+    const taking = this.scratch.take(sizeMb);
+    this.#releases.push(() =>
+      taking.then(
+        (disk) => this.scratch.remove(disk),
+        () => undefined,
+      ),
+    );
+    const disk = await taking;
+    if (at !== undefined) await bindMount(disk.path, at);
+    return disk.path;
   }
 
   /** A stem cell gets its function: code and layers on its shared mount points, its /tmp disk. */

@@ -9,17 +9,30 @@
  * runtime root filesystems) are each shown through a read-only overlay whose layers are named
  * `/dev/fd/3:/dev/fd/4`, so its root is `/` and its options name nothing.
  */
-import { mkdir, rmdir } from "node:fs/promises";
+import { mkdir, rmdir, stat } from "node:fs/promises";
 import { join } from "node:path";
 import { mountOverlay, mountTmpfs, removeMountPoints, unmount } from "./mounts.js";
 
 interface Overlay {
-  path: string;
+  hostDir: string;
+  /** The directory it shows (a directory replaced since gets a new overlay). */
+  dev: number;
+  ino: number;
   refs: number;
   /** Pinned overlays (runtime files, language builds) stay until the stage is unmounted. */
   pinned: boolean;
+  /** Its mount point once mounted (or `hostDir` itself if overlayfs refused it). */
   ready: Promise<string>;
 }
+
+/** A directory shown through the stage; `release` once the environment using it is gone. */
+export interface StagedDir {
+  path: string;
+  release(): Promise<void>;
+}
+
+/** Unused overlays kept mounted for the next cold start of the same code (oldest unmounted first). */
+const MAX_IDLE_OVERLAYS = 32;
 
 export class Stage {
   /** Generated /etc files (passwd, group, hosts, resolv.conf). */
@@ -33,6 +46,8 @@ export class Stage {
   readonly #emptyDir: string;
   readonly #overlaysDir: string;
   readonly #overlays = new Map<string, Overlay>();
+  /** Overlays no environment uses now, oldest first. */
+  readonly #idle = new Set<Overlay>();
   #sequence = 0;
   /** Set when an overlay cannot be mounted here (an unusual filesystem): binds show their host paths. */
   overlayFailure: string | undefined;
@@ -62,18 +77,27 @@ export class Stage {
   /** Unmounts everything on the stage and the stage itself. */
   async unmount(): Promise<void> {
     this.#overlays.clear();
+    this.#idle.clear();
     await removeMountPoints(this.dir);
   }
 
   /**
-   * A path showing `hostDir`'s content with no host path in /proc (an overlay on the stage), shared
-   * by every environment that uses the same directory; `release` it when done (unless pinned).
-   * Falls back to `hostDir` itself if overlayfs refuses it (logged once, kept in `overlayFailure`).
+   * `hostDir`'s content shown with no host path in /proc (an overlay on the stage), shared by every
+   * environment using the same directory and kept a while after the last one is gone. Falls back to
+   * `hostDir` itself if overlayfs refuses it (logged once, kept in `overlayFailure`).
    */
-  acquire(hostDir: string, pinned = false): Promise<string> {
+  async acquire(hostDir: string, pinned = false): Promise<StagedDir> {
+    const now = await stat(hostDir);
     let overlay = this.#overlays.get(hostDir);
+    if (overlay !== undefined && (overlay.dev !== now.dev || overlay.ino !== now.ino)) {
+      // The directory was replaced (code removed and extracted again): the old overlay shows the old one.
+      this.#overlays.delete(hostDir);
+      this.#idle.delete(overlay);
+      if (overlay.refs === 0) void this.#drop(overlay);
+      overlay = undefined;
+    }
     if (overlay === undefined) {
-      // A fresh mount point per mount: an unmount of a released one never meets a new one.
+      // A fresh mount point per mount: an unmount of a dropped one never meets a new one.
       const path = join(this.#overlaysDir, `${++this.#sequence}`);
       const ready = mkdir(path)
         .then(() => mountOverlay(hostDir, this.#emptyDir, path))
@@ -89,21 +113,40 @@ export class Stage {
             return hostDir;
           },
         );
-      overlay = { path, refs: 0, pinned, ready };
+      overlay = { hostDir, dev: now.dev, ino: now.ino, refs: 0, pinned, ready };
       this.#overlays.set(hostDir, overlay);
     }
+    this.#idle.delete(overlay);
     overlay.refs++;
     overlay.pinned ||= pinned;
-    return overlay.ready;
+    const held = overlay;
+    let released = false;
+    return {
+      path: await held.ready,
+      release: async () => {
+        if (released) return;
+        released = true;
+        await this.#release(held);
+      },
+    };
   }
 
-  /** One user of `hostDir` is gone; the last one unmounts its overlay. */
-  async release(hostDir: string): Promise<void> {
-    const overlay = this.#overlays.get(hostDir);
-    if (overlay === undefined || --overlay.refs > 0 || overlay.pinned) return;
-    this.#overlays.delete(hostDir);
+  async #release(overlay: Overlay): Promise<void> {
+    if (--overlay.refs > 0 || overlay.pinned) return;
+    if (this.#overlays.get(overlay.hostDir) !== overlay) return this.#drop(overlay);
+    this.#idle.add(overlay);
+    while (this.#idle.size > MAX_IDLE_OVERLAYS) {
+      const [oldest] = this.#idle;
+      if (oldest === undefined) break;
+      this.#idle.delete(oldest);
+      this.#overlays.delete(oldest.hostDir);
+      await this.#drop(oldest);
+    }
+  }
+
+  async #drop(overlay: Overlay): Promise<void> {
     const path = await overlay.ready;
-    if (path === hostDir) return;
+    if (path === overlay.hostDir) return;
     await unmount(path);
     await rmdir(path).catch(() => undefined);
   }

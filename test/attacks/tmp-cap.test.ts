@@ -29,7 +29,8 @@ function fill(path, limitMiB) {
   }
 }
 exports.handler = async () => {
-  const mount = fs.readFileSync("/proc/self/mounts", "utf8").split("\\n").find((l) => l.split(" ")[1] === "/tmp");
+  // The last mount on /tmp is the one seen (a stem cell's disk is mounted over its placeholder).
+  const mount = fs.readFileSync("/proc/self/mounts", "utf8").split("\\n").filter((l) => l.split(" ")[1] === "/tmp").pop();
   const first = fill("/tmp/first", 300);
   const rest = fill("/tmp/rest");
   const { bsize, blocks } = fs.statfsSync("/tmp");
@@ -79,7 +80,13 @@ describe("/tmp in a bwrap sandbox", () => {
       { client: server.lambda, minDelay: 0.1, maxDelay: 0.5, maxWaitTime: 30 },
       { FunctionName: "fill-tmp" },
     );
+    // Served by a stem cell: its disk is mounted into the running sandbox when it is adopted (the
+    // driver's own tests cover a sandbox started with its disk).
+    const stems = server.platform.worker.stemCells;
+    await stems.whenReady("nodejs20.x");
+    const taken = stems.stats.taken;
     const r = await invoke(server.lambda, "fill-tmp");
+    expect(stems.stats.taken).toBe(taken + 1);
     expect(r.functionError).toBeUndefined();
     const out = r.json as {
       mount: string;
