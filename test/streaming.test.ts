@@ -33,6 +33,14 @@ exports.handler = awslambda.streamifyResponse(async (event, responseStream, cont
   responseStream.write("first;");
   if (event.gate) await wait(event.gate);
   if (event.mode === "fail") throw new TypeError("broke part-way");
+  if (event.mode === "big") {
+    const piece = Buffer.alloc(64 * 1024, 120);
+    for (let i = 0; i < 128; i++) {
+      if (!responseStream.write(piece)) await new Promise((r) => responseStream.once("drain", r));
+    }
+    responseStream.end();
+    return;
+  }
   if (event.mode === "hang") await new Promise(() => setInterval(() => {}, 1000));
   responseStream.write("second;" + context.functionName);
   if (event.mode !== "noend") responseStream.end();
@@ -155,6 +163,14 @@ function scenario(label: string, overrides: Partial<ServerOptions>) {
         const log = Buffer.from(got.complete?.LogResult ?? "", "base64").toString();
         expect(log).toContain("END RequestId:");
         expect(log).toContain("REPORT RequestId:");
+      });
+
+      it("streams past the 6 MB buffered limit (8 MB in 64 KB writes, with backpressure)", async () => {
+        const out = await send("streamer", { mode: "big" });
+        const got = await drain(out.EventStream as AsyncIterable<InvokeWithResponseStreamResponseEvent>);
+        expect(got.text.length).toBe(6 + 8 * 1024 * 1024);
+        expect(got.text.replace(/x/g, "")).toBe("first;");
+        expect(got.complete).toEqual({});
       });
 
       it("ends the stream with Sandbox.Timedout when the function runs past its timeout part-way", async () => {

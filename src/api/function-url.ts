@@ -25,6 +25,7 @@ import type { InvokeResponse } from "../frontend/invoke.js";
 import type { Platform } from "../platform.js";
 import { sandboxOriginOf } from "../worker/platform-api.js";
 import { assertOwnCredentials } from "./auth.js";
+import { drained } from "./routes/invoke.js";
 
 const HOST_RE = /^([a-z0-9]{32})\.lambda-url\.([a-z0-9-]+)\.[^:]*(?::\d+)?$/i;
 const PATH_PREFIX = "/_lambent/urls/";
@@ -459,20 +460,26 @@ class StreamedAnswer {
     this.writeHead({ statusCode: 200, headers: { "content-type": head.contentType }, cookies: [] });
   }
 
-  chunk(bytes: Buffer): void {
+  chunk(bytes: Buffer): Promise<void> | undefined {
     if (this.prelude) {
       this.prelude.push(bytes);
       this.preludeBytes += bytes.length;
       const all = Buffer.concat(this.prelude, this.preludeBytes);
       const at = all.indexOf(DELIMITER);
-      if (at < 0) return;
+      if (at < 0) return undefined;
       this.prelude = null;
       const head = preludeHead(all.subarray(0, at));
       this.writeHead(head ?? { statusCode: 502, headers: {}, cookies: [] });
-      if (!head) return void this.res.end();
+      if (!head) {
+        this.res.end();
+        return undefined;
+      }
       bytes = all.subarray(at + DELIMITER.length);
     }
-    if (bytes.length > 0 && this.req.method !== "HEAD" && !this.res.writableEnded) this.res.write(bytes);
+    if (bytes.length === 0 || this.req.method === "HEAD" || this.res.writableEnded || this.res.destroyed) {
+      return undefined;
+    }
+    return this.res.write(bytes) ? undefined : drained(this.res);
   }
 
   private writeHead(a: Omit<Answer, "body">): void {

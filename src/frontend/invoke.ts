@@ -42,7 +42,8 @@ export interface InvokeRequest {
 export interface InvokeStream {
   /** The function began streaming: the caller can answer its headers now. */
   start(head: { contentType: string; executedVersion: string; requestId: string }): void;
-  chunk(bytes: Buffer): void;
+  /** A promise asks for a pause until it settles (backpressure from the caller's client). */
+  chunk(bytes: Buffer): Promise<void> | undefined;
 }
 
 export interface InvokeResponse {

@@ -27,8 +27,11 @@ export interface InvokeInput {
 export interface ResponseStreamSink {
   /** The runtime began its streamed response, with this content type. */
   start(contentType: string): void;
-  /** One piece of the response, as the runtime wrote it. */
-  chunk(bytes: Buffer): void;
+  /**
+   * One piece of the response, as the runtime wrote it. A promise asks the reader to pause until it
+   * settles (the caller's client is slower than the function): the runtime's writes then wait too.
+   */
+  chunk(bytes: Buffer): Promise<void> | undefined;
 }
 
 export interface InvokeOutcome {

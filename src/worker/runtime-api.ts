@@ -329,8 +329,15 @@ export class RuntimeApiServer {
         over = true;
         return;
       }
-      if (sink) sink.chunk(c);
-      else buffered.push(c);
+      if (!sink) {
+        buffered.push(c);
+        return;
+      }
+      const wait = sink.chunk(c);
+      if (wait) {
+        req.pause();
+        void wait.finally(() => req.resume());
+      }
     });
     req.on("end", () => {
       if (this.streaming !== req) return;

@@ -1,4 +1,5 @@
 /** Invoke (RequestResponse, Event, DryRun) and the legacy InvokeAsync. */
+import type { ServerResponse } from "node:http";
 import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
 import { parseLineage } from "../../async/lineage.js";
 import { parseFunctionRef } from "../../control/arn.js";
@@ -118,8 +119,9 @@ async function invokeWithResponseStream(
       "x-amzn-RequestId": requestId,
     });
   };
-  const chunk = (bytes: Buffer) => {
-    if (bytes.length > 0 && !raw.destroyed) raw.write(eventMessage("PayloadChunk", OCTETS, bytes));
+  const chunk = (bytes: Buffer): Promise<void> | undefined => {
+    if (bytes.length === 0 || raw.destroyed) return undefined;
+    return raw.write(eventMessage("PayloadChunk", OCTETS, bytes)) ? undefined : drained(raw);
   };
   let res: InvokeResponse;
   try {
@@ -152,6 +154,19 @@ async function invokeWithResponseStream(
 }
 
 const OCTETS = "application/octet-stream";
+
+/** Settles when the client has taken what was written (or is gone). */
+export function drained(res: ServerResponse): Promise<void> {
+  return new Promise((resolve) => {
+    const done = () => {
+      res.off("drain", done);
+      res.off("close", done);
+      resolve();
+    };
+    res.on("drain", done);
+    res.on("close", done);
+  });
+}
 const STREAM_PIECE = 64 * 1024;
 
 function complete(fields: Record<string, string>): Buffer {
