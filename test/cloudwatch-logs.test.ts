@@ -19,6 +19,8 @@ import {
   DeleteRetentionPolicyCommand,
   DescribeLogGroupsCommand,
   DescribeLogStreamsCommand,
+  DescribeMetricFiltersCommand,
+  DescribeSubscriptionFiltersCommand,
   FilterLogEventsCommand,
   GetLogEventsCommand,
   ListTagsForResourceCommand,
@@ -451,11 +453,15 @@ describe("tags and TestMetricFilter", () => {
     });
   });
 
-  it("TestMetricFilter answers which messages a pattern matches", async () => {
+  it("TestMetricFilter answers which messages a pattern matches; no metric or subscription filters exist", async () => {
     const out = await logs.send(
       new TestMetricFilterCommand({ filterPattern: '{ $.level = "ERROR" }', logEventMessages: APP_LINES }),
     );
     expect(out.matches?.map((m) => m.eventNumber)).toEqual([4]);
+    const filters = await logs.send(new DescribeMetricFiltersCommand({ logGroupName: GROUP }));
+    expect(filters.metricFilters).toEqual([]);
+    const subs = await logs.send(new DescribeSubscriptionFiltersCommand({ logGroupName: GROUP }));
+    expect(subs.subscriptionFilters).toEqual([]);
   });
 });
 

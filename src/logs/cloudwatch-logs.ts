@@ -602,6 +602,19 @@ export class CloudWatchLogs {
     return out;
   }
 
+  /** Lambent keeps no metric filters: DescribeMetricFilters lists none (of an existing group, if named). */
+  async describeMetricFilters(input: Input): Promise<Input> {
+    const group = str(input.logGroupName);
+    if (group !== undefined) await this.groupRow(group);
+    return { metricFilters: [] };
+  }
+
+  /** Nor subscription filters: DescribeSubscriptionFilters lists none of an existing group. */
+  async describeSubscriptionFilters(input: Input): Promise<Input> {
+    await this.groupRow(this.groupOf(input) as string);
+    return { subscriptionFilters: [] };
+  }
+
   /** TestMetricFilter: which of the given messages the pattern matches (1-based event numbers). */
   testMetricFilter(input: Input): Input {
     let matcher: (m: string) => boolean;

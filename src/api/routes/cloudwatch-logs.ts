@@ -68,6 +68,8 @@ export function registerCloudWatchLogsRoutes(app: FastifyInstance, platform: Pla
     GetLogEvents: (i) => logs.getLogEvents(i),
     FilterLogEvents: (i) => logs.filterLogEvents(i),
     TestMetricFilter: (i) => logs.testMetricFilter(i),
+    DescribeMetricFilters: (i) => logs.describeMetricFilters(i),
+    DescribeSubscriptionFilters: (i) => logs.describeSubscriptionFilters(i),
     TagLogGroup: (i) => logs.tagLogGroup(i.logGroupName as string, i.tags as Record<string, string>),
     UntagLogGroup: (i) => logs.untagLogGroup(i.logGroupName as string, i.tags as string[]),
     ListTagsLogGroup: (i) => logs.listTags(i.logGroupName as string),
