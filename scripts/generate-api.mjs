@@ -5,7 +5,9 @@
  * constraint (required, min, max, pattern, enum, list/map sizes, types);
  * and src/api/generated/logs-model.ts: CloudWatch Logs' operations (JSON 1.1,
  * told apart by `X-Amz-Target: Logs_20140328.<Operation>`) and their request shapes,
- * from `logs-2014-03-28.service-2.json` beside it.
+ * from `logs-2014-03-28.service-2.json` beside it; and src/api/generated/scheduler-model.ts:
+ * EventBridge Scheduler's operations (REST-JSON routes like Lambda's) and request shapes, from
+ * `scheduler-2021-06-30.service-2.json` beside it.
  *
  * Sources, read at generate time (nothing is copied wholesale into the repo):
  *  - the botocore model `../shared/aws-models/lambda-2015-03-31.service-2.json`
@@ -28,6 +30,8 @@ const modelPath = join(modelsDir, "lambda-2015-03-31.service-2.json");
 const outPath = join(root, "src/api/generated/lambda-model.ts");
 const logsModelPath = join(modelsDir, "logs-2014-03-28.service-2.json");
 const logsOutPath = join(root, "src/api/generated/logs-model.ts");
+const schedulerModelPath = join(modelsDir, "scheduler-2021-06-30.service-2.json");
+const schedulerOutPath = join(root, "src/api/generated/scheduler-model.ts");
 
 if (process.argv.includes("--check") && !existsSync(modelPath)) {
   // A user's clone has no botocore models beside it; the generated file is committed. The check
@@ -229,6 +233,42 @@ ${Object.entries(logsShapes.shapes)
 };
 `;
 
+const scheduler = JSON.parse(readFileSync(schedulerModelPath, "utf8"));
+const schedulerOperations = {};
+const schedulerRoots = [];
+for (const name of Object.keys(scheduler.operations).sort()) {
+  const op = scheduler.operations[name];
+  const entry = { method: op.http.method, path: op.http.requestUri, status: op.http.responseCode ?? 200 };
+  if (op.input) {
+    entry.input = op.input.shape;
+    schedulerRoots.push(op.input.shape);
+  }
+  schedulerOperations[name] = entry;
+}
+const schedulerShapes = compactShapes(scheduler, schedulerRoots);
+const schedulerText = `// GENERATED FILE — do not edit by hand.
+// Source: ${relModel(schedulerModelPath)} (botocore model, apiVersion ${scheduler.metadata.apiVersion})
+// Regenerate: node scripts/generate-api.mjs   (check: node scripts/generate-api.mjs --check)
+// Operations: ${Object.keys(schedulerOperations).length}; request shapes: ${Object.keys(schedulerShapes.shapes).length}.
+${schedulerShapes.unusablePatterns.length ? `// Patterns JavaScript cannot compile (not checked): ${schedulerShapes.unusablePatterns.join("; ")}\n` : ""}
+import type { OperationModel, ShapeModel } from "./lambda-model.js";
+
+/** REST-JSON, signed for service \`${scheduler.metadata.signingName}\`. */
+export const SCHEDULER_SIGNING_NAME = ${JSON.stringify(scheduler.metadata.signingName)};
+
+export const SCHEDULER_OPERATIONS: Record<string, OperationModel> = {
+${Object.entries(schedulerOperations)
+  .map(([k, v]) => `  ${k}: ${JSON.stringify(v)},`)
+  .join("\n")}
+};
+
+export const SCHEDULER_SHAPES: Record<string, ShapeModel> = {
+${Object.entries(schedulerShapes.shapes)
+  .map(([k, v]) => `  ${JSON.stringify(k)}: ${JSON.stringify(v)},`)
+  .join("\n")}
+};
+`;
+
 let stale = false;
 for (const [path, content, what] of [
   [outPath, text, `${Object.keys(operations).length} operations, ${Object.keys(shapes).length} shapes`],
@@ -236,6 +276,11 @@ for (const [path, content, what] of [
     logsOutPath,
     logsText,
     `${Object.keys(logsOperations).length} operations, ${Object.keys(logsShapes.shapes).length} shapes`,
+  ],
+  [
+    schedulerOutPath,
+    schedulerText,
+    `${Object.keys(schedulerOperations).length} operations, ${Object.keys(schedulerShapes.shapes).length} shapes`,
   ],
 ]) {
   if (process.argv.includes("--check")) {

@@ -128,6 +128,11 @@ export interface ServerOptions {
    * Default: only when the server listens on loopback only.
    */
   internalDestinations?: boolean;
+  /**
+   * TESTS ONLY: run schedules on a clock `speed` times faster than real time from `anchorMs`
+   * (`LAMBENT_TEST_SCHEDULE_CLOCK=<anchorMs>,<speed>` for `lambent server`). Never in production.
+   */
+  scheduleClock?: { anchorMs: number; speed: number };
 }
 
 /** Is this listen address reachable only from this machine? */

@@ -7,6 +7,7 @@ import { mkdirSync } from "node:fs";
 import { join, resolve } from "node:path";
 import type { FastifyInstance } from "fastify";
 import { buildApp } from "./api/app.js";
+import { existsVia, SchedulePoller } from "./async/schedule-poller.js";
 import { AsyncService } from "./async/service.js";
 import { defaultServerKeyFile } from "./auth/keys.js";
 import { Auth } from "./auth/service.js";
@@ -29,6 +30,7 @@ import { FunctionUrlService } from "./control/function-urls.js";
 import { FunctionService } from "./control/functions.js";
 import { LayerCache, LayerService } from "./control/layers.js";
 import { PermissionService } from "./control/permissions.js";
+import { fastClock, REAL_CLOCK, ScheduleService } from "./control/schedules.js";
 import { lockDataDir } from "./datadir-lock.js";
 import { Assignments } from "./frontend/assignment.js";
 import { Frontend, type InvokeRequest } from "./frontend/invoke.js";
@@ -67,6 +69,8 @@ interface PlatformParts {
   sandbox: DetectedSandboxDriver;
   eventInvokeConfigs: EventInvokeConfigService;
   asyncInvoke: AsyncService;
+  schedules: ScheduleService;
+  schedulePoller: SchedulePoller;
   eventSourceMappings: EventSourceMappingService;
   eventSources: EventSourceSupervisor;
   changes: ChangeFeed | null;
@@ -94,6 +98,9 @@ export class Platform {
   /** Event invoke configs (control) and the async invoke queue and pollers. */
   readonly eventInvokeConfigs: EventInvokeConfigService;
   readonly asyncInvoke: AsyncService;
+  /** EventBridge Scheduler schedules (control) and the poller that fires them into the async queue. */
+  readonly schedules: ScheduleService;
+  readonly schedulePoller: SchedulePoller;
   /** Event source mappings (control) and their pollers. */
   readonly eventSourceMappings: EventSourceMappingService;
   readonly eventSources: EventSourceSupervisor;
@@ -137,6 +144,8 @@ export class Platform {
     this.sandbox = parts.sandbox;
     this.eventInvokeConfigs = parts.eventInvokeConfigs;
     this.asyncInvoke = parts.asyncInvoke;
+    this.schedules = parts.schedules;
+    this.schedulePoller = parts.schedulePoller;
     this.eventSourceMappings = parts.eventSourceMappings;
     this.eventSources = parts.eventSources;
     this.changes = parts.changes;
@@ -233,6 +242,8 @@ export class Platform {
       }
       await platform.asyncInvoke.start();
       acquired.push(() => platform.asyncInvoke.stop());
+      platform.schedulePoller.start();
+      acquired.push(() => platform.schedulePoller.stop());
       acquired.push(() => platform.eventSources.stop());
       await platform.eventSources.start();
       acquired.push(() => platform.provisioned.stop());
@@ -365,6 +376,23 @@ export class Platform {
     );
     const eventInvokeConfigs = new EventInvokeConfigService(store, functions, egress);
     const asyncInvoke = new AsyncService(store, frontend, eventInvokeConfigs, options, egress);
+    const schedules = new ScheduleService(
+      store,
+      options.scheduleClock
+        ? fastClock(options.scheduleClock.anchorMs, options.scheduleClock.speed)
+        : REAL_CLOCK,
+    );
+    const schedulePoller = new SchedulePoller({
+      store,
+      queue: asyncInvoke.queue,
+      schedules,
+      clock: schedules.clock,
+      functionExists: (ref, region) => existsVia(() => frontend.resolve(ref, region)),
+      wakeQueue: () => asyncInvoke.wake(),
+      log: (message) => {
+        if (!options.quiet) console.error(`lambent: ${message}`);
+      },
+    });
     const eventSourceMappings = new EventSourceMappingService(store, functions, egress);
     const settings = new FunctionSettingsService(store, functions);
     const ownership =
@@ -422,6 +450,8 @@ export class Platform {
       sandbox,
       eventInvokeConfigs,
       asyncInvoke,
+      schedules,
+      schedulePoller,
       eventSourceMappings,
       eventSources,
       changes,
@@ -472,6 +502,7 @@ export class Platform {
       // Stop polling event sources; in-flight batches finish.
       await this.eventSources.stop();
       // Stop claiming async events; running ones finish or go back to the queue.
+      await this.schedulePoller.stop();
       await this.asyncInvoke.stop();
       this.platformApi.detach();
       // In-flight invokes get a grace period; then their environments are stopped (the callers get

@@ -38,6 +38,7 @@ import { registerKeyRoutes } from "./routes/keys.js";
 import { registerLayerRoutes } from "./routes/layers.js";
 import { registerLogRoutes } from "./routes/logs.js";
 import { registerPermissionRoutes } from "./routes/permissions.js";
+import { registerScheduleRoutes } from "./routes/schedules.js";
 import { registerTagRoutes } from "./routes/tags.js";
 
 export function buildApp(platform: Platform): FastifyInstance {
@@ -108,6 +109,7 @@ export function buildApp(platform: Platform): FastifyInstance {
   registerPermissionRoutes(app, platform);
   registerFunctionUrlRoutes(app, platform);
   registerKeyRoutes(app, platform);
+  registerScheduleRoutes(app, platform);
   // Last: every model operation nothing above routed gets its AWS-shaped "not supported yet" answer.
   registerUnimplementedOperations(app);
   return app;

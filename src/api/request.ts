@@ -3,7 +3,7 @@ import type { FastifyRequest } from "fastify";
 import { parseFunctionRef } from "../control/arn.js";
 import { InvalidParameterValue, InvalidRequestContent } from "../errors.js";
 
-const SCOPE_RE = /Credential=[^/]+\/\d{8}\/([a-z0-9-]+)\/lambda\/aws4_request/;
+const SCOPE_RE = /Credential=[^/]+\/\d{8}\/([a-z0-9-]+)\/[a-z0-9-]+\/aws4_request/;
 
 /** The region of the request's SigV4 scope, else the server's. */
 export function requestRegion(req: FastifyRequest, fallback: string): string {

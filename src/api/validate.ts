@@ -292,13 +292,17 @@ function checkStructure(
 }
 
 /** The input structure's members gathered from path, query, headers and body. */
-export function gatherInput(op: OperationModel, req: ModelRequest): Record<string, unknown> {
+export function gatherInput(
+  op: OperationModel,
+  req: ModelRequest,
+  shapes: Record<string, ShapeModel> = SHAPES,
+): Record<string, unknown> {
   const input: Record<string, unknown> = {};
-  const shape = op.input ? SHAPES[op.input] : undefined;
+  const shape = op.input ? shapes[op.input] : undefined;
   if (!shape?.members) return input;
   for (const [name, m] of Object.entries(shape.members)) {
     const where = m.locationName ?? name;
-    const memberShape = SHAPES[m.shape];
+    const memberShape = shapes[m.shape];
     if (m.location === "uri") {
       if (req.params[where] !== undefined) input[name] = queryScalar(memberShape, req.params[where]);
     } else if (m.location === "querystring") {
@@ -337,11 +341,11 @@ function queryScalar(shape: ShapeModel | undefined, raw: unknown): unknown {
 }
 
 /** Validate a request against its operation's input shape; throws AWS's ValidationException. */
-export function validateRequest(op: OperationModel, req: ModelRequest): void {
+export function validateRequest(op: OperationModel, req: ModelRequest, t: ShapeTable = LAMBDA_SHAPES): void {
   if (!op.input) return;
   const errors: string[] = [];
   try {
-    checkStructure(LAMBDA_SHAPES, op.input, gatherInput(op, req), "", errors);
+    checkStructure(t, op.input, gatherInput(op, req, t.shapes), "", errors);
   } catch (err) {
     if (err instanceof TypeMismatch) throw InvalidRequestContent(err.message);
     throw err;

@@ -232,6 +232,8 @@ export function requiredPermission(
     });
     return describe(m.name, p, q, region);
   }
+  const scheduler = schedulerPermission(method, path, q, region);
+  if (scheduler) return scheduler;
   for (const r of LAMBENT_ROUTES) {
     if (r.method !== method) continue;
     const hit = r.re.exec(path);
@@ -312,4 +314,45 @@ export function logsPermission(operation: string, body: unknown, region: string)
     return { operation, action, resource: `${base}${group}:log-stream:${b.logStreamName}` };
   }
   return { operation, action, resource: `${base}${group}:*` };
+}
+
+/**
+ * EventBridge Scheduler's operations: `scheduler:<Operation>` on the schedule
+ * (`arn:aws:scheduler:<region>:<account>:schedule/<group>/<name>`, the group from `groupName`, else
+ * `default`), the schedule group, the tagged resource, or `*` for the list operations.
+ */
+function schedulerPermission(
+  method: string,
+  path: string,
+  q: Map<string, string>,
+  region: string,
+): RequiredPermission | undefined {
+  const base = `arn:aws:scheduler:${region}:${ACCOUNT_ID}`;
+  const m = /^\/(schedules|schedule-groups|tags)(?:\/([^/]+))?$/.exec(path);
+  if (!m) return undefined;
+  const [, kind, rawName] = m;
+  const name = rawName === undefined ? undefined : decode(rawName);
+  const verbs: Record<string, string> = { POST: "Create", PUT: "Update", GET: "Get", DELETE: "Delete" };
+  const make = (operation: string, resource: string): RequiredPermission => ({
+    operation,
+    action: `scheduler:${operation}`,
+    resource,
+  });
+  if (kind === "tags" && name !== undefined) {
+    const op = { GET: "ListTagsForResource", POST: "TagResource", DELETE: "UntagResource" }[method];
+    return op ? make(op, name) : undefined;
+  }
+  if (name === undefined) {
+    if (method !== "GET") return undefined;
+    return make(kind === "schedules" ? "ListSchedules" : "ListScheduleGroups", "*");
+  }
+  const verb = verbs[method];
+  if (!verb) return undefined;
+  if (kind === "schedules") {
+    if (verb === "Update" || verb === "Get" || verb === "Delete" || verb === "Create") {
+      return make(`${verb}Schedule`, `${base}:schedule/${q.get("groupName") ?? "default"}/${name}`);
+    }
+  }
+  if (verb === "Update") return undefined;
+  return make(`${verb}ScheduleGroup`, `${base}:schedule-group/${name}`);
 }

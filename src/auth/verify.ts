@@ -67,7 +67,7 @@ export interface IncomingRequest {
 
 export interface PendingAuth {
   principal: Principal;
-  /** The credential scope's service: `lambda`, or `logs` for CloudWatch Logs' JSON requests. */
+  /** The credential scope's service: `lambda`, `logs` (CloudWatch Logs' JSON requests) or `scheduler`. */
   service: string;
   secret: string;
   presigned: boolean;
@@ -111,12 +111,19 @@ function first(h: Map<string, string[]>, name: string): string | undefined {
 /** The JSON-protocol target prefix of CloudWatch Logs (its requests are signed for `logs`). */
 export const LOGS_TARGET_PREFIX = "Logs_20140328.";
 
-/** Which service a request is for: CloudWatch Logs (`POST /` with its `X-Amz-Target`), else Lambda. */
+/**
+ * Which service a request is for: CloudWatch Logs (`POST /` with its `X-Amz-Target`), EventBridge
+ * Scheduler (`/schedules…`, `/schedule-groups…`, `/tags/…`), else Lambda.
+ */
 function serviceOf(method: string, rawPath: string, headers: Map<string, string[]>): string {
   const logs =
     method === "POST" && rawPath === "/" && first(headers, "x-amz-target")?.startsWith(LOGS_TARGET_PREFIX);
-  return logs ? "logs" : "lambda";
+  if (logs) return "logs";
+  return SCHEDULER_PATH_RE.test(rawPath) ? "scheduler" : "lambda";
 }
+
+/** EventBridge Scheduler's REST paths (signed for `scheduler`); Lambda's all start with a dated segment. */
+const SCHEDULER_PATH_RE = /^\/(?:schedules|schedule-groups|tags)(?:\/|$)/;
 
 function fmt(ms: number): string {
   return amzDate(ms);

@@ -42,6 +42,18 @@ function parseDelays(raw: string): number[] {
   return parts;
 }
 
+/** TESTS ONLY: `LAMBENT_TEST_SCHEDULE_CLOCK=<anchorMs>,<speed>` speeds up the schedules' clock. */
+function testScheduleClock(): { scheduleClock?: { anchorMs: number; speed: number } } {
+  const raw = process.env.LAMBENT_TEST_SCHEDULE_CLOCK;
+  if (!raw) return {};
+  const [anchorMs, speed] = raw.split(",").map(Number);
+  if (!Number.isFinite(anchorMs) || !Number.isFinite(speed) || (speed as number) <= 0) {
+    throw new InvalidArgumentError("LAMBENT_TEST_SCHEDULE_CLOCK takes <anchorMs>,<speed>");
+  }
+  console.error(`lambent: schedules run on a TEST clock ${speed}x faster than real time`);
+  return { scheduleClock: { anchorMs: anchorMs as number, speed: speed as number } };
+}
+
 export async function runServer(flags: ServerFlags): Promise<void> {
   let platform: Platform;
   try {
@@ -74,6 +86,7 @@ export async function runServer(flags: ServerFlags): Promise<void> {
       },
       ...(flags.publicUrl ? { publicUrl: flags.publicUrl } : {}),
       ...(flags.database ? { database: flags.database } : {}),
+      ...testScheduleClock(),
     });
   } catch (err) {
     if (err instanceof DataDirLockedError || err instanceof ServerOptionError || err instanceof NoKeysError) {

@@ -241,7 +241,49 @@ export interface FunctionUrlsTable {
   last_modified: number;
 }
 
+/** EventBridge Scheduler schedule groups (`default` is made by the migration). */
+export interface ScheduleGroupsTable {
+  name: string;
+  created_at: number;
+  last_modified: number;
+  /** JSON object of tags. */
+  tags: string;
+}
+
+/** EventBridge Scheduler schedules and where their firing stands. */
+export interface SchedulesTable {
+  group_name: string;
+  name: string;
+  region: string;
+  expression: string;
+  timezone: string;
+  description: string | null;
+  /** "ENABLED" | "DISABLED". */
+  state: string;
+  start_date: number | null;
+  end_date: number | null;
+  /** JSON of FlexibleTimeWindow. */
+  flexible_time_window: string;
+  /** "NONE" | "DELETE". */
+  action_after_completion: string;
+  /** JSON of Target (Arn, RoleArn, Input, RetryPolicy, DeadLetterConfig). */
+  target: string;
+  kms_key_arn: string | null;
+  created_at: number;
+  last_modified: number;
+  /** The next nominal tick (schedule time); null: no tick left (or disabled). */
+  next_tick_at: number | null;
+  /** When that tick fires: the tick plus its flexible-window offset. */
+  next_fire_at: number | null;
+  /** Ticks enqueued as async invokes. */
+  fired: number;
+  /** Ticks not fired: missed for longer than MaximumEventAgeInSeconds, or their target was missing. */
+  dropped: number;
+}
+
 export interface Database {
+  schedule_groups: ScheduleGroupsTable;
+  schedules: SchedulesTable;
   functions: FunctionsTable;
   function_versions: FunctionVersionsTable;
   code_blobs: CodeBlobsTable;

@@ -15,6 +15,7 @@ import { m0008Auth } from "./0008-auth.js";
 import { m0009LogRetention } from "./0009-log-retention.js";
 import { m0010FunctionUrls } from "./0010-function-urls.js";
 import { m0011LogGroupsApi } from "./0011-log-groups-api.js";
+import { m0012Schedules } from "./0012-schedules.js";
 
 export type EngineMigration = (engine: Engine) => Migration;
 
@@ -29,6 +30,7 @@ export const migrations: Record<string, EngineMigration> = {
   "0009-log-retention": m0009LogRetention,
   "0010-function-urls": m0010FunctionUrls,
   "0011-log-groups-api": m0011LogGroupsApi,
+  "0012-schedules": m0012Schedules,
 };
 
 // biome-ignore lint/suspicious/noExplicitAny: migrations run before the typed schema exists
