@@ -375,7 +375,10 @@ export class Platform {
       options.region,
     );
     const eventInvokeConfigs = new EventInvokeConfigService(store, functions, egress);
-    const asyncInvoke = new AsyncService(store, frontend, eventInvokeConfigs, options, egress);
+    const settings = new FunctionSettingsService(store, functions);
+    const asyncInvoke = new AsyncService(store, frontend, eventInvokeConfigs, options, egress, (name) =>
+      settings.terminatesLoops(name),
+    );
     const schedules = new ScheduleService(
       store,
       options.scheduleClock
@@ -394,7 +397,6 @@ export class Platform {
       },
     });
     const eventSourceMappings = new EventSourceMappingService(store, functions, egress);
-    const settings = new FunctionSettingsService(store, functions);
     const ownership =
       store.engine === "postgres" && options.database
         ? new AdvisoryLockOwnership(options.database, () => void eventSources.ownershipLost())

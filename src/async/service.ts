@@ -125,6 +125,8 @@ export class AsyncService {
     private readonly configs: EventInvokeConfigService,
     private readonly options: ServerOptions,
     egress: EgressPolicy,
+    /** The function's RecursiveLoop setting is Terminate (the default): FunctionSettingsService's. */
+    private readonly terminatesLoops: (functionName: string) => Promise<boolean>,
   ) {
     // Every URL and broker target is checked (and pinned) by the egress policy at each connection.
     this.http = new HttpDestinations(egress);
@@ -475,18 +477,6 @@ export class AsyncService {
       this.log(`async: event ${ev.request_id} for ${ev.function_name} dropped (${condition})`);
     }
     await this.complete(ev, followUps, condition === "EventAgeExceeded" ? { expired: 1 } : { failed: 1 });
-  }
-
-  /** The function's RecursiveLoop setting is Terminate (the default). */
-  private async terminatesLoops(name: string): Promise<boolean> {
-    const row = await this.store.db
-      .selectFrom("function_settings")
-      .select("value")
-      .where("function_name", "=", name)
-      .where("qualifier", "=", "")
-      .where("kind", "=", "recursion")
-      .executeTakeFirst();
-    return (row?.value ?? "Terminate") === "Terminate";
   }
 
   private async deadLetterTarget(ref: FunctionRef, region: string): Promise<string | undefined> {
