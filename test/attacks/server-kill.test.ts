@@ -17,6 +17,7 @@ import {
   mountsUnder,
   pidsCurrent,
   sandboxCgroups,
+  scratchLeftovers,
 } from "../helpers/cgroups.js";
 import { buildAsync, type ChildServer, startChild } from "../helpers/child-server.js";
 import { invoke } from "../helpers/invoke.js";
@@ -93,6 +94,8 @@ function expectNothingLeft(dataDir: string): void {
   expect(sandboxCgroups(dataDir)).toEqual([]);
   expect(instanceRootExists(dataDir)).toBe(false);
   expect(mountsUnder(dataDir)).toEqual([]);
+  // No /tmp disk: neither its loop device nor its image.
+  expect(scratchLeftovers(dataDir)).toEqual([]);
 }
 
 // Each test builds two bombed environments on a loaded machine and waits out a 10 s stop grace.
@@ -124,6 +127,7 @@ describe("server stop during a fork bomb", { timeout: 240_000 }, () => {
       "the watchdog to kill and remove the sandboxes",
     );
     await eventually(() => mountsUnder(dataDir).length === 0, 10_000, "the mounts to go");
+    await eventually(() => scratchLeftovers(dataDir).length === 0, 10_000, "the /tmp disks to go");
     await eventually(() => !watchdogAlive(dataDir), 10_000, "the watchdog to exit");
     expectNothingLeft(dataDir);
     // The next start and stop leave nothing either.

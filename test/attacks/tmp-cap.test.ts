@@ -4,10 +4,9 @@
  * OOM-killed it), and writing past the cap gets ENOSPC, which the handler catches. Once the
  * environments are torn down no loop device or disk image is left.
  */
-import { readdirSync, readFileSync } from "node:fs";
-import { join } from "node:path";
 import { CreateFunctionCommand, waitUntilFunctionActiveV2 } from "@aws-sdk/client-lambda";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { scratchLeftovers } from "../helpers/cgroups.js";
 import { invoke } from "../helpers/invoke.js";
 import { ROLE, startServer, type TestServer } from "../helpers/server.js";
 import { zipEntries } from "../helpers/zip.js";
@@ -38,22 +37,6 @@ exports.handler = async () => {
 };`;
 
 let server: TestServer;
-
-/** Loop devices whose backing file lies in this server's data dir, and its /tmp disk images. */
-function leftovers(): string[] {
-  const found: string[] = [];
-  for (const device of readdirSync("/sys/block").filter((d) => d.startsWith("loop"))) {
-    let backing = "";
-    try {
-      backing = readFileSync(`/sys/block/${device}/loop/backing_file`, "utf8");
-    } catch {}
-    if (backing.startsWith(server.dataDir)) found.push(`${device}: ${backing.trim()}`);
-  }
-  try {
-    found.push(...readdirSync(join(server.dataDir, "run", "sandbox", "scratch")));
-  } catch {}
-  return found;
-}
 
 beforeAll(async () => {
   server = await startServer({ sandbox: "bwrap" });
@@ -103,9 +86,9 @@ describe("/tmp in a bwrap sandbox", () => {
     expect(out.first.written + out.rest.written).toBeGreaterThan(450 * 1024 * 1024);
     expect(out.entries.sort()).toEqual(["first", "rest"]);
     // While the environment lives, its disk is a loop device over an image in the data dir.
-    expect(leftovers().length).toBeGreaterThan(0);
+    expect(scratchLeftovers(server.dataDir).length).toBeGreaterThan(0);
 
     await server.platform.stop();
-    expect(leftovers()).toEqual([]);
+    expect(scratchLeftovers(server.dataDir)).toEqual([]);
   });
 });

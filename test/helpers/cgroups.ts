@@ -56,6 +56,22 @@ export function mountsUnder(dir: string): string[] {
     .filter((p): p is string => p !== undefined && (p === dir || p.startsWith(`${dir}/`)));
 }
 
+/** Loop devices backed by a file under `dataDir` (sandboxes' /tmp disks), and /tmp disk images left there. */
+export function scratchLeftovers(dataDir: string): string[] {
+  const found: string[] = [];
+  for (const device of readdirSync("/sys/block").filter((d) => d.startsWith("loop"))) {
+    let backing = "";
+    try {
+      backing = readFileSync(`/sys/block/${device}/loop/backing_file`, "utf8");
+    } catch {}
+    if (backing.startsWith(`${dataDir}/`)) found.push(`${device}: ${backing.trim()}`);
+  }
+  try {
+    found.push(...readdirSync(join(dataDir, "run", "sandbox", "scratch")));
+  } catch {}
+  return found;
+}
+
 /** The number of tasks (processes and threads) in an environment's pids cgroup (0 once it is gone). */
 export function pidsCurrent(dir: string): number {
   try {
