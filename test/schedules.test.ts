@@ -331,8 +331,100 @@ describe("firing (test clock: 1 minute = 100 ms)", () => {
   });
 });
 
+describe("start and end, missed ticks, missing targets", () => {
+  const of = (name: string) => (r: { body: unknown }) =>
+    (r.body as { event?: { schedule?: string } }).event?.schedule === name;
+  const ticksOf = (name: string) =>
+    sink.received.filter(of(name)).map((r) => Date.parse((r.body as { event: { at: string } }).event.at));
+
+  it("StartDate and EndDate bound a recurring schedule: ticks from StartDate, none at or after EndDate", async () => {
+    const start = Math.ceil((virtualNow() + 5 * 60_000) / 1000) * 1000;
+    const end = start + 3 * 60_000;
+    await scheduler.send(
+      new CreateScheduleCommand(
+        schedule("bounded", {
+          ScheduleExpression: "rate(1 minute)",
+          StartDate: new Date(start),
+          EndDate: new Date(end),
+          Target: {
+            Arn: fnArn("tick"),
+            RoleArn: ROLE,
+            Input: '{"schedule":"bounded","at":"<aws.scheduler.scheduled-time>"}',
+          },
+        }),
+      ),
+    );
+    const got = await scheduler.send(new GetScheduleCommand({ Name: "bounded" }));
+    expect(got.StartDate?.getTime()).toBe(start);
+    expect(got.EndDate?.getTime()).toBe(end);
+    await waitUntil(
+      async () => (await server.platform.schedules.find("default", "bounded"))?.next_tick_at === null,
+    );
+    await waitForQueueEmpty();
+    expect(ticksOf("bounded").sort((a, b) => a - b)).toEqual([start, start + 60_000, start + 120_000]);
+    expect(await server.platform.schedules.counts("default", "bounded")).toEqual({ fired: 3, dropped: 0 });
+  });
+
+  it("ticks missed longer than MaximumEventAgeInSeconds are dropped; younger ones fire late", async () => {
+    const poller = server.platform.schedulePoller;
+    await poller.stop();
+    const created = virtualNow();
+    await scheduler.send(
+      new CreateScheduleCommand(
+        schedule("missed", {
+          ScheduleExpression: "rate(1 minute)",
+          Target: {
+            Arn: fnArn("tick"),
+            RoleArn: ROLE,
+            Input: '{"schedule":"missed","at":"<aws.scheduler.scheduled-time>"}',
+            RetryPolicy: { MaximumEventAgeInSeconds: 120 },
+          },
+        }),
+      ),
+    );
+    // No poller runs while 8 minutes pass on the schedules' clock.
+    while (virtualNow() < created + 8 * 60_000) await new Promise((r) => setTimeout(r, 20));
+    poller.start();
+    await waitUntil(
+      async () => ((await server.platform.schedules.counts("default", "missed"))?.fired ?? 0) >= 4,
+    );
+    expect((await server.platform.schedules.counts("default", "missed"))?.dropped).toBeGreaterThanOrEqual(5);
+    await scheduler.send(new DeleteScheduleCommand({ Name: "missed" }));
+    await waitForQueueEmpty();
+    const ticks = ticksOf("missed").sort((a, b) => a - b);
+    // Ticks 1..5 were over two minutes old when the poller came back.
+    expect(ticks[0]).toBeGreaterThan(created + 5 * 60_000);
+    expect(new Set(ticks).size).toBe(ticks.length);
+  });
+
+  it("a tick whose function does not exist goes to the schedule's dead-letter target and counts as dropped", async () => {
+    await scheduler.send(
+      new CreateScheduleCommand(
+        schedule("ghost", {
+          ScheduleExpression: "rate(1 minute)",
+          Target: {
+            Arn: fnArn("no-such-function"),
+            RoleArn: ROLE,
+            Input: '{"schedule":"ghost"}',
+            DeadLetterConfig: { Arn: `${sink.url}/dlq` },
+          },
+        }),
+      ),
+    );
+    const [dead] = await sink.onPath("/dlq");
+    expect(dead?.body).toEqual({ schedule: "ghost" });
+    expect(dead?.headers.error_code).toBe("ResourceNotFoundException");
+    expect(dead?.headers.schedule_arn).toBe(
+      "arn:aws:scheduler:us-east-1:000000000000:schedule/default/ghost",
+    );
+    expect(dead?.headers.target_arn).toBe(fnArn("no-such-function"));
+    expect((await server.platform.schedules.counts("default", "ghost"))?.dropped).toBeGreaterThanOrEqual(1);
+    await scheduler.send(new DeleteScheduleCommand({ Name: "ghost" }));
+  });
+});
+
 async function waitUntil(cond: () => Promise<boolean>): Promise<void> {
-  while (!(await cond())) await new Promise((r) => setImmediate(r));
+  while (!(await cond())) await new Promise((r) => setTimeout(r, 20));
 }
 
 async function waitForQueueEmpty(): Promise<void> {

@@ -11,6 +11,7 @@ import { LambdaError, ValidationError } from "../errors.js";
 import { objectColumn } from "../store/columns.js";
 import type { SchedulesTable } from "../store/schema.js";
 import type { Store } from "../store/store.js";
+import type { EgressPolicy } from "./egress.js";
 import {
   ExpressionError,
   isTimeZone,
@@ -183,6 +184,8 @@ export class ScheduleService {
   constructor(
     private readonly store: Store,
     readonly clock: ScheduleClock,
+    /** Where dead-letter URIs may point (checked here, and again at every delivery). */
+    private readonly egress?: EgressPolicy,
   ) {}
 
   private get db() {
@@ -308,6 +311,14 @@ export class ScheduleService {
         JSON.parse(renderInput(target.Input, { arn: "", tick: 0, executionId: "", attempt: 1 }));
       } catch {
         throw ValidationError("Target Input must be valid JSON for a Lambda function target.");
+      }
+    }
+    const dlq = target.DeadLetterConfig?.Arn;
+    if (dlq) {
+      try {
+        await this.egress?.checkConfigured(dlq, "The dead-letter queue");
+      } catch (err) {
+        throw err instanceof LambdaError ? ValidationError(err.message) : err;
       }
     }
     const startDate = dateMember(body, "StartDate");
