@@ -352,4 +352,33 @@ describe.skipIf(!available)("bwrap sandbox driver", () => {
     await stop(started);
     await (hostDriver as BwrapDriver).close();
   });
+
+  it("refuses a spawn once close() began; a spawn under way is killed, never left running", async () => {
+    const closingRunDir = join(dataDir, "run-closing");
+    const { driver: closing } = await detectSandboxDriver("bwrap", {
+      runDir: closingRunDir,
+      network: "isolated",
+    });
+    await closing.init();
+    // Whether close() comes before spawn() or while it runs, no sandbox may outlive it.
+    const spawning = start(closing, `setInterval(() => {}, 1000); console.log("UP");`).then(
+      (started) => started,
+      (error: Error) => error,
+    );
+    await closing.close();
+    const outcome = await spawning;
+    if (outcome instanceof Error) expect(outcome.message).toMatch(/shutting down/);
+    else {
+      await outcome.sandbox.exited;
+      expect(alive(outcome.sandbox.pid)).toBe(false);
+      outcome.api.close();
+    }
+    const late = await start(closing, "").then(
+      () => "started",
+      (error: Error) => error.message,
+    );
+    expect(late).toMatch(/shutting down/);
+    const instance = instanceIdFor(closingRunDir);
+    expect(existsSync(`/sys/fs/cgroup/memory/lambent/${instance}`)).toBe(false);
+  });
 });
