@@ -28,6 +28,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { deployProbe, fnArn } from "./helpers/async-fns.js";
 import { Collector } from "./helpers/collector.js";
 import { ROLE, startServer, type TestServer } from "./helpers/server.js";
+import { signedFetch } from "./helpers/signed.js";
 
 const SPEED = 600;
 const ANCHOR = Date.now();
@@ -420,6 +421,55 @@ describe("start and end, missed ticks, missing targets", () => {
     expect(dead?.headers.target_arn).toBe(fnArn("no-such-function"));
     expect((await server.platform.schedules.counts("default", "ghost"))?.dropped).toBeGreaterThanOrEqual(1);
     await scheduler.send(new DeleteScheduleCommand({ Name: "ghost" }));
+  });
+});
+
+describe("signing and policies", () => {
+  it("requests must be signed for 'scheduler'", async () => {
+    const res = await signedFetch(`${server.url}/schedules`);
+    expect(res.status).toBe(403);
+    expect(res.headers.get("x-amzn-errortype")).toBe("InvalidSignatureException");
+    expect(((await res.json()) as { message: string }).message).toBe(
+      "Credential should be scoped to correct service: 'scheduler'. ",
+    );
+  });
+
+  it("policies name scheduler:<Operation> on schedule ARNs", async () => {
+    const res = await signedFetch(`${server.url}/_lambent/keys`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({
+        UserName: "schedule-reader",
+        Policy: JSON.stringify({
+          Version: "2012-10-17",
+          Statement: [
+            {
+              Effect: "Allow",
+              Action: "scheduler:GetSchedule",
+              Resource: "arn:aws:scheduler:us-east-1:000000000000:schedule/default/*",
+            },
+          ],
+        }),
+      }),
+    });
+    const key = (
+      (await res.json()) as { AccessKey: { AccessKeyId: string; SecretAccessKey: string; Arn: string } }
+    ).AccessKey;
+    const reader = new SchedulerClient({
+      endpoint: server.url,
+      region: "us-east-1",
+      credentials: { accessKeyId: key.AccessKeyId, secretAccessKey: key.SecretAccessKey },
+      maxAttempts: 1,
+    });
+    await scheduler.send(new CreateScheduleCommand(schedule("readable")));
+    expect((await reader.send(new GetScheduleCommand({ Name: "readable" }))).Name).toBe("readable");
+    const denied = await rejection(reader.send(new DeleteScheduleCommand({ Name: "readable" })));
+    expect(denied.name).toBe("AccessDeniedException");
+    expect(denied.message).toBe(
+      `User: ${key.Arn} is not authorized to perform: scheduler:DeleteSchedule on resource: arn:aws:scheduler:us-east-1:000000000000:schedule/default/readable because no identity-based policy allows the scheduler:DeleteSchedule action`,
+    );
+    expect((await rejection(reader.send(new ListSchedulesCommand({})))).name).toBe("AccessDeniedException");
+    reader.destroy();
   });
 });
 
