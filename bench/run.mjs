@@ -5,12 +5,14 @@
  * bench/results/latest.json. Every process it starts is stopped at the end, even on failure.
  */
 import { execFileSync } from "node:child_process";
-import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from "node:fs";
 import { cpus, freemem, release, tmpdir, totalmem } from "node:os";
-import { join } from "node:path";
+import { join, relative } from "node:path";
 import { parseArgs } from "node:util";
+import { onInterrupt } from "./lib/procs.mjs";
 import { render } from "./lib/report.mjs";
 import * as scenarios from "./lib/scenarios.mjs";
+import { sweepLambent } from "./lib/sweep.mjs";
 import {
   BENCH_DIR,
   ensureServerless,
@@ -41,7 +43,8 @@ if (opts.help) {
   --systems a,b       system ids (prefix match): lambent-process, lambent-process-stem, lambent-bwrap,
                       lambent-bwrap-stem, sls, sls-inprocess, floor (the floor is always kept)
   --prewarm N         stem cells for the "stem" systems when the server has --prewarm (default 4)
-  --out FILE          JSON output (default bench/results/latest.json)`);
+  --out FILE          JSON output (default bench/results/latest.json)
+Every run also keeps its results and every server's stdout/stderr in bench/results/<run>/.`);
   process.exit(0);
 }
 
@@ -106,9 +109,37 @@ async function main() {
     execFileSync("npm", ["run", "build"], { cwd: ROOT, stdio: "inherit" });
   }
   const dataRoot = mkdtempSync(join(tmpdir(), "lambent-bench-"));
+  const runDir = join(BENCH_DIR, "results", meta.date.slice(0, 19).replace(/:/g, "-"));
+  const logDir = join(runDir, "logs");
+  mkdirSync(logDir, { recursive: true });
+  meta.runDir = runDir;
+  log(`logs: ${logDir}`);
   const systems = [];
   const status = [];
+  /** Servers that died while the bench ran: which scenario, how, their last log lines. */
+  const failures = [];
   const t0 = Date.now();
+  let cleaned;
+  const cleanup = () => {
+    cleaned ??= (async () => {
+      // The servers' own shutdown first (SIGTERM, then SIGKILL to what is left), then a sweep.
+      await Promise.all(systems.map((s) => s.stop().catch(() => {})));
+      const left = await sweepLambent({
+        root: ROOT,
+        dataRoot,
+        // Every Lambent server's data dir, also those stopped at start-up (skipped systems).
+        dataDirs: readdirSync(dataRoot).map((d) => join(dataRoot, d)),
+      });
+      for (const l of left) log(`sweep: ${l}`);
+      try {
+        rmSync(dataRoot, { recursive: true, force: true });
+      } catch (err) {
+        log(`could not remove ${dataRoot}: ${err.message}`);
+      }
+    })();
+    return cleaned;
+  };
+  const offInterrupt = onInterrupt(cleanup);
   try {
     const help = lambentHelp();
     const hasPrewarm = /--prewarm\b/.test(help);
@@ -148,6 +179,7 @@ async function main() {
         const sys = await startLambent({
           ...v,
           dataRoot,
+          logDir,
           prewarm: hasPrewarm ? (v.stem ? prewarm : 0) : undefined,
         });
         systems.push(sys);
@@ -204,7 +236,9 @@ async function main() {
     }
     // serverless takes seconds to load: start both modes at once.
     const started = await Promise.allSettled(
-      slsVariants.map((v) => (slsReady ? Promise.reject(new Error(slsReady)) : startServerless(v))),
+      slsVariants.map((v) =>
+        slsReady ? Promise.reject(new Error(slsReady)) : startServerless({ ...v, logDir }),
+      ),
     );
     started.forEach((r, i) => {
       const v = slsVariants[i];
@@ -218,53 +252,100 @@ async function main() {
           status: `skipped: ${String(r.reason?.message).split("\n")[0]}`,
         });
     });
-    systems.push(await startFloor());
+    systems.push(await startFloor({ logDir }));
     status.push({ id: "floor", label: "floor: bare node:http calling the handler in-process", status: "ok" });
     status.push({ id: "spawn-floor", label: "floor: bare `node` spawn to first stdout line", status: "ok" });
     log(`systems: ${systems.map((s) => s.id).join(", ")} (started in ${Date.now() - t0} ms)`);
 
     const results = {};
-    const lambents = systems.filter((s) => s.kind === "lambent");
+    const alive = () => systems.filter((s) => !s.proc.exitStatus);
+    const lambents = () => alive().filter((s) => s.kind === "lambent");
+    /** Resolves with the first of `running` that exits on its own (not stopped by the bench). */
+    const firstDeath = (running) =>
+      Promise.race(
+        running.map((s) => s.proc.exited.then(() => (s.proc.stopping ? new Promise(() => {}) : s))),
+      );
+    /** Marks the systems that died during `scenario` as failed, with their last log lines. */
+    const recordDeaths = (scenario, running) => {
+      const dead = running.filter((s) => s.proc.exitStatus && !s.proc.stopping && !s.reported);
+      for (const s of dead) {
+        s.reported = true;
+        const { code, signal } = s.proc.exitStatus;
+        const how = signal ? `killed by ${signal}` : `exited with code ${code}`;
+        const logFile = s.proc.log ? relative(ROOT, s.proc.log) : undefined;
+        failures.push({ system: s.id, scenario, how, log: logFile, lastLines: s.proc.tail(20) });
+        const st = status.find((x) => x.id === s.id);
+        if (st)
+          st.status = `failed: the server ${how} during ${scenario}${logFile ? ` (log: ${logFile})` : ""}`;
+        log(`  ${s.id} ${how} during ${scenario}; its last log lines:\n${indent(s.proc.tail(20))}`);
+      }
+      return dead;
+    };
     const step = async (name, fn) => {
       if (!only.has(name)) return;
+      const running = alive();
       log(`${name} …`);
       const s0 = Date.now();
+      let death;
       try {
-        results[name] = await fn();
+        const work = fn(running);
+        // A server that dies mid-scenario ends it now, reported as that server's failure.
+        const first = await Promise.race([work.then(() => null), firstDeath(running)]);
+        if (first) {
+          death = first;
+          // Let the scenario's requests to the dead server fail before the next scenario starts.
+          await Promise.race([work.catch(() => {}), new Promise((r) => setTimeout(r, 10_000).unref())]);
+        } else results[name] = await work;
       } catch (err) {
-        log(`  ${name} failed: ${err.stack ?? err}`);
-        results[name] = { failed: String(err.message ?? err) };
+        if (!running.some((s) => s.proc.exitStatus && !s.proc.stopping)) {
+          log(`  ${name} failed: ${err.stack ?? err}`);
+          results[name] = { failed: String(err.message ?? err) };
+        }
+      }
+      const dead = recordDeaths(name, running);
+      if (death || dead.length > 0) {
+        results[name] = {
+          failed: `${dead.map((s) => `\`${s.id}\``).join(", ")} died during this scenario (see Failures); not comparable, not shown`,
+        };
       }
       log(`  ${name}: ${((Date.now() - s0) / 1000).toFixed(1)} s`);
     };
-    await step("warm", () => scenarios.warm(systems, cfg.warm, log));
-    await step("payload", () => scenarios.payload(systems, cfg.payload, log));
-    await step("throughput", () => scenarios.throughput(systems, cfg.throughput, log));
-    await step("cold", () => scenarios.cold(systems, cfg.cold, log));
+    await step("warm", (sys) => scenarios.warm(sys, cfg.warm, log));
+    await step("payload", (sys) => scenarios.payload(sys, cfg.payload, log));
+    await step("throughput", (sys) => scenarios.throughput(sys, cfg.throughput, log));
+    await step("cold", (sys) => scenarios.cold(sys, cfg.cold, log));
     // Scale-out and density start from zero environments: drop the functions used so far.
-    for (const s of lambents) {
+    for (const s of lambents()) {
       for (const fn of ["hello", "echo"]) await s.deleteFn(fn).catch(() => {});
     }
-    await step("scale", () => scenarios.scale(systems, cfg.scale, log));
-    await step("density", () => scenarios.density(systems, cfg.density, log));
-    await step("async", () => scenarios.asyncEvents(systems, cfg.async, log));
-    await step("flood", () => scenarios.flood(systems, cfg.flood, log));
+    await step("scale", (sys) => scenarios.scale(sys, cfg.scale, log));
+    await step("density", (sys) => scenarios.density(sys, cfg.density, log));
+    await step("async", (sys) => scenarios.asyncEvents(sys, cfg.async, log));
+    await step("flood", (sys) => scenarios.flood(sys, cfg.flood, log));
+    // A server that died between scenarios (or after the last) is a failure too.
+    recordDeaths("the run (between scenarios)", systems);
 
     meta.durationS = Math.round((Date.now() - t0) / 1000);
-    const report = render({ meta, status, results });
+    const report = render({ meta, status, results, failures });
     console.log(report.markdown);
     mkdirSync(join(opts.out, ".."), { recursive: true });
-    writeFileSync(
-      opts.out,
-      `${JSON.stringify({ meta, systems: status, results, goals: report.goals }, null, 2)}\n`,
-    );
+    const json = `${JSON.stringify({ meta, systems: status, results, failures, goals: report.goals }, null, 2)}\n`;
+    writeFileSync(opts.out, json);
     writeFileSync(opts.out.replace(/\.json$/, ".md"), `${report.markdown}\n`);
-    log(`wrote ${opts.out} (${meta.durationS} s)`);
+    writeFileSync(join(runDir, "results.json"), json);
+    writeFileSync(join(runDir, "results.md"), `${report.markdown}\n`);
+    log(`wrote ${opts.out} and ${relative(ROOT, runDir)}/ (${meta.durationS} s)`);
   } finally {
-    await Promise.all(systems.map((s) => s.stop().catch(() => {})));
-    rmSync(dataRoot, { recursive: true, force: true });
+    await cleanup();
+    offInterrupt();
   }
 }
+
+const indent = (text) =>
+  text
+    .split("\n")
+    .map((l) => `    ${l}`)
+    .join("\n");
 
 main().then(
   () => process.exit(0),

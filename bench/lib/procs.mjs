@@ -1,9 +1,16 @@
 /** Child processes the bench starts: clean environment, process groups, teardown, /proc memory. */
 import { spawn } from "node:child_process";
-import { readdirSync, readFileSync } from "node:fs";
+import { createWriteStream, readdirSync, readFileSync } from "node:fs";
 
 /** Every process group the bench started and has not yet seen exit: killed on any exit. */
 const groups = new Set();
+
+/** Async cleanups (the servers' own shutdown, then a sweep) run on SIGINT/SIGTERM/SIGHUP. */
+const cleanups = [];
+export function onInterrupt(fn) {
+  cleanups.push(fn);
+  return () => cleanups.splice(cleanups.indexOf(fn) >>> 0, 1);
+}
 
 export function killAllSync() {
   for (const pgid of groups) {
@@ -14,10 +21,29 @@ export function killAllSync() {
 }
 
 process.on("exit", killAllSync);
-for (const sig of ["SIGINT", "SIGTERM", "SIGHUP"]) {
+let interrupted = false;
+for (const [sig, code] of [
+  ["SIGINT", 130],
+  ["SIGTERM", 143],
+  ["SIGHUP", 129],
+]) {
   process.on(sig, () => {
-    killAllSync();
-    process.exit(130);
+    // A second signal while cleaning up: no more waiting.
+    if (interrupted) {
+      killAllSync();
+      process.exit(code);
+    }
+    interrupted = true;
+    process.stderr.write(`\n${sig}: stopping the servers and sweeping what they left (again to force) …\n`);
+    (async () => {
+      for (const fn of [...cleanups].reverse())
+        await Promise.resolve()
+          .then(fn)
+          .catch(() => {});
+    })().finally(() => {
+      killAllSync();
+      process.exit(code);
+    });
   });
 }
 
@@ -41,7 +67,10 @@ export function cleanEnv(extra = {}) {
   return { ...env, ...extra };
 }
 
-/** Spawns a long-running child in its own process group; stdout/stderr kept in a ring for errors. */
+/**
+ * Spawns a long-running child in its own process group; stdout/stderr kept in a ring for errors
+ * and, with `opts.log`, appended in full to that file. `exitStatus` is set once it exits.
+ */
 export function startChild(cmd, args, opts = {}) {
   const child = spawn(cmd, args, {
     cwd: opts.cwd,
@@ -51,19 +80,30 @@ export function startChild(cmd, args, opts = {}) {
   });
   groups.add(child.pid);
   let out = "";
+  const logFile = opts.log ? createWriteStream(opts.log, { flags: "a" }) : undefined;
+  logFile?.on("error", () => {});
   const keep = (chunk) => {
+    logFile?.write(chunk);
     out += chunk.toString();
     if (out.length > 20000) out = out.slice(-10000);
   };
   child.stdout.on("data", keep);
   child.stderr.on("data", keep);
   const exited = new Promise((resolve) => child.once("exit", (code, signal) => resolve({ code, signal })));
-  exited.then(() => groups.delete(child.pid));
-  return {
+  // The log is closed once the pipes are drained (after "exit" they may still hold output).
+  child.once("close", () => logFile?.end());
+  const handle = {
     child,
     pid: child.pid,
     exited,
+    /** `{ code, signal }` once the child exited, else undefined. */
+    exitStatus: undefined,
+    /** Whether the bench itself stopped it (then its exit is not a failure). */
+    stopping: false,
+    log: opts.log,
     output: () => out,
+    /** The last `n` lines of its output. */
+    tail: (n = 20) => out.split("\n").filter(Boolean).slice(-n).join("\n"),
     /** Resolves with the first match of `re` in the output, rejects on exit or timeout. */
     waitFor(re, timeoutMs = 30000) {
       return new Promise((resolve, reject) => {
@@ -96,7 +136,13 @@ export function startChild(cmd, args, opts = {}) {
     },
     /** SIGTERM (graceful), then SIGKILL to the group and every descendant left. */
     async stop(graceMs = 5000) {
+      handle.stopping = true;
       if (!groups.has(child.pid)) return;
+      if (handle.exitStatus) {
+        safeKill(-child.pid, "SIGKILL");
+        groups.delete(child.pid);
+        return;
+      }
       const tree = descendants(child.pid);
       safeKill(child.pid, "SIGTERM");
       const t = new Promise((r) => setTimeout(r, graceMs, "timeout"));
@@ -106,6 +152,11 @@ export function startChild(cmd, args, opts = {}) {
       groups.delete(child.pid);
     },
   };
+  // The group stays listed after the leader exits: what it left in the group is killed with it.
+  exited.then((status) => {
+    handle.exitStatus = status;
+  });
+  return handle;
 }
 
 /** All processes below `root` (not including it), from /proc. */

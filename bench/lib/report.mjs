@@ -11,7 +11,7 @@ const table = (head, rows, left = []) =>
 
 const failed = (r) => r && typeof r.failed === "string";
 
-export function render({ meta, status, results }) {
+export function render({ meta, status, results, failures = [] }) {
   const label = Object.fromEntries(status.map((s) => [s.id, s.id]));
   const lambentIds = status.filter((s) => s.id.startsWith("lambent") && s.status === "ok").map((s) => s.id);
   const out = [];
@@ -31,6 +31,27 @@ export function render({ meta, status, results }) {
       ["what", "status"],
     ),
   );
+  if (meta.runDir)
+    out.push(
+      "",
+      `Every server's stdout and stderr: \`${meta.runDir.replace(/^.*\/(bench\/)/, "$1")}/logs/\`.`,
+    );
+  if (failures.length > 0) {
+    out.push(
+      "",
+      "**Failures**: servers that died during the run (their results for that scenario are not shown)",
+    );
+    for (const f of failures) {
+      out.push(
+        "",
+        `- \`${f.system}\` ${f.how} during ${f.scenario}${f.log ? ` (full log: \`${f.log}\`)` : ""}; its last log lines:`,
+        "",
+        "  ```",
+        ...(f.lastLines || "(no output)").split("\n").map((l) => `  ${l}`),
+        "  ```",
+      );
+    }
+  }
 
   const W = results.warm;
   const floorWarm = W?.floor?.p50;

@@ -49,6 +49,9 @@ async function json(origin, method, path, body) {
   return text ? JSON.parse(text) : null;
 }
 
+/** A server's stdout and stderr go to `<logDir>/<id>.log` (when the bench keeps logs). */
+const logOpt = (logDir, id) => (logDir ? { log: join(logDir, `${id}.log`) } : {});
+
 /** `lambent server --help`, to see which options this build has. */
 export function lambentHelp() {
   try {
@@ -61,7 +64,7 @@ export function lambentHelp() {
   }
 }
 
-export async function startLambent({ id, label, driver, prewarm, dataRoot, extraArgs = [] }) {
+export async function startLambent({ id, label, driver, prewarm, dataRoot, logDir, extraArgs = [] }) {
   const dataDir = join(dataRoot, id);
   rmSync(dataDir, { recursive: true, force: true });
   const args = [
@@ -78,7 +81,7 @@ export async function startLambent({ id, label, driver, prewarm, dataRoot, extra
     ...(prewarm !== undefined ? ["--prewarm", String(prewarm)] : []),
     ...extraArgs,
   ];
-  const proc = startChild(process.execPath, args, { cwd: ROOT });
+  const proc = startChild(process.execPath, args, { cwd: ROOT, ...logOpt(logDir, id) });
   let origin;
   try {
     const m = await proc.waitFor(/ready at (http:\/\/[^\s]+)/, 30000);
@@ -92,6 +95,7 @@ export async function startLambent({ id, label, driver, prewarm, dataRoot, extra
     id,
     label,
     kind: "lambent",
+    dataDir,
     pid: proc.pid,
     origin,
     proc,
@@ -120,8 +124,11 @@ export async function startLambent({ id, label, driver, prewarm, dataRoot, extra
   return sys;
 }
 
-export async function startFloor() {
-  const proc = startChild(process.execPath, [join(BENCH_DIR, "floor-server.mjs")], { cwd: BENCH_DIR });
+export async function startFloor({ logDir } = {}) {
+  const proc = startChild(process.execPath, [join(BENCH_DIR, "floor-server.mjs")], {
+    cwd: BENCH_DIR,
+    ...logOpt(logDir, "floor"),
+  });
   const m = await proc.waitFor(/ready at (http:\/\/[^\s]+)/, 10000);
   return {
     id: "floor",
@@ -208,7 +215,7 @@ function writeService() {
   return dir;
 }
 
-export async function startServerless({ id, label, inProcess }) {
+export async function startServerless({ id, label, inProcess, logDir }) {
   const bin = join(SLS_DIR, "node_modules", "serverless", "bin", "serverless.js");
   const dir = writeService();
   const [lambdaPort, httpPort, websocketPort, albPort] = [
@@ -243,7 +250,7 @@ export async function startServerless({ id, label, inProcess }) {
     SLS_NOTIFICATIONS_MODE: "off",
     SLS_DEPRECATION_DISABLE: "*",
   });
-  const proc = startChild(process.execPath, args, { cwd: dir, env });
+  const proc = startChild(process.execPath, args, { cwd: dir, env, ...logOpt(logDir, id) });
   try {
     await proc.waitFor(/listening on http:\/\/127\.0\.0\.1:\d+/, 60000);
     // The lambda server may print before the HTTP server; wait until it answers.
