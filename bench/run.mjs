@@ -271,7 +271,7 @@ async function main() {
       for (const s of dead) {
         s.reported = true;
         const { code, signal } = s.proc.exitStatus;
-        const how = signal ? `killed by ${signal}` : `exited with code ${code}`;
+        const how = signal ? `was killed by ${signal}` : `exited with code ${code}`;
         const logFile = s.proc.log ? relative(ROOT, s.proc.log) : undefined;
         failures.push({ system: s.id, scenario, how, log: logFile, lastLines: s.proc.tail(20) });
         const st = status.find((x) => x.id === s.id);

@@ -21,19 +21,21 @@ export function killAllSync() {
 }
 
 process.on("exit", killAllSync);
-let interrupted = false;
+/** When the first signal came: Ctrl-C under `npm run` delivers SIGINT twice at once (npm forwards it). */
+let interruptedAt = 0;
 for (const [sig, code] of [
   ["SIGINT", 130],
   ["SIGTERM", 143],
   ["SIGHUP", 129],
 ]) {
   process.on(sig, () => {
-    // A second signal while cleaning up: no more waiting.
-    if (interrupted) {
+    // Another signal a while later, during the cleanup: no more waiting.
+    if (interruptedAt > 0) {
+      if (Date.now() - interruptedAt < 2000) return;
       killAllSync();
       process.exit(code);
     }
-    interrupted = true;
+    interruptedAt = Date.now();
     process.stderr.write(`\n${sig}: stopping the servers and sweeping what they left (again to force) …\n`);
     (async () => {
       for (const fn of [...cleanups].reverse())
