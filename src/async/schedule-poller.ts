@@ -123,7 +123,14 @@ export class SchedulePoller {
       let progressed = false;
       for (const s of due) {
         if (this.stopped) return;
-        if (await this.fire(s.group_name, s.name)) progressed = true;
+        try {
+          if (await this.fire(s.group_name, s.name)) progressed = true;
+        } catch (err) {
+          // One schedule that cannot fire (a store error, a corrupt row) does not hold up the others.
+          this.d.log(
+            `schedules: ${s.group_name}/${s.name} could not fire: ${err instanceof Error ? err.message : String(err)}`,
+          );
+        }
       }
       // Rows another server holds stay due here; leave them to it until the next pass.
       if (!progressed) return;
