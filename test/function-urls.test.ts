@@ -16,6 +16,7 @@ import {
   DeleteFunctionConcurrencyCommand,
   DeleteFunctionUrlConfigCommand,
   GetFunctionUrlConfigCommand,
+  InvokeCommand,
   ListFunctionUrlConfigsCommand,
   PublishVersionCommand,
   PutFunctionConcurrencyCommand,
@@ -27,7 +28,7 @@ import { build } from "esbuild";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { rejection } from "./helpers/control-plane.js";
 import { type Gate, startGate } from "./helpers/gate.js";
-import { ROLE, startServer, type TestServer } from "./helpers/server.js";
+import { lambdaClient, ROLE, startServer, type TestServer } from "./helpers/server.js";
 import { signedFetch } from "./helpers/signed.js";
 import { zipEntries } from "./helpers/zip.js";
 
@@ -89,7 +90,7 @@ async function deploy(name: string, source: string): Promise<void> {
   );
 }
 
-/** A public URL: AuthType NONE and the resource policy Lambda requires for it. */
+/** A public URL: AuthType NONE and the two resource-policy statements Lambda requires for it. */
 async function publicUrl(name: string, extra: Record<string, unknown> = {}, qualifier?: string) {
   const out = await server.lambda.send(
     new CreateFunctionUrlConfigCommand({
@@ -106,6 +107,17 @@ async function publicUrl(name: string, extra: Record<string, unknown> = {}, qual
       Action: "lambda:InvokeFunctionUrl",
       Principal: "*",
       FunctionUrlAuthType: "NONE",
+      ...(qualifier ? { Qualifier: qualifier } : {}),
+    }),
+  );
+  // Since October 2025 Lambda also requires lambda:InvokeFunction for calls through a URL.
+  await server.lambda.send(
+    new AddPermissionCommand({
+      FunctionName: name,
+      StatementId: "FunctionURLInvokeAllowPublicAccess",
+      Action: "lambda:InvokeFunction",
+      Principal: "*",
+      InvokedViaFunctionUrl: true,
       ...(qualifier ? { Qualifier: qualifier } : {}),
     }),
   );
@@ -376,6 +388,29 @@ describe("the front door", () => {
       }),
     );
     expect((await fetch(pathForm(url))).status).toBe(403);
+    // lambda:InvokeFunctionUrl for NONE alone is not enough (Lambda's model since October 2025)…
+    await server.lambda.send(
+      new AddPermissionCommand({
+        FunctionName: "config",
+        StatementId: "url",
+        Action: "lambda:InvokeFunctionUrl",
+        Principal: "*",
+        FunctionUrlAuthType: "NONE",
+      }),
+    );
+    expect((await fetch(pathForm(url))).status).toBe(403);
+    // …with lambda:InvokeFunction under lambda:InvokedViaFunctionUrl it opens; that statement does not
+    // open the plain Invoke API to anyone.
+    await server.lambda.send(
+      new AddPermissionCommand({
+        FunctionName: "config",
+        StatementId: "via-url",
+        Action: "lambda:InvokeFunction",
+        Principal: "*",
+        InvokedViaFunctionUrl: true,
+      }),
+    );
+    expect((await fetch(pathForm(url))).status).toBe(200);
     expect((await fetch(`${server.url}/_lambent/urls/${"a".repeat(32)}/`)).status).toBe(403);
   });
 
@@ -424,10 +459,16 @@ describe("the front door", () => {
       new RemovePermissionCommand({ FunctionName: "config", StatementId: "iam-only" }),
     );
     expect((await signedFetch(`${pathForm(url)}/`, {}, nobody)).status).toBe(403);
+    // The lambda:InvokedViaFunctionUrl statement (principal *) does not open the Invoke API to that key.
+    const asNobody = lambdaClient(server.url);
+    asNobody.config.credentials = async () => nobody;
+    const invokeDenied = await rejection(() => asNobody.send(new InvokeCommand({ FunctionName: "config" })));
+    expect(invokeDenied.name).toBe("AccessDeniedException");
+    asNobody.destroy();
     const caller = await key("caller", [
       {
         Effect: "Allow",
-        Action: "lambda:InvokeFunctionUrl",
+        Action: ["lambda:InvokeFunctionUrl", "lambda:InvokeFunction"],
         Resource: "arn:aws:lambda:us-east-1:000000000000:function:config",
       },
     ]);

@@ -89,11 +89,14 @@ export class Authorizer {
   }
 
   /**
-   * May this request reach a function URL? `lambda:InvokeFunctionUrl` on the function (qualified by
-   * the URL's alias), with `lambda:FunctionUrlAuthType` known to the conditions. For `NONE` the caller
-   * is anonymous: only the function's resource policy can allow it (a statement for principal `*`
-   * with that condition, as Lambda requires). For `AWS_IAM` the signed caller's identity policy or the
-   * resource policy allows it, as for any action. Answers the decision instead of throwing.
+   * May this request reach a function URL? As Lambda decides since its October 2025 authorization
+   * model: both `lambda:InvokeFunctionUrl` and `lambda:InvokeFunction` on the function (qualified by
+   * the URL's alias) must be allowed, with `lambda:FunctionUrlAuthType` and
+   * `lambda:InvokedViaFunctionUrl` (true) known to the conditions. For `NONE` the caller is anonymous:
+   * only the function's resource policy can allow it (statements for principal `*`, as AddPermission
+   * with `FunctionUrlAuthType` / `InvokedViaFunctionUrl` makes them). For `AWS_IAM` the signed
+   * caller's identity policy or the resource policy allows each action, as for any action. Answers the
+   * decision instead of throwing.
    */
   async mayInvokeFunctionUrl(
     principal: Principal | null,
@@ -103,22 +106,26 @@ export class Authorizer {
   ): Promise<boolean> {
     if (principal?.kind === "root") return true;
     if (principal?.kind === "internal") return false;
-    const ctx: RequestContext = {
-      action: "lambda:InvokeFunctionUrl",
-      resource: fn.arn,
-      principalArn: principal?.arn ?? "anonymous",
-      keys: {
-        "lambda:functionurlauthtype": authType,
-        "aws:requestedregion": region,
-        ...(principal ? { "aws:principalarn": principal.arn, "aws:principalaccount": ACCOUNT_ID } : {}),
-      },
-    };
-    if (principal?.roleArn) ctx.roleArn = principal.roleArn;
-    const identity = principal ? evaluate(principal.policy, ctx, false) : "implicit";
-    if (identity === "deny") return false;
     const doc = await this.permissions.policyFor("function", fn.name, fn.qualifier ?? "");
-    const resource = evaluate(doc, ctx, true);
-    if (resource === "deny") return false;
-    return identity === "allow" || resource === "allow";
+    const allowed = (action: string): boolean => {
+      const ctx: RequestContext = {
+        action,
+        resource: fn.arn,
+        principalArn: principal?.arn ?? "anonymous",
+        keys: {
+          "lambda:functionurlauthtype": authType,
+          "lambda:invokedviafunctionurl": "true",
+          "aws:requestedregion": region,
+          ...(principal ? { "aws:principalarn": principal.arn, "aws:principalaccount": ACCOUNT_ID } : {}),
+        },
+      };
+      if (principal?.roleArn) ctx.roleArn = principal.roleArn;
+      const identity = principal ? evaluate(principal.policy, ctx, false) : "implicit";
+      if (identity === "deny") return false;
+      const resource = evaluate(doc, ctx, true);
+      if (resource === "deny") return false;
+      return identity === "allow" || resource === "allow";
+    };
+    return allowed("lambda:InvokeFunctionUrl") && allowed("lambda:InvokeFunction");
   }
 }

@@ -125,7 +125,9 @@ describe.skipIf(!bwrapUsable)("a function inside an isolated bwrap sandbox", () 
       method: "PUT",
       body: JSON.stringify({
         Version: "2012-10-17",
-        Statement: [{ Effect: "Allow", Action: "lambda:InvokeFunctionUrl", Resource: "*" }],
+        Statement: [
+          { Effect: "Allow", Action: ["lambda:InvokeFunctionUrl", "lambda:InvokeFunction"], Resource: "*" },
+        ],
       }),
     });
     expect(res.status).toBe(200);
