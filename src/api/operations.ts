@@ -62,11 +62,22 @@ for (const [name, op] of Object.entries(OPERATIONS)) {
   BY_ROUTE.set(key, list);
 }
 
+/** Route (METHOD + fastify's route url) → its candidates: the routes are fixed, so normalised once each. */
+const BY_REGISTERED_ROUTE = new Map<string, [string, OperationModel][] | undefined>();
+
+function candidatesOf(method: string, url: string): [string, OperationModel][] | undefined {
+  const key = `${method} ${url}`;
+  if (BY_REGISTERED_ROUTE.has(key)) return BY_REGISTERED_ROUTE.get(key);
+  const found = BY_ROUTE.get(`${method} ${normalise(url)}`);
+  BY_REGISTERED_ROUTE.set(key, found);
+  return found;
+}
+
 /** The model operation a routed request is, if any. */
 export function operationOf(req: FastifyRequest): [string, OperationModel] | undefined {
   const url = req.routeOptions.url;
   if (!url) return undefined;
-  const candidates = BY_ROUTE.get(`${req.method} ${normalise(url)}`);
+  const candidates = candidatesOf(req.method, url);
   if (!candidates) return undefined;
   const query = req.query as Record<string, unknown>;
   return (
@@ -75,15 +86,23 @@ export function operationOf(req: FastifyRequest): [string, OperationModel] | und
   );
 }
 
-function hasBodyMembers(op: OperationModel): boolean {
-  const shape = op.input ? SHAPES[op.input] : undefined;
-  if (!shape?.members) return false;
-  return Object.entries(shape.members).some(([n, m]) => m.location === undefined && shape.payload !== n);
-}
+/** Per operation, what its requests need from the model: worked out on its first request. */
+const PREPARED = new WeakMap<OperationModel, { hasBodyMembers: boolean; placeholders: string[] }>();
 
-/** The path placeholders' names in the model's order. */
-function placeholders(op: OperationModel): string[] {
-  return [...op.path.matchAll(/\{([^}+]+)\+?\}/g)].map((m) => m[1] as string);
+function prepared(op: OperationModel): { hasBodyMembers: boolean; placeholders: string[] } {
+  let p = PREPARED.get(op);
+  if (p === undefined) {
+    const shape = op.input ? SHAPES[op.input] : undefined;
+    p = {
+      hasBodyMembers: Object.entries(shape?.members ?? {}).some(
+        ([n, m]) => m.location === undefined && shape?.payload !== n,
+      ),
+      // The path placeholders' names in the model's order.
+      placeholders: [...op.path.matchAll(/\{([^}+]+)\+?\}/g)].map((m) => m[1] as string),
+    };
+    PREPARED.set(op, p);
+  }
+  return p;
 }
 
 /** Members that name a function (or a function-owned resource) by ARN. */
@@ -128,10 +147,11 @@ export function registerModelValidation(app: FastifyInstance, defaultRegion: str
     const [opName, op] = found;
     const values = Object.values((req.params ?? {}) as Record<string, string>);
     const params: Record<string, string> = {};
-    placeholders(op).forEach((name, i) => {
+    const { placeholders, hasBodyMembers } = prepared(op);
+    placeholders.forEach((name, i) => {
       if (values[i] !== undefined) params[name] = values[i] as string;
     });
-    const body = hasBodyMembers(op) ? jsonBody(req) : undefined;
+    const body = hasBodyMembers ? jsonBody(req) : undefined;
     validateRequest(op, {
       params,
       query: (req.query ?? {}) as Record<string, unknown>,

@@ -279,16 +279,44 @@ function checkStructure(
 ) {
   const shape = t.shapes[shapeName];
   if (!shape?.members) return;
-  const required = new Set(shape.required ?? []);
-  for (const [name, m] of Object.entries(shape.members)) {
-    const childPath = path ? `${path}.${lowerFirst(name)}` : lowerFirst(name);
-    const v = value[name];
-    if ((v === undefined || v === null) && required.has(name)) {
-      errors.push(`Value null at '${childPath}' failed to satisfy constraint: Member must not be null`);
+  for (const m of membersOf(shape)) {
+    const v = value[m.name];
+    if (v === undefined || v === null) {
+      // An absent member is only ever checked for being required.
+      if (m.required)
+        errors.push(
+          `Value null at '${path ? `${path}.${m.key}` : m.key}' failed to satisfy constraint: Member must not be null`,
+        );
       continue;
     }
-    check(t, m.shape, v, childPath, name, errors);
+    check(t, m.shape, v, path ? `${path}.${m.key}` : m.key, m.name, errors);
   }
+}
+
+interface PreparedMember {
+  name: string;
+  /** The member's name as it appears in a constraint's path. */
+  key: string;
+  shape: string;
+  required: boolean;
+}
+
+/** A structure's members as the checks walk them: worked out once per shape. */
+const MEMBERS = new WeakMap<ShapeModel, PreparedMember[]>();
+
+function membersOf(shape: ShapeModel): PreparedMember[] {
+  let list = MEMBERS.get(shape);
+  if (list === undefined) {
+    const required = new Set(shape.required ?? []);
+    list = Object.entries(shape.members ?? {}).map(([name, m]) => ({
+      name,
+      key: lowerFirst(name),
+      shape: m.shape,
+      required: required.has(name),
+    }));
+    MEMBERS.set(shape, list);
+  }
+  return list;
 }
 
 /** The input structure's members gathered from path, query, headers and body. */
