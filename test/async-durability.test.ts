@@ -10,7 +10,7 @@ import { InvokeCommand, type LambdaClient } from "@aws-sdk/client-lambda";
 import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { deployProbe } from "./helpers/async-fns.js";
-import { build, type ChildServer, startChild } from "./helpers/child-server.js";
+import { buildAsync, type ChildServer, startChild } from "./helpers/child-server.js";
 import { Collector } from "./helpers/collector.js";
 import { lambdaClient } from "./helpers/server.js";
 import { signedFetch } from "./helpers/signed.js";
@@ -34,9 +34,8 @@ async function child(dataDir: string, args: string[] = []): Promise<ChildServer>
   return c;
 }
 
-beforeAll(() => {
-  build();
-}, 120_000);
+// Asynchronously: a blocked worker misses vitest's RPC deadline (60 s) on a loaded machine.
+beforeAll(() => buildAsync(), 300_000);
 
 beforeAll(async () => {
   sink = await Collector.start();

@@ -1,25 +1,22 @@
 /**
  * A Lambent server as a child process (`node bin/lambent.js server …`), for
- * tests that kill it. Needs `dist/` (see buildOnce).
+ * tests that kill it. Needs `dist/` (see buildAsync).
  */
-import { type ChildProcess, spawn, spawnSync } from "node:child_process";
+import { type ChildProcess, spawn } from "node:child_process";
 import { existsSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 
 export const ROOT = fileURLToPath(new URL("../..", import.meta.url));
 
-/** Compile src/ to dist/ (type errors elsewhere in the tree do not stop tsc from emitting). */
-export function build(): void {
-  // The compiler itself, not npx (which copies the repository into its cache first: ~55 s).
-  spawnSync(process.execPath, ["node_modules/typescript/bin/tsc", "-p", "tsconfig.build.json"], {
-    cwd: ROOT,
-    stdio: "ignore",
-  });
-  if (!existsSync(`${ROOT}/dist/cli/main.js`)) throw new Error("build produced no dist/cli/main.js");
-}
-
-/** Like build(), without blocking the test worker (vitest's RPC times out after 60 s of a blocked worker). */
+/**
+ * Compile src/ to dist/ (type errors elsewhere in the tree do not stop tsc from emitting), without
+ * blocking the test worker (vitest's RPC times out after 60 s of a blocked worker). The compiler
+ * itself, not npx (which copies the repository into its cache first: ~55 s). Under `npm test`
+ * (scripts/test.sh builds before vitest and says so in LAMBENT_DIST_BUILT) nothing is rebuilt: a
+ * rebuild would rewrite dist/ while other files' servers load it.
+ */
 export async function buildAsync(): Promise<void> {
+  if (process.env.LAMBENT_DIST_BUILT === "1" && existsSync(`${ROOT}/dist/cli/main.js`)) return;
   await new Promise<void>((resolve, reject) => {
     const tsc = spawn(process.execPath, ["node_modules/typescript/bin/tsc", "-p", "tsconfig.build.json"], {
       cwd: ROOT,
