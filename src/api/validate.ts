@@ -328,12 +328,10 @@ export function gatherInput(
   const input: Record<string, unknown> = {};
   const shape = op.input ? shapes[op.input] : undefined;
   if (!shape?.members) return input;
-  for (const [name, m] of Object.entries(shape.members)) {
-    const where = m.locationName ?? name;
-    const memberShape = shapes[m.shape];
-    if (m.location === "uri") {
+  for (const { name, where, location, memberShape } of sourcesOf(shape, shapes)) {
+    if (location === "uri") {
       if (req.params[where] !== undefined) input[name] = queryScalar(memberShape, req.params[where]);
-    } else if (m.location === "querystring") {
+    } else if (location === "querystring") {
       const raw = req.query[where];
       if (raw === undefined) continue;
       if (memberShape?.type === "list") input[name] = Array.isArray(raw) ? raw : [raw];
@@ -341,17 +339,55 @@ export function gatherInput(
         const one = Array.isArray(raw) ? raw[0] : raw;
         input[name] = queryScalar(memberShape, one);
       }
-    } else if (m.location === "header") {
-      const raw = req.headers[where.toLowerCase()];
+    } else if (location === "header") {
+      const raw = req.headers[where];
       if (raw !== undefined) input[name] = Array.isArray(raw) ? raw[0] : raw;
-    } else if (shape.payload === name) {
+    } else if (location === "payload") {
       // The raw body (Invoke's Payload, InvokeAsync's InvokeArgs): present or not, never parsed here.
       if (req.hasBody) input[name] = UNPARSED;
-    } else if (m.location === undefined && req.body) {
+    } else if (location === "body" && req.body) {
       if (name in req.body) input[name] = req.body[name];
     }
   }
   return input;
+}
+
+interface MemberSource {
+  name: string;
+  /** The path placeholder, query parameter or (lower-case) header the member comes from. */
+  where: string;
+  location: "uri" | "querystring" | "header" | "payload" | "body" | "other";
+  memberShape: ShapeModel | undefined;
+}
+
+/** Where each member of an input shape comes from: worked out once per shape. */
+const SOURCES = new WeakMap<ShapeModel, MemberSource[]>();
+
+function sourcesOf(shape: ShapeModel, shapes: Record<string, ShapeModel>): MemberSource[] {
+  let list = SOURCES.get(shape);
+  if (list === undefined) {
+    list = Object.entries(shape.members ?? {}).map(([name, m]) => {
+      const where = m.locationName ?? name;
+      const location =
+        m.location === "uri" || m.location === "querystring"
+          ? m.location
+          : m.location === "header"
+            ? "header"
+            : shape.payload === name
+              ? "payload"
+              : m.location === undefined
+                ? "body"
+                : "other";
+      return {
+        name,
+        where: location === "header" ? where.toLowerCase() : where,
+        location,
+        memberShape: shapes[m.shape],
+      } satisfies MemberSource;
+    });
+    SOURCES.set(shape, list);
+  }
+  return list;
 }
 
 /** A path or query value that is not text of its type: left to the operation's own checks. */
