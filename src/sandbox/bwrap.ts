@@ -1,5 +1,5 @@
 import { type ChildProcess, spawn } from "node:child_process";
-import { readdirSync } from "node:fs";
+import { readdirSync, readFileSync } from "node:fs";
 import { chmod, mkdir, rm } from "node:fs/promises";
 import { constants } from "node:os";
 import { resolve } from "node:path";
@@ -443,7 +443,14 @@ export class BwrapDriver implements SandboxDriver {
           blockedAddresses: this.#blockedAddresses,
         });
       }
-      (child.stdio[4] as NodeJS.WritableStream).end("1");
+      // bwrap's own setup can fail early (seen under load: "loopback: Failed RTM_NEWADDR"); its
+      // sandbox process is then gone before it is released: fail this try (spawn makes another).
+      if (!running(pid)) throw new SandboxError("SandboxStartFailure", "bwrap's setup of the sandbox failed");
+      // bwrap may have died meanwhile (its own setup failed): the write then fails with EPIPE, which
+      // must not become an unhandled error; the sandbox's exit reports the failure.
+      const block = child.stdio[4] as Writable;
+      block.on("error", () => {});
+      block.end("1");
     } catch (error) {
       child.kill("SIGKILL");
       await closed;
@@ -623,6 +630,16 @@ function dropToSandboxUser(): string[] {
     "--inh-caps=-all",
     "--",
   ];
+}
+
+/** Whether process `pid` exists and is not a zombie. */
+function running(pid: number): boolean {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+    return stat.slice(stat.lastIndexOf(")") + 2, stat.lastIndexOf(")") + 3) !== "Z";
+  } catch {
+    return false;
+  }
 }
 
 /** bwrap writes `{"child-pid": N, …}` to --info-fd once the namespaces exist, then closes it. */
