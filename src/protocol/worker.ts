@@ -14,6 +14,8 @@ export interface WorkerStats {
   idle: number;
   /** Function versions with environments here. */
   pools: number;
+  /** Memory the environments here may take (the sum of their functions' MemorySize, MB). */
+  memoryMb: number;
 }
 
 export interface WorkerClient {

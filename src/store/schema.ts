@@ -281,6 +281,20 @@ export interface SchedulesTable {
   dropped: number;
 }
 
+export interface ClusterWorkersTable {
+  worker_id: string;
+  zone: string;
+  address: string;
+  memory_mb: number;
+  max_environments: number;
+  used_memory_mb: number;
+  environments: number;
+  draining: number;
+  /** timestamptz on PostgreSQL, renewed with now(). */
+  lease_until: string | Date;
+  started_at: number;
+}
+
 export interface Database {
   schedule_groups: ScheduleGroupsTable;
   schedules: SchedulesTable;
@@ -303,4 +317,5 @@ export interface Database {
   role_policies: RolePoliciesTable;
   resource_policies: ResourcePoliciesTable;
   function_urls: FunctionUrlsTable;
+  cluster_workers: ClusterWorkersTable;
 }

@@ -270,6 +270,19 @@ export class FunctionPool {
     }
   }
 
+  /** Settles once no invoke of this pool is in flight. */
+  async idleAll(): Promise<void> {
+    while (this.inFlight > 0) {
+      await new Promise<void>((r) => {
+        const prev = this.drained;
+        this.drained = () => {
+          prev?.();
+          r();
+        };
+      });
+    }
+  }
+
   /** Stop taking invokes; environments are destroyed as their invokes finish. */
   async retire(): Promise<void> {
     this.retired = true;

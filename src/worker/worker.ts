@@ -91,6 +91,11 @@ export class Worker implements WorkerClient {
     return this.pool(fn).invoke(input);
   }
 
+  /** Settles when no invoke is in flight (a draining worker: its frontends place nothing new here). */
+  async drain(): Promise<void> {
+    await Promise.all([...this.pools.values()].map((p) => p.idleAll()));
+  }
+
   /** Keep `count` provisioned environments of a version for one config (`source`); 0 releases them. */
   provision(fn: Assignment, source: string, count: number, report: (p: ProvisionedProgress) => void): void {
     if (count <= 0 && !this.pools.has(assignmentKey(fn))) return;
@@ -115,11 +120,13 @@ export class Worker implements WorkerClient {
   stats(): WorkerStats {
     let environments = 0;
     let idle = 0;
+    let memoryMb = 0;
     for (const p of this.pools.values()) {
       environments += p.size;
       idle += p.idleCount;
+      memoryMb += p.size * p.fn.config.MemorySize;
     }
-    return { environments, idle, pools: this.pools.size };
+    return { environments, idle, pools: this.pools.size, memoryMb };
   }
 
   /** Environments of one function, for tests and the CLI. */

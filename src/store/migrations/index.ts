@@ -16,6 +16,7 @@ import { m0009LogRetention } from "./0009-log-retention.js";
 import { m0010FunctionUrls } from "./0010-function-urls.js";
 import { m0011LogGroupsApi } from "./0011-log-groups-api.js";
 import { m0012Schedules } from "./0012-schedules.js";
+import { m0013ClusterWorkers } from "./0013-cluster-workers.js";
 
 export type EngineMigration = (engine: Engine) => Migration;
 
@@ -31,6 +32,7 @@ export const migrations: Record<string, EngineMigration> = {
   "0010-function-urls": m0010FunctionUrls,
   "0011-log-groups-api": m0011LogGroupsApi,
   "0012-schedules": m0012Schedules,
+  "0013-cluster-workers": m0013ClusterWorkers,
 };
 
 // biome-ignore lint/suspicious/noExplicitAny: migrations run before the typed schema exists
