@@ -133,6 +133,15 @@ export interface ServerOptions {
    * (`LAMBENT_TEST_SCHEDULE_CLOCK=<anchorMs>,<speed>` for `lambent server`). Never in production.
    */
   scheduleClock?: { anchorMs: number; speed: number };
+  /**
+   * What this process runs: `all` (the default: API, frontend, worker and pollers in one process),
+   * `frontend` (the API; invokes go to worker nodes) or `poller` (the async queue, event source
+   * mappings and provisioned-concurrency placement, invoking through worker nodes). Worker nodes
+   * are started by `cluster/worker-node.ts`, not by a Platform.
+   */
+  role: "all" | "frontend" | "poller";
+  /** The secret nodes of a cluster sign their requests to each other with (cluster roles only). */
+  clusterSecret?: string;
 }
 
 /** Is this listen address reachable only from this machine? */
@@ -161,6 +170,7 @@ export function defaultOptions(overrides: Partial<ServerOptions> = {}): ServerOp
     limits: { ...DEFAULT_LIMITS },
     http: { ...DEFAULT_HTTP },
     quiet: false,
+    role: "all",
     ...overrides,
   };
 }

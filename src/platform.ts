@@ -11,6 +11,7 @@ import { existsVia, SchedulePoller } from "./async/schedule-poller.js";
 import { AsyncService } from "./async/service.js";
 import { defaultServerKeyFile } from "./auth/keys.js";
 import { Auth } from "./auth/service.js";
+import { WorkerRegistry } from "./cluster/registry.js";
 import {
   defaultOptions,
   hostPortsRefusal,
@@ -33,11 +34,13 @@ import { PermissionService } from "./control/permissions.js";
 import { fastClock, REAL_CLOCK, ScheduleService } from "./control/schedules.js";
 import { lockDataDir } from "./datadir-lock.js";
 import { Assignments } from "./frontend/assignment.js";
+import { ClusterWorkers } from "./frontend/cluster-workers.js";
 import { Frontend, type InvokeRequest } from "./frontend/invoke.js";
 import { ProvisionedPlacement } from "./frontend/provisioned.js";
 import { CloudWatchLogs } from "./logs/cloudwatch-logs.js";
 import { LogPruner } from "./logs/log-pruner.js";
 import { LogSink } from "./logs/log-sink.js";
+import { checkClusterSecret } from "./protocol/node-auth.js";
 import { checkRuntime } from "./runtimes/policy.js";
 import { RuntimeStore } from "./runtimes/store.js";
 import { type DetectedSandboxDriver, detectSandboxDriver } from "./sandbox/index.js";
@@ -82,6 +85,8 @@ interface PlatformParts {
   permissions: PermissionService;
   auth: Auth;
   egress: EgressPolicy;
+  /** The worker nodes this frontend or poller routes to (cluster roles; null when it runs its own worker). */
+  cluster: ClusterWorkers | null;
   unlock: () => void;
 }
 
@@ -126,6 +131,8 @@ export class Platform {
   readonly auth: Auth;
   /** Where destinations, dead-letter targets and brokers may point (--allow-destination-hosts). */
   readonly egress: EgressPolicy;
+  /** The worker nodes this frontend or poller routes to (cluster roles; null when it runs its own worker). */
+  readonly cluster: ClusterWorkers | null;
   /** The front door; its routes reach the parts above through this Platform. Built last, not yet listening. */
   readonly app: FastifyInstance;
   #url = "";
@@ -157,6 +164,7 @@ export class Platform {
     this.permissions = parts.permissions;
     this.auth = parts.auth;
     this.egress = parts.egress;
+    this.cluster = parts.cluster;
     this.unlock = parts.unlock;
     this.cloudwatchLogs = new CloudWatchLogs(parts.store, parts.logs, {
       defaultRetentionDays: parts.options.logRetentionDays,
@@ -240,14 +248,18 @@ export class Platform {
         store = undefined;
         throw new ServerOptionError(late);
       }
-      await platform.asyncInvoke.start();
-      acquired.push(() => platform.asyncInvoke.stop());
-      platform.schedulePoller.start();
-      acquired.push(() => platform.schedulePoller.stop());
-      acquired.push(() => platform.eventSources.stop());
-      await platform.eventSources.start();
-      acquired.push(() => platform.provisioned.stop());
-      await platform.provisioned.start();
+      // A frontend of a cluster leaves the queue, schedules, the pollers and provisioned placement to the
+      // poller role: provisioned concurrency is placed once for the cluster, not once per frontend.
+      if (options.role !== "frontend") {
+        await platform.asyncInvoke.start();
+        acquired.push(() => platform.asyncInvoke.stop());
+        platform.schedulePoller.start();
+        acquired.push(() => platform.schedulePoller.stop());
+        acquired.push(() => platform.eventSources.stop());
+        await platform.eventSources.start();
+        acquired.push(() => platform.provisioned.stop());
+        await platform.provisioned.start();
+      }
       return platform;
     } catch (err) {
       // Release everything this start acquired (sandboxes, mounts, cgroups, listeners), newest first.
@@ -316,13 +328,34 @@ export class Platform {
       burstBytes: limits.logBurstBytes,
     });
     acquired.push(() => logs.flush());
-    const sandbox = await detectSandboxDriver(options.sandbox, {
+    let cluster: ClusterWorkers | null = null;
+    if (options.role !== "all") {
+      if (store.engine !== "postgres" || !options.database) {
+        throw new ServerOptionError(
+          `--role ${options.role} needs --database postgres://… (the cluster's PostgreSQL)`,
+        );
+      }
+      let secret: string;
+      try {
+        secret = checkClusterSecret(options.clusterSecret);
+      } catch (err) {
+        throw new ServerOptionError((err as Error).message);
+      }
+      const workers = new ClusterWorkers(new WorkerRegistry(store), options.database, secret, (m) =>
+        options.quiet ? undefined : console.error(`lambent: ${m}`),
+      );
+      acquired.push(() => workers.close());
+      await workers.start();
+      cluster = workers;
+    }
+    // Cluster frontends and pollers run no function: their (never started) worker gets the plain driver.
+    const sandbox = await detectSandboxDriver(cluster ? "process" : options.sandbox, {
       runDir: join(options.dataDir, "run", "sandbox"),
       network: options.sandboxNetwork,
       allowHostPorts: options.sandboxAllowHostPorts,
       adoptableRoots: [join(options.dataDir, "code"), join(options.dataDir, "layers")],
     });
-    if (!sandbox.driver.isolates && !sandbox.warning) {
+    if (!cluster && !sandbox.driver.isolates && !sandbox.warning) {
       sandbox.warning =
         "functions run UNISOLATED (process sandbox, chosen with --sandbox process): no limits are enforced";
     }
@@ -349,7 +382,8 @@ export class Platform {
     // The sandbox driver's probe already made its cgroup root; the worker's close releases it,
     // the stem cells, mounts and sandboxes its start made, even if that start failed halfway.
     acquired.push(() => worker.close());
-    await worker.start();
+    if (!cluster) await worker.start();
+    const workers = cluster ?? worker;
     // Versions a function already references stay usable after DeleteLayerVersion, as on Lambda.
     const assignments = new Assignments(options.region, async (arns) =>
       (await layers.resolve(arns, arns)).map(({ arn, sha256 }) => ({ arn, sha256 })),
@@ -358,7 +392,7 @@ export class Platform {
       functions,
       aliases,
       concurrency,
-      worker,
+      workers,
       options.accountConcurrency,
       assignments,
     );
@@ -370,7 +404,7 @@ export class Platform {
       functions,
       aliases,
       concurrency,
-      worker,
+      workers,
       assignments,
       options.region,
     );
@@ -465,6 +499,7 @@ export class Platform {
       permissions,
       auth,
       egress,
+      cluster,
       unlock: access.unlock,
     });
   }
@@ -484,7 +519,8 @@ export class Platform {
         isolates: this.sandbox.driver.isolates,
         ...(this.sandbox.warning ? { warning: this.sandbox.warning } : {}),
       },
-      environments: this.worker.stats(),
+      role: this.options.role,
+      ...(this.cluster ? { workers: this.cluster.workers() } : { environments: this.worker.stats() }),
       concurrentExecutions: this.frontend.concurrentExecutions,
     };
   }
@@ -514,6 +550,7 @@ export class Platform {
       clearTimeout(grace);
       await this.changes?.close();
       this.provisioned.stop();
+      await this.cluster?.close();
       await this.worker.close();
       await this.logPruner.stop();
       await this.logs.flush();

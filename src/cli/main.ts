@@ -18,6 +18,13 @@ export function intArg(min: number, max = Number.MAX_SAFE_INTEGER) {
   };
 }
 
+export type ServerRole = "all" | "frontend" | "worker" | "poller";
+
+function roleArg(raw: string): ServerRole {
+  if (raw === "all" || raw === "frontend" || raw === "worker" || raw === "poller") return raw;
+  throw new InvalidArgumentError("must be one of all, frontend, worker, poller");
+}
+
 /** "5432,6379" → [5432, 6379]. */
 export function portList(raw: string): number[] {
   const ports = raw.split(",").map((p) => Number(p.trim()));
@@ -123,6 +130,30 @@ program
     "open connections one client address may hold; more are answered 429",
     intArg(1),
     1024,
+  )
+  .option(
+    "--role <role>",
+    "all (default: everything in one process), frontend, worker or poller (cluster roles need --database postgres://… and a cluster secret)",
+    roleArg,
+    "all",
+  )
+  .option("--zone <name>", "availability zone of a worker node (--role worker)")
+  .option(
+    "--cluster-secret <secret>",
+    "secret the nodes of a cluster sign their requests to each other with (default: $LAMBENT_CLUSTER_SECRET)",
+  )
+  .option(
+    "--advertise <host:port>",
+    "address frontends reach this worker node at (default: --host and the bound port)",
+  )
+  .option(
+    "--worker-memory <mb>",
+    "memory this worker node's environments may take, MB (default: the machine's)",
+    intArg(128),
+  )
+  .option(
+    "--worker-id <id>",
+    "this worker node's id (default: random; a restart under the same id takes its place over)",
   )
   .action(runServer);
 

@@ -1,6 +1,7 @@
 /** `lambent server`: start the platform and stop it cleanly on SIGTERM/SIGINT. */
 import { InvalidArgumentError } from "commander";
-import { type SandboxMode, type SandboxNetwork, ServerOptionError } from "../config.js";
+import { WorkerNode } from "../cluster/worker-node.js";
+import { defaultOptions, type SandboxMode, type SandboxNetwork, ServerOptionError } from "../config.js";
 import { DataDirLockedError } from "../datadir-lock.js";
 import { NoKeysError, Platform } from "../platform.js";
 
@@ -30,6 +31,12 @@ interface ServerFlags {
   keepAliveTimeout: number;
   connectionTimeout: number;
   maxConnectionsPerClient: number;
+  role: "all" | "frontend" | "worker" | "poller";
+  zone?: string;
+  clusterSecret?: string;
+  advertise?: string;
+  workerMemory?: number;
+  workerId?: string;
 }
 
 function parseDelays(raw: string): number[] {
@@ -55,9 +62,13 @@ function testScheduleClock(): { scheduleClock?: { anchorMs: number; speed: numbe
 }
 
 export async function runServer(flags: ServerFlags): Promise<void> {
+  const clusterSecret = flags.clusterSecret ?? process.env.LAMBENT_CLUSTER_SECRET;
+  if (flags.role === "worker") return runWorkerNode(flags, clusterSecret);
   let platform: Platform;
   try {
     platform = await Platform.start({
+      role: flags.role,
+      ...(clusterSecret !== undefined ? { clusterSecret } : {}),
       host: flags.host,
       port: flags.port,
       dataDir: flags.dataDir,
@@ -105,6 +116,60 @@ export async function runServer(flags: ServerFlags): Promise<void> {
   const shutdown = (signal: string) => {
     console.error(`lambent: ${signal} received, shutting down`);
     platform.stop().then(
+      () => process.exit(0),
+      (err: unknown) => {
+        console.error("lambent: shutdown failed:", err);
+        process.exit(1);
+      },
+    );
+  };
+  process.once("SIGTERM", () => shutdown("SIGTERM"));
+  process.once("SIGINT", () => shutdown("SIGINT"));
+}
+
+/** `--role worker`: environments for the frontends of a cluster; no API of its own. */
+async function runWorkerNode(flags: ServerFlags, clusterSecret: string | undefined): Promise<void> {
+  if (!flags.zone) {
+    console.error("lambent: --role worker needs --zone <name>");
+    process.exit(2);
+  }
+  let node: WorkerNode;
+  try {
+    node = await WorkerNode.start(
+      defaultOptions({
+        host: flags.host,
+        port: flags.port,
+        dataDir: flags.dataDir,
+        region: flags.region,
+        idleTimeoutSeconds: flags.idleTimeout,
+        scaleRate: flags.scaleRate,
+        prewarm: flags.prewarm,
+        sandbox: flags.sandbox,
+        sandboxNetwork: flags.sandboxNetwork,
+        sandboxAllowHostPorts: flags.sandboxAllowHostPort,
+        ...(flags.runtimesDir ? { runtimesDir: flags.runtimesDir } : {}),
+        ...(flags.serverKeyFile ? { serverKeyFile: flags.serverKeyFile } : {}),
+        ...(flags.database ? { database: flags.database } : {}),
+      }),
+      {
+        zone: flags.zone,
+        clusterSecret: clusterSecret ?? "",
+        ...(flags.advertise ? { advertise: flags.advertise } : {}),
+        ...(flags.workerMemory ? { memoryMb: flags.workerMemory } : {}),
+        ...(flags.workerId ? { workerId: flags.workerId } : {}),
+      },
+    );
+  } catch (err) {
+    console.error(`lambent: ${err instanceof Error ? err.message : String(err)}`);
+    process.exit(2);
+  }
+  if (node.sandbox.warning) console.error(`lambent: WARNING: ${node.sandbox.warning}`);
+  console.log(
+    `lambent worker ${node.id} ready at ${node.address} (zone ${node.zone}, sandbox: ${node.sandbox.driver.name})`,
+  );
+  const shutdown = (signal: string) => {
+    console.error(`lambent: ${signal} received, draining`);
+    node.stop().then(
       () => process.exit(0),
       (err: unknown) => {
         console.error("lambent: shutdown failed:", err);

@@ -1,0 +1,338 @@
+/**
+ * The workers of a cluster as one `WorkerClient`: a frontend (or poller)
+ * routes each invoke to a worker node over HTTP/2.
+ *
+ * - **View**: the live workers from the registry, loaded at start, reloaded
+ *   when a `lambent_workers` notification arrives, after every reconnect of
+ *   the LISTEN connection (notifications sent meanwhile were missed) and once
+ *   per heartbeat period (which also deletes workers whose lease ran out).
+ * - **Warm routing**: per function version, the environments this frontend
+ *   has had run on each worker and how many of its own invokes are in flight
+ *   there; an invoke goes to a worker with one that should be idle, without a
+ *   store query. (Another frontend's invokes are not seen: at worst the worker
+ *   starts one more environment.)
+ * - **Placement** otherwise (`placement.ts`): spread across zones, pack by
+ *   free memory, never on a draining worker.
+ * - **Faults**: a worker that cannot be reached is set aside until the
+ *   registry drops it. An invoke that never left this node is placed again on
+ *   another worker; one that was sent answers `ServiceException` (it may have
+ *   run: a sync invoke is never run twice by the platform).
+ * - **Provisioned concurrency**: each config's environments are spread across
+ *   zones once for the cluster and placed again when their worker goes.
+ */
+
+import {
+  HEARTBEAT_MS,
+  WORKERS_CHANNEL,
+  type WorkerRecord,
+  type WorkerRegistry,
+} from "../cluster/registry.js";
+import { LambdaError, ServiceError } from "../errors.js";
+import { type Assignment, assignmentKey } from "../protocol/assignment.js";
+import type { InvokeInput, InvokeOutcome, ProvisionedProgress } from "../protocol/invoke.js";
+import type { WorkerClient } from "../protocol/worker.js";
+import { type Listener, listenPostgres } from "../store/notify.js";
+import { type Candidate, place } from "./placement.js";
+import { RemoteWorker, WorkerUnreachable } from "./remote-worker.js";
+
+interface Node {
+  record: WorkerRecord;
+  client: RemoteWorker;
+  /** Memory this frontend placed there since the worker's last heartbeat (MB). */
+  placedMb: number;
+}
+
+interface Warm {
+  /** Environments known to exist there (started by this frontend's invokes). */
+  environments: number;
+  /** This frontend's invokes in flight there. */
+  busy: number;
+}
+
+interface Provisioned {
+  assignment: Assignment;
+  source: string;
+  count: number;
+  report: (p: ProvisionedProgress) => void;
+  /** worker id → environments asked of it, and its latest progress. */
+  shares: Map<string, { count: number; progress?: ProvisionedProgress }>;
+}
+
+export class ClusterWorkers implements WorkerClient {
+  private readonly nodes = new Map<string, Node>();
+  /** Workers that failed a request: left out of routing until the registry no longer lists them. */
+  private readonly suspect = new Set<string>();
+  /** Assignment key → worker id → what this frontend knows of its environments there. */
+  private readonly warm = new Map<string, Map<string, Warm>>();
+  private readonly provisioned = new Map<string, Provisioned>();
+  private listener: Listener | null = null;
+  private timer: NodeJS.Timeout | null = null;
+  private refreshing: Promise<void> | null = null;
+  private stopped = false;
+
+  constructor(
+    private readonly registry: WorkerRegistry,
+    private readonly databaseUrl: string,
+    private readonly secret: string,
+    private readonly log: (message: string) => void = () => {},
+  ) {}
+
+  async start(): Promise<void> {
+    this.listener = await listenPostgres(this.databaseUrl, {
+      channel: WORKERS_CHANNEL,
+      onMessage: () => void this.refresh(),
+      onConnect: () => void this.refresh(),
+      onError: (err) => this.log(`worker registry notifications: ${String(err)}`),
+    });
+    await this.refresh();
+    this.timer = setInterval(() => {
+      this.registry
+        .expire()
+        .catch(() => [])
+        .then(() => this.refresh());
+    }, HEARTBEAT_MS);
+    this.timer.unref();
+  }
+
+  /** The workers this frontend routes to now. */
+  workers(): WorkerRecord[] {
+    return [...this.nodes.values()].map((n) => n.record);
+  }
+
+  /** Reload the view from the registry (coalesced: one reload at a time, one more queued). */
+  refresh(): Promise<void> {
+    if (this.refreshing) return this.refreshing.then(() => this.refresh());
+    this.refreshing = this.load().finally(() => {
+      this.refreshing = null;
+    });
+    return this.refreshing;
+  }
+
+  private async load(): Promise<void> {
+    if (this.stopped) return;
+    let live: WorkerRecord[];
+    try {
+      live = await this.registry.live();
+    } catch (err) {
+      this.log(`worker registry: ${String(err)}`);
+      return;
+    }
+    const seen = new Set<string>();
+    for (const r of live) {
+      seen.add(r.id);
+      const n = this.nodes.get(r.id);
+      if (n && n.record.address === r.address) {
+        n.record = r;
+        n.placedMb = 0;
+      } else {
+        n?.client.close();
+        this.nodes.set(r.id, { record: r, client: new RemoteWorker(r.address, this.secret), placedMb: 0 });
+      }
+    }
+    for (const [id, n] of this.nodes) {
+      if (seen.has(id)) continue;
+      this.nodes.delete(id);
+      n.client.close();
+      this.forgetWorker(id);
+    }
+    for (const id of [...this.suspect]) if (!seen.has(id)) this.suspect.delete(id);
+    this.replaceProvisioned();
+  }
+
+  /** A worker is gone: its environments with it. */
+  private forgetWorker(id: string): void {
+    for (const perWorker of this.warm.values()) perWorker.delete(id);
+  }
+
+  private usable(): Node[] {
+    return [...this.nodes.values()].filter((n) => !n.record.draining && !this.suspect.has(n.record.id));
+  }
+
+  private candidates(key: string, exclude: ReadonlySet<string>): Candidate[] {
+    const perWorker = this.warm.get(key);
+    return this.usable()
+      .filter((n) => !exclude.has(n.record.id))
+      .map((n) => ({
+        id: n.record.id,
+        zone: n.record.zone,
+        freeMemoryMb: n.record.memoryMb - n.record.usedMemoryMb - n.placedMb,
+        environments: perWorker?.get(n.record.id)?.environments ?? 0,
+      }));
+  }
+
+  /** A worker with an environment of this version that should be idle, else a placement. */
+  private route(a: Assignment, exclude: ReadonlySet<string>): Node | undefined {
+    const key = assignmentKey(a);
+    const perWorker = this.warm.get(key);
+    if (perWorker) {
+      let best: Node | undefined;
+      let bestIdle = 0;
+      for (const [id, w] of perWorker) {
+        const n = this.nodes.get(id);
+        const idle = w.environments - w.busy;
+        if (!n || n.record.draining || exclude.has(id) || this.suspect.has(id) || idle <= 0) continue;
+        if (idle > bestIdle) {
+          best = n;
+          bestIdle = idle;
+        }
+      }
+      if (best) return best;
+    }
+    const candidates = this.candidates(key, exclude);
+    const chosen =
+      place(candidates, a.config.MemorySize) ??
+      // Nobody has the memory by our view (it may be stale): the worker with the most free memory decides.
+      [...candidates].sort((x, y) => y.freeMemoryMb - x.freeMemoryMb)[0];
+    if (!chosen) return undefined;
+    const n = this.nodes.get(chosen.id) as Node;
+    n.placedMb += a.config.MemorySize;
+    return n;
+  }
+
+  async invoke(a: Assignment, input: InvokeInput): Promise<InvokeOutcome> {
+    const key = assignmentKey(a);
+    const tried = new Set<string>();
+    for (;;) {
+      const node = this.route(a, tried);
+      if (!node) {
+        throw ServiceError(
+          tried.size > 0
+            ? "No worker could take the invoke: every worker tried was unreachable."
+            : "No worker is available in the cluster.",
+        );
+      }
+      const id = node.record.id;
+      tried.add(id);
+      let perWorker = this.warm.get(key);
+      if (!perWorker) {
+        perWorker = new Map();
+        this.warm.set(key, perWorker);
+      }
+      let w = perWorker.get(id);
+      if (!w) {
+        w = { environments: 0, busy: 0 };
+        perWorker.set(id, w);
+      }
+      w.busy++;
+      if (w.busy > w.environments) w.environments = w.busy;
+      try {
+        const outcome = await node.client.invoke(a, input);
+        if (outcome.fatal) w.environments = Math.max(0, w.environments - 1);
+        return outcome;
+      } catch (err) {
+        if (err instanceof LambdaError) {
+          // The worker refused (its scaling rate): no environment was started for this invoke.
+          w.environments = Math.max(0, w.environments - 1);
+          throw err;
+        }
+        if (!(err instanceof WorkerUnreachable)) throw err;
+        this.suspect.add(id);
+        this.forgetWorker(id);
+        this.log(`${err.message}; set aside until the registry drops it`);
+        void this.refresh();
+        if (err.sent) {
+          throw ServiceError(
+            `The worker running this invoke stopped answering (${node.record.address}); the event may have run.`,
+          );
+        }
+      } finally {
+        w.busy--;
+      }
+    }
+  }
+
+  provision(a: Assignment, source: string, count: number, report: (p: ProvisionedProgress) => void): void {
+    const key = `${assignmentKey(a)}\0${source}`;
+    const prev = this.provisioned.get(key);
+    if (prev) {
+      for (const id of prev.shares.keys()) this.nodes.get(id)?.client.provision(a, source, 0, () => {});
+      this.provisioned.delete(key);
+    }
+    if (count <= 0) return;
+    const p: Provisioned = { assignment: a, source, count, report, shares: new Map() };
+    this.provisioned.set(key, p);
+    this.placeProvisioned(p);
+  }
+
+  /** Give each of a config's missing environments a worker (spread across zones), and ask those workers. */
+  private placeProvisioned(p: Provisioned): void {
+    let placed = 0;
+    for (const s of p.shares.values()) placed += s.count;
+    const added = new Set<string>();
+    const counts = new Map<string, number>();
+    for (const [id, s] of p.shares) counts.set(id, s.count);
+    for (; placed < p.count; placed++) {
+      const candidates = this.usable().map((n) => ({
+        id: n.record.id,
+        zone: n.record.zone,
+        freeMemoryMb: n.record.memoryMb - n.record.usedMemoryMb - n.placedMb,
+        environments: counts.get(n.record.id) ?? 0,
+      }));
+      const c = place(candidates, p.assignment.config.MemorySize);
+      if (!c) break;
+      (this.nodes.get(c.id) as Node).placedMb += p.assignment.config.MemorySize;
+      counts.set(c.id, (counts.get(c.id) ?? 0) + 1);
+      added.add(c.id);
+    }
+    for (const id of added) {
+      const share = { count: counts.get(id) ?? 0 };
+      p.shares.set(id, share);
+      this.nodes.get(id)?.client.provision(p.assignment, p.source, share.count, (progress) => {
+        if (p.shares.get(id) !== share) return;
+        (share as { progress?: ProvisionedProgress }).progress = progress;
+        this.reportProvisioned(p);
+      });
+    }
+    this.reportProvisioned(p);
+  }
+
+  private reportProvisioned(p: Provisioned): void {
+    let allocated = 0;
+    let available = 0;
+    let failed: ProvisionedProgress | undefined;
+    for (const s of p.shares.values()) {
+      allocated += s.progress?.allocated ?? 0;
+      available += s.progress?.available ?? 0;
+      if (s.progress?.status === "FAILED") failed = s.progress;
+    }
+    p.report({
+      allocated,
+      available,
+      status: available >= p.count ? "READY" : failed ? "FAILED" : "IN_PROGRESS",
+      ...(failed?.reason !== undefined ? { reason: failed.reason } : {}),
+    });
+  }
+
+  /** Provisioned environments on workers that left the cluster are placed again on the others. */
+  private replaceProvisioned(): void {
+    for (const p of this.provisioned.values()) {
+      let lost = false;
+      for (const id of [...p.shares.keys()]) {
+        if (this.nodes.has(id) && !this.suspect.has(id)) continue;
+        p.shares.delete(id);
+        lost = true;
+      }
+      const placed = [...p.shares.values()].reduce((n, s) => n + s.count, 0);
+      if (lost || placed < p.count) this.placeProvisioned(p);
+    }
+  }
+
+  retire(name: string, version?: string): void {
+    for (const n of this.nodes.values()) n.client.retire(name, version);
+    for (const [key, perWorker] of this.warm) {
+      const [n, v] = key.split("\0");
+      if (n === name && (version === undefined || v === version)) {
+        perWorker.clear();
+        this.warm.delete(key);
+      }
+    }
+  }
+
+  async close(): Promise<void> {
+    this.stopped = true;
+    if (this.timer) clearInterval(this.timer);
+    await this.listener?.close();
+    for (const n of this.nodes.values()) n.client.close();
+    this.nodes.clear();
+  }
+}

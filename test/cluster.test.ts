@@ -1,0 +1,271 @@
+/**
+ * A cluster on this machine: worker nodes in two zones and two frontends as
+ * separate processes (`lambent server --role …`) over one real PostgreSQL.
+ * Each function answers with the directory its code runs from, which names
+ * the worker's data dir: that is how the test sees where an invoke ran.
+ */
+import { type ChildProcess, spawn } from "node:child_process";
+import { randomBytes } from "node:crypto";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import http2 from "node:http2";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import {
+  CreateFunctionCommand,
+  type LambdaClient,
+  UpdateFunctionCodeCommand,
+  waitUntilFunctionActiveV2,
+  waitUntilFunctionUpdatedV2,
+} from "@aws-sdk/client-lambda";
+import pg from "pg";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { signNodeRequest } from "../src/protocol/node-auth.js";
+import { buildAsync, ROOT } from "./helpers/child-server.js";
+import { invoke } from "./helpers/invoke.js";
+import { createTestDatabase, type TestDatabase } from "./helpers/postgres.js";
+import { lambdaClient, ROLE } from "./helpers/server.js";
+import { zipEntries } from "./helpers/zip.js";
+
+const SECRET = randomBytes(24).toString("hex");
+
+interface Node {
+  name: string;
+  proc: ChildProcess;
+  dataDir: string;
+  /** http://… for frontends, host:port for workers. */
+  address: string;
+  exited: Promise<number | null>;
+  stderr: () => string;
+}
+
+let db: TestDatabase;
+let root: string;
+let keyFile: string;
+const nodes: Node[] = [];
+
+async function startNode(name: string, args: string[]): Promise<Node> {
+  const dataDir = join(root, name);
+  const proc = spawn(
+    process.execPath,
+    [
+      "bin/lambent.js",
+      "server",
+      "--port",
+      "0",
+      "--data-dir",
+      dataDir,
+      "--sandbox",
+      "process",
+      "--database",
+      db.url,
+      "--server-key-file",
+      keyFile,
+      ...args,
+    ],
+    { cwd: ROOT, stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, LAMBENT_CLUSTER_SECRET: SECRET } },
+  );
+  let stderr = "";
+  proc.stderr?.on("data", (d: Buffer) => {
+    stderr += d.toString();
+  });
+  const exited = new Promise<number | null>((r) => proc.once("exit", (code) => r(code)));
+  const address = await new Promise<string>((resolve, reject) => {
+    let out = "";
+    const onData = (d: Buffer) => {
+      out += d.toString();
+      const m = /ready at (\S+)/.exec(out);
+      if (m?.[1]) {
+        proc.stdout?.off("data", onData);
+        resolve(m[1]);
+      }
+    };
+    proc.stdout?.on("data", onData);
+    void exited.then((code) => reject(new Error(`${name} exited (${code}) before ready: ${stderr}`)));
+  });
+  proc.stdout?.resume();
+  const node = { name, proc, dataDir, address, exited, stderr: () => stderr };
+  nodes.push(node);
+  return node;
+}
+
+const worker = (name: string, zone: string) =>
+  startNode(name, ["--role", "worker", "--zone", zone, "--worker-id", name, "--worker-memory", "4096"]);
+
+/** The worker (by its data dir's name) whose code directory answered. */
+function ranOn(json: unknown): string {
+  const dir = (json as { dir: string }).dir;
+  const hit = nodes.find((n) => dir.startsWith(`${n.dataDir}/`));
+  if (!hit) throw new Error(`no worker holds ${dir}`);
+  return hit.name;
+}
+
+const handler = (answer: string, delayMs = 0) =>
+  zipEntries([
+    {
+      name: "index.js",
+      content: `let counter = 0;
+exports.handler = async (event) => {
+  counter++;
+  if (${delayMs} > 0) await new Promise((r) => setTimeout(r, ${delayMs}));
+  return { answer: ${JSON.stringify(answer)}, dir: __dirname, counter };
+};`,
+    },
+  ]);
+
+async function deploy(lambda: LambdaClient, name: string, zip: Buffer, memory = 128): Promise<void> {
+  await lambda.send(
+    new CreateFunctionCommand({
+      FunctionName: name,
+      Runtime: "nodejs20.x",
+      Handler: "index.handler",
+      Role: ROLE,
+      MemorySize: memory,
+      Code: { ZipFile: zip },
+    }),
+  );
+  await waitUntilFunctionActiveV2(
+    { client: lambda, maxWaitTime: 30, minDelay: 0.1, maxDelay: 0.5 },
+    { FunctionName: name },
+  );
+}
+
+async function liveWorkers(): Promise<string[]> {
+  const c = new pg.Client({ connectionString: db.url });
+  await c.connect();
+  try {
+    const r = await c.query(
+      "select worker_id from cluster_workers where lease_until >= now() order by worker_id",
+    );
+    return r.rows.map((x: { worker_id: string }) => x.worker_id);
+  } finally {
+    await c.end();
+  }
+}
+
+let a: LambdaClient;
+let b: LambdaClient;
+
+beforeAll(async () => {
+  await buildAsync();
+  db = await createTestDatabase();
+  root = mkdtempSync(join(tmpdir(), "lambent-cluster-"));
+  keyFile = join(root, "server.key");
+  writeFileSync(keyFile, randomBytes(32).toString("hex"), { mode: 0o600 });
+  // The first node to start runs the migrations; the others find them done.
+  const fa = await startNode("frontend-a", ["--role", "frontend"]);
+  await Promise.all([worker("w-a1", "zone-a"), worker("w-a2", "zone-a"), worker("w-b1", "zone-b")]);
+  const fb = await startNode("frontend-b", ["--role", "frontend"]);
+  a = lambdaClient(fa.address);
+  b = lambdaClient(fb.address);
+}, 180_000);
+
+afterAll(async () => {
+  a?.destroy();
+  b?.destroy();
+  for (const n of nodes.reverse()) {
+    if (n.proc.exitCode === null && n.proc.signalCode === null) n.proc.kill("SIGTERM");
+    await n.exited;
+  }
+  await db?.drop();
+  if (root) rmSync(root, { recursive: true, force: true });
+});
+
+describe("a cluster of two frontends and three workers in two zones", () => {
+  it("registers every worker with a lease in PostgreSQL", async () => {
+    expect(await liveWorkers()).toEqual(["w-a1", "w-a2", "w-b1"]);
+  });
+
+  it("runs an invoke on a worker and routes the next one to the same warm environment", async () => {
+    await deploy(a, "warm", await handler("one"));
+    const first = await invoke(a, "warm");
+    expect(first.functionError).toBeUndefined();
+    expect(first.json).toMatchObject({ answer: "one", counter: 1 });
+    const second = await invoke(a, "warm");
+    expect(second.json).toMatchObject({ counter: 2 });
+    expect(ranOn(second.json)).toBe(ranOn(first.json));
+  });
+
+  it("serves the same function through the other frontend", async () => {
+    const r = await invoke(b, "warm");
+    expect(r.json).toMatchObject({ answer: "one" });
+  });
+
+  it("spreads a function's concurrent environments across both zones, then packs", async () => {
+    await deploy(a, "spread", await handler("s", 800));
+    const results = await Promise.all([1, 2, 3, 4].map(() => invoke(a, "spread")));
+    const zones = results.map((r) => (ranOn(r.json).startsWith("w-a") ? "zone-a" : "zone-b"));
+    // Two environments in each zone: each new one goes to the zone holding fewest of this function's.
+    expect(zones.filter((z) => z === "zone-a")).toHaveLength(2);
+    expect(zones.filter((z) => z === "zone-b")).toHaveLength(2);
+  });
+
+  it("runs the new code on the workers after an update through a frontend", async () => {
+    await a.send(new UpdateFunctionCodeCommand({ FunctionName: "warm", ZipFile: await handler("two") }));
+    await waitUntilFunctionUpdatedV2(
+      { client: a, maxWaitTime: 30, minDelay: 0.1, maxDelay: 0.5 },
+      { FunctionName: "warm" },
+    );
+    expect((await invoke(a, "warm")).json).toMatchObject({ answer: "two", counter: 1 });
+    expect((await invoke(b, "warm")).json).toMatchObject({ answer: "two" });
+  });
+
+  it("refuses node requests without the cluster secret's signature", async () => {
+    const w = nodes.find((n) => n.name === "w-b1") as Node;
+    const ask = (headers: Record<string, string>) =>
+      new Promise<number>((resolve, reject) => {
+        const s = http2.connect(`http://${w.address}`);
+        s.on("error", reject);
+        const req = s.request({ ":method": "GET", ":path": "/stats", ...headers });
+        req.on("response", (h) => resolve(Number(h[":status"])));
+        req.on("close", () => s.close());
+        req.resume();
+        req.on("error", reject);
+        req.end();
+      });
+    expect(await ask({})).toBe(401);
+    expect(
+      await ask({
+        "x-lambent-node-auth": signNodeRequest("not-the-secret-at-all", "GET", "/stats", Buffer.alloc(0)),
+      }),
+    ).toBe(401);
+    expect(
+      await ask({ "x-lambent-node-auth": signNodeRequest(SECRET, "GET", "/stats", Buffer.alloc(0)) }),
+    ).toBe(200);
+  });
+
+  it("keeps serving when a worker is killed with -9: the lease runs out and invokes go elsewhere", async () => {
+    const first = await invoke(a, "warm");
+    const victim = nodes.find((n) => n.name === ranOn(first.json)) as Node;
+    victim.proc.kill("SIGKILL");
+    await victim.exited;
+    // The next invokes run on the survivors (a request that never reached the dead worker is placed again).
+    for (let i = 0; i < 3; i++) {
+      const r = await invoke(a, "warm");
+      expect(r.functionError).toBeUndefined();
+      expect(ranOn(r.json)).not.toBe(victim.name);
+    }
+    // Its lease runs out and a frontend deletes its row.
+    for (;;) {
+      const live = await liveWorkers();
+      if (!live.includes(victim.name)) break;
+      await new Promise((r) => setTimeout(r, 250));
+    }
+    expect(await liveWorkers()).toHaveLength(2);
+  });
+
+  it("drains a worker stopped with SIGTERM: it deregisters and frontends place elsewhere", async () => {
+    const survivors = nodes.filter(
+      (n) => n.name.startsWith("w-") && n.proc.exitCode === null && n.proc.signalCode === null,
+    );
+    const leaving = survivors[0] as Node;
+    leaving.proc.kill("SIGTERM");
+    const code = await Promise.race([
+      leaving.exited,
+      new Promise((r) => setTimeout(() => r("still running"), 20_000)),
+    ]);
+    expect(code, leaving.stderr()).toBe(0);
+    expect(await liveWorkers()).not.toContain(leaving.name);
+    const r = await invoke(b, "warm");
+    expect(ranOn(r.json)).not.toBe(leaving.name);
+  });
+});
