@@ -465,7 +465,12 @@ export class Platform {
         [
           { name: "functions", emitter: functions.events, events: ["change"] },
           { name: "aliases", emitter: aliases.events, events: ["change"] },
-          { name: "concurrency", emitter: concurrency.events, events: ["reserved"] },
+          {
+            name: "concurrency",
+            emitter: concurrency.events,
+            // In a cluster the poller places provisioned concurrency for configs made through any frontend.
+            events: options.role === "all" ? ["reserved"] : ["reserved", "provisioned"],
+          },
           { name: "event-sources", emitter: eventSourceMappings.events, events: ["change"] },
         ],
         (m) => options.quiet || console.error(`lambent: ${m}`),

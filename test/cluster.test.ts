@@ -12,7 +12,10 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import {
   CreateFunctionCommand,
+  GetProvisionedConcurrencyConfigCommand,
   type LambdaClient,
+  PublishVersionCommand,
+  PutProvisionedConcurrencyConfigCommand,
   UpdateFunctionCodeCommand,
   waitUntilFunctionActiveV2,
   waitUntilFunctionUpdatedV2,
@@ -106,7 +109,8 @@ const handler = (answer: string, delayMs = 0) =>
       content: `let counter = 0;
 exports.handler = async (event) => {
   counter++;
-  if (${delayMs} > 0) await new Promise((r) => setTimeout(r, ${delayMs}));
+  const delay = event.delay ?? ${delayMs};
+  if (delay > 0) await new Promise((r) => setTimeout(r, delay));
   return { answer: ${JSON.stringify(answer)}, dir: __dirname, counter };
 };`,
     },
@@ -142,6 +146,30 @@ async function liveWorkers(): Promise<string[]> {
   }
 }
 
+/** A worker's own count of its environments (a signed node request, as a frontend makes it). */
+function workerStats(w: Node): Promise<{ environments: number; idle: number }> {
+  return new Promise((resolve, reject) => {
+    const s = http2.connect(`http://${w.address}`);
+    s.on("error", reject);
+    const req = s.request({
+      ":method": "GET",
+      ":path": "/stats",
+      "x-lambent-node-auth": signNodeRequest(SECRET, "GET", "/stats", Buffer.alloc(0)),
+    });
+    let body = "";
+    req.setEncoding("utf8");
+    req.on("data", (c: string) => {
+      body += c;
+    });
+    req.on("end", () => {
+      s.close();
+      resolve(JSON.parse(body));
+    });
+    req.on("error", reject);
+    req.end();
+  });
+}
+
 let a: LambdaClient;
 let b: LambdaClient;
 
@@ -157,7 +185,7 @@ beforeAll(async () => {
   const fb = await startNode("frontend-b", ["--role", "frontend"]);
   a = lambdaClient(fa.address);
   b = lambdaClient(fb.address);
-}, 180_000);
+}, 300_000);
 
 afterAll(async () => {
   a?.destroy();
@@ -231,6 +259,41 @@ describe("a cluster of two frontends and three workers in two zones", () => {
     expect(
       await ask({ "x-lambent-node-auth": signNodeRequest(SECRET, "GET", "/stats", Buffer.alloc(0)) }),
     ).toBe(200);
+  });
+
+  it("places provisioned concurrency once for the cluster from the poller, spread across zones", async () => {
+    await startNode("poller", ["--role", "poller"]);
+    const workers = nodes.filter((n) => n.name.startsWith("w-"));
+    const before = await Promise.all(workers.map((w) => workerStats(w)));
+    const v = await a.send(new PublishVersionCommand({ FunctionName: "spread" }));
+    await a.send(
+      new PutProvisionedConcurrencyConfigCommand({
+        FunctionName: "spread",
+        Qualifier: v.Version,
+        ProvisionedConcurrentExecutions: 2,
+      }),
+    );
+    let status = "";
+    while (status !== "READY") {
+      const c = await b.send(
+        new GetProvisionedConcurrencyConfigCommand({ FunctionName: "spread", Qualifier: v.Version }),
+      );
+      expect(c.Status).not.toBe("FAILED");
+      status = c.Status ?? "";
+      if (status !== "READY") await new Promise((r) => setTimeout(r, 200));
+    }
+    const after = await Promise.all(workers.map((w) => workerStats(w)));
+    // One new environment in each zone: the two provisioned ones went to different zones.
+    const added = (zone: string) =>
+      workers.reduce(
+        (n, w, i) =>
+          n + (w.name.startsWith(zone) ? (after[i]?.environments ?? 0) - (before[i]?.environments ?? 0) : 0),
+        0,
+      );
+    expect(added("w-a")).toBe(1);
+    expect(added("w-b")).toBe(1);
+    const r = await invoke(a, "spread", { delay: 0 }, { Qualifier: v.Version });
+    expect(r.functionError).toBeUndefined();
   });
 
   it("keeps serving when a worker is killed with -9: the lease runs out and invokes go elsewhere", async () => {

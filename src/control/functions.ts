@@ -270,6 +270,17 @@ export class FunctionService {
     this.events.emit("change", { name, version });
   }
 
+  /** The current RevisionId of one version (undefined when it no longer exists). */
+  async revisionId(name: string, version: string): Promise<string | undefined> {
+    const row = await this.db
+      .selectFrom("function_versions")
+      .select("revision_id")
+      .where("function_name", "=", name)
+      .where("version", "=", version)
+      .executeTakeFirst();
+    return row?.revision_id;
+  }
+
   async getVersion(ref: FunctionRef, region: string): Promise<FunctionVersion> {
     const version = ref.qualifier ?? LATEST;
     const row = await this.db

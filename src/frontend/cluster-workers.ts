@@ -317,11 +317,14 @@ export class ClusterWorkers implements WorkerClient {
     }
   }
 
-  retire(name: string, version?: string): void {
-    for (const n of this.nodes.values()) n.client.retire(name, version);
+  /** Retire messages from every frontend reach the workers in any order: the current revision is named. */
+  readonly retiresLate = true;
+
+  retire(name: string, version?: string, keepRevision?: string): void {
+    for (const n of this.nodes.values()) n.client.retire(name, version, keepRevision);
     for (const [key, perWorker] of this.warm) {
-      const [n, v] = key.split("\0");
-      if (n === name && (version === undefined || v === version)) {
+      const [n, v, r] = key.split("\0");
+      if (n === name && (version === undefined || v === version) && r !== keepRevision) {
         perWorker.clear();
         this.warm.delete(key);
       }

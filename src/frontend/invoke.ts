@@ -79,7 +79,15 @@ export class Frontend {
       for (const [key, v] of this.versions) if (v.name === name) this.versions.delete(key);
       if (version === undefined) this.forgetAliases(name);
       assignments.forget(name, version);
-      worker.retire(name, version);
+      if (version === undefined || !worker.retiresLate) worker.retire(name, version);
+      else {
+        // Another frontend's retire for the same change may land after new environments started:
+        // name the revision that is current now, whose environments stay.
+        functions.revisionId(name, version).then(
+          (keep) => worker.retire(name, version, keep),
+          () => worker.retire(name, version),
+        );
+      }
     });
     aliases.events.on("change", (name) => this.forgetAliases(name));
     concurrency.events.on("reserved", () => {

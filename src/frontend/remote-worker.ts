@@ -150,8 +150,12 @@ export class RemoteWorker implements WorkerClient {
     });
   }
 
-  retire(name: string, version?: string): void {
-    const message: RetireMessage = { name, ...(version !== undefined ? { version } : {}) };
+  retire(name: string, version?: string, keepRevision?: string): void {
+    const message: RetireMessage = {
+      name,
+      ...(version !== undefined ? { version } : {}),
+      ...(keepRevision !== undefined ? { keepRevision } : {}),
+    };
     this.request("POST", "/retire", frame(message)).response.catch(() => {});
   }
 

@@ -27,6 +27,7 @@ export interface ProvisionMessage {
 export interface RetireMessage {
   name: string;
   version?: string;
+  keepRevision?: string;
 }
 
 /** A refusal the frontend passes on to its caller as it is (a `LambdaError`: throttles). */

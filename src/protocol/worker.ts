@@ -32,6 +32,14 @@ export interface WorkerClient {
     count: number,
     report: (progress: ProvisionedProgress) => void,
   ): void;
-  /** Retire the environments of a function (every version, or one) whose code or configuration changed. */
-  retire(name: string, version?: string): void;
+  /**
+   * Retire the environments of a function (every version, or one) whose code or configuration changed;
+   * those of `keepRevision` (the version's current revision) stay.
+   */
+  retire(name: string, version?: string, keepRevision?: string): void;
+  /**
+   * Set when retire messages may arrive late (other nodes): the frontend then names the revision to
+   * keep, so a late retire never stops environments of the current code.
+   */
+  readonly retiresLate?: boolean;
 }

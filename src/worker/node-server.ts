@@ -128,7 +128,7 @@ export class WorkerNodeServer {
     }
     if (method === "POST" && path === "/retire") {
       const { header } = unframe<RetireMessage>(body);
-      worker.retire(header.name, header.version);
+      worker.retire(header.name, header.version, header.keepRevision);
       return respond(stream, 204, Buffer.alloc(0));
     }
     if (method === "GET" && path === "/stats") {

@@ -103,9 +103,10 @@ export class Worker implements WorkerClient {
   }
 
   /** Retire the environments of a function (all versions, or one) whose code or configuration changed. */
-  retire(name: string, version?: string): void {
+  retire(name: string, version?: string, keepRevision?: string): void {
     for (const [key, pool] of this.pools) {
       if (pool.fn.name !== name || (version !== undefined && pool.fn.version !== version)) continue;
+      if (keepRevision !== undefined && pool.fn.revisionId === keepRevision) continue;
       this.pools.delete(key);
       if (version === undefined) this.limiters.delete(name);
       void pool.retire();
