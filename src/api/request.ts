@@ -1,7 +1,7 @@
 /** Helpers every route uses: the request's region, its JSON body, query values. */
 import type { FastifyRequest } from "fastify";
 import { parseFunctionRef } from "../control/arn.js";
-import { InvalidParameterValue, InvalidRequestContent } from "../errors.js";
+import { constraintViolation, InvalidParameterValue, InvalidRequestContent } from "../errors.js";
 
 const SCOPE_RE = /Credential=[^/]+\/\d{8}\/([a-z0-9-]+)\/[a-z0-9-]+\/aws4_request/;
 
@@ -65,4 +65,15 @@ export function unqualifiedFunctionName(req: FastifyRequest): string {
     throw InvalidParameterValue("This operation does not accept a qualified function name.");
   }
   return ref.name;
+}
+
+/** `MaxItems` from the query: 1 to 50, 50 when absent (the model's range for these list operations). */
+export function maxItemsParam(req: FastifyRequest): number {
+  const raw = queryString(req, "MaxItems");
+  if (raw === undefined) return 50;
+  const n = Number(raw);
+  if (!Number.isInteger(n) || n < 1)
+    throw constraintViolation("maxItems", raw, "Member must have value greater than or equal to 1");
+  if (n > 50) throw constraintViolation("maxItems", raw, "Member must have value less than or equal to 50");
+  return n;
 }

@@ -5,9 +5,8 @@
 import type { FastifyInstance, FastifyRequest } from "fastify";
 import { parseFunctionRef } from "../../control/arn.js";
 import type { EventInvokeConfigInput } from "../../control/event-invoke-config.js";
-import { constraintViolation } from "../../errors.js";
 import type { Platform } from "../../platform.js";
-import { jsonBody, pathParam, queryString, requestRegion } from "../request.js";
+import { jsonBody, maxItemsParam, pathParam, queryString, requestRegion } from "../request.js";
 
 const ROUTE = "/2019-09-25/functions/:FunctionName/event-invoke-config";
 
@@ -31,16 +30,7 @@ export function registerEventInvokeConfigRoutes(app: FastifyInstance, platform: 
   });
   app.get(`${ROUTE}/list`, async (req) => {
     const { name } = parseFunctionRef(pathParam(req, "FunctionName"));
-    const rawMax = queryString(req, "MaxItems");
-    let maxItems = 50;
-    if (rawMax !== undefined) {
-      maxItems = Number(rawMax);
-      if (!Number.isInteger(maxItems) || maxItems < 1)
-        throw constraintViolation("maxItems", rawMax, "Member must have value greater than or equal to 1");
-      if (maxItems > 50)
-        throw constraintViolation("maxItems", rawMax, "Member must have value less than or equal to 50");
-    }
-    return configs().list(name, region(req), queryString(req, "Marker"), maxItems);
+    return configs().list(name, region(req), queryString(req, "Marker"), maxItemsParam(req));
   });
 
   app.get("/_lambent/queue", async () => ({

@@ -2,9 +2,8 @@
 import type { FastifyInstance, FastifyRequest } from "fastify";
 import { parseFunctionRef } from "../../control/arn.js";
 import type { FunctionUrlInput } from "../../control/function-urls.js";
-import { constraintViolation } from "../../errors.js";
 import type { Platform } from "../../platform.js";
-import { jsonBody, pathParam, queryString, requestRegion } from "../request.js";
+import { jsonBody, maxItemsParam, pathParam, queryString, requestRegion } from "../request.js";
 
 const ROUTE = "/2021-10-31/functions/:FunctionName/url";
 
@@ -28,15 +27,6 @@ export function registerFunctionUrlRoutes(app: FastifyInstance, platform: Platfo
   });
   app.get(`${ROUTE}s`, async (req) => {
     const { name } = parseFunctionRef(pathParam(req, "FunctionName"));
-    const rawMax = queryString(req, "MaxItems");
-    let maxItems = 50;
-    if (rawMax !== undefined) {
-      maxItems = Number(rawMax);
-      if (!Number.isInteger(maxItems) || maxItems < 1)
-        throw constraintViolation("maxItems", rawMax, "Member must have value greater than or equal to 1");
-      if (maxItems > 50)
-        throw constraintViolation("maxItems", rawMax, "Member must have value less than or equal to 50");
-    }
-    return urls().list(name, region(req), queryString(req, "Marker"), maxItems);
+    return urls().list(name, region(req), queryString(req, "Marker"), maxItemsParam(req));
   });
 }
