@@ -69,7 +69,7 @@ if ! apt-get update -q >"$log" 2>&1; then
 fi
 echo "lambent:   apt-get install $packages (usually 10-60 s)…" >&2
 # shellcheck disable=SC2086 # word splitting of the package list is intended
-if ! apt-get install -y -q --no-install-recommends $packages >"$log" 2>&1; then
+if ! apt-get install -y -q -o DPkg::Lock::Timeout=300 --no-install-recommends $packages >"$log" 2>&1; then
   tail -n 20 "$log" >&2
   fail "apt-get install $packages failed (output above)"
 fi
