@@ -3,6 +3,7 @@
  * worker) over one store. `lambent server` starts it; tests start it on a free
  * port with a temp data dir.
  */
+import { randomBytes } from "node:crypto";
 import { mkdirSync } from "node:fs";
 import { join, resolve } from "node:path";
 import type { FastifyInstance } from "fastify";
@@ -11,6 +12,7 @@ import { existsVia, SchedulePoller } from "./async/schedule-poller.js";
 import { AsyncService } from "./async/service.js";
 import { defaultServerKeyFile } from "./auth/keys.js";
 import { Auth } from "./auth/service.js";
+import { ConcurrencyLeases } from "./cluster/concurrency-leases.js";
 import { WorkerRegistry } from "./cluster/registry.js";
 import {
   defaultOptions,
@@ -35,6 +37,8 @@ import { fastClock, REAL_CLOCK, ScheduleService } from "./control/schedules.js";
 import { lockDataDir } from "./datadir-lock.js";
 import { Assignments } from "./frontend/assignment.js";
 import { ClusterWorkers } from "./frontend/cluster-workers.js";
+import { ConcurrencyCounter, type Counter } from "./frontend/counter.js";
+import { FleetCounter } from "./frontend/fleet-counter.js";
 import { Frontend, type InvokeRequest } from "./frontend/invoke.js";
 import { ProvisionedPlacement } from "./frontend/provisioned.js";
 import { CloudWatchLogs } from "./logs/cloudwatch-logs.js";
@@ -329,6 +333,7 @@ export class Platform {
     });
     acquired.push(() => logs.flush());
     let cluster: ClusterWorkers | null = null;
+    let counter: Counter = new ConcurrencyCounter(options.accountConcurrency);
     if (options.role !== "all") {
       if (store.engine !== "postgres" || !options.database) {
         throw new ServerOptionError(
@@ -341,12 +346,26 @@ export class Platform {
       } catch (err) {
         throw new ServerOptionError((err as Error).message);
       }
-      const workers = new ClusterWorkers(new WorkerRegistry(store), options.database, secret, (m) =>
-        options.quiet ? undefined : console.error(`lambent: ${m}`),
+      const workers = new ClusterWorkers(
+        new WorkerRegistry(store),
+        options.database,
+        secret,
+        limits.initTimeoutMs,
+        (m) => (options.quiet ? undefined : console.error(`lambent: ${m}`)),
       );
       acquired.push(() => workers.close());
       await workers.start();
       cluster = workers;
+      // Reserved and account concurrency hold for the cluster: each node counts within leased shares.
+      const holder = `${options.role}-${randomBytes(6).toString("hex")}`;
+      const fleet = new FleetCounter(
+        new ConcurrencyLeases(store, holder, options.accountConcurrency),
+        options.database,
+        (m) => (options.quiet ? undefined : console.error(`lambent: ${m}`)),
+      );
+      acquired.push(() => fleet.close());
+      await fleet.start();
+      counter = fleet;
     }
     // Cluster frontends and pollers run no function: their (never started) worker gets the plain driver.
     const sandbox = await detectSandboxDriver(cluster ? "process" : options.sandbox, {
@@ -388,14 +407,7 @@ export class Platform {
     const assignments = new Assignments(options.region, async (arns) =>
       (await layers.resolve(arns, arns)).map(({ arn, sha256 }) => ({ arn, sha256 })),
     );
-    const frontend = new Frontend(
-      functions,
-      aliases,
-      concurrency,
-      workers,
-      options.accountConcurrency,
-      assignments,
-    );
+    const frontend = new Frontend(functions, aliases, concurrency, workers, counter, assignments);
     await frontend.loadReservations();
     const logPruner = new LogPruner(store, { defaultDays: options.logRetentionDays });
     logPruner.start();
@@ -556,6 +568,7 @@ export class Platform {
       await this.changes?.close();
       this.provisioned.stop();
       await this.cluster?.close();
+      await this.frontend.counter.close?.();
       await this.worker.close();
       await this.logPruner.stop();
       await this.logs.flush();

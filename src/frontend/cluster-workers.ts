@@ -74,6 +74,8 @@ export class ClusterWorkers implements WorkerClient {
     private readonly registry: WorkerRegistry,
     private readonly databaseUrl: string,
     private readonly secret: string,
+    /** How long an environment's Init may take (ms): part of an invoke's deadline. */
+    private readonly initTimeoutMs: number,
     private readonly log: (message: string) => void = () => {},
   ) {}
 
@@ -126,7 +128,11 @@ export class ClusterWorkers implements WorkerClient {
         n.placedMb = 0;
       } else {
         n?.client.close();
-        this.nodes.set(r.id, { record: r, client: new RemoteWorker(r.address, this.secret), placedMb: 0 });
+        this.nodes.set(r.id, {
+          record: r,
+          client: new RemoteWorker(r.address, this.secret, this.initTimeoutMs),
+          placedMb: 0,
+        });
       }
     }
     for (const [id, n] of this.nodes) {

@@ -6,7 +6,38 @@
  */
 import { TooManyRequests } from "../errors.js";
 
-export class ConcurrencyCounter {
+/** Gives a slot back (calling it again does nothing). */
+export type Release = () => void;
+
+/**
+ * What the invoke path counts with: this in-memory counter on one server, a
+ * `FleetCounter` (`fleet-counter.ts`) sharing each limit among a cluster's
+ * frontends. A slot is taken synchronously whenever it can be, so the
+ * single-process path never awaits.
+ */
+export interface Counter {
+  setReservations(reserved: Map<string, number>): void;
+  /** Take a slot or throw Lambda's throttle (a promise when the slot must be asked of others first). */
+  acquire(name: string): Release | Promise<Release>;
+  /** Executions running through this node now. */
+  readonly total: number;
+  /** Give back what this node holds of shared limits (a cluster node stopping). */
+  close?(): Promise<void>;
+}
+
+/** Over a function's reserved concurrency. */
+export const reservedThrottle = () =>
+  TooManyRequests(
+    "Rate Exceeded.",
+    { Reason: "ReservedFunctionConcurrentInvocationLimitExceeded" },
+    { "Retry-After": "1" },
+  );
+
+/** Over the account's unreserved concurrency. */
+export const accountThrottle = () =>
+  TooManyRequests("Rate Exceeded.", { Reason: "ConcurrentInvocationLimitExceeded" }, { "Retry-After": "1" });
+
+export class ConcurrencyCounter implements Counter {
   private readonly perFunction = new Map<string, number>();
   private reserved = new Map<string, number>();
   private reservedTotal = 0;
@@ -31,23 +62,13 @@ export class ConcurrencyCounter {
   }
 
   /** Take a slot or throw Lambda's throttle. Returns the release function. */
-  acquire(name: string): () => void {
+  acquire(name: string): Release {
     const reserved = this.reserved.get(name);
     const mine = this.perFunction.get(name) ?? 0;
     if (reserved !== undefined) {
-      if (mine >= reserved) {
-        throw TooManyRequests(
-          "Rate Exceeded.",
-          { Reason: "ReservedFunctionConcurrentInvocationLimitExceeded" },
-          { "Retry-After": "1" },
-        );
-      }
+      if (mine >= reserved) throw reservedThrottle();
     } else if (this.unreservedInFlight >= this.unreservedLimit) {
-      throw TooManyRequests(
-        "Rate Exceeded.",
-        { Reason: "ConcurrentInvocationLimitExceeded" },
-        { "Retry-After": "1" },
-      );
+      throw accountThrottle();
     }
     const fromUnreserved = reserved === undefined;
     this.perFunction.set(name, mine + 1);

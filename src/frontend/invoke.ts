@@ -14,7 +14,7 @@ import { InvalidRequestContent, RequestTooLarge, ResourceConflict } from "../err
 import type { ResponseStreamSink } from "../protocol/invoke.js";
 import type { WorkerClient } from "../protocol/worker.js";
 import type { Assignments } from "./assignment.js";
-import { ConcurrencyCounter } from "./counter.js";
+import type { Counter } from "./counter.js";
 
 export type InvocationType = "RequestResponse" | "Event" | "DryRun";
 
@@ -61,7 +61,6 @@ export interface InvokeResponse {
 export class Frontend {
   private readonly versions = new Map<string, FunctionVersion>();
   private readonly aliasCache = new Map<string, Alias>();
-  readonly counter: ConcurrencyCounter;
   /** Settles once the reservations reloaded after the latest change are in force. */
   reservationsLoaded: Promise<void> = Promise.resolve();
 
@@ -70,11 +69,11 @@ export class Frontend {
     private readonly aliases: AliasService,
     private readonly concurrency: ConcurrencyService,
     private readonly worker: WorkerClient,
-    accountConcurrency: number,
+    /** In memory on one server, leased shares of each limit in a cluster. */
+    readonly counter: Counter,
     /** Versions as workers see them (built once per revision). */
     readonly assignments: Assignments,
   ) {
-    this.counter = new ConcurrencyCounter(accountConcurrency);
     functions.events.on("change", ({ name, version }) => {
       for (const [key, v] of this.versions) if (v.name === name) this.versions.delete(key);
       if (version === undefined) this.forgetAliases(name);
@@ -166,7 +165,8 @@ export class Frontend {
     const fn = await this.admit(req);
     const assignment = this.assignments.cached(fn) ?? (await this.assignments.of(fn));
     const clientContext = decodeClientContext(req.clientContextBase64);
-    const release = this.counter.acquire(fn.name);
+    const slot = this.counter.acquire(fn.name);
+    const release = typeof slot === "function" ? slot : await slot;
     const requestId = req.requestId ?? randomUUID();
     try {
       const outcome = await this.worker.invoke(assignment, {

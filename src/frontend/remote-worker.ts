@@ -32,6 +32,9 @@ export class WorkerUnreachable extends Error {
   }
 }
 
+/** How far past the function's timeout and Init limit an invoke's request may stay open. */
+export const INVOKE_MARGIN_MS = 5000;
+
 export class RemoteWorker implements WorkerClient {
   private session: http2.ClientHttp2Session | null = null;
   private readonly provisions = new Map<string, http2.ClientHttp2Stream>();
@@ -41,6 +44,8 @@ export class RemoteWorker implements WorkerClient {
     /** host:port of the worker's node server. */
     readonly address: string,
     private readonly secret: string,
+    /** How long an environment's Init may take (ms): part of an invoke's deadline. */
+    private readonly initTimeoutMs: number,
   ) {}
 
   private connect(): http2.ClientHttp2Session {
@@ -63,6 +68,8 @@ export class RemoteWorker implements WorkerClient {
     method: string,
     path: string,
     body: Buffer,
+    /** Give up (and cancel the stream) when no full answer came within this long. */
+    timeoutMs?: number,
   ): { stream: http2.ClientHttp2Stream | null; response: Promise<{ status: number; body: Buffer }> } {
     let stream: http2.ClientHttp2Stream;
     try {
@@ -102,6 +109,16 @@ export class RemoteWorker implements WorkerClient {
             new WorkerUnreachable(this.address, sent, new Error(`stream closed (code ${stream.rstCode})`)),
           );
       });
+      if (timeoutMs !== undefined) {
+        const timer = setTimeout(() => {
+          reject(
+            new WorkerUnreachable(this.address, sent, new Error(`no answer within ${timeoutMs / 1000} s`)),
+          );
+          stream.close(http2.constants.NGHTTP2_CANCEL);
+        }, timeoutMs);
+        timer.unref();
+        stream.on("close", () => clearTimeout(timer));
+      }
     });
     stream.end(body);
     return { stream, response };
@@ -110,7 +127,10 @@ export class RemoteWorker implements WorkerClient {
   async invoke(assignment: Assignment, input: InvokeInput): Promise<InvokeOutcome> {
     const { payload, ...rest } = input;
     const message: InvokeMessage = { assignment, input: rest };
-    const { response } = this.request("POST", "/invoke", frame(message, payload));
+    // The worker ends a run at the function's timeout (and an Init at its limit): a request still open
+    // well past both is stuck (the worker hangs, or the network between us is cut).
+    const deadline = assignment.config.Timeout * 1000 + this.initTimeoutMs + INVOKE_MARGIN_MS;
+    const { response } = this.request("POST", "/invoke", frame(message, payload), deadline);
     const { status, body } = await response;
     if (status === 200) {
       const { header, payload: out } = unframe<OutcomeMessage>(body);

@@ -295,6 +295,15 @@ export interface ClusterWorkersTable {
   started_at: number;
 }
 
+/** A frontend's share of a concurrency pool (`account` or `function:<name>`), under a lease. */
+export interface ConcurrencyLeasesTable {
+  pool: string;
+  holder: string;
+  slots: number;
+  /** timestamptz on PostgreSQL, renewed with now(). */
+  lease_until: string | Date;
+}
+
 export interface Database {
   schedule_groups: ScheduleGroupsTable;
   schedules: SchedulesTable;
@@ -318,4 +327,5 @@ export interface Database {
   resource_policies: ResourcePoliciesTable;
   function_urls: FunctionUrlsTable;
   cluster_workers: ClusterWorkersTable;
+  concurrency_leases: ConcurrencyLeasesTable;
 }

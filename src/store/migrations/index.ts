@@ -17,6 +17,7 @@ import { m0010FunctionUrls } from "./0010-function-urls.js";
 import { m0011LogGroupsApi } from "./0011-log-groups-api.js";
 import { m0012Schedules } from "./0012-schedules.js";
 import { m0013ClusterWorkers } from "./0013-cluster-workers.js";
+import { m0014ConcurrencyLeases } from "./0014-concurrency-leases.js";
 
 export type EngineMigration = (engine: Engine) => Migration;
 
@@ -33,6 +34,7 @@ export const migrations: Record<string, EngineMigration> = {
   "0011-log-groups-api": m0011LogGroupsApi,
   "0012-schedules": m0012Schedules,
   "0013-cluster-workers": m0013ClusterWorkers,
+  "0014-concurrency-leases": m0014ConcurrencyLeases,
 };
 
 // biome-ignore lint/suspicious/noExplicitAny: migrations run before the typed schema exists

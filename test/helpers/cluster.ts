@@ -1,0 +1,154 @@
+/**
+ * A cluster on this machine for tests: nodes as separate processes
+ * (`lambent server --role …`) over one throwaway PostgreSQL database, sharing a
+ * cluster secret and a server key. Each function's code directory names the
+ * worker's data dir: `ranOn` tells which worker ran an invoke.
+ */
+import { type ChildProcess, spawn } from "node:child_process";
+import { randomBytes } from "node:crypto";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { CreateFunctionCommand, type LambdaClient, waitUntilFunctionActiveV2 } from "@aws-sdk/client-lambda";
+import { ROOT } from "./child-server.js";
+import { createTestDatabase, type TestDatabase } from "./postgres.js";
+import { ROLE } from "./server.js";
+
+export interface ClusterNode {
+  name: string;
+  proc: ChildProcess;
+  dataDir: string;
+  /** http://… for frontends, host:port for workers. */
+  address: string;
+  exited: Promise<number | null>;
+  stderr: () => string;
+}
+
+export interface TestCluster {
+  db: TestDatabase;
+  secret: string;
+  nodes: ClusterNode[];
+  start(name: string, args: string[]): Promise<ClusterNode>;
+  worker(name: string, zone: string, extra?: string[]): Promise<ClusterNode>;
+  /** The worker (by its data dir's name) whose code directory answered `{dir}`. */
+  ranOn(json: unknown): string;
+  /** SIGTERM every node still running, drop the database, remove the data dirs. */
+  stop(): Promise<void>;
+}
+
+export async function startCluster(prefix: string): Promise<TestCluster> {
+  const db = await createTestDatabase();
+  const root = mkdtempSync(join(tmpdir(), `lambent-${prefix}-`));
+  const keyFile = join(root, "server.key");
+  writeFileSync(keyFile, randomBytes(32).toString("hex"), { mode: 0o600 });
+  const secret = randomBytes(24).toString("hex");
+  const nodes: ClusterNode[] = [];
+
+  async function start(name: string, args: string[]): Promise<ClusterNode> {
+    const dataDir = join(root, name);
+    const proc = spawn(
+      process.execPath,
+      [
+        "bin/lambent.js",
+        "server",
+        "--port",
+        "0",
+        "--data-dir",
+        dataDir,
+        "--sandbox",
+        "process",
+        "--database",
+        db.url,
+        "--server-key-file",
+        keyFile,
+        ...args,
+      ],
+      {
+        cwd: ROOT,
+        stdio: ["ignore", "pipe", "pipe"],
+        env: { ...process.env, LAMBENT_CLUSTER_SECRET: secret },
+      },
+    );
+    let stderr = "";
+    proc.stderr?.on("data", (d: Buffer) => {
+      stderr += d.toString();
+    });
+    const exited = new Promise<number | null>((r) => proc.once("exit", (code) => r(code)));
+    const address = await new Promise<string>((resolve, reject) => {
+      let out = "";
+      const onData = (d: Buffer) => {
+        out += d.toString();
+        const m = /ready at (\S+)/.exec(out);
+        if (m?.[1]) {
+          proc.stdout?.off("data", onData);
+          resolve(m[1]);
+        }
+      };
+      proc.stdout?.on("data", onData);
+      void exited.then((code) => reject(new Error(`${name} exited (${code}) before ready: ${stderr}`)));
+    });
+    proc.stdout?.resume();
+    const node = { name, proc, dataDir, address, exited, stderr: () => stderr };
+    nodes.push(node);
+    return node;
+  }
+
+  return {
+    db,
+    secret,
+    nodes,
+    start,
+    worker: (name, zone, extra = []) =>
+      start(name, [
+        "--role",
+        "worker",
+        "--zone",
+        zone,
+        "--worker-id",
+        name,
+        "--worker-memory",
+        "4096",
+        ...extra,
+      ]),
+    ranOn(json) {
+      const dir = (json as { dir: string }).dir;
+      const hit = nodes.find((n) => dir.startsWith(`${n.dataDir}/`));
+      if (!hit) throw new Error(`no worker holds ${dir}`);
+      return hit.name;
+    },
+    async stop() {
+      for (const n of [...nodes].reverse()) {
+        if (n.proc.exitCode === null && n.proc.signalCode === null) {
+          n.proc.kill("SIGCONT");
+          n.proc.kill("SIGTERM");
+        }
+        await n.exited;
+      }
+      await db.drop();
+      rmSync(root, { recursive: true, force: true });
+    },
+  };
+}
+
+export async function deployFunction(
+  lambda: LambdaClient,
+  name: string,
+  zip: Buffer,
+  extra: { memory?: number; timeout?: number } = {},
+): Promise<void> {
+  await lambda.send(
+    new CreateFunctionCommand({
+      FunctionName: name,
+      Runtime: "nodejs20.x",
+      Handler: "index.handler",
+      Role: ROLE,
+      MemorySize: extra.memory ?? 128,
+      ...(extra.timeout !== undefined ? { Timeout: extra.timeout } : {}),
+      Code: { ZipFile: zip },
+    }),
+  );
+  await waitUntilFunctionActiveV2(
+    { client: lambda, maxWaitTime: 30, minDelay: 0.1, maxDelay: 0.5 },
+    { FunctionName: name },
+  );
+}
