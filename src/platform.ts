@@ -34,6 +34,7 @@ import { FunctionService } from "./control/functions.js";
 import { LayerCache, LayerService } from "./control/layers.js";
 import { PermissionService } from "./control/permissions.js";
 import { fastClock, REAL_CLOCK, ScheduleService } from "./control/schedules.js";
+import { StackService } from "./control/stacks.js";
 import { lockDataDir } from "./datadir-lock.js";
 import { Assignments } from "./frontend/assignment.js";
 import { ClusterWorkers } from "./frontend/cluster-workers.js";
@@ -131,6 +132,8 @@ export class Platform {
   readonly permissions: PermissionService;
   /** Function URL configs (their front door is api/function-url.ts). */
   readonly functionUrls: FunctionUrlService;
+  /** Stacks `lambent deploy` made (their state; the deploy runs in the client). */
+  readonly stacks: StackService;
   /** Keys, SigV4 verification, authorization, presigning, environment credentials. */
   readonly auth: Auth;
   /** Where destinations, dead-letter targets and brokers may point (--allow-destination-hosts). */
@@ -179,6 +182,7 @@ export class Platform {
       parts.aliases,
       () => this.publicUrl,
     );
+    this.stacks = new StackService(parts.store, parts.options.region);
     // Every part is in place: the routes may hold on to this Platform.
     this.app = buildApp(this);
   }

@@ -39,6 +39,7 @@ import { registerLayerRoutes } from "./routes/layers.js";
 import { registerLogRoutes } from "./routes/logs.js";
 import { registerPermissionRoutes } from "./routes/permissions.js";
 import { registerScheduleRoutes } from "./routes/schedules.js";
+import { registerStackRoutes } from "./routes/stacks.js";
 import { registerTagRoutes } from "./routes/tags.js";
 
 export function buildApp(platform: Platform): FastifyInstance {
@@ -110,6 +111,7 @@ export function buildApp(platform: Platform): FastifyInstance {
   registerFunctionUrlRoutes(app, platform);
   registerKeyRoutes(app, platform);
   registerScheduleRoutes(app, platform);
+  registerStackRoutes(app, platform);
   // Last: every model operation nothing above routed gets its AWS-shaped "not supported yet" answer.
   registerUnimplementedOperations(app);
   return app;

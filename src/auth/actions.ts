@@ -10,7 +10,9 @@
  *
  * Lambent's own endpoints map to actions too, so one policy language covers
  * everything: `/_lambent/keys` and `/_lambent/roles` → `iam:*Key*`/`iam:*Role*`
- * actions, logs → `logs:GetLogEvents`, the queue → `lambent:GetQueueStatus`.
+ * actions, logs → `logs:GetLogEvents`, the queue → `lambent:GetQueueStatus`, stacks →
+ * `lambent:ListStacks` / `DescribeStack` / `PutStack` / `DeleteStack` on
+ * `arn:aws:lambent:<region>:<account>:stack/<name>`.
  * A path nothing maps is `lambent:Unmapped` on `*`: only a principal allowed
  * everything reaches it.
  */
@@ -120,6 +122,7 @@ const LAMBENT_ROUTES: Array<{
       resource: "*",
     }),
   },
+  ...stackRoutes(),
   {
     method: "GET",
     re: /^\/_lambent\/keys$/,
@@ -178,6 +181,33 @@ const LAMBENT_ROUTES: Array<{
     }),
   },
 ];
+
+/** `/_lambent/stacks[/<name>]` → lambent:ListStacks / DescribeStack / PutStack / DeleteStack. */
+function stackRoutes() {
+  const stack = (verb: string, method: string) => ({
+    method,
+    re: /^\/_lambent\/stacks\/([^/]+)$/,
+    make: (m: RegExpExecArray, r: string): RequiredPermission => ({
+      operation: `${verb}Stack`,
+      action: `lambent:${verb}Stack`,
+      resource: `arn:aws:lambent:${r}:${ACCOUNT_ID}:stack/${decode(m[1] as string)}`,
+    }),
+  });
+  return [
+    {
+      method: "GET",
+      re: /^\/_lambent\/stacks$/,
+      make: (): RequiredPermission => ({
+        operation: "ListStacks",
+        action: "lambent:ListStacks",
+        resource: "*",
+      }),
+    },
+    stack("Describe", "GET"),
+    stack("Put", "PUT"),
+    stack("Delete", "DELETE"),
+  ];
+}
 
 function roleArn(raw: string): string {
   return `arn:aws:iam::${ACCOUNT_ID}:role/${decode(raw)}`;

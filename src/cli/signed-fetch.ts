@@ -16,9 +16,21 @@ export function cliCredentials(env: NodeJS.ProcessEnv = process.env) {
   };
 }
 
+export function cliRegion(env: NodeJS.ProcessEnv = process.env): string {
+  return env.AWS_REGION ?? env.AWS_DEFAULT_REGION ?? "us-east-1";
+}
+
 export async function signedFetch(
   url: string,
-  init: { method?: string; body?: Buffer | string; headers?: Record<string, string> } = {},
+  init: {
+    method?: string;
+    body?: Buffer | string;
+    headers?: Record<string, string>;
+    /** The signing name (default `lambda`; `scheduler` for the Scheduler API). */
+    service?: string;
+    /** The signing region (default $AWS_REGION, $AWS_DEFAULT_REGION, us-east-1). */
+    region?: string;
+  } = {},
   credentials: { accessKeyId: string; secretAccessKey: string; sessionToken?: string } = cliCredentials(),
 ): Promise<Response> {
   const method = init.method ?? "GET";
@@ -27,7 +39,8 @@ export async function signedFetch(
     url: new URL(url),
     headers: init.headers ?? {},
     ...(init.body !== undefined ? { body: init.body } : {}),
-    region: process.env.AWS_REGION ?? process.env.AWS_DEFAULT_REGION ?? "us-east-1",
+    region: init.region ?? cliRegion(),
+    ...(init.service ? { service: init.service } : {}),
     credentials,
   });
   const body = typeof init.body === "string" ? init.body : init.body ? new Uint8Array(init.body) : undefined;

@@ -304,7 +304,23 @@ export interface ConcurrencyLeasesTable {
   lease_until: string | Date;
 }
 
+/** Stacks `lambent deploy` made (control/stacks.ts). */
+export interface StacksTable {
+  name: string;
+  stack_id: string;
+  /** CloudFormation's status words: CREATE_COMPLETE, UPDATE_IN_PROGRESS, UPDATE_ROLLBACK_COMPLETE, … */
+  status: string;
+  status_reason: string | null;
+  /** Bumped by every write; a write names the revision it read (two deploys cannot interleave). */
+  revision: number;
+  /** JSON of { Parameters, Resources, Outputs }. */
+  document: string;
+  created_at: number;
+  last_modified: number;
+}
+
 export interface Database {
+  stacks: StacksTable;
   schedule_groups: ScheduleGroupsTable;
   schedules: SchedulesTable;
   functions: FunctionsTable;

@@ -18,6 +18,7 @@ import { m0011LogGroupsApi } from "./0011-log-groups-api.js";
 import { m0012Schedules } from "./0012-schedules.js";
 import { m0013ClusterWorkers } from "./0013-cluster-workers.js";
 import { m0014ConcurrencyLeases } from "./0014-concurrency-leases.js";
+import { m0015Stacks } from "./0015-stacks.js";
 
 export type EngineMigration = (engine: Engine) => Migration;
 
@@ -35,6 +36,7 @@ export const migrations: Record<string, EngineMigration> = {
   "0012-schedules": m0012Schedules,
   "0013-cluster-workers": m0013ClusterWorkers,
   "0014-concurrency-leases": m0014ConcurrencyLeases,
+  "0015-stacks": m0015Stacks,
 };
 
 // biome-ignore lint/suspicious/noExplicitAny: migrations run before the typed schema exists
