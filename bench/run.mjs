@@ -23,7 +23,7 @@ import {
   startServerless,
 } from "./lib/systems.mjs";
 
-const SCENARIOS = ["warm", "throughput", "cold", "scale", "density", "async", "payload", "flood"];
+const SCENARIOS = ["warm", "throughput", "cold", "scale", "density", "async", "payload", "flood", "url"];
 
 const { values: opts } = parseArgs({
   options: {
@@ -72,6 +72,13 @@ const cfg = {
   async: { events: Q ? 1000 : 5000, senders: 16, drainTimeoutMs: Q ? 30_000 : 90_000 },
   payload: { count: Q ? 10 : 60, bytes: 1024 * 1024 },
   flood: { invokes: Q ? 300 : 1000, warmup: 100, mb: 50 },
+  url: {
+    invokes: Q ? 200 : 1000,
+    rounds: Q ? 2 : 5,
+    warmup: Q ? 20 : 100,
+    concurrency: 16,
+    durationMs: Q ? 600 : 2000,
+  },
 };
 
 const log = (m) => process.stderr.write(`${m}\n`);
@@ -322,6 +329,7 @@ async function main() {
     await step("density", (sys) => scenarios.density(sys, cfg.density, log));
     await step("async", (sys) => scenarios.asyncEvents(sys, cfg.async, log));
     await step("flood", (sys) => scenarios.flood(sys, cfg.flood, log));
+    await step("url", (sys) => scenarios.functionUrls(sys, cfg.url, log));
     // A server that died between scenarios (or after the last) is a failure too.
     recordDeaths("the run (between scenarios)", systems);
 

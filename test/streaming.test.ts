@@ -9,6 +9,7 @@ import {
   type InvokeWithResponseStreamResponseEvent,
   waitUntilFunctionActiveV2,
 } from "@aws-sdk/client-lambda";
+import { readFileSync } from "node:fs";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { decodeMessages, encodeMessage } from "../src/api/event-stream.js";
 import type { ServerOptions } from "../src/config.js";
@@ -52,19 +53,28 @@ const BUFFERED = `exports.handler = async (event) => {
   return { big: "x".repeat(event.size ?? 10) };
 };`;
 
+/** A custom runtime in bash (test/fixtures): its "stream" handlers speak the Runtime API's streaming mode. */
+const SHELL_BOOTSTRAP = readFileSync(
+  new URL("./fixtures/functions/provided-sh/bootstrap", import.meta.url),
+);
+
 async function deploy(
   server: TestServer,
   name: string,
   source: string,
-  extra: { Timeout?: number } = {},
+  extra: { Timeout?: number; Runtime?: "provided.al2023"; Handler?: string } = {},
 ): Promise<void> {
+  const code =
+    extra.Runtime === "provided.al2023"
+      ? { name: "bootstrap", content: SHELL_BOOTSTRAP, mode: 0o100755 }
+      : { name: "index.js", content: source };
   await server.lambda.send(
     new CreateFunctionCommand({
       FunctionName: name,
       Runtime: "nodejs20.x",
       Handler: "index.handler",
       Role: ROLE,
-      Code: { ZipFile: await zipEntries([{ name: "index.js", content: source }]) },
+      Code: { ZipFile: await zipEntries([code]) },
       ...extra,
     }),
   );
@@ -100,7 +110,14 @@ function scenario(label: string, overrides: Partial<ServerOptions>) {
     beforeAll(async () => {
       server = await startServer(overrides);
       gate = await startGate();
-      await Promise.all([deploy(server, "streamer", STREAMING), deploy(server, "buffered", BUFFERED)]);
+      const shell = (handler: string) => ({ Runtime: "provided.al2023" as const, Handler: handler });
+      await Promise.all([
+        // 8 MB through a loaded CI machine can outlast the default 3 s timeout.
+        deploy(server, "streamer", STREAMING, { Timeout: 60 }),
+        deploy(server, "buffered", BUFFERED),
+        deploy(server, "sh-stream", "", shell("stream")),
+        deploy(server, "sh-stream-fail", "", shell("stream-fail")),
+      ]);
     });
 
     afterAll(async () => {
@@ -168,9 +185,9 @@ function scenario(label: string, overrides: Partial<ServerOptions>) {
       it("streams past the 6 MB buffered limit (8 MB in 64 KB writes, with backpressure)", async () => {
         const out = await send("streamer", { mode: "big" });
         const got = await drain(out.EventStream as AsyncIterable<InvokeWithResponseStreamResponseEvent>);
+        expect(got.complete).toEqual({});
         expect(got.text.length).toBe(6 + 8 * 1024 * 1024);
         expect(got.text.replace(/x/g, "")).toBe("first;");
-        expect(got.complete).toEqual({});
       });
 
       it("ends the stream with Sandbox.Timedout when the function runs past its timeout part-way", async () => {
@@ -214,6 +231,27 @@ function scenario(label: string, overrides: Partial<ServerOptions>) {
         expect(f.text).toBe("");
         expect(f.complete?.ErrorCode).toBe("RangeError");
         expect(f.complete?.ErrorDetails).toBe("not streaming, still failing");
+      });
+
+      it("streams a custom runtime's chunked response as it arrives, and its error trailers", async () => {
+        const out = await send("sh-stream", { gate: gate.url });
+        expect(out.ResponseStreamContentType).toBe("text/plain");
+        const it = (out.EventStream as AsyncIterable<InvokeWithResponseStreamResponseEvent>)[
+          Symbol.asyncIterator
+        ]();
+        const first = await it.next();
+        expect(Buffer.from(first.value?.PayloadChunk?.Payload ?? []).toString()).toBe("first;");
+        await gate.waiting(1); // the bootstrap is still between its chunks
+        gate.open();
+        const rest = await drain({ [Symbol.asyncIterator]: () => it });
+        expect(rest.text).toMatch(/^second;[0-9a-f-]{36}$/);
+        expect(rest.complete).toEqual({});
+
+        const failed = await send("sh-stream-fail", {});
+        const f = await drain(failed.EventStream as AsyncIterable<InvokeWithResponseStreamResponseEvent>);
+        expect(f.text).toBe("first;");
+        expect(f.complete?.ErrorCode).toBe("ShellError");
+        expect(f.complete?.ErrorDetails).toBe("broke part-way");
       });
 
       it("answers errors before the stream as AWS errors (unknown function, bad invocation type)", async () => {

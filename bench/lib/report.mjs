@@ -263,6 +263,32 @@ export function render({ meta, status, results, failures = [] }) {
     );
   } else if (F) out.push("", `**Flood**: failed: ${F.failed}`);
 
+  const U = results.url;
+  if (U && !U.failed) {
+    const c = meta.config.url;
+    out.push(
+      "",
+      `**Function URLs** (the \`hello\` function through its public URL's path form — GET, payload 2.0 event, response mapping — beside signed \`Invoke\` on the same server: ${c.invokes} sequential requests over one connection, then ${c.concurrency} clients for ${c.durationMs} ms, per round)`,
+      "",
+      table(
+        ["system", "via", "p50", "p99", "mean", `invokes/s at ${c.concurrency}`, "errors"],
+        Object.entries(U).map(([key, r]) => {
+          const [id, via] = key.split(" ");
+          return [
+            id,
+            via === "url" ? "function URL" : "Invoke API",
+            ms(r.p50),
+            ms(r.p99),
+            ms(r.mean),
+            num(r.rps),
+            r.errors,
+          ];
+        }),
+        ["via"],
+      ),
+    );
+  } else if (U) out.push("", `**Function URLs**: failed: ${U.failed}`);
+
   const goals = evaluate({ results, lambentIds, status });
   out.push("", "**Goals** (issue 9)", "");
   out.push(

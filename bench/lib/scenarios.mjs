@@ -537,3 +537,92 @@ export async function flood(systems, cfg, log) {
   }
   return result;
 }
+
+// ---------------------------------------------------------------------------------------------
+
+/**
+ * Function URLs beside the Invoke API on the same Lambent servers: warm latency (sequential GETs of
+ * the URL's path form over one keep-alive connection, against signed Invoke POSTs) and throughput at
+ * `cfg.concurrency` clients, interleaved round by round. The URL path adds the payload-2.0 event and
+ * the response mapping; Invoke adds SigV4 verification.
+ */
+export async function functionUrls(systems, cfg, log) {
+  const lambents = systems.filter((s) => s.kind === "lambent");
+  const paths = new Map();
+  for (const s of lambents) {
+    const name = await s.fn("hello", "hello-url");
+    paths.set(s.id, { invoke: s.path(name), url: await s.url(name) });
+  }
+  const get = async (p, path) => {
+    const t0 = performance.now();
+    try {
+      const res = await p.request({ path, method: "GET" });
+      const body = await res.body.text();
+      return {
+        ms: performance.now() - t0,
+        ok: res.statusCode === 200 && body === "hello",
+        status: res.statusCode,
+      };
+    } catch {
+      return { ms: performance.now() - t0, ok: false, status: 0 };
+    }
+  };
+  const call = (mode, p, path) =>
+    mode === "url"
+      ? get(p, path)
+      : invoke(p, path, "{}").then((r) => ({ ms: r.ms, ok: ok(r), status: r.status }));
+  const modes = ["invoke", "url"];
+  const fail = (o, res) => {
+    o.errors++;
+    o.statuses[res.status] = (o.statuses[res.status] ?? 0) + 1;
+  };
+  const out = {};
+  for (const s of lambents)
+    for (const m of modes) out[`${s.id} ${m}`] = { samples: [], errors: 0, statuses: {}, ok: 0, ms: 0 };
+
+  const one = new Map(lambents.map((s) => [s.id, pool(s, 1)]));
+  const many = new Map(lambents.map((s) => [s.id, pool(s, cfg.concurrency)]));
+  try {
+    for (const s of lambents)
+      for (const m of modes)
+        for (let i = 0; i < cfg.warmup; i++) await call(m, one.get(s.id), paths.get(s.id)[m]);
+    const per = Math.ceil(cfg.invokes / cfg.rounds);
+    for (let r = 0; r < cfg.rounds; r++) {
+      for (const s of rotate(lambents, r)) {
+        for (const m of rotate(modes, r)) {
+          const o = out[`${s.id} ${m}`];
+          for (let i = 0; i < per; i++) {
+            const res = await call(m, one.get(s.id), paths.get(s.id)[m]);
+            if (res.ok) o.samples.push(res.ms);
+            else fail(o, res);
+          }
+          const end = performance.now() + cfg.durationMs;
+          const t0 = performance.now();
+          await Promise.all(
+            Array.from({ length: cfg.concurrency }, async () => {
+              while (performance.now() < end) {
+                const res = await call(m, many.get(s.id), paths.get(s.id)[m]);
+                if (res.ok) o.ok++;
+                else fail(o, res);
+              }
+            }),
+          );
+          o.ms += performance.now() - t0;
+        }
+      }
+      log(`  url round ${r + 1}/${cfg.rounds}`);
+    }
+  } finally {
+    await closeAll(one);
+    await closeAll(many);
+  }
+  const result = {};
+  for (const [key, o] of Object.entries(out))
+    result[key] = {
+      ...summarize(o.samples),
+      rps: (o.ok / o.ms) * 1000,
+      errors: o.errors,
+      statuses: o.statuses,
+    };
+  return result;
+}

@@ -114,6 +114,19 @@ export async function startLambent({ id, label, driver, prewarm, dataRoot, logDi
       created.add(name);
       return name;
     },
+    /** A public (AuthType NONE) function URL on `name`; returns its path form on this server. */
+    async url(name) {
+      const cfg = await json(origin, "POST", `/2021-10-31/functions/${name}/url`, { AuthType: "NONE" });
+      const grant = (StatementId, extra) =>
+        json(origin, "POST", `/2015-03-31/functions/${name}/policy`, {
+          StatementId,
+          Principal: "*",
+          ...extra,
+        });
+      await grant("bench-url", { Action: "lambda:InvokeFunctionUrl", FunctionUrlAuthType: "NONE" });
+      await grant("bench-url-invoke", { Action: "lambda:InvokeFunction", InvokedViaFunctionUrl: true });
+      return `/_lambent/urls/${new URL(cfg.FunctionUrl).hostname.split(".")[0]}/`;
+    },
     async deleteFn(name) {
       created.delete(name);
       await json(origin, "DELETE", `/2015-03-31/functions/${name}`);
