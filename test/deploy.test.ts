@@ -13,6 +13,7 @@ import {
   GetAliasCommand,
   GetFunctionCommand,
   GetFunctionConfigurationCommand,
+  GetLayerVersionCommand,
   GetProvisionedConcurrencyConfigCommand,
   InvokeCommand,
   ListVersionsByFunctionCommand,
@@ -253,6 +254,39 @@ describe("AutoPublishAlias with provisioned concurrency", () => {
     const versions = await server.lambda.send(new ListVersionsByFunctionCommand({ FunctionName: fn }));
     expect(versions.Versions?.map((v) => v.Version)).toEqual(["$LATEST", "1", "2"]);
     await deleteStack(client, "counter");
+  });
+});
+
+describe("a layer and a TypeScript function bundled with esbuild", () => {
+  it("publishes the layer, bundles the handler, and a layer change publishes a new version the function moves to", async () => {
+    const dir = project("layers-ts");
+    const v1 = await deploy(dir, "layers");
+    const fn = v1.resources.GreetFunction?.PhysicalId as string;
+    const layer1 = String(v1.outputs.LayerVersion?.Value);
+    expect(layer1).toBe("arn:aws:lambda:us-east-1:000000000000:layer:greeting:1");
+    const cfg = await server.lambda.send(new GetFunctionConfigurationCommand({ FunctionName: fn }));
+    expect(cfg.Layers?.map((l) => l.Arn)).toEqual([layer1]);
+    const out = await server.lambda.send(
+      new InvokeCommand({ FunctionName: fn, Payload: Buffer.from(JSON.stringify({ name: "sam" })) }),
+    );
+    expect(JSON.parse(Buffer.from(out.Payload ?? []).toString())).toEqual({
+      message: "hello sam from the layer (v1)",
+      typed: true,
+    });
+
+    const mod = join(dir, "layer", "nodejs", "node_modules", "greeting", "index.js");
+    writeFileSync(mod, readFileSync(mod, "utf8").replace("(v1)", "(v2)"));
+    const v2 = await deploy(dir, "layers");
+    expect(actions(v2)).toEqual({ GreetingLayer: "replace", GreetFunction: "update" });
+    expect(v2.plan.find((x) => x.logicalId === "GreetFunction")?.changed).toEqual(["Layers"]);
+    expect(v2.outputs.LayerVersion?.Value).toBe("arn:aws:lambda:us-east-1:000000000000:layer:greeting:2");
+    expect(await invokeJson(fn)).toEqual({ message: "hello world from the layer (v2)", typed: true });
+    // RetentionPolicy: Delete — the replaced version is deleted once the function moved on.
+    const old = await rejection(
+      server.lambda.send(new GetLayerVersionCommand({ LayerName: "greeting", VersionNumber: 1 })),
+    );
+    expect(old.name).toBe("ResourceNotFoundException");
+    await deleteStack(client, "layers");
   });
 });
 
