@@ -5,6 +5,8 @@
  * every tick of a rate() schedule is one async invoke; at() fires once and
  * ActionAfterCompletion DELETE removes the schedule.
  */
+
+import { PutFunctionConcurrencyCommand } from "@aws-sdk/client-lambda";
 import {
   ConflictException,
   CreateScheduleCommand,
@@ -421,6 +423,49 @@ describe("start and end, missed ticks, missing targets", () => {
     expect(dead?.headers.target_arn).toBe(fnArn("no-such-function"));
     expect((await server.platform.schedules.counts("default", "ghost"))?.dropped).toBeGreaterThanOrEqual(1);
     await scheduler.send(new DeleteScheduleCommand({ Name: "ghost" }));
+  });
+});
+
+describe("the target's RetryPolicy and DeadLetterConfig", () => {
+  it("a tick whose invoke is throttled is retried MaximumRetryAttempts times, then sent to the dead-letter target", async () => {
+    await deployProbe(server.lambda, "busy", { REPORT_URL: `${sink.url}/busy-ran` });
+    // Reserved concurrency 0: every invoke of it is throttled.
+    await server.lambda.send(
+      new PutFunctionConcurrencyCommand({ FunctionName: "busy", ReservedConcurrentExecutions: 0 }),
+    );
+    for (const [name, attempts] of [
+      ["busy-2", 2],
+      ["busy-0", 0],
+    ] as const) {
+      await scheduler.send(
+        new CreateScheduleCommand(
+          schedule(name, {
+            ScheduleExpression: "rate(1 minute)",
+            Target: {
+              Arn: fnArn("busy"),
+              RoleArn: ROLE,
+              Input: `{"schedule":"${name}"}`,
+              RetryPolicy: { MaximumRetryAttempts: attempts, MaximumEventAgeInSeconds: 3600 },
+              DeadLetterConfig: { Arn: `${sink.url}/${name}` },
+            },
+          }),
+        ),
+      );
+      const [dead] = await sink.onPath(`/${name}`);
+      await scheduler.send(new DeleteScheduleCommand({ Name: name }));
+      expect(dead?.body).toEqual({ schedule: name });
+      expect(dead?.headers.error_code).toBe("TooManyRequestsException");
+      expect(dead?.headers.exhausted_retry_condition).toBe("MaximumRetryAttempts");
+      expect(dead?.headers.retry_attempts).toBe(String(attempts));
+      expect(dead?.headers.schedule_arn).toBe(
+        `arn:aws:scheduler:us-east-1:000000000000:schedule/default/${name}`,
+      );
+      expect(dead?.headers.target_arn).toBe(fnArn("busy"));
+      expect(dead?.headers.execution_id).toMatch(
+        /^[0-9a-f]{8}-[0-9a-f]{4}-5[0-9a-f]{3}-a[0-9a-f]{3}-[0-9a-f]{12}$/,
+      );
+    }
+    expect(sink.received.filter((r) => r.path === "/busy-ran")).toEqual([]);
   });
 });
 

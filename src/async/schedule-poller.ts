@@ -10,7 +10,9 @@
  * Ticks missed while no server ran fire late when they are younger than the
  * target's MaximumEventAgeInSeconds; older ones are counted as dropped. A tick
  * whose function does not exist goes to the schedule's dead-letter target
- * (when it has one) and is counted as dropped.
+ * (when it has one) and is counted as dropped. Each enqueued tick carries its
+ * target's RetryPolicy and DeadLetterConfig (async/service.ts applies them when
+ * the invoke cannot be made: throttled, platform error, function gone).
  */
 import { createHash } from "node:crypto";
 import type { FunctionRef } from "../control/arn.js";
@@ -28,6 +30,7 @@ import { LambdaError } from "../errors.js";
 import { objectColumn } from "../store/columns.js";
 import type { Store } from "../store/store.js";
 import type { AsyncQueue, NewEvent } from "./event-queue.js";
+import type { SchedulerDelivery } from "./service.js";
 
 /** Ticks one schedule fires (or drops) per transaction; a long backlog takes several. */
 const TICKS_PER_CLAIM = 200;
@@ -203,6 +206,14 @@ export class SchedulePoller {
           }
         } else {
           fired++;
+          // The tick's own delivery policy (RetryPolicy, DeadLetterConfig); its age limit counts from
+          // when it was due, on this server's real clock.
+          const scheduler: SchedulerDelivery = {
+            maximumRetryAttempts,
+            deadline: Date.now() + Math.max(0, maximumEventAgeSeconds * 1000 - (now - fireAt)),
+            ...(dlq ? { deadLetter: dlq } : {}),
+            attributes: { EXECUTION_ID: requestId, SCHEDULE_ARN: plan.arn, TARGET_ARN: target.Arn },
+          };
           out.push({
             kind: "invoke",
             requestId,
@@ -210,6 +221,7 @@ export class SchedulePoller {
             ...(ref.qualifier !== undefined ? { qualifier: ref.qualifier } : {}),
             region: fn.region,
             payload,
+            meta: { scheduler },
           });
         }
         const n = nextFire(plan, tick);

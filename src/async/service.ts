@@ -63,15 +63,34 @@ interface DeliveryMeta {
   attributes?: Record<string, string>;
 }
 
-/** async_events.meta of an invoke event: the last attempt's answer (once there was one) and the chain's lineage. */
-function invokeMetaColumn(text: string): Partial<AttemptResult> & { lineage?: Lineage } {
+/**
+ * How EventBridge Scheduler delivers a schedule's tick (its target's RetryPolicy and
+ * DeadLetterConfig): when the invoke itself cannot be made — the function is throttled, the
+ * platform fails, the function is gone — the tick is retried with backoff at most
+ * `maximumRetryAttempts` times and not after `deadline`, then sent to the dead-letter target.
+ * Once the function ran, the function's own asynchronous settings apply, as on AWS.
+ */
+export interface SchedulerDelivery {
+  maximumRetryAttempts: number;
+  /** Epoch ms (real time) after which the tick is no longer delivered (MaximumEventAgeInSeconds). */
+  deadline: number;
+  deadLetter?: string;
+  /** EXECUTION_ID, SCHEDULE_ARN, TARGET_ARN: carried to the dead-letter message. */
+  attributes: Record<string, string>;
+}
+
+type InvokeMeta = Partial<AttemptResult> & { lineage?: Lineage; scheduler?: SchedulerDelivery };
+
+/** async_events.meta of an invoke event: the last attempt's answer (once there was one), the chain's lineage, and a schedule's delivery policy. */
+function invokeMetaColumn(text: string): InvokeMeta {
   const v = objectColumn("async_events", "meta", text);
-  requireMembers<Partial<AttemptResult> & { lineage?: Lineage }>("async_events", "meta", v, {
+  requireMembers<InvokeMeta>("async_events", "meta", v, {
     statusCode: "number?",
     executedVersion: "string?",
     payload: "string?",
     functionError: "string?",
     lineage: "object?",
+    scheduler: "object?",
   });
   return v;
 }
@@ -332,6 +351,7 @@ export class AsyncService {
     // meta: the last attempt's result, and the chain's lineage (kept across attempts).
     const meta = ev.meta ? invokeMetaColumn(ev.meta) : undefined;
     const lineage = meta?.lineage;
+    const scheduler = meta?.scheduler;
     const last = meta?.statusCode !== undefined ? (meta as AttemptResult) : undefined;
     if (Date.now() >= deadline) {
       await this.fail(ev, ref, settings, "EventAgeExceeded", ev.attempts, last, lineage);
@@ -364,6 +384,7 @@ export class AsyncService {
         ),
       });
     } catch (err) {
+      if (scheduler && (await this.schedulerUndelivered(ev, scheduler, err))) return;
       if (err instanceof LambdaError && err.type === "ResourceNotFoundException") {
         this.log(`async: dropped event ${ev.request_id}: ${err.message}`);
         await this.complete(ev, [], { dropped: 1 });
@@ -402,12 +423,62 @@ export class AsyncService {
       const next = Math.min(Date.now() + retryDelayMs(attempts, this.options.asyncRetryDelaysMs), deadline);
       await this.reschedule(
         ev,
-        { nextRunAt: next, attempts, meta: lineage ? { ...result, lineage } : result },
+        {
+          nextRunAt: next,
+          attempts,
+          meta: { ...result, ...(lineage ? { lineage } : {}), ...(scheduler ? { scheduler } : {}) },
+        },
         { retries: 1 },
       );
       return;
     }
     await this.fail(ev, ref, settings, "RetriesExhausted", attempts, result, ranLineage);
+  }
+
+  /**
+   * A schedule's tick whose invoke could not be made: retried under the schedule's RetryPolicy, or
+   * sent to its dead-letter target with Scheduler's attributes once the attempts or the age run out
+   * (at once when the function does not exist). Resolves whether it handled the event.
+   */
+  private async schedulerUndelivered(ev: QueuedEvent, s: SchedulerDelivery, err: unknown): Promise<boolean> {
+    const code = err instanceof LambdaError ? err.type : "ServiceException";
+    const retries = ev.backoffs;
+    const now = Date.now();
+    let exhausted: string | undefined;
+    if (code === "ResourceNotFoundException") exhausted = "MaximumRetryAttempts";
+    else if (retries >= s.maximumRetryAttempts) exhausted = "MaximumRetryAttempts";
+    else if (now >= s.deadline) exhausted = "MaximumEventAgeInSeconds";
+    if (exhausted === undefined) {
+      const next = Math.min(now + backoffMs(ev.backoffs, BACKOFF_MIN_MS, BACKOFF_MAX_MS), s.deadline);
+      await this.reschedule(ev, { nextRunAt: next, backoffs: ev.backoffs + 1 }, { throttles: 1 });
+      return true;
+    }
+    const followUps: NewEvent[] = [];
+    if (s.deadLetter) {
+      followUps.push({
+        kind: "destination",
+        requestId: ev.request_id,
+        functionName: ev.function_name,
+        region: ev.region,
+        payload: ev.payload,
+        target: s.deadLetter,
+        meta: {
+          attributes: {
+            ...s.attributes,
+            ERROR_CODE: code,
+            ERROR_MESSAGE: headerSafe(errText(err).slice(0, DLQ_MESSAGE_BYTES)),
+            EXHAUSTED_RETRY_CONDITION: exhausted,
+            RETRY_ATTEMPTS: String(retries),
+          },
+        } satisfies DeliveryMeta,
+      });
+    } else {
+      this.log(
+        `async: schedule tick ${ev.request_id} for ${ev.function_name} dropped (${code}, ${exhausted})`,
+      );
+    }
+    await this.complete(ev, followUps, { dropped: 1 });
+    return true;
   }
 
   private recordDelivery(
