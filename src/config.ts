@@ -93,6 +93,10 @@ export interface ServerOptions {
    * Never the server's own port or its store's (see `hostPortsRefusal`).
    */
   sandboxAllowHostPorts: number[];
+  /**
+   * The folder dev mounts (`lambent dev`) may name, itself or below; dev mounts are off without it.
+   */
+  devRoot?: string;
   /** The runtime cache (Node.js builds, Python root filesystems); shared by every data dir by default. */
   runtimesDir?: string;
   /** Refuse Lambda-deprecated runtime identifiers at create/update (default: accept them with a warning). */

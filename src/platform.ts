@@ -25,6 +25,7 @@ import {
 import { AliasService } from "./control/aliases.js";
 import { CodeCache } from "./control/code.js";
 import { ConcurrencyService } from "./control/concurrency.js";
+import { DevMounts } from "./control/dev-mounts.js";
 import { EgressPolicy } from "./control/egress.js";
 import { EventInvokeConfigService } from "./control/event-invoke-config.js";
 import { EventSourceMappingService } from "./control/event-sources.js";
@@ -86,6 +87,7 @@ interface PlatformParts {
   layers: LayerService;
   logPruner: LogPruner;
   settings: FunctionSettingsService;
+  devMounts: DevMounts;
   platformApi: PlatformApiChannel;
   permissions: PermissionService;
   auth: Auth;
@@ -126,6 +128,8 @@ export class Platform {
   readonly cloudwatchLogs: CloudWatchLogs;
   /** Code signing configs and per-function settings (recursion, runtime management, scaling). */
   readonly settings: FunctionSettingsService;
+  /** Functions running from a folder on this machine (`lambent dev`, `--dev-root`). */
+  readonly devMounts: DevMounts;
   /** The way back from functions to this API (see worker/platform-api.ts). */
   readonly platformApi: PlatformApiChannel;
   /** Resource-based policies (AddPermission and friends). */
@@ -167,6 +171,7 @@ export class Platform {
     this.layers = parts.layers;
     this.logPruner = parts.logPruner;
     this.settings = parts.settings;
+    this.devMounts = parts.devMounts;
     this.platformApi = parts.platformApi;
     this.permissions = parts.permissions;
     this.auth = parts.auth;
@@ -408,8 +413,11 @@ export class Platform {
     if (!cluster) await worker.start();
     const workers = cluster ?? worker;
     // Versions a function already references stay usable after DeleteLayerVersion, as on Lambda.
-    const assignments = new Assignments(options.region, async (arns) =>
-      (await layers.resolve(arns, arns)).map(({ arn, sha256 }) => ({ arn, sha256 })),
+    const devMounts = new DevMounts(options.devRoot, functions);
+    const assignments = new Assignments(
+      options.region,
+      async (arns) => (await layers.resolve(arns, arns)).map(({ arn, sha256 }) => ({ arn, sha256 })),
+      (name, version) => devMounts.folderOf(name, version),
     );
     const frontend = new Frontend(functions, aliases, concurrency, workers, counter, assignments);
     await frontend.loadReservations();
@@ -516,6 +524,7 @@ export class Platform {
       layers,
       logPruner,
       settings,
+      devMounts,
       platformApi,
       permissions,
       auth,

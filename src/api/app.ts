@@ -28,6 +28,7 @@ import { registerAccountRoutes } from "./routes/account.js";
 import { registerAliasRoutes } from "./routes/aliases.js";
 import { logsOperationOf, registerCloudWatchLogsRoutes } from "./routes/cloudwatch-logs.js";
 import { registerConcurrencyRoutes } from "./routes/concurrency.js";
+import { registerDevMountRoutes } from "./routes/dev-mounts.js";
 import { registerEventInvokeConfigRoutes } from "./routes/event-invoke-config.js";
 import { registerEventSourceRoutes } from "./routes/event-sources.js";
 import { registerFunctionSettingsRoutes } from "./routes/function-settings.js";
@@ -112,6 +113,7 @@ export function buildApp(platform: Platform): FastifyInstance {
   registerKeyRoutes(app, platform);
   registerScheduleRoutes(app, platform);
   registerStackRoutes(app, platform);
+  registerDevMountRoutes(app, platform);
   // Last: every model operation nothing above routed gets its AWS-shaped "not supported yet" answer.
   registerUnimplementedOperations(app);
   return app;

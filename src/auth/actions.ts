@@ -180,6 +180,24 @@ const LAMBENT_ROUTES: Array<{
       resource: roleArn(m[1] as string),
     }),
   },
+  {
+    method: "PUT",
+    re: /^\/_lambent\/dev-mounts\/([^/]+)$/,
+    make: (m, r) => ({
+      operation: "PutDevMount",
+      action: "lambent:DevMount",
+      resource: `arn:aws:lambda:${r}:${ACCOUNT_ID}:function:${functionNameOf(decode(m[1] as string)).name}`,
+    }),
+  },
+  {
+    method: "DELETE",
+    re: /^\/_lambent\/dev-mounts\/([^/]+)$/,
+    make: (m, r) => ({
+      operation: "DeleteDevMount",
+      action: "lambent:DevMount",
+      resource: `arn:aws:lambda:${r}:${ACCOUNT_ID}:function:${functionNameOf(decode(m[1] as string)).name}`,
+    }),
+  },
 ];
 
 /** `/_lambent/stacks[/<name>]` → lambent:ListStacks / DescribeStack / PutStack / DeleteStack. */

@@ -106,6 +106,10 @@ program
     "--runtimes-dir <dir>",
     "runtime cache (default: $LAMBENT_RUNTIMES_DIR or ~/.cache/lambent/runtimes)",
   )
+  .option(
+    "--dev-root <dir>",
+    "folder `lambent dev` may mount functions' code from (itself or below; keys need lambent:DevMount); dev mounts are off without it",
+  )
   .option("--block-deprecated-runtimes", "refuse runtimes AWS Lambda has deprecated at create/update")
   .option("--no-dev-credentials", "refuse the development credentials test/test even on loopback")
   .option(

@@ -22,6 +22,7 @@ interface ServerFlags {
   asyncRetryDelays: string;
   logRetentionDays: number;
   runtimesDir?: string;
+  devRoot?: string;
   blockDeprecatedRuntimes?: boolean;
   devCredentials: boolean;
   serverKeyFile?: string;
@@ -85,6 +86,7 @@ export async function runServer(flags: ServerFlags): Promise<void> {
       logRetentionDays: flags.logRetentionDays,
       blockDeprecatedRuntimes: flags.blockDeprecatedRuntimes === true,
       ...(flags.runtimesDir ? { runtimesDir: flags.runtimesDir } : {}),
+      ...(flags.devRoot ? { devRoot: flags.devRoot } : {}),
       // --no-dev-credentials turns them off; otherwise the platform decides (loopback only).
       ...(flags.devCredentials === false ? { devCredentials: false } : {}),
       ...(flags.serverKeyFile ? { serverKeyFile: flags.serverKeyFile } : {}),

@@ -11,8 +11,15 @@ import { assignmentKey } from "../protocol/assignment.js";
 
 /** Layer version ARNs → their content, in order (a failure names what is missing). */
 export type LayerResolver = (arns: string[]) => Promise<AssignedLayer[]>;
+/** The dev-mounted folder a version runs from, if any (control/dev-mounts.ts). */
+export type DevFolderOf = (name: string, version: string) => string | undefined;
 
-export function assignmentOf(fn: FunctionVersion, region: string, layers: AssignedLayer[]): Assignment {
+export function assignmentOf(
+  fn: FunctionVersion,
+  region: string,
+  layers: AssignedLayer[],
+  codeDir?: string,
+): Assignment {
   const c = fn.config;
   return {
     functionArn: functionArn(region, fn.name),
@@ -20,6 +27,7 @@ export function assignmentOf(fn: FunctionVersion, region: string, layers: Assign
     version: fn.version,
     revisionId: fn.revisionId,
     codeSha256: fn.codeSha256,
+    ...(codeDir !== undefined ? { codeDir } : {}),
     config: {
       Runtime: c.Runtime,
       Handler: c.Handler,
@@ -49,6 +57,7 @@ export class Assignments {
   constructor(
     private readonly region: string,
     private readonly resolveLayers: LayerResolver,
+    private readonly devFolderOf: DevFolderOf = () => undefined,
   ) {}
 
   /** The cached assignment of this version and revision, if any (the warm path: no await). */
@@ -60,18 +69,19 @@ export class Assignments {
     const key = assignmentKey(fn);
     const hit = this.byKey.get(key);
     if (hit) return hit;
+    const dev = this.devFolderOf(fn.name, fn.version);
     if (fn.config.Layers.length === 0) {
-      const a = assignmentOf(fn, this.region, []);
+      const a = assignmentOf(fn, this.region, [], dev);
       this.byKey.set(key, a);
       return a;
     }
     try {
-      const a = assignmentOf(fn, this.region, await this.resolveLayers(fn.config.Layers));
+      const a = assignmentOf(fn, this.region, await this.resolveLayers(fn.config.Layers), dev);
       this.byKey.set(key, a);
       return a;
     } catch (err) {
       return {
-        ...assignmentOf(fn, this.region, []),
+        ...assignmentOf(fn, this.region, [], dev),
         layersUnavailable: err instanceof Error ? err.message : String(err),
       };
     }

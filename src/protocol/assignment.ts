@@ -43,6 +43,11 @@ export interface Assignment {
   /** Changes whenever the version's code or configuration does: environments of another revision are never reused. */
   revisionId: string;
   codeSha256: string;
+  /**
+   * A dev mount (`lambent dev`): the folder on the worker's machine this version runs from instead
+   * of the code by sha256, shown read-only as /var/task as it is at each cold start.
+   */
+  codeDir?: string;
   config: AssignedConfig;
   layers: AssignedLayer[];
   /**

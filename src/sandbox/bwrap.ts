@@ -332,7 +332,11 @@ export class BwrapDriver implements SandboxDriver {
       pinned(mounts.runtimeDir),
       pinned(mounts.langDir),
       pinned(mounts.sdk?.dir),
-      stemDir === undefined ? resources.overlay(mounts.codeDir) : sharedMountPoint(`${stemDir}/task`),
+      stemDir !== undefined
+        ? sharedMountPoint(`${stemDir}/task`)
+        : mounts.codeLive
+          ? mounts.codeDir
+          : resources.overlay(mounts.codeDir),
       stemDir === undefined
         ? mounts.optDir === undefined
           ? undefined

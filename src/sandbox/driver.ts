@@ -8,6 +8,12 @@
 export interface SandboxMounts {
   /** Extracted function code (read-only), seen as /var/task where the driver can map it. */
   codeDir: string;
+  /**
+   * `codeDir` is a developer's folder that changes while mounted (a dev mount): bound read-only as
+   * it is, not through a cached overlay, so every new environment sees the latest edit (its host
+   * path then shows in the sandbox's /proc/self/mountinfo).
+   */
+  codeLive?: boolean;
   /** The runtime's own files (read-only), seen as /var/runtime where the driver can map it. */
   runtimeDir: string;
   /** Merged layers (read-only), seen as /opt where the driver can map it. */

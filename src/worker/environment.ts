@@ -380,6 +380,7 @@ export class ExecutionEnvironment {
     );
     const installed = this.deps.runtimes.resolve(this.fn.config.Runtime);
     const mounts: SandboxMounts = { codeDir, runtimeDir: this.deps.runtimesDir, ...runtimeMounts(installed) };
+    if (this.fn.codeDir !== undefined) mounts.codeLive = true;
     if (opt) mounts.optDir = opt.dir;
     const view = driver.view(mounts, endpoint);
     const platformApiSocket = await this.openPlatformApi(view);

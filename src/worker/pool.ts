@@ -84,8 +84,12 @@ export class FunctionPool {
             await env.destroy("failure");
             return this.initFailure(env, input, layerFailure(err));
           }
-          // Functions with external extensions always start fresh (the launcher starts them before the runtime).
-          const family = opt && opt.extensions.length > 0 ? undefined : stemFamily(this.fn.config.Runtime);
+          // Functions with external extensions always start fresh (the launcher starts them before the runtime),
+          // and so do dev-mounted ones (a stem cell adopts only code under the data dir).
+          const family =
+            (opt && opt.extensions.length > 0) || this.fn.codeDir !== undefined
+              ? undefined
+              : stemFamily(this.fn.config.Runtime);
           const stem = family ? this.deps.stemCells?.take(family) : undefined;
           try {
             await env.init(await this.codeDir(), stem, opt);

@@ -67,7 +67,7 @@ export class Worker implements WorkerClient {
         fn,
         this.opts,
         () => {
-          dir ??= artifacts.code(fn.codeSha256);
+          dir ??= fn.codeDir !== undefined ? Promise.resolve(fn.codeDir) : artifacts.code(fn.codeSha256);
           return dir;
         },
         limiter,
