@@ -3,13 +3,14 @@
  * (chunked, trailers for a failure part-way), and InvokeWithResponseStream hands each piece to the
  * AWS SDK v3's event-stream iterator as the function writes it.
  */
+
+import { readFileSync } from "node:fs";
 import {
   CreateFunctionCommand,
   InvokeWithResponseStreamCommand,
   type InvokeWithResponseStreamResponseEvent,
   waitUntilFunctionActiveV2,
 } from "@aws-sdk/client-lambda";
-import { readFileSync } from "node:fs";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { decodeMessages, encodeMessage } from "../src/api/event-stream.js";
 import type { ServerOptions } from "../src/config.js";
@@ -54,9 +55,7 @@ const BUFFERED = `exports.handler = async (event) => {
 };`;
 
 /** A custom runtime in bash (test/fixtures): its "stream" handlers speak the Runtime API's streaming mode. */
-const SHELL_BOOTSTRAP = readFileSync(
-  new URL("./fixtures/functions/provided-sh/bootstrap", import.meta.url),
-);
+const SHELL_BOOTSTRAP = readFileSync(new URL("./fixtures/functions/provided-sh/bootstrap", import.meta.url));
 
 async function deploy(
   server: TestServer,

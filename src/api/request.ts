@@ -67,13 +67,16 @@ export function unqualifiedFunctionName(req: FastifyRequest): string {
   return ref.name;
 }
 
-/** `MaxItems` from the query: 1 to 50, 50 when absent (the model's range for these list operations). */
-export function maxItemsParam(req: FastifyRequest): number {
+/**
+ * `MaxItems` from the query, `fallback` when absent. The model's range for the operation (1–50 or
+ * 1–10000) is checked before the route runs (api/validate.ts); a value that is no integer at all is
+ * left to this reader, and refused the same way.
+ */
+export function maxItemsParam(req: FastifyRequest, fallback = 50): number {
   const raw = queryString(req, "MaxItems");
-  if (raw === undefined) return 50;
+  if (raw === undefined) return fallback;
   const n = Number(raw);
   if (!Number.isInteger(n) || n < 1)
     throw constraintViolation("maxItems", raw, "Member must have value greater than or equal to 1");
-  if (n > 50) throw constraintViolation("maxItems", raw, "Member must have value less than or equal to 50");
   return n;
 }

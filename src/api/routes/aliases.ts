@@ -3,7 +3,14 @@ import type { FastifyInstance, FastifyRequest } from "fastify";
 import { aliasConfiguration } from "../../control/aliases.js";
 import { constraintViolation } from "../../errors.js";
 import type { Platform } from "../../platform.js";
-import { jsonBody, pathParam, queryString, requestRegion, unqualifiedFunctionName } from "../request.js";
+import {
+  jsonBody,
+  maxItemsParam,
+  pathParam,
+  queryString,
+  requestRegion,
+  unqualifiedFunctionName,
+} from "../request.js";
 
 export function registerAliasRoutes(app: FastifyInstance, platform: Platform): void {
   const aliases = platform.aliases;
@@ -18,11 +25,7 @@ export function registerAliasRoutes(app: FastifyInstance, platform: Platform): v
   });
 
   app.get(base, async (req) => {
-    const raw = queryString(req, "MaxItems");
-    const maxItems = raw === undefined ? 50 : Number(raw);
-    if (!Number.isInteger(maxItems) || maxItems < 1 || maxItems > 10000) {
-      throw constraintViolation("maxItems", raw, "Member must have value between 1 and 10000");
-    }
+    const maxItems = maxItemsParam(req);
     const page = await aliases.list(
       fn(req),
       region(req),

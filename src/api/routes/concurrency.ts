@@ -4,7 +4,7 @@ import { provisionedConfiguration } from "../../control/concurrency.js";
 import { decodeMarker, encodeMarker } from "../../control/marker.js";
 import { InvalidParameterValue } from "../../errors.js";
 import type { Platform } from "../../platform.js";
-import { jsonBody, queryString, requestRegion, unqualifiedFunctionName } from "../request.js";
+import { jsonBody, maxItemsParam, queryString, requestRegion, unqualifiedFunctionName } from "../request.js";
 
 export function registerConcurrencyRoutes(app: FastifyInstance, platform: Platform): void {
   const svc = platform.concurrency;
@@ -46,7 +46,7 @@ export function registerConcurrencyRoutes(app: FastifyInstance, platform: Platfo
       const after = marker === undefined ? undefined : decodeMarker(marker);
       if (after === "") throw InvalidParameterValue("Invalid Marker");
       const rest = after === undefined ? all : all.filter((c) => c.qualifier > after);
-      const max = Number(queryString(req, "MaxItems") ?? 50);
+      const max = maxItemsParam(req);
       const page = rest.slice(0, max);
       const out: Record<string, unknown> = {
         ProvisionedConcurrencyConfigs: page.map((c) => provisionedConfiguration(c, region(req), true)),

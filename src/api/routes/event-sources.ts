@@ -6,7 +6,7 @@
 import type { FastifyInstance, FastifyRequest } from "fastify";
 import { constraintViolation } from "../../errors.js";
 import type { Platform } from "../../platform.js";
-import { jsonBody, pathParam, queryString, requestRegion } from "../request.js";
+import { jsonBody, maxItemsParam, pathParam, queryString, requestRegion } from "../request.js";
 
 const BASE = "/2015-03-31/event-source-mappings";
 
@@ -21,11 +21,7 @@ export function registerEventSourceRoutes(app: FastifyInstance, platform: Platfo
       return out;
     });
     app.get(path, async (req) => {
-      const raw = queryString(req, "MaxItems");
-      const maxItems = raw === undefined ? 100 : Number(raw);
-      if (!Number.isInteger(maxItems) || maxItems < 1 || maxItems > 10000) {
-        throw constraintViolation("maxItems", raw, "Member must have value between 1 and 10000");
-      }
+      const maxItems = maxItemsParam(req, 100);
       const eventSourceArn = queryString(req, "EventSourceArn");
       const functionName = queryString(req, "FunctionName");
       return mappings().list(

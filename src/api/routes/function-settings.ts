@@ -6,13 +6,19 @@
  */
 import type { FastifyInstance, FastifyRequest } from "fastify";
 import type { Platform } from "../../platform.js";
-import { jsonBody, pathParam, queryString, requestRegion, unqualifiedFunctionName } from "../request.js";
+import {
+  jsonBody,
+  maxItemsParam,
+  pathParam,
+  queryString,
+  requestRegion,
+  unqualifiedFunctionName,
+} from "../request.js";
 
 export function registerFunctionSettingsRoutes(app: FastifyInstance, platform: Platform): void {
   const svc = () => platform.settings;
   const region = (req: FastifyRequest) => requestRegion(req, platform.options.region);
   const fn = unqualifiedFunctionName;
-  const maxItems = (req: FastifyRequest) => Number(queryString(req, "MaxItems") ?? 50);
   const csc = "/2020-04-22/code-signing-configs";
 
   app.post(csc, async (req, reply) => {
@@ -21,7 +27,7 @@ export function registerFunctionSettingsRoutes(app: FastifyInstance, platform: P
     return out;
   });
   app.get(csc, async (req) =>
-    svc().listCodeSigningConfigs(queryString(req, "Marker"), maxItems(req), region(req)),
+    svc().listCodeSigningConfigs(queryString(req, "Marker"), maxItemsParam(req), region(req)),
   );
   app.get(`${csc}/:CodeSigningConfigArn`, async (req) =>
     svc().getCodeSigningConfig(pathParam(req, "CodeSigningConfigArn"), region(req)),
@@ -38,7 +44,7 @@ export function registerFunctionSettingsRoutes(app: FastifyInstance, platform: P
     svc().listFunctionsByCodeSigningConfig(
       pathParam(req, "CodeSigningConfigArn"),
       queryString(req, "Marker"),
-      maxItems(req),
+      maxItemsParam(req),
       region(req),
     ),
   );

@@ -10,6 +10,7 @@ import { deprecationWarning } from "../../runtimes/policy.js";
 import { stringMapColumn } from "../../store/columns.js";
 import {
   jsonBody,
+  maxItemsParam,
   packageLocation,
   pathParam,
   queryString,
@@ -70,7 +71,7 @@ export function registerFunctionRoutes(app: FastifyInstance, platform: Platform)
   });
 
   const list = async (req: FastifyRequest) => {
-    const maxItems = parseMaxItems(queryString(req, "MaxItems"));
+    const maxItems = maxItemsParam(req);
     const version = queryString(req, "FunctionVersion");
     if (version !== undefined && version !== "ALL") {
       throw constraintViolation("functionVersion", version, "Member must satisfy enum value set: [ALL]");
@@ -146,7 +147,7 @@ export function registerFunctionRoutes(app: FastifyInstance, platform: Platform)
       unqualified(req),
       region(req),
       queryString(req, "Marker"),
-      parseMaxItems(queryString(req, "MaxItems")),
+      maxItemsParam(req),
     );
     // $LATEST is listed under its qualified ARN (…:$LATEST), as Lambda lists it.
     const out: Record<string, unknown> = {
@@ -164,13 +165,4 @@ export function registerFunctionRoutes(app: FastifyInstance, platform: Platform)
     reply.header("content-type", "application/zip");
     return zip;
   });
-}
-
-function parseMaxItems(raw: string | undefined): number {
-  if (raw === undefined) return 50;
-  const n = Number(raw);
-  if (!Number.isInteger(n) || n < 1 || n > 10000) {
-    throw constraintViolation("maxItems", raw, "Member must have value between 1 and 10000");
-  }
-  return n;
 }

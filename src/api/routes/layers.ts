@@ -10,7 +10,14 @@ import {
 import { constraintViolation, ResourceNotFound } from "../../errors.js";
 import type { Platform } from "../../platform.js";
 import type { LayerVersionsTable } from "../../store/schema.js";
-import { jsonBody, packageLocation, pathParam, queryString, requestRegion } from "../request.js";
+import {
+  jsonBody,
+  maxItemsParam,
+  packageLocation,
+  pathParam,
+  queryString,
+  requestRegion,
+} from "../request.js";
 
 export function registerLayerRoutes(app: FastifyInstance, platform: Platform): void {
   const layers = platform.layers;
@@ -53,7 +60,7 @@ export function registerLayerRoutes(app: FastifyInstance, platform: Platform): v
       name(req),
       filter(req),
       queryString(req, "Marker"),
-      maxItems(queryString(req, "MaxItems")),
+      maxItemsParam(req),
     );
     const out: Record<string, unknown> = {
       LayerVersions: page.items.map((r) => layerVersionListItem(r, region(req))),
@@ -67,11 +74,7 @@ export function registerLayerRoutes(app: FastifyInstance, platform: Platform): v
     if (queryString(req, "find") === "LayerVersion") {
       return shape(await layers.getByArn(queryString(req, "Arn")), req);
     }
-    const page = await layers.list(
-      filter(req),
-      queryString(req, "Marker"),
-      maxItems(queryString(req, "MaxItems")),
-    );
+    const page = await layers.list(filter(req), queryString(req, "Marker"), maxItemsParam(req));
     const out: Record<string, unknown> = {
       Layers: page.items.map((r) => ({
         LayerName: r.layer_name,
@@ -90,13 +93,4 @@ export function registerLayerRoutes(app: FastifyInstance, platform: Platform): v
     reply.header("content-type", "application/zip");
     return layers.loadZip(m[1]);
   });
-}
-
-function maxItems(raw: string | undefined): number {
-  if (raw === undefined) return 50;
-  const n = Number(raw);
-  if (!Number.isInteger(n) || n < 1 || n > 50) {
-    throw constraintViolation("maxItems", raw, "Member must have value between 1 and 50");
-  }
-  return n;
 }
