@@ -17,6 +17,7 @@ step() {
 
 step "lint and format (Biome)" node node_modules/@biomejs/biome/bin/biome check .
 step "types of src, test and bench (tsc --noEmit)" node node_modules/typescript/bin/tsc -p tsconfig.json --noEmit
+step "types of the web console (tsc -p console/tsconfig.json)" node node_modules/typescript/bin/tsc -p console/tsconfig.json
 step "import cycles (scripts/check-cycles.mjs)" node scripts/check-cycles.mjs
 step "component boundaries (scripts/check-boundaries.mjs)" node scripts/check-boundaries.mjs
 step "generated API model matches ../shared/aws-models (scripts/generate-api.mjs --check)" node scripts/generate-api.mjs --check

@@ -8,6 +8,7 @@
 #   nsenter, setpriv util-linux   enter a sandbox's netns; drop to the sandbox user
 #   /usr/bin/python3 python3      python3.11 runs on bookworm's system interpreter
 #   debootstrap      debootstrap  Python runtimes of other versions are Debian root filesystems
+# With --test also chromium (the console's browser tests drive it headless with playwright-core).
 #
 # Without --test (npm install's `prepare`) it never fails its caller: without these packages
 # Lambent still runs, with the unisolated process driver, and says so.
@@ -39,6 +40,7 @@ if $test_mode; then
   need cmake cmake
   need make make
   need g++ g++
+  need chromium chromium
   [ -x /usr/bin/aws ] || missing+=(awscli)
   /usr/bin/python3 -c "import boto3" 2>/dev/null || missing+=(python3-boto3)
 fi

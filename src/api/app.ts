@@ -15,6 +15,7 @@ import {
 } from "../errors.js";
 import type { Platform } from "../platform.js";
 import { registerAuth } from "./auth.js";
+import { registerConsoleRoutes } from "./console.js";
 import {
   clientErrorHandler,
   createHttpServer,
@@ -92,6 +93,7 @@ export function buildApp(platform: Platform): FastifyInstance {
 
   registerAuth(app, platform);
   app.get("/health", async () => platform.health());
+  registerConsoleRoutes(app);
 
   // Every request of a model operation is checked against the model first, as AWS's front end does.
   registerModelValidation(app, platform.options.region);

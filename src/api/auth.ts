@@ -1,6 +1,7 @@
 /**
  * Every request is authenticated (SigV4) and authorized before its route
- * runs; only `GET /health` is open. The signature's key, date and form are
+ * runs; only `GET /health` and the console's static files (`GET /console…`, no data: the console
+ * signs its API calls like any client) are open. The signature's key, date and form are
  * checked as soon as the headers arrive (onRequest), the body hash once the
  * body is read (preHandler), then the caller's policies (auth/authorize.ts).
  * A request that came through an execution environment's own channel (worker/platform-api.ts) is
@@ -13,6 +14,7 @@ import type { Principal } from "../auth/keys.js";
 import { type PendingAuth, UnrecognizedClient } from "../auth/verify.js";
 import type { Platform } from "../platform.js";
 import { type SandboxOrigin, sandboxOriginOf } from "../worker/platform-api.js";
+import { isConsoleAsset } from "./console.js";
 import { logsOperationOf } from "./routes/cloudwatch-logs.js";
 
 function lenientJson(body: Buffer | undefined): unknown {
@@ -40,6 +42,7 @@ export function assertOwnCredentials(principal: Principal, origin: SandboxOrigin
 
 function isOpen(req: FastifyRequest): boolean {
   const url = req.raw.url ?? "";
+  if (isConsoleAsset(req.method, url)) return true;
   return (req.method === "GET" || req.method === "HEAD") && (url === "/health" || url.startsWith("/health?"));
 }
 

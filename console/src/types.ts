@@ -1,0 +1,107 @@
+/** The parts of the APIs' answers the console reads (AWS's own shapes; every field may be absent). */
+
+export interface FunctionConfiguration {
+  FunctionName: string;
+  FunctionArn?: string;
+  Runtime?: string;
+  Handler?: string;
+  MemorySize?: number;
+  Timeout?: number;
+  State?: string;
+  StateReason?: string;
+  LastUpdateStatus?: string;
+  LastModified?: string;
+  Version?: string;
+  Description?: string;
+  CodeSize?: number;
+  CodeSha256?: string;
+  PackageType?: string;
+  Architectures?: string[];
+  Role?: string;
+  EphemeralStorage?: { Size?: number };
+  Environment?: { Variables?: Record<string, string> };
+  Layers?: Array<{ Arn?: string }>;
+  LoggingConfig?: {
+    LogFormat?: string;
+    LogGroup?: string;
+    ApplicationLogLevel?: string;
+    SystemLogLevel?: string;
+  };
+  DeadLetterConfig?: { TargetArn?: string };
+}
+
+export interface AliasConfiguration {
+  Name: string;
+  FunctionVersion?: string;
+  Description?: string;
+  RoutingConfig?: { AdditionalVersionWeights?: Record<string, number> };
+}
+
+export interface EventInvokeConfig {
+  FunctionArn?: string;
+  MaximumRetryAttempts?: number;
+  MaximumEventAgeInSeconds?: number;
+  DestinationConfig?: { OnSuccess?: { Destination?: string }; OnFailure?: { Destination?: string } };
+}
+
+export interface EventSourceMapping {
+  UUID: string;
+  EventSourceArn?: string;
+  FunctionArn?: string;
+  State?: string;
+  BatchSize?: number;
+  LastProcessingResult?: string;
+  SelfManagedEventSource?: { Endpoints?: Record<string, string[]> };
+  Queues?: string[];
+  Topics?: string[];
+}
+
+/** One mapping of `GET /_lambent/event-source-mappings/stats`. */
+export interface MappingStatus {
+  UUID: string;
+  FunctionName: string;
+  EventSource: string;
+  Source: string;
+  Target: string;
+  State: string;
+  LastProcessingResult?: string;
+  recordsReceived: number;
+  recordsProcessed: number;
+  recordsFailed: number;
+  retries: number;
+  throttles: number;
+  inFlightRecords: number;
+  connected: boolean;
+  lastError: string | null;
+  lag: number | null;
+  recordsPerSecond: number;
+}
+
+/** One function of `GET /_lambent/queue`. */
+export interface QueueRow {
+  functionName: string;
+  waiting: number;
+  running: number;
+  deliveriesWaiting: number;
+  succeeded: number;
+  failed: number;
+  expired: number;
+  dropped: number;
+  retries: number;
+  throttles: number;
+  delivered: number;
+  deliveryFailures: number;
+}
+
+export interface FunctionUrlConfig {
+  FunctionUrl?: string;
+  AuthType?: string;
+  InvokeMode?: string;
+}
+
+export interface LogEvent {
+  eventId?: string;
+  logStreamName?: string;
+  timestamp?: number;
+  message?: string;
+}
