@@ -426,6 +426,42 @@ describe("start and end, missed ticks, missing targets", () => {
   });
 });
 
+describe("ClientToken", () => {
+  it("a create or update repeated with its ClientToken answers as the first did and changes nothing", async () => {
+    const input = schedule("idem", { ClientToken: "token-create-1" });
+    const first = await scheduler.send(new CreateScheduleCommand(input));
+    const again = await scheduler.send(new CreateScheduleCommand(input));
+    expect(again.ScheduleArn).toBe(first.ScheduleArn);
+    // The same token with a different request, or no token: the schedule exists.
+    const other = await rejection(
+      scheduler.send(new CreateScheduleCommand({ ...input, ScheduleExpression: "rate(2 days)" })),
+    );
+    expect(other).toBeInstanceOf(ConflictException);
+    const fresh = await rejection(
+      scheduler.send(new CreateScheduleCommand({ ...input, ClientToken: "another" })),
+    );
+    expect(fresh).toBeInstanceOf(ConflictException);
+
+    const update = {
+      ...schedule("idem", { ScheduleExpression: "rate(3 days)" }),
+      ClientToken: "token-update-1",
+    };
+    await scheduler.send(new UpdateScheduleCommand(update));
+    const updated = await scheduler.send(new GetScheduleCommand({ Name: "idem" }));
+    await scheduler.send(new UpdateScheduleCommand(update));
+    const repeated = await scheduler.send(new GetScheduleCommand({ Name: "idem" }));
+    expect(repeated.ScheduleExpression).toBe("rate(3 days)");
+    expect(repeated.LastModificationDate).toEqual(updated.LastModificationDate);
+    // A new token applies the update again.
+    await scheduler.send(new UpdateScheduleCommand({ ...update, ClientToken: "token-update-2" }));
+    const reapplied = await scheduler.send(new GetScheduleCommand({ Name: "idem" }));
+    expect(reapplied.LastModificationDate?.getTime()).toBeGreaterThan(
+      updated.LastModificationDate?.getTime() ?? 0,
+    );
+    await scheduler.send(new DeleteScheduleCommand({ Name: "idem" }));
+  });
+});
+
 describe("the target's RetryPolicy and DeadLetterConfig", () => {
   it("a tick whose invoke is throttled is retried MaximumRetryAttempts times, then sent to the dead-letter target", async () => {
     await deployProbe(server.lambda, "busy", { REPORT_URL: `${sink.url}/busy-ran` });

@@ -8,6 +8,7 @@
 import { createHash } from "node:crypto";
 import { ACCOUNT_ID } from "../config.js";
 import { LambdaError, ValidationError } from "../errors.js";
+import { stableJson } from "../stable-json.js";
 import { objectColumn } from "../store/columns.js";
 import type { SchedulesTable } from "../store/schema.js";
 import type { Store } from "../store/store.js";
@@ -23,6 +24,24 @@ import {
 export const DEFAULT_GROUP = "default";
 const DEFAULT_MAX_EVENT_AGE_SECONDS = 86_400;
 const DEFAULT_RETRY_ATTEMPTS = 185;
+
+/** The hash of a create or update request (its ClientToken left out). */
+function requestHash(name: string, body: Record<string, unknown>): string {
+  const { ClientToken: _t, ...rest } = body;
+  return createHash("sha256").update(stableJson({ name, rest })).digest("hex");
+}
+
+/** Is `base` (a request just read) the stored row's last request again, under the same ClientToken? */
+function sameRequest(
+  row: Pick<SchedulesTable, "client_token" | "request_hash">,
+  base: Pick<SchedulesTable, "client_token" | "request_hash">,
+): boolean {
+  return (
+    base.client_token !== null &&
+    row.client_token === base.client_token &&
+    row.request_hash === base.request_hash
+  );
+}
 
 export const SchedulerNotFound = (m: string) => new LambdaError("ResourceNotFoundException", 404, m);
 export const SchedulerConflict = (m: string) => new LambdaError("ConflictException", 409, m);
@@ -350,6 +369,8 @@ export class ScheduleService {
       action_after_completion: (body.ActionAfterCompletion as string | undefined) ?? "NONE",
       target: JSON.stringify(keep),
       kms_key_arn: (body.KmsKeyArn as string | undefined) ?? null,
+      client_token: (body.ClientToken as string | undefined) ?? null,
+      request_hash: requestHash(name, body),
     };
   }
 
@@ -363,6 +384,9 @@ export class ScheduleService {
   async create(name: string, region: string, body: Body) {
     const base = await this.rowOf(name, region, body);
     const existing = await this.find(base.group_name, name);
+    // The same request again with its ClientToken (an SDK retry): the schedule it made, unchanged.
+    if (existing && sameRequest(existing, base))
+      return { ScheduleArn: scheduleArn(existing.region, base.group_name, name) };
     if (existing) throw SchedulerConflict(`Schedule ${name} already exists.`);
     const now = this.clock.now();
     const row: SchedulesTable = {
@@ -389,6 +413,9 @@ export class ScheduleService {
     const base = await this.rowOf(name, region, body);
     const existing = await this.find(base.group_name, name);
     if (!existing) throw SchedulerNotFound(`Schedule ${name} does not exist.`);
+    // A repeated update (same ClientToken, same request) changes nothing: a rate() keeps its ticks.
+    if (sameRequest(existing, base))
+      return { ScheduleArn: scheduleArn(existing.region, base.group_name, name) };
     const now = this.clock.now();
     const row: SchedulesTable = { ...existing, ...base, region: existing.region, last_modified: now };
     Object.assign(row, this.firstFire(row));

@@ -22,6 +22,7 @@
 import { createHash, randomBytes } from "node:crypto";
 import { readFileSync, statSync } from "node:fs";
 import { basename, dirname, resolve } from "node:path";
+import { stableJson } from "../stable-json.js";
 import type { LambentClient } from "./api.js";
 import { type BuiltCode, buildFunctionCode } from "./build.js";
 import { type EvalContext, evaluate, isUnknown, NO_VALUE } from "./intrinsics.js";
@@ -34,7 +35,7 @@ import {
   type ResourceState,
   splitFunction,
 } from "./resources.js";
-import { type CfnResource, type Json, stableJson } from "./sam.js";
+import type { CfnResource, Json } from "./sam.js";
 import { DeployError, MAX_TEMPLATE_BYTES } from "./template.js";
 
 export type { Progress } from "./resources.js";

@@ -12,6 +12,7 @@
  */
 import { createHash } from "node:crypto";
 import { ACCOUNT_ID } from "../config.js";
+import { stableJson } from "../stable-json.js";
 import { intrinsicName } from "./intrinsics.js";
 import { DeployError } from "./template.js";
 
@@ -133,18 +134,6 @@ export function mergeGlobals(global: unknown, local: unknown): unknown {
 
 function shortHash(...parts: string[]): string {
   return createHash("sha256").update(parts.join("\0")).digest("hex").slice(0, 10);
-}
-
-/** A stable JSON text (sorted keys), for hashing. */
-export function stableJson(v: unknown): string {
-  if (Array.isArray(v)) return `[${v.map(stableJson).join(",")}]`;
-  if (isObject(v)) {
-    return `{${Object.keys(v)
-      .sort()
-      .map((k) => `${JSON.stringify(k)}:${stableJson(v[k])}`)
-      .join(",")}}`;
-  }
-  return JSON.stringify(v) ?? "null";
 }
 
 export interface TransformInput {

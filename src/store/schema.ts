@@ -279,6 +279,9 @@ export interface SchedulesTable {
   fired: number;
   /** Ticks not fired: missed for longer than MaximumEventAgeInSeconds, or their target was missing. */
   dropped: number;
+  /** ClientToken of the last create or update (null: none given), and that request's hash. */
+  client_token: string | null;
+  request_hash: string | null;
 }
 
 export interface ClusterWorkersTable {
