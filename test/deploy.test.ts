@@ -11,14 +11,18 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import {
   GetAliasCommand,
+  GetEventSourceMappingCommand,
   GetFunctionCommand,
   GetFunctionConfigurationCommand,
+  GetFunctionEventInvokeConfigCommand,
   GetLayerVersionCommand,
+  GetPolicyCommand,
   GetProvisionedConcurrencyConfigCommand,
   InvokeCommand,
   ListVersionsByFunctionCommand,
 } from "@aws-sdk/client-lambda";
 import { GetScheduleCommand, SchedulerClient } from "@aws-sdk/client-scheduler";
+import { Redis } from "ioredis";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { LambentClient } from "../src/deploy/api.js";
 import { type DeployResult, deleteStack, deployStack } from "../src/deploy/deploy.js";
@@ -287,6 +291,96 @@ describe("a layer and a TypeScript function bundled with esbuild", () => {
     );
     expect(old.name).toBe("ResourceNotFoundException");
     await deleteStack(client, "layers");
+  });
+});
+
+describe("plain AWS::Lambda::* resources", () => {
+  it("Function (ZipFile), Version, Alias, Url, Permission, EventInvokeConfig and a Redis stream mapping", async () => {
+    const stream = `deploy-${Date.now()}`;
+    const dir = mkdtempSync(join(work, "plain-"));
+    writeFileSync(
+      join(dir, "template.yaml"),
+      `AWSTemplateFormatVersion: "2010-09-09"
+Parameters:
+  ReportUrl: {Type: String}
+  Stream: {Type: String}
+Resources:
+  Fn:
+    Type: AWS::Lambda::Function
+    Properties:
+      Runtime: nodejs20.x
+      Handler: index.handler
+      Role: arn:aws:iam::000000000000:role/plain
+      Timeout: 30
+      Environment: {Variables: {REPORT_URL: !Ref ReportUrl}}
+      Code:
+        ZipFile: |
+          exports.handler = async (event) => {
+            await fetch(process.env.REPORT_URL, { method: "POST", body: JSON.stringify(event) });
+            return { ok: true };
+          };
+  Ver:
+    Type: AWS::Lambda::Version
+    Properties: {FunctionName: !Ref Fn, Description: first}
+  Live:
+    Type: AWS::Lambda::Alias
+    Properties: {FunctionName: !Ref Fn, Name: live, FunctionVersion: !GetAtt Ver.Version}
+  LiveUrl:
+    Type: AWS::Lambda::Url
+    Properties: {TargetFunctionArn: !Ref Live, AuthType: AWS_IAM}
+  Allow:
+    Type: AWS::Lambda::Permission
+    Properties: {FunctionName: !Ref Live, Action: lambda:InvokeFunction, Principal: "111122223333"}
+  Async:
+    Type: AWS::Lambda::EventInvokeConfig
+    Properties: {FunctionName: !Ref Fn, Qualifier: live, MaximumRetryAttempts: 0, MaximumEventAgeInSeconds: 120}
+    DependsOn: Live
+  Source:
+    Type: AWS::Lambda::EventSourceMapping
+    Properties:
+      FunctionName: !Ref Live
+      EventSourceArn: redis://127.0.0.1:6379
+      Topics: [!Ref Stream]
+      StartingPosition: TRIM_HORIZON
+      BatchSize: 10
+Outputs:
+  Url: {Value: !GetAtt LiveUrl.FunctionUrl}
+  Mapping: {Value: !Ref Source}
+`,
+    );
+    const r = await deploy(dir, "plain", { overrides: { ReportUrl: `${sink.url}/plain`, Stream: stream } });
+    const fn = r.resources.Fn?.PhysicalId as string;
+    expect(fn).toMatch(/^plain-Fn-[A-Z0-9]{12}$/);
+    expect(
+      (await server.lambda.send(new GetAliasCommand({ FunctionName: fn, Name: "live" }))).FunctionVersion,
+    ).toBe("1");
+    expect(
+      await server.lambda.send(
+        new GetFunctionEventInvokeConfigCommand({ FunctionName: fn, Qualifier: "live" }),
+      ),
+    ).toMatchObject({ MaximumRetryAttempts: 0, MaximumEventAgeInSeconds: 120 });
+    const policy = await server.lambda.send(new GetPolicyCommand({ FunctionName: fn, Qualifier: "live" }));
+    expect(policy.Policy).toContain("111122223333");
+    expect(String(r.outputs.Url?.Value)).toMatch(/^http:\/\/[a-z0-9]{32}\.lambda-url\./);
+    const mapping = await server.lambda.send(
+      new GetEventSourceMappingCommand({ UUID: String(r.outputs.Mapping?.Value) }),
+    );
+    expect(mapping.FunctionArn).toBe(`arn:aws:lambda:us-east-1:000000000000:function:${fn}:live`);
+    // A record on the stream reaches the function through the mapping the template made.
+    const redis = new Redis("redis://127.0.0.1:6379");
+    try {
+      await redis.xadd(stream, "*", "data", JSON.stringify({ hello: "stream" }));
+      const [got] = await sink.onPath("/plain");
+      expect(JSON.stringify(got?.body)).toContain(
+        Buffer.from(JSON.stringify({ hello: "stream" })).toString("base64"),
+      );
+      await deleteStack(client, "plain");
+      const gone = await rejection(server.lambda.send(new GetFunctionCommand({ FunctionName: fn })));
+      expect(gone.name).toBe("ResourceNotFoundException");
+    } finally {
+      await redis.del(stream);
+      redis.disconnect();
+    }
   });
 });
 
