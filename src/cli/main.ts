@@ -4,6 +4,7 @@ import { parsePublicUrl } from "../config.js";
 import { parseAllowList } from "../control/egress.js";
 import { registerClientCommands } from "./client.js";
 import { registerDeployCommands } from "./deploy.js";
+import { registerDevCommand } from "./dev.js";
 import { registerKeysCommands } from "./keys.js";
 import { registerQueueCommand } from "./queue.js";
 import { registerRuntimesCommand } from "./runtimes.js";
@@ -168,6 +169,7 @@ registerQueueCommand(program, process.env.LAMBENT_ENDPOINT ?? "http://127.0.0.1:
 registerSourcesCommand(program, process.env.LAMBENT_ENDPOINT ?? "http://127.0.0.1:9000");
 registerKeysCommands(program, process.env.LAMBENT_ENDPOINT ?? "http://127.0.0.1:9000");
 registerDeployCommands(program, process.env.LAMBENT_ENDPOINT ?? "http://127.0.0.1:9000");
+registerDevCommand(program, process.env.LAMBENT_ENDPOINT ?? "http://127.0.0.1:9000");
 
 program.parseAsync(process.argv).catch((err: unknown) => {
   console.error(`lambent: ${err instanceof Error ? err.message : String(err)}`);

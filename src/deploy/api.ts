@@ -194,6 +194,29 @@ export class LambentClient {
     await this.send("DELETE", `/_lambent/stacks/${encodeURIComponent(name)}?Revision=${revision}`, undefined);
   }
 
+  /** Run a function's $LATEST from a folder under the server's --dev-root (again: restart its environments). */
+  async putDevMount(functionName: string, path: string): Promise<void> {
+    await this.send("PUT", `/_lambent/dev-mounts/${encodeURIComponent(functionName)}`, { Path: path });
+  }
+
+  async deleteDevMount(functionName: string): Promise<void> {
+    await this.send("DELETE", `/_lambent/dev-mounts/${encodeURIComponent(functionName)}`, undefined);
+  }
+
+  /** A function's log events (the endpoint `lambent logs` reads), from a time or after an event id. */
+  async logEvents(
+    functionName: string,
+    from: { since: number } | { after: number },
+  ): Promise<Array<{ id: number; timestamp: number; message: string }>> {
+    const q = "since" in from ? `since=${from.since}` : `after=${from.after}`;
+    const page = (await this.send(
+      "GET",
+      `/_lambent/logs/${encodeURIComponent(functionName)}?limit=1000&${q}`,
+      undefined,
+    )) as { events?: Array<{ id: number; timestamp: number; message: string }> };
+    return page.events ?? [];
+  }
+
   /** Download a stored package (a Code.Location the server gave). */
   async download(url: string): Promise<Buffer> {
     const res = await signedFetch(
