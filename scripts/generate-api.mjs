@@ -7,7 +7,9 @@
  * told apart by `X-Amz-Target: Logs_20140328.<Operation>`) and their request shapes,
  * from `logs-2014-03-28.service-2.json` beside it; and src/api/generated/scheduler-model.ts:
  * EventBridge Scheduler's operations (REST-JSON routes like Lambda's) and request shapes, from
- * `scheduler-2021-06-30.service-2.json` beside it.
+ * `scheduler-2021-06-30.service-2.json` beside it; and src/api/generated/cloudwatch-model.ts:
+ * CloudWatch's operations (smithy RPC v2 CBOR and the query protocol), their request shapes and
+ * their errors' query codes, from `cloudwatch-2010-08-01.service-2.json` beside it.
  *
  * Sources, read at generate time (nothing is copied wholesale into the repo):
  *  - the botocore model `../shared/aws-models/lambda-2015-03-31.service-2.json`
@@ -32,6 +34,8 @@ const logsModelPath = join(modelsDir, "logs-2014-03-28.service-2.json");
 const logsOutPath = join(root, "src/api/generated/logs-model.ts");
 const schedulerModelPath = join(modelsDir, "scheduler-2021-06-30.service-2.json");
 const schedulerOutPath = join(root, "src/api/generated/scheduler-model.ts");
+const cloudwatchModelPath = join(modelsDir, "cloudwatch-2010-08-01.service-2.json");
+const cloudwatchOutPath = join(root, "src/api/generated/cloudwatch-model.ts");
 
 if (process.argv.includes("--check") && !existsSync(modelPath)) {
   // A user's clone has no botocore models beside it; the generated file is committed. The check
@@ -269,6 +273,56 @@ ${Object.entries(schedulerShapes.shapes)
 };
 `;
 
+const cloudwatch = JSON.parse(readFileSync(cloudwatchModelPath, "utf8"));
+const cloudwatchOperations = {};
+const cloudwatchRoots = [];
+for (const name of Object.keys(cloudwatch.operations).sort()) {
+  const op = cloudwatch.operations[name];
+  const entry = {};
+  if (op.input) {
+    entry.input = op.input.shape;
+    cloudwatchRoots.push(op.input.shape);
+  }
+  cloudwatchOperations[name] = entry;
+}
+const cloudwatchShapes = compactShapes(cloudwatch, cloudwatchRoots);
+/** Error shape → [query protocol code, sender fault], for `x-amzn-query-error` and XML errors. */
+const cloudwatchErrors = {};
+for (const name of Object.keys(cloudwatch.shapes).sort()) {
+  const s = cloudwatch.shapes[name];
+  if (s.exception) cloudwatchErrors[name] = [s.error?.code ?? name, s.error?.senderFault === true];
+}
+const cloudwatchText = `// GENERATED FILE — do not edit by hand.
+// Source: ${relModel(cloudwatchModelPath)} (botocore model, apiVersion ${cloudwatch.metadata.apiVersion})
+// Regenerate: node scripts/generate-api.mjs   (check: node scripts/generate-api.mjs --check)
+// Operations: ${Object.keys(cloudwatchOperations).length}; request shapes: ${Object.keys(cloudwatchShapes.shapes).length}.
+${cloudwatchShapes.unusablePatterns.length ? `// Patterns JavaScript cannot compile (not checked): ${cloudwatchShapes.unusablePatterns.join("; ")}\n` : ""}
+import type { ShapeModel } from "./lambda-model.js";
+
+/** Smithy RPC v2 CBOR: every operation is \`POST /service/<prefix>/operation/<Operation>\`. */
+export const CLOUDWATCH_TARGET_PREFIX = ${JSON.stringify(cloudwatch.metadata.targetPrefix)};
+export const CLOUDWATCH_XML_NAMESPACE = ${JSON.stringify(cloudwatch.metadata.xmlNamespace)};
+export const CLOUDWATCH_API_VERSION = ${JSON.stringify(cloudwatch.metadata.apiVersion)};
+
+export const CLOUDWATCH_OPERATIONS: Record<string, { input?: string }> = {
+${Object.entries(cloudwatchOperations)
+  .map(([k, v]) => `  ${k}: ${JSON.stringify(v)},`)
+  .join("\n")}
+};
+
+/** Error shape → [its query protocol code, whether the sender is at fault]. */
+export const CLOUDWATCH_ERRORS: Record<string, [string, boolean]> = {
+${Object.entries(cloudwatchErrors)
+  .map(([k, v]) => `  ${k}: ${JSON.stringify(v)},`)
+  .join("\n")}
+};
+
+export const CLOUDWATCH_SHAPES: Record<string, ShapeModel> = {
+${Object.entries(cloudwatchShapes.shapes)
+  .map(([k, v]) => `  ${JSON.stringify(k)}: ${JSON.stringify(v)},`)
+  .join("\n")}
+};
+`;
 let stale = false;
 for (const [path, content, what] of [
   [outPath, text, `${Object.keys(operations).length} operations, ${Object.keys(shapes).length} shapes`],
@@ -276,6 +330,11 @@ for (const [path, content, what] of [
     logsOutPath,
     logsText,
     `${Object.keys(logsOperations).length} operations, ${Object.keys(logsShapes.shapes).length} shapes`,
+  ],
+  [
+    cloudwatchOutPath,
+    cloudwatchText,
+    `${Object.keys(cloudwatchOperations).length} operations, ${Object.keys(cloudwatchShapes.shapes).length} shapes`,
   ],
   [
     schedulerOutPath,

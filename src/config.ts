@@ -105,6 +105,12 @@ export interface ServerOptions {
   asyncRetryDelaysMs: number[];
   /** Days log events are kept in groups without their own retention; 0 = forever. */
   logRetentionDays: number;
+  /** Days per-minute metrics are kept; 0 = forever. */
+  metricsRetentionDays: number;
+  /** Record metrics (off: `--no-metrics`, the bench's "metrics off" row). */
+  metrics: boolean;
+  /** `GET /metrics` (Prometheus) answers without a signature (never through a function's channel). */
+  metricsPublic: boolean;
   limits: Limits;
   /**
    * The URL clients reach this server at, for links the API hands out (Code.Location); by default
@@ -171,6 +177,9 @@ export function defaultOptions(overrides: Partial<ServerOptions> = {}): ServerOp
     blockDeprecatedRuntimes: false,
     asyncRetryDelaysMs: [60_000, 120_000],
     logRetentionDays: 30,
+    metricsRetentionDays: 15,
+    metrics: true,
+    metricsPublic: false,
     limits: { ...DEFAULT_LIMITS },
     http: { ...DEFAULT_HTTP },
     quiet: false,

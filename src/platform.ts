@@ -46,6 +46,8 @@ import { ProvisionedPlacement } from "./frontend/provisioned.js";
 import { CloudWatchLogs } from "./logs/cloudwatch-logs.js";
 import { LogPruner } from "./logs/log-pruner.js";
 import { LogSink } from "./logs/log-sink.js";
+import { CloudWatchMetrics } from "./metrics/cloudwatch.js";
+import { dimensionsKey, LAMBDA_NAMESPACE, MetricsRecorder } from "./metrics/recorder.js";
 import { checkClusterSecret } from "./protocol/node-auth.js";
 import { checkRuntime } from "./runtimes/policy.js";
 import { RuntimeStore } from "./runtimes/store.js";
@@ -73,6 +75,7 @@ interface PlatformParts {
   aliases: AliasService;
   concurrency: ConcurrencyService;
   logs: LogSink;
+  metrics: MetricsRecorder;
   worker: Worker;
   frontend: Frontend;
   sandbox: DetectedSandboxDriver;
@@ -104,6 +107,10 @@ export class Platform {
   readonly aliases: AliasService;
   readonly concurrency: ConcurrencyService;
   readonly logs: LogSink;
+  /** AWS/Lambda and EMF metrics: tallied in memory, written every few seconds. */
+  readonly metrics: MetricsRecorder;
+  /** CloudWatch's metric reads (GetMetricData, GetMetricStatistics, ListMetrics) over the store. */
+  readonly cloudwatchMetrics: CloudWatchMetrics;
   readonly worker: Worker;
   readonly frontend: Frontend;
   readonly sandbox: DetectedSandboxDriver;
@@ -157,6 +164,8 @@ export class Platform {
     this.aliases = parts.aliases;
     this.concurrency = parts.concurrency;
     this.logs = parts.logs;
+    this.metrics = parts.metrics;
+    this.cloudwatchMetrics = new CloudWatchMetrics(parts.store);
     this.worker = parts.worker;
     this.frontend = parts.frontend;
     this.sandbox = parts.sandbox;
@@ -341,6 +350,11 @@ export class Platform {
       burstBytes: limits.logBurstBytes,
     });
     acquired.push(() => logs.flush());
+    const metrics = new MetricsRecorder(store, {
+      retentionDays: options.metricsRetentionDays,
+      enabled: options.metrics,
+      log: (m) => options.quiet || console.error(`lambent: ${m}`),
+    });
     let cluster: ClusterWorkers | null = null;
     let counter: Counter = new ConcurrencyCounter(options.accountConcurrency);
     if (options.role !== "all") {
@@ -419,8 +433,27 @@ export class Platform {
       async (arns) => (await layers.resolve(arns, arns)).map(({ arn, sha256 }) => ({ arn, sha256 })),
       (name, version) => devMounts.folderOf(name, version),
     );
-    const frontend = new Frontend(functions, aliases, concurrency, workers, counter, assignments);
+    const frontend = new Frontend(functions, aliases, concurrency, workers, counter, assignments, metrics);
     await frontend.loadReservations();
+    // ConcurrentExecutions: the most running at once in each flush interval (account, pool, function).
+    metrics.addSampler(() => {
+      const peaks = frontend.peaks.take();
+      metrics.record(LAMBDA_NAMESPACE, "ConcurrentExecutions", "[]", peaks.total, "Count");
+      metrics.record(LAMBDA_NAMESPACE, "UnreservedConcurrentExecutions", "[]", peaks.unreserved, "Count");
+      for (const [name, n] of peaks.perFunction) {
+        if (n > 0) {
+          metrics.record(
+            LAMBDA_NAMESPACE,
+            "ConcurrentExecutions",
+            dimensionsKey({ FunctionName: name }),
+            n,
+            "Count",
+          );
+        }
+      }
+    });
+    metrics.start();
+    acquired.push(() => metrics.stop());
     const logPruner = new LogPruner(store, { defaultDays: options.logRetentionDays });
     logPruner.start();
     acquired.push(() => logPruner.stop());
@@ -434,8 +467,14 @@ export class Platform {
     );
     const eventInvokeConfigs = new EventInvokeConfigService(store, functions, egress);
     const settings = new FunctionSettingsService(store, functions);
-    const asyncInvoke = new AsyncService(store, frontend, eventInvokeConfigs, options, egress, (name) =>
-      settings.terminatesLoops(name),
+    const asyncInvoke = new AsyncService(
+      store,
+      frontend,
+      eventInvokeConfigs,
+      options,
+      egress,
+      (name) => settings.terminatesLoops(name),
+      metrics,
     );
     const schedules = new ScheduleService(
       store,
@@ -478,6 +517,7 @@ export class Platform {
         },
         terminatesLoops: (name) => settings.terminatesLoops(name),
         egress,
+        metrics,
       },
       ownership,
     );
@@ -510,6 +550,7 @@ export class Platform {
       aliases,
       concurrency,
       logs,
+      metrics,
       worker,
       frontend,
       sandbox,
@@ -585,6 +626,7 @@ export class Platform {
       await this.worker.close();
       await this.logPruner.stop();
       await this.logs.flush();
+      await this.metrics.stop();
       await this.store.close();
       this.unlock();
     })();

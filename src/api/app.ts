@@ -27,7 +27,13 @@ import { functionUrlDoor } from "./function-url.js";
 import { registerModelValidation, registerUnimplementedOperations } from "./operations.js";
 import { registerAccountRoutes } from "./routes/account.js";
 import { registerAliasRoutes } from "./routes/aliases.js";
-import { logsOperationOf, registerCloudWatchLogsRoutes } from "./routes/cloudwatch-logs.js";
+import {
+  CBOR_PATH_PREFIX,
+  cloudWatchHandler,
+  cloudWatchProtocolOf,
+  sendCloudWatchError,
+} from "./routes/cloudwatch.js";
+import { cloudWatchLogsHandler, logsOperationOf } from "./routes/cloudwatch-logs.js";
 import { registerConcurrencyRoutes } from "./routes/concurrency.js";
 import { registerDevMountRoutes } from "./routes/dev-mounts.js";
 import { registerEventInvokeConfigRoutes } from "./routes/event-invoke-config.js";
@@ -78,8 +84,16 @@ export function buildApp(platform: Platform): FastifyInstance {
     if (e.statusCode >= 500 && !platform.options.quiet) {
       console.error(`lambent: ${req.method} ${req.url} failed:`, err);
     }
-    // CloudWatch Logs speaks JSON 1.1: its errors too, including authentication's.
-    if (logsOperationOf(req) !== undefined) {
+    // CloudWatch Logs speaks JSON 1.1, CloudWatch CBOR or query: their errors too, authentication's included.
+    const cloudwatch = cloudWatchProtocolOf(req);
+    if (cloudwatch !== undefined) {
+      sendCloudWatchError(
+        reply,
+        cloudwatch,
+        e.type === "ServiceException" ? new LambdaError("InternalServiceFault", 500, e.message) : e,
+        req.id,
+      );
+    } else if (logsOperationOf(req) !== undefined) {
       sendJsonProtocolError(
         reply,
         e.type === "ServiceException" ? new LambdaError("ServiceUnavailableException", 500, e.message) : e,
@@ -103,7 +117,7 @@ export function buildApp(platform: Platform): FastifyInstance {
   registerAccountRoutes(app, platform);
   registerTagRoutes(app, platform);
   registerLogRoutes(app, platform);
-  registerCloudWatchLogsRoutes(app, platform);
+  registerCloudWatchRoutes(app, platform);
   registerEventInvokeConfigRoutes(app, platform);
   registerAliasRoutes(app, platform);
   registerConcurrencyRoutes(app, platform);
@@ -119,6 +133,24 @@ export function buildApp(platform: Platform): FastifyInstance {
   // Last: every model operation nothing above routed gets its AWS-shaped "not supported yet" answer.
   registerUnimplementedOperations(app);
   return app;
+}
+
+/**
+ * `POST /` is three APIs told apart by protocol: CloudWatch Logs (JSON 1.1, `X-Amz-Target:
+ * Logs_20140328.*`), CloudWatch's JSON 1.0 (`X-Amz-Target: GraniteServiceVersion20100801.*`) and its
+ * query protocol (a form-encoded body); CloudWatch's CBOR protocol has paths of its own.
+ */
+function registerCloudWatchRoutes(app: FastifyInstance, platform: Platform): void {
+  const logs = cloudWatchLogsHandler(platform);
+  const metrics = cloudWatchHandler(platform);
+  app.post("/", async (req, reply) => {
+    const operation = logsOperationOf(req);
+    if (operation !== undefined) return logs(req, reply, operation);
+    const cloudwatch = cloudWatchProtocolOf(req);
+    if (cloudwatch === "json" || cloudwatch === "query") return metrics(req, reply, cloudwatch);
+    throw new LambdaError("UnknownOperationException", 404, "Unknown operation: POST /");
+  });
+  app.post(`${CBOR_PATH_PREFIX}:operation`, async (req, reply) => metrics(req, reply, "cbor"));
 }
 
 /** The operations whose request bodies carry a zip, by route (for the body-too-large message). */

@@ -9,12 +9,13 @@
  * development key, not an operator's key, not another function's session.
  */
 import type { FastifyInstance, FastifyRequest } from "fastify";
-import { logsPermission } from "../auth/actions.js";
+import { cloudwatchPermission, logsPermission } from "../auth/actions.js";
 import type { Principal } from "../auth/keys.js";
 import { type PendingAuth, UnrecognizedClient } from "../auth/verify.js";
 import type { Platform } from "../platform.js";
 import { type SandboxOrigin, sandboxOriginOf } from "../worker/platform-api.js";
 import { isConsoleAsset } from "./console.js";
+import { cloudWatchOperationOf } from "./routes/cloudwatch.js";
 import { logsOperationOf } from "./routes/cloudwatch-logs.js";
 
 function lenientJson(body: Buffer | undefined): unknown {
@@ -66,7 +67,11 @@ export function registerAuth(app: FastifyInstance, platform: Platform): void {
     const body = verifier.finish(p, req.body as Buffer | undefined);
     if (body !== req.body) req.body = body;
     const logsOperation = logsOperationOf(req);
-    if (logsOperation !== undefined) {
+    const cloudwatchOperation = logsOperation === undefined ? cloudWatchOperationOf(req) : undefined;
+    if (cloudwatchOperation !== undefined) {
+      // CloudWatch's metric reads have no resource-level permissions: cloudwatch:<Operation> on *.
+      await authorizer.checkPermission(p.principal, cloudwatchPermission(cloudwatchOperation), p.region);
+    } else if (logsOperation !== undefined) {
       // CloudWatch Logs names its resources in the JSON body (unparseable: checked on no group).
       await authorizer.checkPermission(
         p.principal,

@@ -17,6 +17,7 @@ import type { EventInvokeConfigService, EventInvokeSettings } from "../control/e
 import { LATEST } from "../control/functions.js";
 import { LambdaError } from "../errors.js";
 import type { Frontend, InvokeRequest, InvokeResponse } from "../frontend/invoke.js";
+import type { MetricsRecorder } from "../metrics/recorder.js";
 import { objectColumn, requireMembers } from "../store/columns.js";
 import { type Listener, listenPostgres } from "../store/notify.js";
 import type { Store } from "../store/store.js";
@@ -146,6 +147,8 @@ export class AsyncService {
     egress: EgressPolicy,
     /** The function's RecursiveLoop setting is Terminate (the default): FunctionSettingsService's. */
     private readonly terminatesLoops: (functionName: string) => Promise<boolean>,
+    /** AsyncEventsReceived, AsyncEventAge, AsyncEventsDropped, DeadLetterErrors, DestinationDeliveryFailures. */
+    private readonly metrics: MetricsRecorder,
   ) {
     // Every URL and broker target is checked (and pinned) by the egress policy at each connection.
     this.http = new HttpDestinations(egress);
@@ -198,6 +201,7 @@ export class AsyncService {
       },
     ]);
     this.counters.add(req.ref.name, "enqueued");
+    this.metrics.lambda("AsyncEventsReceived", req.ref.name, req.ref.qualifier, 1);
     this.poller.wake();
     return { requestId };
   }
@@ -323,6 +327,16 @@ export class AsyncService {
       const c = names[k];
       if (c && n) this.counters.add(ev.function_name, c, n);
     }
+    // Lambda's metrics of the same outcomes (a delivery event's qualifier is its function's: none).
+    const qualifier = ev.qualifier ?? undefined;
+    const dropped = (stats.failed ?? 0) + (stats.expired ?? 0) + (stats.dropped ?? 0);
+    if (ev.kind === "invoke" && dropped > 0) {
+      this.metrics.lambda("AsyncEventsDropped", ev.function_name, qualifier, dropped);
+    }
+    if (stats.delivery_failures) {
+      const metric = isDeadLetter(ev) ? "DeadLetterErrors" : "DestinationDeliveryFailures";
+      this.metrics.lambda(metric, ev.function_name, qualifier, stats.delivery_failures);
+    }
   }
 
   private async reschedule(
@@ -365,9 +379,18 @@ export class AsyncService {
       // event to the dead-letter queue / on-failure destination.
       this.log(`async: event ${ev.request_id} for ${ev.function_name} stopped: recursive loop detected`);
       this.counters.add(ev.function_name, "recursiveLoopsStopped");
+      this.metrics.lambda("RecursiveInvocationsDropped", ev.function_name, ev.qualifier ?? undefined, 1);
       await this.fail(ev, ref, settings, "RecursiveInvocationDetected", ev.attempts, last, lineage);
       return;
     }
+    // From being queued to this attempt (retries included, as Lambda counts it).
+    this.metrics.lambda(
+      "AsyncEventAge",
+      ev.function_name,
+      ev.qualifier ?? undefined,
+      Date.now() - ev.enqueued_at,
+      "Milliseconds",
+    );
     let res: InvokeResponse;
     try {
       res = await this.frontend.invoke({
@@ -597,6 +620,12 @@ function nodeId(dataDir: string): string {
   const id = randomUUID();
   writeFileSync(file, `${id}\n`);
   return id;
+}
+
+/** A delivery to a dead-letter target (fail() gives those, and only those, a Lambent-Condition attribute). */
+function isDeadLetter(ev: QueuedEvent): boolean {
+  if (ev.kind !== "destination" || !ev.meta) return false;
+  return deliveryMetaColumn(ev.meta).attributes?.["Lambent-Condition"] !== undefined;
 }
 
 function errText(err: unknown): string {

@@ -364,6 +364,11 @@ export function logsPermission(operation: string, body: unknown, region: string)
   return { operation, action, resource: `${base}${group}:*` };
 }
 
+/** CloudWatch's operations: `cloudwatch:<Operation>` on `*` (its metric reads take no resource). */
+export function cloudwatchPermission(operation: string): RequiredPermission {
+  return { operation, action: `cloudwatch:${operation}`, resource: "*" };
+}
+
 /**
  * EventBridge Scheduler's operations: `scheduler:<Operation>` on the schedule
  * (`arn:aws:scheduler:<region>:<account>:schedule/<group>/<name>`, the group from `groupName`, else

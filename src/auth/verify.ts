@@ -67,7 +67,7 @@ export interface IncomingRequest {
 
 export interface PendingAuth {
   principal: Principal;
-  /** The credential scope's service: `lambda`, `logs` (CloudWatch Logs' JSON requests) or `scheduler`. */
+  /** The credential scope's service: `lambda`, `logs` (CloudWatch Logs' JSON requests), `monitoring` (CloudWatch) or `scheduler`. */
   service: string;
   secret: string;
   presigned: boolean;
@@ -111,14 +111,23 @@ function first(h: Map<string, string[]>, name: string): string | undefined {
 /** The JSON-protocol target prefix of CloudWatch Logs (its requests are signed for `logs`). */
 export const LOGS_TARGET_PREFIX = "Logs_20140328.";
 
+/** CloudWatch's smithy RPC v2 CBOR paths (signed for `monitoring`, as its query-protocol `POST /`). */
+const CLOUDWATCH_CBOR_PREFIX = "/service/GraniteServiceVersion20100801/";
+/** CloudWatch's JSON 1.0 target prefix. */
+const CLOUDWATCH_JSON_TARGET = "GraniteServiceVersion20100801.";
+
 /**
- * Which service a request is for: CloudWatch Logs (`POST /` with its `X-Amz-Target`), EventBridge
- * Scheduler (`/schedules…`, `/schedule-groups…`, `/tags/…`), else Lambda.
+ * Which service a request is for: CloudWatch Logs (`POST /` with its `X-Amz-Target`), CloudWatch
+ * (its `X-Amz-Target`, its CBOR paths, or a form-encoded `POST /`), EventBridge Scheduler (`/schedules…`, `/schedule-groups…`, `/tags/…`), else Lambda.
  */
 function serviceOf(method: string, rawPath: string, headers: Map<string, string[]>): string {
-  const logs =
-    method === "POST" && rawPath === "/" && first(headers, "x-amz-target")?.startsWith(LOGS_TARGET_PREFIX);
+  const target = first(headers, "x-amz-target");
+  const logs = method === "POST" && rawPath === "/" && target?.startsWith(LOGS_TARGET_PREFIX);
   if (logs) return "logs";
+  if (method === "POST" && rawPath.startsWith(CLOUDWATCH_CBOR_PREFIX)) return "monitoring";
+  if (method === "POST" && rawPath === "/" && target?.startsWith(CLOUDWATCH_JSON_TARGET)) return "monitoring";
+  const form = first(headers, "content-type")?.toLowerCase().startsWith("application/x-www-form-urlencoded");
+  if (method === "POST" && rawPath === "/" && target === undefined && form) return "monitoring";
   return SCHEDULER_PATH_RE.test(rawPath) ? "scheduler" : "lambda";
 }
 

@@ -104,6 +104,17 @@ program
     30,
   )
   .option(
+    "--metrics-retention-days <days>",
+    "days per-minute metrics (AWS/Lambda and EMF) are kept; 0 keeps them forever",
+    intArg(0, 36500),
+    15,
+  )
+  .option("--no-metrics", "record no metrics (CloudWatch metrics, EMF and /metrics stay empty)")
+  .option(
+    "--metrics-public",
+    "serve GET /metrics (Prometheus) without a signature to anyone who can reach the port",
+  )
+  .option(
     "--runtimes-dir <dir>",
     "runtime cache (default: $LAMBENT_RUNTIMES_DIR or ~/.cache/lambent/runtimes)",
   )

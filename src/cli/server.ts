@@ -21,6 +21,9 @@ interface ServerFlags {
   allowDestinationHosts: string[];
   asyncRetryDelays: string;
   logRetentionDays: number;
+  metricsRetentionDays: number;
+  metrics: boolean;
+  metricsPublic?: boolean;
   runtimesDir?: string;
   devRoot?: string;
   blockDeprecatedRuntimes?: boolean;
@@ -84,6 +87,9 @@ export async function runServer(flags: ServerFlags): Promise<void> {
       allowDestinationHosts: flags.allowDestinationHosts,
       asyncRetryDelaysMs: parseDelays(flags.asyncRetryDelays),
       logRetentionDays: flags.logRetentionDays,
+      metricsRetentionDays: flags.metricsRetentionDays,
+      metrics: flags.metrics,
+      metricsPublic: flags.metricsPublic === true,
       blockDeprecatedRuntimes: flags.blockDeprecatedRuntimes === true,
       ...(flags.runtimesDir ? { runtimesDir: flags.runtimesDir } : {}),
       ...(flags.devRoot ? { devRoot: flags.devRoot } : {}),

@@ -10,11 +10,13 @@ import { type Alias, type AliasService, isAliasQualifier } from "../control/alia
 import { type FunctionRef, functionArn } from "../control/arn.js";
 import type { ConcurrencyService } from "../control/concurrency.js";
 import { type FunctionService, type FunctionVersion, LATEST } from "../control/functions.js";
-import { InvalidRequestContent, RequestTooLarge, ResourceConflict } from "../errors.js";
+import { InvalidRequestContent, LambdaError, RequestTooLarge, ResourceConflict } from "../errors.js";
+import { ConcurrencyPeaks } from "../metrics/concurrency-peaks.js";
+import { LAMBDA_NAMESPACE, type MetricsRecorder } from "../metrics/recorder.js";
 import type { ResponseStreamSink } from "../protocol/invoke.js";
 import type { WorkerClient } from "../protocol/worker.js";
 import type { Assignments } from "./assignment.js";
-import type { Counter } from "./counter.js";
+import type { Counter, Release } from "./counter.js";
 
 export type InvocationType = "RequestResponse" | "Event" | "DryRun";
 
@@ -61,6 +63,10 @@ export interface InvokeResponse {
 export class Frontend {
   private readonly versions = new Map<string, FunctionVersion>();
   private readonly aliasCache = new Map<string, Alias>();
+  /** Reserved concurrency per function (as loaded): who runs outside the unreserved pool. */
+  private reserved = new Map<string, number>();
+  /** The most executions at once per sampling interval (ConcurrentExecutions). */
+  readonly peaks = new ConcurrencyPeaks();
   /** Settles once the reservations reloaded after the latest change are in force. */
   reservationsLoaded: Promise<void> = Promise.resolve();
 
@@ -73,6 +79,8 @@ export class Frontend {
     readonly counter: Counter,
     /** Versions as workers see them (built once per revision). */
     readonly assignments: Assignments,
+    /** Invocations, Errors, Duration and Throttles of every invoke (AWS/Lambda). */
+    private readonly metrics: MetricsRecorder,
   ) {
     functions.events.on("change", ({ name, version }) => {
       for (const [key, v] of this.versions) if (v.name === name) this.versions.delete(key);
@@ -100,7 +108,9 @@ export class Frontend {
 
   /** Load the reserved-concurrency settings (at start and whenever one changes). */
   async loadReservations(): Promise<void> {
-    this.counter.setReservations(await this.concurrency.reservations());
+    const reserved = await this.concurrency.reservations();
+    this.reserved = reserved;
+    this.counter.setReservations(reserved);
   }
 
   get concurrentExecutions(): number {
@@ -165,8 +175,16 @@ export class Frontend {
     const fn = await this.admit(req);
     const assignment = this.assignments.cached(fn) ?? (await this.assignments.of(fn));
     const clientContext = decodeClientContext(req.clientContextBase64);
-    const slot = this.counter.acquire(fn.name);
-    const release = typeof slot === "function" ? slot : await slot;
+    let release: Release;
+    try {
+      const slot = this.counter.acquire(fn.name);
+      release = typeof slot === "function" ? slot : await slot;
+    } catch (err) {
+      this.throttled(fn.name, req.ref.qualifier);
+      throw err;
+    }
+    const unreserved = !this.reserved.has(fn.name);
+    this.peaks.enter(fn.name, unreserved);
     const requestId = req.requestId ?? randomUUID();
     try {
       const outcome = await this.worker.invoke(assignment, {
@@ -179,6 +197,16 @@ export class Frontend {
         ...(clientContext !== undefined ? { clientContext } : {}),
         ...(req.stream ? { stream: streamSink(req.stream, fn.version, requestId) } : {}),
       });
+      this.metrics.invocation(
+        fn.name,
+        req.ref.qualifier !== undefined && req.ref.qualifier !== LATEST
+          ? `${fn.name}:${req.ref.qualifier}`
+          : undefined,
+        fn.version,
+        outcome.durationMs,
+        !outcome.ok,
+        outcome.initDurationMs !== undefined,
+      );
       const res: InvokeResponse = { requestId, executedVersion: fn.version, payload: outcome.payload };
       if (!outcome.ok) {
         res.functionError = "Unhandled";
@@ -187,9 +215,21 @@ export class Frontend {
       if (outcome.tail !== undefined) res.logResult = outcome.tail;
       if (outcome.streamed) res.streamed = true;
       return res;
+    } catch (err) {
+      // The worker's scaling rate throttles too.
+      if (err instanceof LambdaError && err.type === "TooManyRequestsException") {
+        this.throttled(fn.name, req.ref.qualifier);
+      }
+      throw err;
     } finally {
       release();
+      this.peaks.leave(fn.name, unreserved);
     }
+  }
+
+  private throttled(name: string, qualifier: string | undefined): void {
+    this.metrics.lambda("Throttles", name, qualifier, 1);
+    this.metrics.record(LAMBDA_NAMESPACE, "Throttles", "[]", 1, "Count");
   }
 }
 

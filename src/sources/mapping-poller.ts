@@ -20,6 +20,7 @@ import type { EgressPolicy } from "../control/egress.js";
 import { DEFAULT_QUEUE_CONCURRENCY, type EventSourceMapping } from "../control/event-sources.js";
 import { LambdaError } from "../errors.js";
 import type { Frontend, InvokeResponse } from "../frontend/invoke.js";
+import type { MetricsRecorder } from "../metrics/recorder.js";
 import type { Connector, QueueConnector, SourceRecord, StreamConnector } from "./connector.js";
 import { openNats } from "./nats.js";
 import { runQueue } from "./queue-consumer.js";
@@ -39,6 +40,8 @@ export interface PollerDeps {
   terminatesLoops(functionName: string): Promise<boolean>;
   /** Checks (and pins) a broker's address before every connection. */
   egress: EgressPolicy;
+  /** IteratorAge of stream batches, RecursiveInvocationsDropped (AWS/Lambda). */
+  metrics: MetricsRecorder;
 }
 
 /** Counters one poller keeps (this server only). */
@@ -238,6 +241,20 @@ export class MappingPoller {
     }
   }
 
+  /** A stream batch is about to run: IteratorAge is the age of its last record (AWS/Lambda). */
+  iteratorAge(records: SourceRecord[]): void {
+    const last = records[records.length - 1];
+    if (!last) return;
+    const m = this.mapping;
+    this.deps.metrics.lambda(
+      "IteratorAge",
+      m.functionName,
+      m.qualifier ?? undefined,
+      Math.max(0, Date.now() - last.arrivalMs),
+      "Milliseconds",
+    );
+  }
+
   /**
    * Recursive-loop detection through the broker, as Lambda does it for SQS: a
    * record whose trace header says the function already ran 16 times in its
@@ -252,6 +269,12 @@ export class MappingPoller {
     );
     if (looped.length === 0 || !(await this.deps.terminatesLoops(fn))) return { looped: [], rest: records };
     this.stats.recursiveLoopsStopped += looped.length;
+    this.deps.metrics.lambda(
+      "RecursiveInvocationsDropped",
+      fn,
+      this.mapping.qualifier ?? undefined,
+      looped.length,
+    );
     this.log(`${looped.length} record(s) for ${fn} stopped: recursive loop detected`);
     return { looped, rest: records.filter((r) => !looped.includes(r)) };
   }

@@ -129,6 +129,7 @@ async function processRecords(
       }
     }
     let res: InvokeResponse | null;
+    p.iteratorAge(rest);
     try {
       res = await p.invoke(conn.payload(rest), rest);
     } catch (err) {

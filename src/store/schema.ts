@@ -322,6 +322,31 @@ export interface StacksTable {
   last_modified: number;
 }
 
+/** One series' minute (migration 0017): namespace, metric, dimensions (canonical JSON) and minute. */
+export interface MetricDataTable {
+  namespace: string;
+  metric_name: string;
+  /** JSON `[[name, value], …]`, names sorted. */
+  dimensions: string;
+  /** Start of the minute, epoch ms. */
+  minute: number;
+  unit: string;
+  sample_count: number;
+  sum: number;
+  min: number;
+  max: number;
+}
+
+/** How many of a series' values in one minute fell in each log-scale bucket (metrics/histogram.ts). */
+export interface MetricBucketsTable {
+  namespace: string;
+  metric_name: string;
+  dimensions: string;
+  minute: number;
+  bucket: number;
+  count: number;
+}
+
 export interface Database {
   stacks: StacksTable;
   schedule_groups: ScheduleGroupsTable;
@@ -347,4 +372,6 @@ export interface Database {
   function_urls: FunctionUrlsTable;
   cluster_workers: ClusterWorkersTable;
   concurrency_leases: ConcurrencyLeasesTable;
+  metric_data: MetricDataTable;
+  metric_buckets: MetricBucketsTable;
 }

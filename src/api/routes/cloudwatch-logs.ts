@@ -7,7 +7,7 @@
  * InvalidParameterException "N validation error(s) detected: …". Errors go out in JSON 1.1's
  * shape (`{"__type": …, "message": …}`) from app.ts's one error handler.
  */
-import type { FastifyInstance, FastifyRequest } from "fastify";
+import type { FastifyReply, FastifyRequest } from "fastify";
 import { LambdaError } from "../../errors.js";
 import { InvalidParameter } from "../../logs/cloudwatch-logs.js";
 import type { Platform } from "../../platform.js";
@@ -53,7 +53,8 @@ function parseBody(req: FastifyRequest): Input {
   return parsed as Input;
 }
 
-export function registerCloudWatchLogsRoutes(app: FastifyInstance, platform: Platform): void {
+/** Answers a request logsOperationOf named (app.ts routes `POST /` by protocol). */
+export function cloudWatchLogsHandler(platform: Platform) {
   const logs = platform.cloudwatchLogs;
   const ops: Record<string, Handler> = {
     CreateLogGroup: (i) => logs.createLogGroup(i),
@@ -79,11 +80,7 @@ export function registerCloudWatchLogsRoutes(app: FastifyInstance, platform: Pla
     ListTagsForResource: (i) => logs.listTags(logs.groupOfArn(i.resourceArn as string)),
   };
 
-  app.post("/", async (req, reply) => {
-    const operation = logsOperationOf(req);
-    if (operation === undefined) {
-      throw new LambdaError("UnknownOperationException", 404, "Unknown operation: POST /");
-    }
+  return async (req: FastifyRequest, reply: FastifyReply, operation: string): Promise<string> => {
     const model = LOGS_OPERATIONS[operation];
     if (!model) throw new LambdaError("UnknownOperationException", 400, `Unknown operation ${operation}`);
     const input = parseBody(req);
@@ -108,5 +105,5 @@ export function registerCloudWatchLogsRoutes(app: FastifyInstance, platform: Pla
     const out = await handler(input, requestRegion(req, platform.options.region));
     reply.header("content-type", LOGS_CONTENT_TYPE);
     return JSON.stringify(out);
-  });
+  };
 }

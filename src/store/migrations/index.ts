@@ -20,6 +20,7 @@ import { m0013ClusterWorkers } from "./0013-cluster-workers.js";
 import { m0014ConcurrencyLeases } from "./0014-concurrency-leases.js";
 import { m0015Stacks } from "./0015-stacks.js";
 import { m0016ScheduleClientTokens } from "./0016-schedule-client-tokens.js";
+import { m0017Metrics } from "./0017-metrics.js";
 
 export type EngineMigration = (engine: Engine) => Migration;
 
@@ -39,6 +40,7 @@ export const migrations: Record<string, EngineMigration> = {
   "0014-concurrency-leases": m0014ConcurrencyLeases,
   "0015-stacks": m0015Stacks,
   "0016-schedule-client-tokens": m0016ScheduleClientTokens,
+  "0017-metrics": m0017Metrics,
 };
 
 // biome-ignore lint/suspicious/noExplicitAny: migrations run before the typed schema exists
