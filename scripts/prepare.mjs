@@ -1,4 +1,4 @@
-// Runs on `npm ci` / `npm install`: builds the TypeScript into dist/, installs the system packages
+// Runs on `npm ci` / `npm install`: builds the TypeScript and the web console into dist/, installs the system packages
 // the sandbox needs (when root on Debian; never fatal: without them the platform falls back to the
 // process sandbox and says so) and the default language runtimes (Node.js 22 and 24 from the npm
 // registry, Python 3.13 from Debian trixie) into the runtime cache. Says what it does, and how long it took.
@@ -12,7 +12,8 @@ console.error("lambent: building the TypeScript into dist/ (tsc -p tsconfig.buil
 execFileSync(process.execPath, ["node_modules/typescript/bin/tsc", "-p", "tsconfig.build.json"], {
   stdio: "inherit",
 });
-console.error(`lambent: built dist/ (${seconds()} s)`);
+execFileSync(process.execPath, ["scripts/build-console.mjs"], { stdio: "inherit" });
+console.error(`lambent: built dist/ and the web console (${seconds()} s)`);
 if (existsSync("scripts/install-system.sh") && !process.env.LAMBENT_SKIP_SYSTEM_INSTALL) {
   try {
     execFileSync("bash", ["scripts/install-system.sh"], { stdio: "inherit" });
