@@ -97,6 +97,13 @@ console.log(
   `| plain JS handler | ${s.n} | ${ms(s.p50)} | ${ms(s.p90)} | ${ms(s.max)} | ${(invokes / rounds).toFixed(1)} |`,
 );
 
+const reloads = [...dev.output().matchAll(/dev: reloaded Edited in (\d+) ms/g)].map((m) => Number(m[1]));
+if (reloads.length > 0) {
+  const r = summarize(reloads);
+  console.log(
+    `| of which the reload (watcher → environments retired) | ${r.n} | ${ms(r.p50)} | ${ms(r.p90)} | ${ms(r.max)} | |`,
+  );
+}
 dev.child.kill("SIGINT");
 await dev.exited;
 server.child.kill("SIGTERM");
