@@ -28,6 +28,7 @@ import { LambentClient } from "../src/deploy/api.js";
 import { type DeployResult, deleteStack, deployStack } from "../src/deploy/deploy.js";
 import { Collector } from "./helpers/collector.js";
 import { startServer, type TestServer } from "./helpers/server.js";
+import { signedFetch } from "./helpers/signed.js";
 
 const FIXTURES = join(import.meta.dirname, "fixtures", "sam");
 const SPEED = 600;
@@ -384,6 +385,55 @@ Outputs:
   });
 });
 
+describe("SAM Policies", () => {
+  it("inline statements become the execution role's identity policy; removing them deletes it", async () => {
+    const dir = mkdtempSync(join(work, "policies-"));
+    const template = (policies: string) => `Transform: AWS::Serverless-2016-10-31
+Resources:
+  Fn:
+    Type: AWS::Serverless::Function
+    Properties:
+      InlineCode: "exports.handler = async () => 1;"
+      Handler: index.handler
+      Runtime: nodejs20.x
+${policies}`;
+    writeFileSync(
+      join(dir, "template.yaml"),
+      template(`      Policies:
+        - AWSLambdaBasicExecutionRole
+        - Statement:
+            - Effect: Allow
+              Action: lambda:GetFunction
+              Resource: !Sub "arn:aws:lambda:\${AWS::Region}:\${AWS::AccountId}:function:*"
+`),
+    );
+    const r = await deploy(dir, "pol");
+    expect(r.notes).toContain(
+      "Fn.Policies: AWSLambdaBasicExecutionRole grants nothing Lambent needs granted (logs are always written)",
+    );
+    const cfg = await server.lambda.send(
+      new GetFunctionConfigurationCommand({ FunctionName: r.resources.Fn?.PhysicalId as string }),
+    );
+    expect(cfg.Role).toBe("arn:aws:iam::000000000000:role/pol-FnRole");
+    const role = await signedFetch(`${server.url}/_lambent/roles/pol-FnRole`);
+    expect(JSON.parse(((await role.json()) as { Policy: string }).Policy)).toEqual({
+      Version: "2012-10-17",
+      Statement: [
+        {
+          Effect: "Allow",
+          Action: ["lambda:GetFunction"],
+          Resource: ["arn:aws:lambda:us-east-1:000000000000:function:*"],
+        },
+      ],
+    });
+    writeFileSync(join(dir, "template.yaml"), template(""));
+    const r2 = await deploy(dir, "pol");
+    expect(actions(r2)).toEqual({ Fn: "none", FnRole: "delete" });
+    expect((await signedFetch(`${server.url}/_lambent/roles/pol-FnRole`)).status).toBe(404);
+    await deleteStack(client, "pol");
+  });
+});
+
 describe("Schedule and ScheduleV2 events", () => {
   it("become Scheduler schedules that fire; removing an event deletes its schedule only", async () => {
     const dir = project("scheduled");
@@ -529,6 +579,14 @@ Resources:
   F: {Type: AWS::Serverless::Function, Properties: {InlineCode: x, Handler: index.handler, Runtime: nodejs20.x, Events: {E: {Type: Api, Properties: {Path: /, Method: get, RestApiId: x}}}}}
 `,
       /property RestApiId is not supported/,
+    ],
+    [
+      "a SAM policy template",
+      `Transform: AWS::Serverless-2016-10-31
+Resources:
+  F: {Type: AWS::Serverless::Function, Properties: {InlineCode: x, Handler: index.handler, Runtime: nodejs20.x, Policies: [{S3ReadPolicy: {BucketName: b}}]}}
+`,
+      /F.Policies: S3ReadPolicy is not supported \(SAM policy templates are not expanded\)/,
     ],
     [
       "an SQS event",

@@ -176,7 +176,8 @@ export class StackService {
           .executeTakeFirst();
         if (Number(res.numUpdatedRows) !== 1) throw StackConflict(`Stack ${name} changed meanwhile.`);
       } else {
-        await tx
+        // Two first deploys of one name at once: the second insert finds the row (a conflict, not a 500).
+        const taken = await tx
           .insertInto("stacks")
           .values({
             name,
@@ -184,7 +185,10 @@ export class StackService {
             created_at: now,
             ...values,
           })
-          .execute();
+          .onConflict((oc) => oc.column("name").doNothing())
+          .executeTakeFirst();
+        if (Number(taken.numInsertedOrUpdatedRows ?? 0) !== 1)
+          throw StackConflict(`Stack ${name} was created meanwhile.`);
       }
       const written = await tx
         .selectFrom("stacks")

@@ -217,6 +217,15 @@ export class LambentClient {
     return page.events ?? [];
   }
 
+  /** Set the identity policy of an execution role (`lambent roles put`). */
+  async putRolePolicy(role: string, policy: unknown): Promise<void> {
+    await this.send("PUT", `/_lambent/roles/${encodeURIComponent(role)}`, policy);
+  }
+
+  async deleteRolePolicy(role: string): Promise<void> {
+    await this.send("DELETE", `/_lambent/roles/${encodeURIComponent(role)}`, undefined);
+  }
+
   /** Download a stored package (a Code.Location the server gave). */
   async download(url: string): Promise<Buffer> {
     const res = await signedFetch(

@@ -10,6 +10,7 @@ import { setTimeout as sleep } from "node:timers/promises";
 import { ACCOUNT_ID } from "../config.js";
 import { ApiError, type Json, type LambentClient } from "./api.js";
 import { unknown } from "./intrinsics.js";
+import { ROLE_POLICY_TYPE } from "./sam.js";
 import { DeployError } from "./template.js";
 
 export type Progress = (line: string) => void;
@@ -685,7 +686,27 @@ const ScheduleHandler: ResourceHandler = {
   },
 };
 
+/** The identity policy of a function's execution role (SAM `Policies`), through `/_lambent/roles`. */
+const RolePolicyHandler: ResourceHandler = {
+  properties: ["RoleName", "PolicyDocument"],
+  required: ["RoleName", "PolicyDocument"],
+  replaceOn: ["RoleName"],
+  predict: (_id, props) => ({ ref: props.RoleName, attributes: {} }),
+  async create(id, props, _name, ctx) {
+    ctx.progress(`  ${id}: policy of role ${String(props.RoleName)}`);
+    await ctx.client.putRolePolicy(String(props.RoleName), props.PolicyDocument);
+    return { physicalId: String(props.RoleName), ref: props.RoleName, attributes: {} };
+  },
+  async update(id, props, _prev, ctx) {
+    return this.create(id, props, undefined, ctx);
+  },
+  async remove(state, ctx) {
+    await gone(ctx.client.deleteRolePolicy(state.PhysicalId));
+  },
+};
+
 export const RESOURCE_TYPES: Record<string, ResourceHandler> = {
+  [ROLE_POLICY_TYPE]: RolePolicyHandler,
   "AWS::Lambda::Function": FunctionHandler,
   "AWS::Lambda::Version": VersionHandler,
   "AWS::Lambda::Alias": AliasHandler,

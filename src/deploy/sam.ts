@@ -47,6 +47,7 @@ export interface CfnResource {
 export type TransformEval = (value: unknown, at: string) => unknown;
 
 const FUNCTION_PROPERTIES = new Set([
+  "Policies",
   "Handler",
   "Runtime",
   "CodeUri",
@@ -94,8 +95,6 @@ const LAYER_PROPERTIES = new Set([
 const REFUSED_HINTS: Record<string, string> = {
   DeploymentPreference:
     "gradual (CodeDeploy) deployments are not supported by lambent deploy; remove it — AutoPublishAlias alone moves the alias to the new version at once",
-  Policies:
-    "lambent deploy does not create IAM roles; give Role (an execution role ARN) and set its policy with `lambent roles put <name> <policy.json>`",
   VpcConfig: "Lambent functions have no VPC (see README: Sandbox network)",
   FileSystemConfigs: "EFS file systems are not supported",
   ImageUri: "container images are not supported: use CodeUri or InlineCode",
@@ -278,9 +277,53 @@ function handlerRuntime(
   };
 }
 
-/** `<stack>-<suffix>`-style IAM role name SAM would make for a function (no role is created). */
+/** Lambent's role policy resource: the identity policy of a function's execution role (`/_lambent/roles`). */
+export const ROLE_POLICY_TYPE = "Lambent::IAM::RolePolicy";
+
+/** Managed policies that grant nothing Lambent needs granted (logs are always written). */
+const BASIC_MANAGED_POLICIES = new Set([
+  "AWSLambdaBasicExecutionRole",
+  "AWSLambdaExecute",
+  "arn:aws:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole",
+  "arn:aws:iam::aws:policy/AWSLambdaExecute",
+]);
+
+/**
+ * SAM's `Policies` as one identity policy's statements: inline policy documents are taken as they
+ * are; the basic execution managed policies need nothing; other managed policies and SAM policy
+ * templates are refused (their statements are AWS's, not Lambent's to guess).
+ */
+function policyStatements(id: string, raw: unknown, notes: string[]): unknown[] {
+  const out: unknown[] = [];
+  for (const p of Array.isArray(raw) ? raw : [raw]) {
+    if (typeof p === "string") {
+      if (BASIC_MANAGED_POLICIES.has(p)) {
+        notes.push(`${id}.Policies: ${p} grants nothing Lambent needs granted (logs are always written)`);
+        continue;
+      }
+      throw new DeployError(
+        `${id}.Policies: managed policy ${p} cannot be attached: write its statements inline`,
+      );
+    }
+    if (isObject(p) && p.Statement !== undefined) {
+      out.push(...(Array.isArray(p.Statement) ? p.Statement : [p.Statement]));
+      continue;
+    }
+    const name = isObject(p) ? Object.keys(p)[0] : typeof p;
+    throw new DeployError(
+      `${id}.Policies: ${String(name)} is not supported (SAM policy templates are not expanded): write the statements inline ({Statement: [...]})`,
+    );
+  }
+  return out;
+}
+
+/** The IAM role name SAM would make for a function (Lambent keeps its identity policy, not a role). */
+function roleName(stack: string, id: string): string {
+  return `${stack}-${id}Role`.slice(0, 64);
+}
+
 function defaultRoleArn(stack: string, id: string): string {
-  return `arn:aws:iam::${ACCOUNT_ID}:role/${`${stack}-${id}Role`.slice(0, 64)}`;
+  return `arn:aws:iam::${ACCOUNT_ID}:role/${roleName(stack, id)}`;
 }
 
 function transformFunction(
@@ -342,6 +385,24 @@ function transformFunction(
     if (p[k] !== undefined) fnProps[k] = p[k];
   }
   fnProps.Role = p.Role ?? defaultRoleArn(input.stackName, id);
+  const dependsOn = [...res.DependsOn];
+  if (p.Policies !== undefined) {
+    if (p.Role !== undefined) throw new DeployError(`${id}: give Role or Policies, not both`);
+    const policyId = `${id}Role`;
+    add(policyId, {
+      Type: ROLE_POLICY_TYPE,
+      Properties: {
+        RoleName: roleName(input.stackName, id),
+        PolicyDocument: {
+          Version: "2012-10-17",
+          Statement: policyStatements(id, input.evalNow(p.Policies, at("Policies")), notes),
+        },
+      },
+      DependsOn: [],
+      From: id,
+    });
+    dependsOn.push(policyId);
+  }
   if (p.Tracing !== undefined) fnProps.TracingConfig = { Mode: p.Tracing };
   const tags = input.evalNow(p.Tags ?? {}, at("Tags"));
   if (!isObject(tags)) throw new DeployError(`${id}: Tags must be a map`);
@@ -359,7 +420,7 @@ function transformFunction(
   add(id, {
     Type: "AWS::Lambda::Function",
     Properties: fnProps,
-    DependsOn: res.DependsOn,
+    DependsOn: dependsOn,
     Package: {
       kind: "function",
       ...(codeUri !== undefined ? { codeUri: codeUri as string } : {}),
