@@ -1,7 +1,6 @@
 /** CreateAlias, GetAlias, UpdateAlias, DeleteAlias, ListAliases. */
 import type { FastifyInstance, FastifyRequest } from "fastify";
 import { aliasConfiguration } from "../../control/aliases.js";
-import { constraintViolation } from "../../errors.js";
 import type { Platform } from "../../platform.js";
 import {
   jsonBody,

@@ -4,7 +4,6 @@
  * counters per mapping) behind `lambent sources`.
  */
 import type { FastifyInstance, FastifyRequest } from "fastify";
-import { constraintViolation } from "../../errors.js";
 import type { Platform } from "../../platform.js";
 import { jsonBody, maxItemsParam, pathParam, queryString, requestRegion } from "../request.js";
 

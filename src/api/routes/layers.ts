@@ -7,7 +7,7 @@ import {
   parseLayerName,
   parseVersionNumber,
 } from "../../control/layers.js";
-import { constraintViolation, ResourceNotFound } from "../../errors.js";
+import { ResourceNotFound } from "../../errors.js";
 import type { Platform } from "../../platform.js";
 import type { LayerVersionsTable } from "../../store/schema.js";
 import {
