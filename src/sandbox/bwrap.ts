@@ -38,7 +38,7 @@ import {
   spawnHostPortRelay,
 } from "./network.js";
 import { readOutput } from "./output.js";
-import { peakRssBytes } from "./peak-rss.js";
+import { PeakRss } from "./peak-rss.js";
 import { SANDBOX_USER } from "./sandbox-user.js";
 import { ScratchDisks, sweepScratch } from "./scratch.js";
 import { seccompFilter } from "./seccomp.js";
@@ -694,6 +694,7 @@ class BwrapSandbox implements Sandbox {
     this.exited = closed.then(async (exit) => {
       const oomKilled = cgroup.oomKilled();
       this.#finalPeak = this.#measurePeak();
+      this.#rss.close();
       // Cleanup problems are reported, never turned into a failed exit (nobody could handle it).
       await Promise.all([cgroup.destroy(), network?.close(), resources.release()]).catch((error: unknown) =>
         console.error(`lambent: sandbox ${id} cleanup: ${(error as Error).message}`),
@@ -737,6 +738,7 @@ class BwrapSandbox implements Sandbox {
   }
 
   #finalPeak: number | undefined;
+  readonly #rss = new PeakRss();
 
   /**
    * The larger of the tree's peak RSS (each process's VmHWM: file pages a process maps count even
@@ -745,8 +747,10 @@ class BwrapSandbox implements Sandbox {
    */
   #measurePeak(): number | undefined {
     const charged = this.cgroup.peakMemoryBytes();
-    const rss = peakRssBytes(this.cgroup.processIds());
+    const rss = this.#rss.bytes(this.cgroup.processIds());
     if (charged === undefined) return rss > 0 ? rss : undefined;
+    // The page cache only lowers the charged peak: not worth reading when the RSS is higher anyway.
+    if (charged <= rss) return rss;
     return Math.max(rss, charged - (this.cgroup.cacheBytes() ?? 0));
   }
 

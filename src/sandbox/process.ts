@@ -13,7 +13,14 @@ import type {
 import { SandboxError } from "./errors.js";
 import { childExit, childSpawned } from "./exit.js";
 import { readOutput } from "./output.js";
-import { peakRssBytes, processTree } from "./peak-rss.js";
+import { PeakRss, processTree } from "./peak-rss.js";
+
+/**
+ * How long the process tree measured for Max Memory Used is reused: walking it (every thread's
+ * `children` file) after every invoke cost more server CPU than the rest of the invoke's bookkeeping.
+ * A process the function starts counts from the next walk on; the runtime itself from the start.
+ */
+const TREE_REFRESH_MS = 1000;
 
 /**
  * Runs the runtime as a plain child process in its own process group.
@@ -88,6 +95,9 @@ class ProcessSandbox implements Sandbox {
   /** False once the main process has exited: its pid (= group id) may then belong to someone else. */
   running = true;
   readonly #clearRefs: ControlFile;
+  readonly #peak = new PeakRss();
+  #tree: number[] = [];
+  #treeAt = Number.NEGATIVE_INFINITY;
 
   constructor(
     readonly id: string,
@@ -98,6 +108,7 @@ class ProcessSandbox implements Sandbox {
     this.#clearRefs = new ControlFile(`/proc/${pid}/clear_refs`, 8, constants.O_WRONLY);
     this.exited = closed.then(({ code, signal }) => {
       this.#clearRefs.close();
+      this.#peak.close();
       onExit();
       return { code, signal, oomKilled: false };
     });
@@ -124,10 +135,18 @@ class ProcessSandbox implements Sandbox {
     }
   }
 
-  /** The tree's peak RSS: each process's VmHWM, summed (nothing enforces a limit here). */
+  /**
+   * The tree's peak RSS: each process's VmHWM, summed (nothing enforces a limit here). The tree is
+   * walked again once its last walk is `TREE_REFRESH_MS` old.
+   */
   peakMemoryBytes(): number | undefined {
     if (!this.running) return undefined;
-    return peakRssBytes(processTree(this.pid));
+    const now = performance.now();
+    if (now - this.#treeAt >= TREE_REFRESH_MS) {
+      this.#tree = processTree(this.pid);
+      this.#treeAt = now;
+    }
+    return this.#peak.bytes(this.#tree);
   }
 
   /** The main process and its descendants (a process that left the tree is no longer the environment's). */

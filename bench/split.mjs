@@ -1,0 +1,206 @@
+#!/usr/bin/env node
+/**
+ * Where one warm invoke's CPU goes: the client (this process), the server, and the sandbox's
+ * processes (the runtime, bwrap, network helpers), user and kernel time apart, with the server's and
+ * the sandboxes' syscalls and context switches per invoke (`perf stat`, when it can count
+ * tracepoints; else /proc context-switch counters only).
+ *
+ *   node bench/split.mjs [--sandbox bwrap] [--concurrency 16] [--invokes 4000] [--rounds 3]
+ *                         [--server-arg=--flag …]
+ *
+ * Each round measures `--invokes` hello-world invokes at `--concurrency` (after a warm-up of the
+ * same size); the medians over rounds are printed as a Markdown table.
+ */
+import { spawn } from "node:child_process";
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { parseArgs } from "node:util";
+import { Pool } from "undici";
+import { commOf, descendants } from "./lib/procs.mjs";
+import { signedHeaders } from "./lib/sign.mjs";
+import { startLambent } from "./lib/systems.mjs";
+
+const { values: opts } = parseArgs({
+  options: {
+    sandbox: { type: "string", default: "bwrap" },
+    concurrency: { type: "string", default: "16" },
+    invokes: { type: "string", default: "4000" },
+    rounds: { type: "string", default: "3" },
+    "server-arg": { type: "string", multiple: true, default: [] },
+  },
+});
+const TICK_US = 1e6 / 100; // USER_HZ
+
+/** utime and stime (µs) of a whole process (all its threads), and its threads' context switches. */
+function usage(pid) {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+    const f = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+    let switches = 0;
+    for (const task of readdirSync(`/proc/${pid}/task`)) {
+      try {
+        const s = readFileSync(`/proc/${pid}/task/${task}/status`, "utf8");
+        switches += Number(/^voluntary_ctxt_switches:\s+(\d+)/m.exec(s)?.[1] ?? 0);
+        switches += Number(/^nonvoluntary_ctxt_switches:\s+(\d+)/m.exec(s)?.[1] ?? 0);
+      } catch {}
+    }
+    return { user: Number(f[11]) * TICK_US, sys: Number(f[12]) * TICK_US, switches };
+  } catch {
+    return undefined;
+  }
+}
+
+/** The sandbox processes' group names: the runtime, bwrap, each helper by its command. */
+function group(pid) {
+  const comm = commOf(pid);
+  if (comm === "node" || comm === "MainThread") return "runtime";
+  return comm;
+}
+
+function snapshot(serverPid) {
+  const procs = new Map();
+  procs.set(serverPid, { group: "server", ...usage(serverPid) });
+  for (const pid of descendants(serverPid)) {
+    const u = usage(pid);
+    if (u) procs.set(pid, { group: group(pid), ...u });
+  }
+  const cpu = process.cpuUsage();
+  return { procs, client: { user: cpu.user, sys: cpu.system } };
+}
+
+/** Per-group deltas between two snapshots (processes present in both). */
+function delta(a, b) {
+  const out = new Map();
+  const add = (name, user, sys, switches = 0) => {
+    const g = out.get(name) ?? { user: 0, sys: 0, switches: 0 };
+    g.user += user;
+    g.sys += sys;
+    g.switches += switches;
+    out.set(name, g);
+  };
+  add("client", b.client.user - a.client.user, b.client.sys - a.client.sys);
+  for (const [pid, end] of b.procs) {
+    const start = a.procs.get(pid);
+    if (!start) continue;
+    add(end.group, end.user - start.user, end.sys - start.sys, end.switches - start.switches);
+  }
+  return out;
+}
+
+/** `perf stat` counting syscalls and context switches of `pids` until stopped; undefined without perf. */
+function perfStat(pids) {
+  if (pids.length === 0) return undefined;
+  const perf = spawn(
+    "perf",
+    ["stat", "-x", ",", "-e", "raw_syscalls:sys_enter,context-switches", "-p", pids.join(",")],
+    { stdio: ["ignore", "ignore", "pipe"] },
+  );
+  let text = "";
+  perf.stderr.on("data", (c) => {
+    text += c;
+  });
+  perf.on("error", () => {});
+  const exited = new Promise((resolve) => perf.once("close", resolve));
+  return {
+    async stop() {
+      perf.kill("SIGINT");
+      await exited;
+      const count = (event) => {
+        const line = text.split("\n").find((l) => l.includes(event));
+        const n = Number(line?.split(",")[0]);
+        return Number.isFinite(n) ? n : undefined;
+      };
+      return { syscalls: count("raw_syscalls:sys_enter"), switches: count("context-switches") };
+    },
+  };
+}
+
+const median = (xs) => {
+  const s = xs.filter((x) => x !== undefined).sort((a, b) => a - b);
+  return s.length === 0 ? undefined : s[Math.floor(s.length / 2)];
+};
+
+const dataRoot = mkdtempSync(join(tmpdir(), "lambent-split-"));
+const sys = await startLambent({
+  id: `split-${opts.sandbox}`,
+  label: opts.sandbox,
+  driver: opts.sandbox,
+  prewarm: 0,
+  dataRoot,
+  extraArgs: opts["server-arg"],
+});
+try {
+  const fn = await sys.fn("hello");
+  const path = sys.path(fn);
+  const c = Number(opts.concurrency);
+  const n = Number(opts.invokes);
+  const pool = new Pool(sys.origin, { connections: c });
+  const run = async (count) => {
+    let left = count;
+    const t = performance.now();
+    await Promise.all(
+      Array.from({ length: c }, async () => {
+        while (left-- > 0) {
+          const r = await pool.request({
+            path,
+            method: "POST",
+            body: "{}",
+            headers: signedHeaders(sys.origin, path, "POST", "{}"),
+          });
+          if (r.statusCode !== 200) throw new Error(`invoke → ${r.statusCode} ${await r.body.text()}`);
+          await r.body.dump();
+        }
+      }),
+    );
+    return performance.now() - t;
+  };
+  console.error(`warm-up: ${((n / (await run(n))) * 1000).toFixed(0)} invokes/s`);
+  const rounds = [];
+  for (let i = 0; i < Number(opts.rounds); i++) {
+    const sandboxPids = descendants(sys.pid);
+    const perfServer = perfStat([sys.pid]);
+    const perfSandboxes = perfStat(sandboxPids);
+    // perf needs a moment to attach; its counts start when it has.
+    await new Promise((r) => setTimeout(r, 300));
+    const a = snapshot(sys.pid);
+    const ms = await run(n);
+    const b = snapshot(sys.pid);
+    const [ps, pb] = await Promise.all([perfServer?.stop(), perfSandboxes?.stop()]);
+    rounds.push({ ms, groups: delta(a, b), perfServer: ps, perfSandboxes: pb });
+    console.error(`round ${i + 1}: ${((n / ms) * 1000).toFixed(0)} invokes/s`);
+  }
+  await pool.close();
+  const names = [...new Set(rounds.flatMap((r) => [...r.groups.keys()]))];
+  console.log(
+    `\n${opts.sandbox} driver, ${n} invokes at concurrency ${c}, median of ${rounds.length} rounds: ` +
+      `${median(rounds.map((r) => (n / r.ms) * 1000)).toFixed(0)} invokes/s\n`,
+  );
+  console.log("| process | user µs/invoke | kernel µs/invoke | ctx switches/invoke (/proc) |");
+  console.log("|---|---:|---:|---:|");
+  let total = 0;
+  for (const name of names) {
+    const per = (k) => median(rounds.map((r) => (r.groups.get(name)?.[k] ?? 0) / n));
+    const u = per("user");
+    const s = per("sys");
+    total += u + s;
+    console.log(
+      `| ${name} | ${u.toFixed(0)} | ${s.toFixed(0)} | ${name === "client" ? "" : per("switches").toFixed(2)} |`,
+    );
+  }
+  console.log(`| **all** | | **${total.toFixed(0)}** (user + kernel) | |`);
+  const perInvoke = (get) => {
+    const v = median(rounds.map(get));
+    return v === undefined ? "n/a" : (v / n).toFixed(1);
+  };
+  console.log("\n| perf stat | syscalls/invoke | context switches/invoke |\n|---|---:|---:|");
+  console.log(
+    `| server | ${perInvoke((r) => r.perfServer?.syscalls)} | ${perInvoke((r) => r.perfServer?.switches)} |`,
+  );
+  console.log(
+    `| sandboxes (all processes) | ${perInvoke((r) => r.perfSandboxes?.syscalls)} | ${perInvoke((r) => r.perfSandboxes?.switches)} |`,
+  );
+} finally {
+  await sys.stop();
+  rmSync(dataRoot, { recursive: true, force: true });
+}
