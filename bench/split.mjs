@@ -17,7 +17,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { Pool } from "undici";
-import { commOf, descendants } from "./lib/procs.mjs";
+import { commOf, descendants, memoryOf } from "./lib/procs.mjs";
 import { signedHeaders } from "./lib/sign.mjs";
 import { startLambent } from "./lib/systems.mjs";
 
@@ -200,6 +200,25 @@ try {
   console.log(
     `| sandboxes (all processes) | ${perInvoke((r) => r.perfSandboxes?.syscalls)} | ${perInvoke((r) => r.perfSandboxes?.switches)} |`,
   );
+  // The environments idle (frozen after their grace): what each one keeps, process by process.
+  await new Promise((r) => setTimeout(r, 1000));
+  const envs = (await sys.health()).environments?.environments;
+  const idle = new Map();
+  for (const pid of descendants(sys.pid)) {
+    const g = idle.get(group(pid)) ?? { count: 0, rss: 0, pss: 0 };
+    const m = memoryOf(pid);
+    g.count++;
+    g.rss += m.rss;
+    g.pss += m.pss;
+    idle.set(group(pid), g);
+  }
+  const perEnv = envs ?? idle.get("runtime")?.count ?? 1;
+  console.log(`\nidle: ${perEnv} environments; per environment:\n`);
+  console.log("| process | count | RSS MB | PSS MB |\n|---|---:|---:|---:|");
+  for (const [name, g] of idle)
+    console.log(
+      `| ${name} | ${(g.count / perEnv).toFixed(2)} | ${(g.rss / perEnv / 2 ** 20).toFixed(1)} | ${(g.pss / perEnv / 2 ** 20).toFixed(1)} |`,
+    );
 } finally {
   await sys.stop();
   rmSync(dataRoot, { recursive: true, force: true });

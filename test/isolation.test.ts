@@ -179,6 +179,37 @@ describe("bwrap sandbox: what a function can see", () => {
     expect((await invoke(server.lambda, "victim")).functionError).toBeUndefined();
   });
 
+  it("serves 127.0.0.1:9001 from the Node.js runtime itself: the Runtime API answers, no relay process runs for it", async () => {
+    await fn(
+      server,
+      "own-api",
+      `const http = require("node:http");
+       exports.handler = async () => new Promise((resolve) => {
+         const req = http.get({ host: "127.0.0.1", port: 9001, path: "/2018-06-01/none", timeout: 5000 }, (res) => {
+           let body = ""; res.on("data", (c) => (body += c)); res.on("end", () => resolve(res.statusCode + " " + body));
+         });
+         req.on("timeout", () => { req.destroy(); resolve("timeout"); });
+         req.on("error", (e) => resolve("error " + e.code));
+       });`,
+    );
+    expect((await invoke(server.lambda, "own-api")).json).toMatch(/^404 .*Unknown Runtime API path/);
+    const [env] = server.platform.worker.environmentsOf("own-api");
+    expect(env?.sandboxId).toBeDefined();
+    // No process of the host relays to this environment's Runtime API socket (its platform API's
+    // socket, <id>.api.sock, keeps its relay).
+    const relays = readdirSync("/proc")
+      .filter((d) => /^\d+$/.test(d))
+      .map((pid) => {
+        try {
+          return readFileSync(`/proc/${pid}/cmdline`, "utf8").replaceAll("\0", " ");
+        } catch {
+          return "";
+        }
+      })
+      .filter((cmd) => cmd.includes(`/${env?.sandboxId}.sock`));
+    expect(relays).toEqual([]);
+  });
+
   it("does not reach a server on the host's 127.0.0.1 (see test/attacks/sandbox-network.test.ts)", async () => {
     const host = createServer((_req, res) => res.end("hello from the host"));
     await new Promise<void>((r) => host.listen(0, "127.0.0.1", r));

@@ -13,6 +13,7 @@
 import { existsSync, readFileSync } from "node:fs";
 import { Agent, request } from "node:http";
 import Module, { createRequire } from "node:module";
+import { connect, createServer } from "node:net";
 import { basename, dirname, resolve } from "node:path";
 import { Writable } from "node:stream";
 import { pathToFileURL } from "node:url";
@@ -27,6 +28,9 @@ const NEXT = `${BASE}/invocation/next`;
 let socketPath;
 let host;
 let port;
+/** `PORT:SOCKET` of each `--tcp-relay` (see startRelays). */
+const relays = new Set();
+let relaysListening;
 
 /** Where the Runtime API is: read from argv and the environment when the runtime starts. */
 function configureTransport() {
@@ -34,6 +38,7 @@ function configureTransport() {
     const arg = process.argv[i];
     if (arg.startsWith("--runtime-api-socket=")) socketPath = arg.slice(21);
     else if (arg === "--runtime-api-socket") socketPath = process.argv[++i];
+    else if (arg.startsWith("--tcp-relay=")) relays.add(arg.slice(12));
   }
   if (!socketPath) {
     const api = env.AWS_LAMBDA_RUNTIME_API || "127.0.0.1:9001";
@@ -699,14 +704,53 @@ function installProcessHooks() {
   });
 }
 
+/**
+ * `--tcp-relay=PORT:SOCKET`: this process serves 127.0.0.1:PORT of the sandbox's own network (the
+ * Runtime API at 9001 for custom clients and code; the runtime itself uses the socket), each
+ * connection carried to the Unix socket SOCKET, so the sandbox needs no relay process for it. Nothing of it
+ * holds the event loop open (callbackWaitsForEmptyEventLoop, beforeExit). A port that cannot be
+ * served is reported; the runtime itself talks to its Unix socket and goes on.
+ */
+function startRelays() {
+  relaysListening ??= Promise.all(
+    [...relays].map((spec) => {
+      const colon = spec.indexOf(":");
+      const relayPort = Number(spec.slice(0, colon));
+      const target = spec.slice(colon + 1);
+      // Half-closed connections carry on, as with socat: each direction ends on its own.
+      const server = createServer({ noDelay: true, allowHalfOpen: true }, (client) => {
+        const upstream = connect({ path: target, allowHalfOpen: true });
+        for (const [from, to] of [
+          [client, upstream],
+          [upstream, client],
+        ]) {
+          from.unref();
+          from.on("error", () => to.destroy());
+          from.pipe(to);
+        }
+      });
+      server.unref();
+      return new Promise((resolve) => {
+        server.once("error", (err) => {
+          process.stderr.write(`lambent runtime: cannot serve 127.0.0.1:${relayPort}: ${err.message}\n`);
+          resolve();
+        });
+        server.listen(relayPort, "127.0.0.1", resolve);
+      });
+    }),
+  );
+  return relaysListening;
+}
+
 // ---------------------------------------------------------------- init
 
 /**
  * For a stem cell: wait for the function this runtime will run (its environment and working
  * directory), asked over the same keep-alive connection the runtime then uses for its events.
  */
-export function awaitAssignment() {
+export async function awaitAssignment() {
   configureTransport();
+  await startRelays();
   return new Promise((resolve, reject) => {
     call("GET", "/lambent/stem-cell/assignment", undefined, undefined, (res, body) => {
       if (res.statusCode === 200) resolve(JSON.parse(body));
@@ -721,6 +765,7 @@ export function awaitAssignment() {
  */
 export async function main() {
   configureTransport();
+  await startRelays();
   jsonLogs = env.AWS_LAMBDA_LOG_FORMAT?.toUpperCase() === "JSON";
   installProcessHooks();
   patchConsole();

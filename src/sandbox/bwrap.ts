@@ -242,6 +242,8 @@ export class BwrapDriver implements SandboxDriver {
         runtimeApiAddress: `127.0.0.1:${RUNTIME_API_PORT}`,
         runtimeApiSocket,
         platformApiUrl: `http://127.0.0.1:${PLATFORM_API_PORT}`,
+        // Only the Runtime API's socket is inside: 9000 and opened host ports keep their socat.
+        relays: [{ port: RUNTIME_API_PORT, socket: runtimeApiSocket }],
         ...runtime,
       };
     }
@@ -441,7 +443,8 @@ export class BwrapDriver implements SandboxDriver {
       const pid = await readChildPid(child.stdio[3] as Readable);
       if (socket !== undefined) {
         network = await attachNetwork(pid, {
-          runtimeApiSocket: socket,
+          // The runtime may serve 127.0.0.1:9001 itself (see SandboxView.relays).
+          ...(spec.runtimeServesRelays ? {} : { runtimeApiSocket: socket }),
           ...(spec.platformApiSocket !== undefined ? { platformApiSocket: spec.platformApiSocket } : {}),
           hostPorts: this.#hostPorts,
           blockedAddresses: this.#blockedAddresses,

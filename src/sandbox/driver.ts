@@ -47,6 +47,12 @@ export interface SandboxView {
   langRoot?: string;
   /** Where the runtime's SDK is seen, if any. */
   sdkRoot?: string;
+  /**
+   * TCP ports of the sandbox's own 127.0.0.1 that lead to Unix sockets seen inside it (the Runtime
+   * API's 9001), where the driver carries them. A runtime that serves them itself
+   * (`SandboxSpec.runtimeServesRelays`) spares the sandbox a relay process for each.
+   */
+  relays?: ReadonlyArray<{ port: number; socket: string }>;
 }
 
 export interface SandboxLimits {
@@ -91,6 +97,12 @@ export interface SandboxSpec {
    * placeholder and `limits` generous; `Sandbox.adopt` supplies the real ones.
    */
   stemCell?: boolean;
+  /**
+   * The runtime serves `SandboxView.relays` itself from its first moment (Lambent's Node.js runtime
+   * with `--tcp-relay`, nothing started before it): the driver binds their sockets into the sandbox
+   * and starts no relay of its own.
+   */
+  runtimeServesRelays?: boolean;
 }
 
 export interface SandboxExit {

@@ -51,8 +51,11 @@ export function hostAddresses(): string[] {
 
 /** What one environment's network namespace is wired to. */
 export interface NamespaceWiring {
-  /** The environment's Runtime API socket (served inside at 127.0.0.1:9001). */
-  runtimeApiSocket: string;
+  /**
+   * The environment's Runtime API socket, served inside at 127.0.0.1:9001; absent when the runtime
+   * serves that port itself (`SandboxSpec.runtimeServesRelays`).
+   */
+  runtimeApiSocket?: string;
   /** The environment's platform API socket (served inside at 127.0.0.1:9000), if the server offers one. */
   platformApiSocket?: string;
   /** Host services the operator opened: inside at 127.0.0.1:port, relayed through `socket` to the host. */
@@ -92,7 +95,8 @@ export async function attachNetwork(pid: number, wiring: NamespaceWiring): Promi
   );
   const relayTo = (port: number, socket: string) =>
     spawnNamespaceRelay(netns, `TCP-LISTEN:${port},bind=127.0.0.1,reuseaddr,fork`, `UNIX-CONNECT:${socket}`);
-  const relays = [relayTo(RUNTIME_API_PORT, wiring.runtimeApiSocket)];
+  const relays: ChildProcess[] = [];
+  if (wiring.runtimeApiSocket !== undefined) relays.push(relayTo(RUNTIME_API_PORT, wiring.runtimeApiSocket));
   if (wiring.platformApiSocket !== undefined)
     relays.push(relayTo(PLATFORM_API_PORT, wiring.platformApiSocket));
   for (const { port, socket } of wiring.hostPorts ?? []) relays.push(relayTo(port, socket));

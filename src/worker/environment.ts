@@ -31,6 +31,7 @@ import {
   runtimeArgv,
   runtimeEnvironment,
   runtimeMounts,
+  runtimeServesRelays,
   runtimeVersionLabel,
 } from "./runtimes.js";
 import type { StemCell, StemCellPool } from "./stem-cells.js";
@@ -388,8 +389,11 @@ export class ExecutionEnvironment {
     if (opt) mounts.optDir = opt.dir;
     const view = driver.view(mounts, endpoint);
     const platformApiSocket = await this.openPlatformApi(view);
-    const runtime = runtimeArgv(this.fn, view, installed, mounts);
     const external = opt?.extensions ?? [];
+    // Without a launcher, Lambent's Node.js runtime relays 127.0.0.1:9001 itself (no relay process);
+    // external extensions need 9001 before the runtime starts.
+    const relays = runtimeServesRelays(this.fn.config.Runtime, view, external.length > 0);
+    const runtime = runtimeArgv(this.fn, view, installed, mounts, relays);
     const argv =
       external.length === 0
         ? runtime
@@ -414,6 +418,7 @@ export class ExecutionEnvironment {
       limits: this.limits(),
       runtimeApi: endpoint,
       ...(platformApiSocket !== undefined ? { platformApiSocket } : {}),
+      ...(relays ? { runtimeServesRelays: true } : {}),
       onOutput: (chunk) => this.output(chunk),
     });
     this.api.admitOnly(ownProcessesOnly(sandbox));

@@ -70,18 +70,38 @@ export function customBootstrap(mounts: SandboxMounts, view: SandboxView): strin
   );
 }
 
+/**
+ * Whether the runtime serves the sandbox's TCP relays itself (`SandboxSpec.runtimeServesRelays`):
+ * Lambent's Node.js runtime does, when it is the sandbox's first program (no launcher before it).
+ */
+export function runtimeServesRelays(runtime: Runtime, view: SandboxView, launcher: boolean): boolean {
+  return runtimeFamily(runtime) === "nodejs" && !launcher && (view.relays?.length ?? 0) > 0;
+}
+
+/** The Node.js runtime's arguments: its Runtime API socket, and the relays it serves. */
+export function nodeRuntimeArgs(view: SandboxView, relays: boolean): string[] {
+  const args = view.runtimeApiSocket ? [`--runtime-api-socket=${view.runtimeApiSocket}`] : [];
+  if (relays) for (const { port, socket } of view.relays ?? []) args.push(`--tcp-relay=${port}:${socket}`);
+  return args;
+}
+
 export function runtimeArgv(
   fn: Assignment,
   view: SandboxView,
   rt: InstalledRuntime | undefined,
   mounts?: SandboxMounts,
+  relays = false,
 ): string[] {
   const socket = view.runtimeApiSocket ? [`--runtime-api-socket=${view.runtimeApiSocket}`] : [];
   const family = runtimeFamily(fn.config.Runtime);
   if (family === "provided") return [mounts ? customBootstrap(mounts, view) : `${view.taskRoot}/bootstrap`];
   if (!rt) throw new RuntimeNotInstalled(fn.config.Runtime);
   if (family === "nodejs")
-    return [...interpreter(rt, view), `${view.runtimeRoot}/nodejs/bootstrap.mjs`, ...socket];
+    return [
+      ...interpreter(rt, view),
+      `${view.runtimeRoot}/nodejs/bootstrap.mjs`,
+      ...nodeRuntimeArgs(view, relays),
+    ];
   // -s: no user site-packages; the runtime itself keeps host packages off sys.path.
   return [
     ...interpreter(rt, view),

@@ -19,7 +19,14 @@ import type {
 import type { PlatformApiChannel, PlatformApiListener, SandboxOrigin } from "./platform-api.js";
 import { RuntimeApiServer } from "./runtime-api.js";
 import { ownProcessesOnly, tcpEndpoint } from "./runtime-api-peer.js";
-import { interpreter, pythonRuntimeArgs, RuntimeNotInstalled, runtimeMounts } from "./runtimes.js";
+import {
+  interpreter,
+  nodeRuntimeArgs,
+  pythonRuntimeArgs,
+  RuntimeNotInstalled,
+  runtimeMounts,
+  runtimeServesRelays,
+} from "./runtimes.js";
 
 /** Stem cells are kept per runtime identifier: each runs its own language version. */
 export type StemFamily = Runtime;
@@ -98,13 +105,19 @@ export class StemCell {
       );
     }
     const socket = view.runtimeApiSocket ? [`--runtime-api-socket=${view.runtimeApiSocket}`] : [];
+    // A Node.js cell relays 127.0.0.1:9001 itself (functions with external extensions never take a cell).
+    const relays = runtimeServesRelays(this.family, view, false);
     let argv: string[];
     try {
       const rt = this.deps.runtimes.resolve(this.family);
       if (!rt) throw new RuntimeNotInstalled(this.family);
       argv =
         runtimeFamily(this.family) === "nodejs"
-          ? [...interpreter(rt, view), `${view.runtimeRoot}/nodejs/stem.mjs`, ...socket]
+          ? [
+              ...interpreter(rt, view),
+              `${view.runtimeRoot}/nodejs/stem.mjs`,
+              ...nodeRuntimeArgs(view, relays),
+            ]
           : [
               ...interpreter(rt, view),
               "-s",
@@ -132,6 +145,7 @@ export class StemCell {
         ...(this.platformListener ? { platformApiSocket: this.platformListener.path } : {}),
         onOutput: (chunk) => this.output(chunk),
         stemCell: true,
+        ...(relays ? { runtimeServesRelays: true } : {}),
       });
     } catch (err) {
       await Promise.all([this.api.close(), this.platformListener?.close()]);
