@@ -591,7 +591,9 @@ export class Platform {
         ...(this.sandbox.warning ? { warning: this.sandbox.warning } : {}),
       },
       role: this.options.role,
-      ...(this.cluster ? { workers: this.cluster.workers() } : { environments: this.worker.stats() }),
+      ...(this.cluster
+        ? { workers: this.cluster.workers(), warm: this.cluster.warmView() }
+        : { environments: this.worker.stats() }),
       concurrentExecutions: this.frontend.concurrentExecutions,
     };
   }

@@ -9,6 +9,8 @@
  * waiting there is the number running.
  */
 import {
+  InvokeWithResponseStreamCommand,
+  type InvokeWithResponseStreamResponseEvent,
   type LambdaClient,
   PutFunctionConcurrencyCommand,
   TooManyRequestsException,
@@ -34,6 +36,19 @@ exports.handler = async (event) => {
 };
 `;
 
+/** Streams "first;", waits at the gate, then fails or ends with its name. */
+const STREAMING = `
+const http = require("node:http");
+exports.handler = awslambda.streamifyResponse(async (event, responseStream, context) => {
+  responseStream.setContentType("text/plain");
+  responseStream.write("first;");
+  if (event.gate) await new Promise((resolve, reject) => http.get(event.gate, (res) => { res.resume(); res.on("end", resolve); }).on("error", reject));
+  if (event.mode === "fail") throw new TypeError("broke part-way");
+  responseStream.write("second;" + context.functionName);
+  responseStream.end();
+});
+`;
+
 /** The account's concurrency; reservations below leave `UNRESERVED` for every other function. */
 const ACCOUNT = 20;
 const RESERVED = 3;
@@ -45,6 +60,8 @@ let gate: Gate;
 let a: LambdaClient;
 let b: LambdaClient;
 let fa: ClusterNode;
+let fb: ClusterNode;
+let zip: Buffer;
 
 async function leases(pool: string): Promise<Array<{ holder: string; slots: number }>> {
   const c = new pg.Client({ connectionString: cluster.db.url });
@@ -89,7 +106,7 @@ beforeAll(async () => {
   fa = await cluster.start("frontend-a", ["--role", "frontend", "--account-concurrency", String(ACCOUNT)]);
   await Promise.all([cluster.worker("w-a1", "zone-a"), cluster.worker("w-b1", "zone-b")]);
   a = lambdaClient(fa.address);
-  const zip = await zipEntries([{ name: "index.js", content: HANDLER }]);
+  zip = await zipEntries([{ name: "index.js", content: HANDLER }]);
   await deployFunction(a, "limited", zip);
   await deployFunction(a, "hog", zip);
   await deployFunction(a, "free", zip);
@@ -98,12 +115,7 @@ beforeAll(async () => {
   );
   await a.send(new PutFunctionConcurrencyCommand({ FunctionName: "hog", ReservedConcurrentExecutions: HOG }));
   // Started after the reservations: its view of them is loaded at start.
-  const fb = await cluster.start("frontend-b", [
-    "--role",
-    "frontend",
-    "--account-concurrency",
-    String(ACCOUNT),
-  ]);
+  fb = await cluster.start("frontend-b", ["--role", "frontend", "--account-concurrency", String(ACCOUNT)]);
   b = lambdaClient(fb.address);
 }, 300_000);
 
@@ -158,5 +170,103 @@ describe("concurrency counted for the cluster as a whole", () => {
     }
     gate.open();
     expect((await Promise.all(calls)).filter((r) => !(r instanceof Error))).toHaveLength(UNRESERVED);
+  });
+});
+
+interface WarmEntry {
+  function: string;
+  worker: string;
+  environments: number;
+  idle: number;
+}
+
+/** Resolve once the frontend's warm view (from its /health) satisfies `ok`. */
+async function warmView(frontend: ClusterNode, ok: (view: WarmEntry[]) => boolean): Promise<WarmEntry[]> {
+  for (;;) {
+    const h = (await (await fetch(`${frontend.address}/health`)).json()) as { warm: WarmEntry[] };
+    if (ok(h.warm)) return h.warm;
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+describe("the warm view announced by the workers", () => {
+  it("routes an invoke through frontend B to the idle environment an invoke through A started", async () => {
+    await deployFunction(a, "shared", zip);
+    const first = await invoke(a, "shared", { tag: "a" });
+    expect(first.json).toMatchObject({ counter: 1 });
+    const where = cluster.ranOn(first.json);
+    // B never invoked "shared": it knows the environment from the worker's announcement.
+    await warmView(fb, (v) => v.some((e) => e.function === "shared" && e.worker === where && e.idle > 0));
+    const second = await invoke(b, "shared", { tag: "b" });
+    expect(cluster.ranOn(second.json)).toBe(where);
+    expect((second.json as { counter: number }).counter).toBe(
+      (first.json as { counter: number }).counter + 1,
+    );
+  });
+
+  it("sends invokes from both frontends to one idle environment and loses none: the worker says busy, the other is placed", async () => {
+    await deployFunction(a, "contended", zip);
+    const first = await invoke(a, "contended");
+    const where = cluster.ranOn(first.json);
+    const one = (v: WarmEntry[]) =>
+      v.some((e) => e.function === "contended" && e.worker === where && e.idle === 1);
+    await Promise.all([warmView(fa, one), warmView(fb, one)]);
+    // Both frontends see the one idle environment; both invokes wait at the gate, so they ran in two.
+    const both = [invoke(a, "contended", { gate: gate.url }), invoke(b, "contended", { gate: gate.url })];
+    await gate.waiting(2);
+    gate.open();
+    const [ra, rb] = await Promise.all(both);
+    expect(ra?.functionError).toBeUndefined();
+    expect(rb?.functionError).toBeUndefined();
+    const counters = [ra, rb].map((r) => (r?.json as { counter?: number } | undefined)?.counter).sort();
+    // One ran in the warm environment (its second event), the other in a new one (its first).
+    expect(counters).toEqual([1, 2]);
+  });
+});
+
+describe("response streaming from a worker on another node", () => {
+  const send = (lambda: LambdaClient, event: unknown) =>
+    lambda.send(
+      new InvokeWithResponseStreamCommand({
+        FunctionName: "streamer",
+        Payload: Buffer.from(JSON.stringify(event)),
+      }),
+    );
+
+  async function drain(events: AsyncIterable<InvokeWithResponseStreamResponseEvent>) {
+    let text = "";
+    let complete: InvokeWithResponseStreamResponseEvent["InvokeComplete"];
+    for await (const e of events) {
+      if (e.PayloadChunk?.Payload) text += Buffer.from(e.PayloadChunk.Payload).toString("utf8");
+      if (e.InvokeComplete) complete = e.InvokeComplete;
+    }
+    return { text, complete };
+  }
+
+  it("delivers the first chunk while the function still runs on the worker", async () => {
+    await deployFunction(a, "streamer", await zipEntries([{ name: "index.js", content: STREAMING }]));
+    const out = await send(b, { gate: gate.url });
+    expect(out.StatusCode).toBe(200);
+    expect(out.ResponseStreamContentType).toBe("text/plain");
+    const it = (out.EventStream as AsyncIterable<InvokeWithResponseStreamResponseEvent>)[
+      Symbol.asyncIterator
+    ]();
+    const first = await it.next();
+    expect(Buffer.from(first.value?.PayloadChunk?.Payload ?? []).toString()).toBe("first;");
+    // The function is still held at the gate: the first chunk crossed the node protocol before it finished.
+    await gate.waiting(1);
+    gate.open();
+    const rest = await drain({ [Symbol.asyncIterator]: () => it });
+    expect(rest.text).toBe("second;streamer");
+    expect(rest.complete).toEqual({});
+  });
+
+  it("reports a failure part-way after the chunks written before it", async () => {
+    const got = await drain(
+      (await send(a, { mode: "fail" })).EventStream as AsyncIterable<InvokeWithResponseStreamResponseEvent>,
+    );
+    expect(got.text).toBe("first;");
+    expect(got.complete?.ErrorCode).toBe("TypeError");
+    expect(got.complete?.ErrorDetails).toBe("broke part-way");
   });
 });

@@ -6,11 +6,18 @@
  *   when a `lambent_workers` notification arrives, after every reconnect of
  *   the LISTEN connection (notifications sent meanwhile were missed) and once
  *   per heartbeat period (which also deletes workers whose lease ran out).
- * - **Warm routing**: per function version, the environments this frontend
- *   has had run on each worker and how many of its own invokes are in flight
- *   there; an invoke goes to a worker with one that should be idle, without a
- *   store query. (Another frontend's invokes are not seen: at worst the worker
- *   starts one more environment.)
+ * - **Warm view**: every worker announces its environments per function
+ *   version (how many, how many idle) on a long-lived HTTP/2 stream
+ *   (`GET /environments`: all counts when it opens, then the changes, batched
+ *   every 10 ms); the stream is opened again a second after it breaks, and the
+ *   worker's counts are forgotten meanwhile. Between announcements the view
+ *   follows this frontend's own invokes (one idle fewer when it sends one,
+ *   one more when the answer comes back).
+ * - **Warm routing**: an invoke goes to the worker announcing the most idle
+ *   environments of its version, without a store query, marked `warmOnly`:
+ *   when another frontend took that environment first, the worker answers
+ *   `WORKER_BUSY` instead of starting one, and the invoke tries the next
+ *   worker with an idle one, then placement. The caller never sees it.
  * - **Placement** otherwise (`placement.ts`): spread across zones, pack by
  *   free memory, never on a draining worker.
  * - **Faults**: a worker that cannot be reached is set aside until the
@@ -30,7 +37,8 @@ import {
 import { LambdaError, ServiceError } from "../errors.js";
 import { type Assignment, assignmentKey } from "../protocol/assignment.js";
 import type { InvokeInput, InvokeOutcome, ProvisionedProgress } from "../protocol/invoke.js";
-import type { WorkerClient } from "../protocol/worker.js";
+import { WORKER_BUSY } from "../protocol/wire.js";
+import type { EnvironmentCount, WorkerClient } from "../protocol/worker.js";
 import { type Listener, listenPostgres } from "../store/notify.js";
 import { type Candidate, place } from "./placement.js";
 import { RemoteWorker, WorkerUnreachable } from "./remote-worker.js";
@@ -40,13 +48,20 @@ interface Node {
   client: RemoteWorker;
   /** Memory this frontend placed there since the worker's last heartbeat (MB). */
   placedMb: number;
+  /** Stops following its environment announcements. */
+  unwatch: () => void;
+  /** Following again after a break, when set. */
+  rewatch: NodeJS.Timeout | null;
 }
 
+/** How long after its announcement stream breaks a worker's is opened again. */
+const REWATCH_MS = 1000;
+
 interface Warm {
-  /** Environments known to exist there (started by this frontend's invokes). */
+  /** Environments of the version there, as last announced (and adjusted by this frontend's invokes since). */
   environments: number;
-  /** This frontend's invokes in flight there. */
-  busy: number;
+  /** Of those, idle ones. */
+  idle: number;
 }
 
 interface Provisioned {
@@ -101,6 +116,24 @@ export class ClusterWorkers implements WorkerClient {
     return [...this.nodes.values()].map((n) => n.record);
   }
 
+  /** The warm view: each version's environments per worker, as this frontend sees them now. */
+  warmView(): Array<{
+    function: string;
+    version: string;
+    worker: string;
+    environments: number;
+    idle: number;
+  }> {
+    const out = [];
+    for (const [key, perWorker] of this.warm) {
+      const [name = "", version = ""] = key.split("\0");
+      for (const [worker, w] of perWorker) {
+        out.push({ function: name, version, worker, environments: w.environments, idle: w.idle });
+      }
+    }
+    return out;
+  }
+
   /** Reload the view from the registry (coalesced: one reload at a time, one more queued). */
   refresh(): Promise<void> {
     if (this.refreshing) return this.refreshing.then(() => this.refresh());
@@ -127,19 +160,22 @@ export class ClusterWorkers implements WorkerClient {
         n.record = r;
         n.placedMb = 0;
       } else {
-        n?.client.close();
-        this.nodes.set(r.id, {
+        if (n) this.drop(n);
+        const added: Node = {
           record: r,
           client: new RemoteWorker(r.address, this.secret, this.initTimeoutMs),
           placedMb: 0,
-        });
+          unwatch: () => {},
+          rewatch: null,
+        };
+        this.nodes.set(r.id, added);
+        this.watch(added);
       }
     }
     for (const [id, n] of this.nodes) {
       if (seen.has(id)) continue;
       this.nodes.delete(id);
-      n.client.close();
-      this.forgetWorker(id);
+      this.drop(n);
     }
     for (const id of [...this.suspect]) if (!seen.has(id)) this.suspect.delete(id);
     this.replaceProvisioned();
@@ -148,6 +184,59 @@ export class ClusterWorkers implements WorkerClient {
   /** A worker is gone: its environments with it. */
   private forgetWorker(id: string): void {
     for (const perWorker of this.warm.values()) perWorker.delete(id);
+  }
+
+  private drop(n: Node): void {
+    n.unwatch();
+    if (n.rewatch) clearTimeout(n.rewatch);
+    n.client.close();
+    this.forgetWorker(n.record.id);
+  }
+
+  /** Follow a worker's announcements; after a break, forget its counts and follow again shortly. */
+  private watch(n: Node): void {
+    const id = n.record.id;
+    n.unwatch = n.client.watch(
+      (counts) => this.announced(id, counts),
+      () => {
+        if (this.stopped || this.nodes.get(id) !== n) return;
+        this.forgetWorker(id);
+        n.rewatch = setTimeout(() => {
+          n.rewatch = null;
+          if (!this.stopped && this.nodes.get(id) === n) this.watch(n);
+        }, REWATCH_MS);
+        n.rewatch.unref();
+      },
+    );
+  }
+
+  private announced(id: string, counts: EnvironmentCount[]): void {
+    for (const c of counts) {
+      if (c.environments <= 0) {
+        const perWorker = this.warm.get(c.key);
+        perWorker?.delete(id);
+        if (perWorker?.size === 0) this.warm.delete(c.key);
+        continue;
+      }
+      const w = this.entry(c.key, id);
+      w.environments = c.environments;
+      w.idle = c.idle;
+    }
+  }
+
+  /** The view's entry for a version on a worker (made empty when there is none). */
+  private entry(key: string, id: string): Warm {
+    let perWorker = this.warm.get(key);
+    if (!perWorker) {
+      perWorker = new Map();
+      this.warm.set(key, perWorker);
+    }
+    let w = perWorker.get(id);
+    if (!w) {
+      w = { environments: 0, idle: 0 };
+      perWorker.set(id, w);
+    }
+    return w;
   }
 
   private usable(): Node[] {
@@ -166,24 +255,26 @@ export class ClusterWorkers implements WorkerClient {
       }));
   }
 
-  /** A worker with an environment of this version that should be idle, else a placement. */
-  private route(a: Assignment, exclude: ReadonlySet<string>): Node | undefined {
-    const key = assignmentKey(a);
+  /** The worker announcing the most idle environments of this version (none of `exclude` or `busy`). */
+  private warmWorker(key: string, exclude: ReadonlySet<string>, busy: ReadonlySet<string>): Node | undefined {
     const perWorker = this.warm.get(key);
-    if (perWorker) {
-      let best: Node | undefined;
-      let bestIdle = 0;
-      for (const [id, w] of perWorker) {
-        const n = this.nodes.get(id);
-        const idle = w.environments - w.busy;
-        if (!n || n.record.draining || exclude.has(id) || this.suspect.has(id) || idle <= 0) continue;
-        if (idle > bestIdle) {
-          best = n;
-          bestIdle = idle;
-        }
+    if (!perWorker) return undefined;
+    let best: Node | undefined;
+    let bestIdle = 0;
+    for (const [id, w] of perWorker) {
+      const n = this.nodes.get(id);
+      if (!n || n.record.draining || exclude.has(id) || busy.has(id) || this.suspect.has(id)) continue;
+      if (w.idle > bestIdle) {
+        best = n;
+        bestIdle = w.idle;
       }
-      if (best) return best;
     }
+    return best;
+  }
+
+  /** The worker for a new environment of this version. */
+  private placement(a: Assignment, exclude: ReadonlySet<string>): Node | undefined {
+    const key = assignmentKey(a);
     const candidates = this.candidates(key, exclude);
     const chosen =
       place(candidates, a.config.MemorySize) ??
@@ -198,8 +289,11 @@ export class ClusterWorkers implements WorkerClient {
   async invoke(a: Assignment, input: InvokeInput): Promise<InvokeOutcome> {
     const key = assignmentKey(a);
     const tried = new Set<string>();
+    /** Workers that had no idle environment after all. */
+    const busy = new Set<string>();
     for (;;) {
-      const node = this.route(a, tried);
+      const warm = this.warmWorker(key, tried, busy);
+      const node = warm ?? this.placement(a, tried);
       if (!node) {
         throw ServiceError(
           tried.size > 0
@@ -208,27 +302,30 @@ export class ClusterWorkers implements WorkerClient {
         );
       }
       const id = node.record.id;
-      tried.add(id);
-      let perWorker = this.warm.get(key);
-      if (!perWorker) {
-        perWorker = new Map();
-        this.warm.set(key, perWorker);
-      }
-      let w = perWorker.get(id);
-      if (!w) {
-        w = { environments: 0, busy: 0 };
-        perWorker.set(id, w);
-      }
-      w.busy++;
-      if (w.busy > w.environments) w.environments = w.busy;
+      const w = this.entry(key, id);
+      if (warm) w.idle = Math.max(0, w.idle - 1);
+      else w.environments++;
       try {
-        const outcome = await node.client.invoke(a, input);
-        if (outcome.fatal) w.environments = Math.max(0, w.environments - 1);
+        const outcome = await node.client.invoke(a, warm ? { ...input, warmOnly: true } : input);
+        // Until the worker says otherwise: the environment is idle again, or gone.
+        const now = this.entry(key, id);
+        if (outcome.fatal) now.environments = Math.max(0, now.environments - 1);
+        else {
+          now.environments = Math.max(now.environments, 1);
+          now.idle = Math.min(now.idle + 1, now.environments);
+        }
         return outcome;
       } catch (err) {
+        if (err instanceof LambdaError && err.type === WORKER_BUSY) {
+          // Another frontend took the idle environment first: try elsewhere (this worker only by placement).
+          this.entry(key, id).idle = 0;
+          busy.add(id);
+          continue;
+        }
+        tried.add(id);
         if (err instanceof LambdaError) {
           // The worker refused (its scaling rate): no environment was started for this invoke.
-          w.environments = Math.max(0, w.environments - 1);
+          if (!warm) this.entry(key, id).environments = Math.max(0, this.entry(key, id).environments - 1);
           throw err;
         }
         if (!(err instanceof WorkerUnreachable)) throw err;
@@ -241,8 +338,6 @@ export class ClusterWorkers implements WorkerClient {
             `The worker running this invoke stopped answering (${node.record.address}); the event may have run.`,
           );
         }
-      } finally {
-        w.busy--;
       }
     }
   }
@@ -341,7 +436,7 @@ export class ClusterWorkers implements WorkerClient {
     this.stopped = true;
     if (this.timer) clearInterval(this.timer);
     await this.listener?.close();
-    for (const n of this.nodes.values()) n.client.close();
+    for (const n of this.nodes.values()) this.drop(n);
     this.nodes.clear();
   }
 }

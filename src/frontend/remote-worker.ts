@@ -7,7 +7,12 @@
 import http2 from "node:http2";
 import { LambdaError } from "../errors.js";
 import type { Assignment } from "../protocol/assignment.js";
-import type { InvokeInput, InvokeOutcome, ProvisionedProgress } from "../protocol/invoke.js";
+import type {
+  InvokeInput,
+  InvokeOutcome,
+  ProvisionedProgress,
+  ResponseStreamSink,
+} from "../protocol/invoke.js";
 import { NODE_AUTH_HEADER, signNodeRequest } from "../protocol/node-auth.js";
 import {
   type ErrorMessage,
@@ -16,9 +21,12 @@ import {
   type OutcomeMessage,
   type ProvisionMessage,
   type RetireMessage,
+  STREAM_CONTENT_TYPE,
+  StreamRecord,
+  StreamRecordReader,
   unframe,
 } from "../protocol/wire.js";
-import type { WorkerClient, WorkerStats } from "../protocol/worker.js";
+import type { EnvironmentCount, WorkerClient, WorkerStats } from "../protocol/worker.js";
 
 /** The worker could not be reached, or the connection broke before its answer came back. */
 export class WorkerUnreachable extends Error {
@@ -68,8 +76,12 @@ export class RemoteWorker implements WorkerClient {
     method: string,
     path: string,
     body: Buffer,
-    /** Give up (and cancel the stream) when no full answer came within this long. */
-    timeoutMs?: number,
+    opts: {
+      /** Give up (and cancel the stream) when no full answer came within this long. */
+      timeoutMs?: number;
+      /** Gather the answer's body (false: a long-lived stream whose data the caller reads). */
+      collect?: boolean;
+    } = {},
   ): { stream: http2.ClientHttp2Stream | null; response: Promise<{ status: number; body: Buffer }> } {
     let stream: http2.ClientHttp2Stream;
     try {
@@ -96,7 +108,7 @@ export class RemoteWorker implements WorkerClient {
         sent = true;
         status = Number(h[":status"]);
       });
-      stream.on("data", (c: Buffer) => chunks.push(c));
+      if (opts.collect !== false) stream.on("data", (c: Buffer) => chunks.push(c));
       stream.on("end", () => {
         if (status === 0)
           reject(new WorkerUnreachable(this.address, sent, new Error("stream ended without an answer")));
@@ -109,6 +121,7 @@ export class RemoteWorker implements WorkerClient {
             new WorkerUnreachable(this.address, sent, new Error(`stream closed (code ${stream.rstCode})`)),
           );
       });
+      const { timeoutMs } = opts;
       if (timeoutMs !== undefined) {
         const timer = setTimeout(() => {
           reject(
@@ -120,23 +133,94 @@ export class RemoteWorker implements WorkerClient {
         stream.on("close", () => clearTimeout(timer));
       }
     });
-    stream.end(body);
+    // A GET's stream is ended with its headers (http2's default): it has no body to write.
+    if (!stream.writableEnded) stream.end(body);
     return { stream, response };
   }
 
   async invoke(assignment: Assignment, input: InvokeInput): Promise<InvokeOutcome> {
-    const { payload, ...rest } = input;
-    const message: InvokeMessage = { assignment, input: rest };
+    const { payload, stream: sink, ...rest } = input;
+    const message: InvokeMessage = { assignment, input: rest, ...(sink ? { streaming: true } : {}) };
     // The worker ends a run at the function's timeout (and an Init at its limit): a request still open
     // well past both is stuck (the worker hangs, or the network between us is cut).
     const deadline = assignment.config.Timeout * 1000 + this.initTimeoutMs + INVOKE_MARGIN_MS;
-    const { response } = this.request("POST", "/invoke", frame(message, payload), deadline);
+    const { stream, response } = this.request("POST", "/invoke", frame(message, payload), {
+      timeoutMs: deadline,
+      collect: !sink,
+    });
+    const streamed = sink && stream ? this.followStream(stream, sink) : undefined;
     const { status, body } = await response;
+    if (streamed) {
+      const answer = await streamed;
+      if (status === 200 && answer.outcome) {
+        const { header, payload: out } = unframe<OutcomeMessage>(answer.outcome);
+        return { ...header, payload: out };
+      }
+      if (status === 200 && answer.streamed) {
+        throw new WorkerUnreachable(
+          this.address,
+          true,
+          new Error("streamed answer ended without an outcome"),
+        );
+      }
+      if (status === 200) {
+        const { header, payload: out } = unframe<OutcomeMessage>(answer.body);
+        return { ...header, payload: out };
+      }
+      throw refusal(this.address, status, answer.body);
+    }
     if (status === 200) {
       const { header, payload: out } = unframe<OutcomeMessage>(body);
       return { ...header, payload: out };
     }
     throw refusal(this.address, status, body);
+  }
+
+  /**
+   * Read an invoke's answer as it arrives: a streamed one (`STREAM_CONTENT_TYPE`) goes to the sink
+   * record by record — the stream pauses while the sink asks to — any other is gathered.
+   */
+  private followStream(
+    stream: http2.ClientHttp2Stream,
+    sink: ResponseStreamSink,
+  ): Promise<{ streamed: boolean; outcome?: Buffer; body: Buffer }> {
+    return new Promise((resolve) => {
+      let streamed = false;
+      let outcome: Buffer | undefined;
+      const chunks: Buffer[] = [];
+      const reader = new StreamRecordReader();
+      let delivering: Promise<void> = Promise.resolve();
+      stream.on("response", (h) => {
+        streamed = h["content-type"] === STREAM_CONTENT_TYPE;
+      });
+      stream.on("data", (c: Buffer) => {
+        if (!streamed) {
+          chunks.push(c);
+          return;
+        }
+        const records = reader.push(c);
+        if (records.length === 0) return;
+        stream.pause();
+        delivering = delivering
+          .then(async () => {
+            for (const r of records) {
+              if (r.kind === StreamRecord.Start) sink.start(r.bytes.toString("utf8"));
+              else if (r.kind === StreamRecord.Chunk) await sink.chunk(Buffer.from(r.bytes));
+              else if (r.kind === StreamRecord.Outcome) outcome = Buffer.from(r.bytes);
+            }
+          })
+          .catch(() => {
+            // The caller's end went away: stop the run's stream too.
+            stream.close(http2.constants.NGHTTP2_CANCEL);
+          })
+          .finally(() => stream.resume());
+      });
+      stream.on("close", () => {
+        void delivering.then(() =>
+          resolve({ streamed, ...(outcome ? { outcome } : {}), body: Buffer.concat(chunks) }),
+        );
+      });
+    });
   }
 
   provision(
@@ -149,25 +233,40 @@ export class RemoteWorker implements WorkerClient {
     this.provisions.get(key)?.close();
     this.provisions.delete(key);
     const message: ProvisionMessage = { assignment, source, count };
-    const { stream, response } = this.request("POST", "/provision", frame(message));
+    const { stream, response } = this.request("POST", "/provision", frame(message), { collect: false });
     response.catch(() => {});
     if (count <= 0 || !stream) return;
     this.provisions.set(key, stream);
-    let rest = "";
-    stream.setEncoding("utf8");
-    stream.on("data", (chunk: string) => {
-      rest += chunk;
-      let nl = rest.indexOf("\n");
-      while (nl !== -1) {
-        const line = rest.slice(0, nl);
-        rest = rest.slice(nl + 1);
-        if (line) report(JSON.parse(line) as ProvisionedProgress);
-        nl = rest.indexOf("\n");
-      }
-    });
+    onLines(stream, (line) => report(JSON.parse(line) as ProvisionedProgress));
     stream.on("close", () => {
       if (this.provisions.get(key) === stream) this.provisions.delete(key);
     });
+  }
+
+  /**
+   * Follow the worker's environment counts (`GET /environments`): `onCounts` gets every version's
+   * counts at once, then the changes; `onEnd` once, when the stream breaks or the worker ends it.
+   * Returns what stops following.
+   */
+  watch(onCounts: (counts: EnvironmentCount[]) => void, onEnd: () => void): () => void {
+    const { stream, response } = this.request("GET", "/environments", Buffer.alloc(0), {
+      collect: false,
+    });
+    let ended = false;
+    const end = () => {
+      if (ended) return;
+      ended = true;
+      onEnd();
+    };
+    response.then(end, end);
+    if (!stream) return () => {};
+    onLines(stream, (line) => {
+      if (!ended) onCounts(JSON.parse(line) as EnvironmentCount[]);
+    });
+    return () => {
+      ended = true;
+      stream.close();
+    };
   }
 
   retire(name: string, version?: string, keepRevision?: string): void {
@@ -208,4 +307,20 @@ function refusal(address: string, status: number, body: Buffer): Error {
   } catch {
     return new Error(`worker ${address} answered ${status}`);
   }
+}
+
+/** Call `onLine` with each non-empty line of an NDJSON stream. */
+function onLines(stream: http2.ClientHttp2Stream, onLine: (line: string) => void): void {
+  let rest = "";
+  stream.setEncoding("utf8");
+  stream.on("data", (chunk: string) => {
+    rest += chunk;
+    let nl = rest.indexOf("\n");
+    while (nl !== -1) {
+      const line = rest.slice(0, nl);
+      rest = rest.slice(nl + 1);
+      if (line) onLine(line);
+      nl = rest.indexOf("\n");
+    }
+  });
 }

@@ -14,8 +14,13 @@ export interface InvokeInput {
   /** Collect the last 4 KB of this run's log. */
   wantTail: boolean;
   /**
+   * Run only in an idle environment: with none idle, refuse with `WORKER_BUSY` rather than start one
+   * (a frontend routed here because the worker announced one, and another took it first).
+   */
+  warmOnly?: boolean;
+  /**
    * Receives a streamed response as the runtime writes it (absent: streamed responses are buffered).
-   * In-process only: a worker on another node answers buffered.
+   * A worker on another node sends it over the node protocol as records (`wire.ts`).
    */
   stream?: ResponseStreamSink;
 }

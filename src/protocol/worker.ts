@@ -18,6 +18,22 @@ export interface WorkerStats {
   memoryMb: number;
 }
 
+/** One function version's environments on a worker, as the worker announces them to frontends. */
+export interface EnvironmentCount {
+  /** The version's `assignmentKey`. */
+  key: string;
+  environments: number;
+  /** Of those, idle ones an invoke would be given now. */
+  idle: number;
+}
+
+/** A worker's environments per version, and word when they change (start, busy, idle, gone). */
+export interface EnvironmentView {
+  environmentCounts(): EnvironmentCount[];
+  /** Call `listener` after every change; returns the unsubscribe. */
+  onEnvironmentsChanged(listener: () => void): () => void;
+}
+
 export interface WorkerClient {
   /**
    * Run one event in an environment of this assignment (an idle one, or a new

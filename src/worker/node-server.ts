@@ -9,10 +9,13 @@
  *   POST /provision  ProvisionMessage → ProvisionedProgress lines (NDJSON) while the stream is open
  *   POST /retire     RetireMessage → 204
  *   GET  /stats      → WorkerStats
+ *   GET  /environments → EnvironmentCount[] lines (NDJSON) while the stream is open: every version's
+ *                    counts at once, then the versions whose counts changed, at most every
+ *                    `ANNOUNCE_BATCH_MS` (a frontend's warm view; it subscribes again after a break)
  */
 import http2 from "node:http2";
 import type { AddressInfo } from "node:net";
-import type { InvokeOutcome, ProvisionedProgress } from "../protocol/invoke.js";
+import type { InvokeOutcome, ProvisionedProgress, ResponseStreamSink } from "../protocol/invoke.js";
 import { NODE_AUTH_HEADER, verifyNodeRequest } from "../protocol/node-auth.js";
 import {
   type ErrorMessage,
@@ -21,17 +24,22 @@ import {
   type OutcomeMessage,
   type ProvisionMessage,
   type RetireMessage,
+  STREAM_CONTENT_TYPE,
+  StreamRecord,
+  streamRecord,
   unframe,
 } from "../protocol/wire.js";
-import type { WorkerClient, WorkerStats } from "../protocol/worker.js";
+import type { EnvironmentCount, EnvironmentView, WorkerClient, WorkerStats } from "../protocol/worker.js";
 
 /** How long a closing node server lets peers close their connections before it cuts them. */
 const CLOSE_GRACE_MS = 2000;
 /** Larger bodies are refused before they are read in full (a 6 MB event plus its assignment fits). */
 const MAX_BODY_BYTES = 16 * 1024 * 1024;
+/** Changes to the environments are gathered this long before they are announced (one line for many). */
+export const ANNOUNCE_BATCH_MS = 10;
 
 export interface NodeServerOptions {
-  worker: WorkerClient & { stats(): WorkerStats };
+  worker: WorkerClient & EnvironmentView & { stats(): WorkerStats };
   secret: string;
   host: string;
   port: number;
@@ -42,6 +50,8 @@ export class WorkerNodeServer {
   /** Open provision streams by assignment key and source: a newer request for the same pair ends the older one. */
   private readonly provisions = new Map<string, http2.ServerHttp2Stream>();
   private readonly sessions = new Set<http2.ServerHttp2Session>();
+  /** Open `/environments` streams. */
+  private readonly watchers = new Set<http2.ServerHttp2Stream>();
 
   constructor(private readonly opts: NodeServerOptions) {
     this.server = http2.createServer({ settings: { maxConcurrentStreams: 4096 } });
@@ -84,10 +94,20 @@ export class WorkerNodeServer {
     const { worker } = this.opts;
     if (method === "POST" && path === "/invoke") {
       const { header, payload } = unframe<InvokeMessage>(body);
+      const sink = header.streaming ? streamingAnswer(stream) : undefined;
       let outcome: InvokeOutcome;
       try {
-        outcome = await worker.invoke(header.assignment, { ...header.input, payload });
+        outcome = await worker.invoke(header.assignment, {
+          ...header.input,
+          payload,
+          ...(sink ? { stream: sink } : {}),
+        });
       } catch (err) {
+        // A refusal comes before any streaming; anything after it cuts the stream (the caller sees it broken).
+        if (stream.headersSent) {
+          stream.close(http2.constants.NGHTTP2_INTERNAL_ERROR);
+          return;
+        }
         const e = err as {
           type?: string;
           statusCode?: number;
@@ -105,6 +125,10 @@ export class WorkerNodeServer {
         throw err;
       }
       const { payload: out, ...rest } = outcome;
+      if (stream.headersSent) {
+        if (!stream.destroyed) stream.end(streamRecord(StreamRecord.Outcome, frame(rest, out)));
+        return;
+      }
       return respond(stream, 200, frame(rest satisfies OutcomeMessage, out));
     }
     if (method === "POST" && path === "/provision") {
@@ -131,15 +155,55 @@ export class WorkerNodeServer {
       worker.retire(header.name, header.version, header.keepRevision);
       return respond(stream, 204, Buffer.alloc(0));
     }
+    if (method === "GET" && path === "/environments") return this.announce(stream);
     if (method === "GET" && path === "/stats") {
       return respond(stream, 200, Buffer.from(JSON.stringify(worker.stats())));
     }
     return respond(stream, 404, Buffer.alloc(0));
   }
 
+  /** Announce the environments' counts on `stream`: all at once, then what changed, batched. */
+  private announce(stream: http2.ServerHttp2Stream): void {
+    const { worker } = this.opts;
+    stream.respond({ ":status": 200, "content-type": "application/x-ndjson" });
+    this.watchers.add(stream);
+    const sent = new Map<string, string>();
+    let timer: NodeJS.Timeout | null = null;
+    const flush = () => {
+      timer = null;
+      if (stream.destroyed) return;
+      const changed: EnvironmentCount[] = [];
+      const seen = new Set<string>();
+      for (const c of worker.environmentCounts()) {
+        seen.add(c.key);
+        const v = `${c.environments}/${c.idle}`;
+        if (sent.get(c.key) === v) continue;
+        sent.set(c.key, v);
+        changed.push(c);
+      }
+      for (const key of sent.keys()) {
+        if (seen.has(key)) continue;
+        sent.delete(key);
+        changed.push({ key, environments: 0, idle: 0 });
+      }
+      if (changed.length > 0) stream.write(`${JSON.stringify(changed)}\n`);
+    };
+    flush();
+    const off = worker.onEnvironmentsChanged(() => {
+      timer ??= setTimeout(flush, ANNOUNCE_BATCH_MS);
+    });
+    stream.on("close", () => {
+      off();
+      if (timer) clearTimeout(timer);
+      this.watchers.delete(stream);
+    });
+  }
+
   async close(): Promise<void> {
     for (const s of this.provisions.values()) s.end();
     this.provisions.clear();
+    for (const s of this.watchers) s.end();
+    this.watchers.clear();
     const closed = new Promise<void>((resolve) => this.server.close(() => resolve()));
     for (const s of this.sessions) s.close();
     // Callers drain first, so nothing of ours is in flight: a peer that keeps a stream open is cut off.
@@ -160,6 +224,31 @@ function errorMessage(
 ): ErrorMessage {
   return {
     error: { type, statusCode, message, ...(fields ? { fields } : {}), ...(headers ? { headers } : {}) },
+  };
+}
+
+/**
+ * A sink sending a streamed response to the frontend as it is written: the answer's head goes out
+ * with the first record; a chunk the connection cannot take yet pauses the runtime's writes.
+ */
+function streamingAnswer(stream: http2.ServerHttp2Stream): ResponseStreamSink {
+  const send = (kind: number, bytes: Buffer): Promise<void> | undefined => {
+    if (stream.destroyed) return undefined;
+    if (!stream.headersSent) stream.respond({ ":status": 200, "content-type": STREAM_CONTENT_TYPE });
+    if (stream.write(streamRecord(kind, bytes))) return undefined;
+    return new Promise<void>((resolve) => {
+      const done = () => {
+        stream.off("drain", done);
+        stream.off("close", done);
+        resolve();
+      };
+      stream.on("drain", done);
+      stream.on("close", done);
+    });
+  };
+  return {
+    start: (contentType) => void send(StreamRecord.Start, Buffer.from(contentType, "utf8")),
+    chunk: (bytes) => send(StreamRecord.Chunk, bytes),
   };
 }
 

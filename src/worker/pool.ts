@@ -6,10 +6,11 @@
  * shut down after the idle timeout.
  */
 import type { MergedLayers } from "../artifacts/artifact-store.js";
-import { TooManyRequests } from "../errors.js";
+import { LambdaError, TooManyRequests } from "../errors.js";
 import type { Assignment } from "../protocol/assignment.js";
 import { RuntimeError } from "../protocol/errors.js";
 import type { ProvisionedProgress } from "../protocol/invoke.js";
+import { WORKER_BUSY } from "../protocol/wire.js";
 import {
   type EnvironmentDeps,
   ExecutionEnvironment,
@@ -50,6 +51,8 @@ export class FunctionPool {
     private readonly scale: ScaleLimiter,
     /** The function's merged layers (undefined without layers), resolved once per pool. */
     private readonly layers: () => Promise<MergedLayers | undefined> = async () => undefined,
+    /** Told whenever an environment starts, goes busy or idle, or is gone (the worker's announcements). */
+    private readonly changed: () => void = () => {},
   ) {}
 
   get size(): number {
@@ -73,6 +76,7 @@ export class FunctionPool {
     try {
       let env = this.takeIdle();
       if (!env) {
+        if (input.warmOnly) throw workerBusy();
         if (!this.scale.tryTake()) {
           env = await this.waitForEnvironment();
         } else {
@@ -164,7 +168,10 @@ export class FunctionPool {
     for (const stack of [this.idleProvisioned, this.idle]) {
       while (stack.length > 0) {
         const env = stack.pop() as ExecutionEnvironment;
-        if (isIdle(env.state) || env.state === "finishing") return env;
+        if (isIdle(env.state) || env.state === "finishing") {
+          this.changed();
+          return env;
+        }
       }
     }
     return undefined;
@@ -178,12 +185,14 @@ export class FunctionPool {
     const waiter = this.waiters.shift();
     if (waiter) return waiter(env);
     (this.provisioned.has(env) ? this.idleProvisioned : this.idle).push(env);
+    this.changed();
   }
 
   private newEnvironment(kind: "on-demand" | "provisioned-concurrency"): ExecutionEnvironment {
     const env = new ExecutionEnvironment(this.fn, this.deps, kind);
     this.all.add(env);
     if (kind === "provisioned-concurrency") this.provisioned.add(env);
+    this.changed();
     env.onDead(() => {
       this.all.delete(env);
       for (const stack of [this.idle, this.idleProvisioned]) {
@@ -191,6 +200,7 @@ export class FunctionPool {
         if (i !== -1) stack.splice(i, 1);
       }
       if (this.provisioned.delete(env)) this.fillProvisioned();
+      this.changed();
     });
     return env;
   }
@@ -313,4 +323,9 @@ function layerFailure(err: unknown): InvokeOutcome {
 
 function isOutcome(x: unknown): x is InvokeOutcome {
   return typeof x === "object" && x !== null && "payload" in x && "fatal" in x;
+}
+
+/** A `warmOnly` invoke found no idle environment: the frontend tries elsewhere (never the caller's error). */
+export function workerBusy(): LambdaError {
+  return new LambdaError(WORKER_BUSY, 409, "No idle environment of this version on this worker.");
 }

@@ -6,9 +6,9 @@ import { mkdir, rm } from "node:fs/promises";
 import type { ArtifactStore, MergedLayers } from "../artifacts/artifact-store.js";
 import { type Assignment, assignmentKey } from "../protocol/assignment.js";
 import type { InvokeInput, InvokeOutcome, ProvisionedProgress } from "../protocol/invoke.js";
-import type { WorkerClient, WorkerStats } from "../protocol/worker.js";
+import type { EnvironmentCount, EnvironmentView, WorkerClient, WorkerStats } from "../protocol/worker.js";
 import type { EnvironmentDeps } from "./environment.js";
-import { FunctionPool } from "./pool.js";
+import { FunctionPool, workerBusy } from "./pool.js";
 import { ScaleLimiter } from "./scale-limiter.js";
 import { StemCellPool } from "./stem-cells.js";
 
@@ -22,8 +22,12 @@ export interface WorkerOptions extends EnvironmentDeps {
   artifacts: ArtifactStore;
 }
 
-export class Worker implements WorkerClient {
+export class Worker implements WorkerClient, EnvironmentView {
   private readonly pools = new Map<string, FunctionPool>();
+  private readonly listeners = new Set<() => void>();
+  private readonly changed = () => {
+    for (const l of this.listeners) l();
+  };
   private readonly limiters = new Map<string, ScaleLimiter>();
   private readonly reaper: NodeJS.Timeout;
 
@@ -81,6 +85,7 @@ export class Worker implements WorkerClient {
             throw err;
           });
         },
+        this.changed,
       );
       this.pools.set(key, pool);
     }
@@ -88,7 +93,19 @@ export class Worker implements WorkerClient {
   }
 
   invoke(fn: Assignment, input: InvokeInput): Promise<InvokeOutcome> {
+    // Only an idle environment will do: no pool means none (the pool is not made for nothing).
+    if (input.warmOnly && !this.pools.has(assignmentKey(fn))) return Promise.reject(workerBusy());
     return this.pool(fn).invoke(input);
+  }
+
+  environmentCounts(): EnvironmentCount[] {
+    return [...this.pools].map(([key, p]) => ({ key, environments: p.size, idle: p.idleCount }));
+  }
+
+  onEnvironmentsChanged(listener: () => void): () => void {
+    const l = () => listener();
+    this.listeners.add(l);
+    return () => this.listeners.delete(l);
   }
 
   /** Settles when no invoke is in flight (a draining worker: its frontends place nothing new here). */
@@ -110,6 +127,7 @@ export class Worker implements WorkerClient {
       this.pools.delete(key);
       if (version === undefined) this.limiters.delete(name);
       void pool.retire();
+      this.changed();
     }
   }
 
