@@ -23,6 +23,7 @@ import {
   type ServerOptions,
 } from "./config.js";
 import { AliasService } from "./control/aliases.js";
+import { CapacityProviderService } from "./control/capacity-providers.js";
 import { CodeCache } from "./control/code.js";
 import { ConcurrencyService } from "./control/concurrency.js";
 import { DevMounts } from "./control/dev-mounts.js";
@@ -74,6 +75,7 @@ interface PlatformParts {
   functions: FunctionService;
   aliases: AliasService;
   concurrency: ConcurrencyService;
+  capacityProviders: CapacityProviderService;
   logs: LogSink;
   metrics: MetricsRecorder;
   worker: Worker;
@@ -106,6 +108,8 @@ export class Platform {
   readonly functions: FunctionService;
   readonly aliases: AliasService;
   readonly concurrency: ConcurrencyService;
+  /** Lambda Managed Instances capacity providers (what multi-concurrency functions name). */
+  readonly capacityProviders: CapacityProviderService;
   readonly logs: LogSink;
   /** AWS/Lambda and EMF metrics: tallied in memory, written every few seconds. */
   readonly metrics: MetricsRecorder;
@@ -163,6 +167,7 @@ export class Platform {
     this.functions = parts.functions;
     this.aliases = parts.aliases;
     this.concurrency = parts.concurrency;
+    this.capacityProviders = parts.capacityProviders;
     this.logs = parts.logs;
     this.metrics = parts.metrics;
     this.cloudwatchMetrics = new CloudWatchMetrics(parts.store);
@@ -335,6 +340,8 @@ export class Platform {
         runtime,
       );
     functions.deadLetterCheck = (target) => egress.checkConfigured(target, "The dead-letter target");
+    const capacityProviders = new CapacityProviderService(store);
+    functions.capacityProviderCheck = (arn) => capacityProviders.check(arn);
     functions.layerCheck = async (arns, previous, codeBytes) =>
       layers.checkTotalSize(await layers.resolve(arns, previous), codeBytes);
     const aliases = new AliasService(store);
@@ -549,6 +556,7 @@ export class Platform {
       functions,
       aliases,
       concurrency,
+      capacityProviders,
       logs,
       metrics,
       worker,

@@ -9,7 +9,13 @@
 // one behind nodejs18.x/20.x): handler resolution, callback / promise handlers,
 // callbackWaitsForEmptyEventLoop through a `beforeExit` hook, error shapes ({errorType, errorMessage,
 // trace}), Runtime.* error types and the text log format. Only node: builtins, no build step.
+//
+// Multi-concurrency (Lambda Managed Instances): with AWS_LAMBDA_MAX_CONCURRENCY=N > 1 the runtime runs up
+// to N `next` loops in this one process (started as events arrive), so up to N handlers run at once as
+// async functions (on the main thread; AWS_LAMBDA_NODEJS_WORKER_COUNT is not read). Log lines carry the request id of the
+// handler that wrote them (AsyncLocalStorage); a callback handler's result is sent when it calls back.
 
+import { AsyncLocalStorage } from "node:async_hooks";
 import { existsSync, readFileSync } from "node:fs";
 import { Agent, request } from "node:http";
 import Module, { createRequire } from "node:module";
@@ -47,9 +53,14 @@ function configureTransport() {
     port = Number(api.slice(colon + 1));
   }
 }
-// One keep-alive connection: every call goes over the same socket, one at a time. An idle keep-alive
-// socket is unref'd by the agent, so it does not hold the event loop open (beforeExit still fires).
+// One keep-alive connection per `next` loop (one, unless multi-concurrency): each loop's calls go over one
+// socket, one at a time. An idle keep-alive socket is unref'd by the agent, so it does not hold the event
+// loop open (beforeExit still fires).
 const agent = new Agent({ keepAlive: true, maxSockets: 1 });
+/** Events this runtime runs at once (AWS_LAMBDA_MAX_CONCURRENCY; read at Init). */
+let loops = 1;
+/** Multi-concurrency: the request id of the handler that is running, for its log lines. */
+let invokeContext = null;
 
 function fatal(err) {
   process.stderr.write(`lambent runtime: Runtime API request failed: ${err?.stack ?? err}\n`);
@@ -156,6 +167,8 @@ function formatted(e) {
 // ---------------------------------------------------------------- logging
 
 let requestId; // logged as "undefined" outside an invoke, as Lambda does
+/** The request id a log line belongs to: the handler's own when several run at once. */
+const currentRequestId = () => (invokeContext ? (invokeContext.getStore() ?? requestId) : requestId);
 let stdout;
 let jsonLogs = false;
 
@@ -174,7 +187,12 @@ function jsonReplacer(_key, value) {
 }
 
 function jsonLine(level, args) {
-  const entry = { timestamp: new Date().toISOString(), level, requestId, message: undefined };
+  const entry = {
+    timestamp: new Date().toISOString(),
+    level,
+    requestId: currentRequestId(),
+    message: undefined,
+  };
   if (args.length === 1) {
     entry.message = args[0];
     try {
@@ -200,7 +218,7 @@ function logger(level) {
   return (...args) => {
     let line = jsonLogs
       ? jsonLine(level, args)
-      : `${new Date().toISOString()}\t${requestId}\t${level}\t${format(...args)}`;
+      : `${new Date().toISOString()}\t${currentRequestId()}\t${level}\t${format(...args)}`;
     // A multi-line message stays one log record: newlines become carriage returns.
     if (line.includes("\n")) line = line.replace(/\n/g, "\r");
     if (stdout === undefined) stdout = process.stdout;
@@ -487,6 +505,7 @@ function responseStream(id, highWaterMark, onDone) {
 function invokeStreaming(id, event, context) {
   let settled = false;
   const stream = responseStream(id, handler[HANDLER_HIGHWATERMARK], (res, text) => {
+    running.delete(id);
     checkAccepted(res, text);
     next();
   });
@@ -519,12 +538,26 @@ function invokeStreaming(id, event, context) {
 let handler;
 let handlerIsAsync = false;
 let phase = "init"; // "init" | "idle" | "invoke" | "crashed"
-let currentId;
+/** The events running now (several with multi-concurrency): a crash fails each of them. */
+const running = new Set();
 let onBeforeExit = null;
 
+/** `next` calls waiting now (one, or with multi-concurrency as many loops as have been started). */
+let waiting = 0;
+
 function next() {
-  phase = "idle";
-  call("GET", NEXT, undefined, undefined, invoke);
+  if (phase === "crashed") return;
+  phase = running.size > 0 ? "invoke" : "idle";
+  waiting++;
+  call("GET", NEXT, undefined, undefined, nextEvent);
+}
+
+function nextEvent(res, body) {
+  waiting--;
+  // Multi-concurrency: loops start as events need them, so one always waits while fewer than
+  // AWS_LAMBDA_MAX_CONCURRENCY run (a large maximum costs nothing until events come).
+  if (waiting === 0 && running.size + 1 < loops) next();
+  invoke(res, body);
 }
 
 function postResult(id, result) {
@@ -577,12 +610,16 @@ function invoke(res, body) {
   else if (env._X_AMZN_TRACE_ID !== undefined) delete env._X_AMZN_TRACE_ID;
   requestId = id;
   phase = "invoke";
-  currentId = id;
+  running.add(id);
 
   let finished = false;
-  let waitsForEmptyEventLoop = true;
+  // With several loops the event loop never empties (the other loops wait in `next`): a callback's
+  // result goes out when it is called.
+  let waitsForEmptyEventLoop = loops === 1;
   const complete = (err, result) => {
-    onBeforeExit = null;
+    if (loops === 1) onBeforeExit = null;
+    running.delete(id);
+    if (phase === "crashed") return;
     if (err !== undefined && err !== null) postError(id, err);
     else postResult(id, result);
   };
@@ -594,7 +631,7 @@ function invoke(res, body) {
   const callback = (err, result) => {
     if (finished) return;
     finished = true;
-    if ((err !== undefined && err !== null) || !waitsForEmptyEventLoop) complete(err, result);
+    if ((err !== undefined && err !== null) || !waitsForEmptyEventLoop || loops > 1) complete(err, result);
     // Lambda sends a callback's result only once the event loop is empty.
     else onBeforeExit = () => setImmediate(complete, null, result);
   };
@@ -603,11 +640,12 @@ function invoke(res, body) {
 
   // If the loop empties before the handler finished: an async handler's promise never settled
   // (Runtime.NodeJsExit); a sync handler that never called back succeeds with null.
-  onBeforeExit = () => {
-    if (finished) return;
-    finished = true;
-    complete(handlerIsAsync ? runtimeError("NodeJsExit", NODE_JS_EXIT_MESSAGE) : null, null);
-  };
+  if (loops === 1)
+    onBeforeExit = () => {
+      if (finished) return;
+      finished = true;
+      complete(handlerIsAsync ? runtimeError("NodeJsExit", NODE_JS_EXIT_MESSAGE) : null, null);
+    };
 
   let event;
   let context;
@@ -639,31 +677,41 @@ function invoke(res, body) {
     return;
   }
 
-  if (handler[HANDLER_STREAMING] === STREAM_RESPONSE) {
-    invokeStreaming(id, event, context);
-    return;
-  }
-  try {
-    const result = handler(event, context, callback);
-    if (result && typeof result.then === "function") result.then(succeed, fail);
-  } catch (e) {
-    callback(e);
-  }
+  const run = () => {
+    if (handler[HANDLER_STREAMING] === STREAM_RESPONSE) {
+      invokeStreaming(id, event, context);
+      return;
+    }
+    try {
+      const result = handler(event, context, callback);
+      if (result && typeof result.then === "function") result.then(succeed, fail);
+    } catch (e) {
+      callback(e);
+    }
+  };
+  if (invokeContext) invokeContext.run(id, run);
+  else run();
 }
 
 // An error that escapes the handler, or a rejection nobody handles, fails the invoke in flight (or the
 // init) and ends the process, as Lambda's runtime does: the environment is then replaced.
 function crash(err, exitCode) {
-  if (phase === "invoke") {
+  if (phase === "invoke" || running.size > 0) {
     phase = "crashed";
     const rapid = toRapidError(err);
-    call(
-      "POST",
-      `${BASE}/invocation/${encodeURIComponent(currentId)}/error`,
-      JSON.stringify(rapid),
-      rapid.errorType,
-      () => process.exit(exitCode),
-    );
+    let left = running.size;
+    for (const id of running) {
+      call(
+        "POST",
+        `${BASE}/invocation/${encodeURIComponent(id)}/error`,
+        JSON.stringify(rapid),
+        rapid.errorType,
+        () => {
+          if (--left === 0) process.exit(exitCode);
+        },
+      );
+    }
+    if (left === 0) process.exit(exitCode);
   } else if (phase === "init") {
     phase = "crashed";
     postInitError(err, () => process.exit(exitCode));
@@ -780,7 +828,13 @@ export async function main() {
     phase = "crashed";
     postInitError(err, () => process.exit(1));
   }
-  if (handler) next();
+  if (!handler) return;
+  loops = Math.max(1, Number.parseInt(env.AWS_LAMBDA_MAX_CONCURRENCY ?? "", 10) || 1);
+  if (loops > 1) {
+    agent.maxSockets = loops;
+    invokeContext = new AsyncLocalStorage();
+  }
+  next();
 }
 
 if (!globalThis.__lambentStemCell) await main();

@@ -14,6 +14,10 @@ Start-up cost matters (every cold start pays it), so two things are done differe
   the whole runtime ~20 ms.
 - The logging module (~13 ms to import) is configured when user code first imports it, through an
   import hook, instead of being imported up front.
+
+Multi-concurrency (Lambda Managed Instances): with AWS_LAMBDA_MAX_CONCURRENCY=N > 1 the runtime runs
+N processes, as Lambda's Python runtime does: each does its own Init and handles one event at a time
+over its own connection. If one of them exits, the runtime exits with it (the environment is replaced).
 """
 
 import json
@@ -532,6 +536,40 @@ def _function_path(task_root, opt_root, sdk_root):
     return path
 
 
+def _start_processes(n):
+    """Fork n - 1 more runtime processes (before Init: each loads the handler itself). The first
+    process watches the others: when one exits, it exits too, with that status."""
+    import signal
+
+    for started in range(1, n):
+        try:
+            pid = os.fork()
+        except OSError as e:  # the sandbox's process limit: run with the processes there are
+            sys.stderr.write("lambent runtime: %d of %d processes started: %s\n" % (started, n, e))
+            break
+        if pid == 0:
+            try:  # die with the first process (Linux prctl PR_SET_PDEATHSIG)
+                import ctypes
+
+                ctypes.CDLL(None).prctl(1, signal.SIGKILL)
+            except Exception:  # noqa: BLE001 - best effort; the sandbox's teardown kills us anyway
+                pass
+            if os.getppid() == 1:
+                os._exit(1)
+            return
+
+    def on_child_exit(_signum, _frame):
+        try:
+            pid, status = os.waitpid(-1, os.WNOHANG)
+        except ChildProcessError:
+            return
+        if pid:
+            code = os.waitstatus_to_exitcode(status)
+            os._exit(code if code > 0 else (128 - code if code < 0 else 1))
+
+    signal.signal(signal.SIGCHLD, on_child_exit)
+
+
 def main():
     socket_path = None
     opt_root = "/opt"
@@ -554,6 +592,13 @@ def main():
     sys.stdout = _Unbuffered(sys.stdout)
     sys.stderr = _Unbuffered(sys.stderr)
     _install_logging()
+
+    try:
+        processes = max(1, int(env.get("AWS_LAMBDA_MAX_CONCURRENCY") or "1"))
+    except ValueError:
+        processes = 1
+    if processes > 1:
+        _start_processes(processes)
 
     client = RuntimeAPIClient(env.get("AWS_LAMBDA_RUNTIME_API") or "127.0.0.1:9001", socket_path)
     try:

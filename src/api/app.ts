@@ -27,6 +27,7 @@ import { functionUrlDoor } from "./function-url.js";
 import { registerModelValidation, registerUnimplementedOperations } from "./operations.js";
 import { registerAccountRoutes } from "./routes/account.js";
 import { registerAliasRoutes } from "./routes/aliases.js";
+import { registerCapacityProviderRoutes } from "./routes/capacity-providers.js";
 import {
   CBOR_PATH_PREFIX,
   cloudWatchHandler,
@@ -121,6 +122,7 @@ export function buildApp(platform: Platform): FastifyInstance {
   registerEventInvokeConfigRoutes(app, platform);
   registerAliasRoutes(app, platform);
   registerConcurrencyRoutes(app, platform);
+  registerCapacityProviderRoutes(app, platform);
   registerEventSourceRoutes(app, platform);
   registerLayerRoutes(app, platform);
   registerFunctionSettingsRoutes(app, platform);

@@ -5,7 +5,7 @@
 import { createHash } from "node:crypto";
 import type { Limits } from "../config.js";
 import { constraintViolation, InvalidParameterValue, integerIn, ValidationError } from "../errors.js";
-import { RUNTIMES, type Runtime } from "../runtimes/catalog.js";
+import { RUNTIMES, type Runtime, runtimeFamily as runtimeFamilyOf } from "../runtimes/catalog.js";
 import { objectColumn, requireMembers } from "../store/columns.js";
 import type { FunctionVersionsTable } from "../store/schema.js";
 import { functionArn } from "./arn.js";
@@ -36,6 +36,48 @@ export interface StoredConfig {
   SnapStartApplyOn?: "PublishedVersions";
   /** On a published version: the RevisionId of $LATEST it was published from. */
   PublishedFromRevisionId?: string;
+  /** CapacityProviderConfig.LambdaManagedInstancesCapacityProviderConfig (absent: Lambda's default compute). */
+  CapacityProvider?: CapacityProviderSettings;
+}
+
+/** A function's Lambda Managed Instances settings, as given (defaults are worked out where used). */
+export interface CapacityProviderSettings {
+  CapacityProviderArn: string;
+  PerExecutionEnvironmentMaxConcurrency?: number;
+  ExecutionEnvironmentMemoryGiBPerVCpu?: number;
+}
+
+/**
+ * The runtimes Lambda Managed Instances run ("Node.js 22 and later", "Python 3.13 and later",
+ * OS-only `provided.al2023`: AWS docs, "Lambda Managed Instances runtimes"), and the default
+ * PerExecutionEnvironmentMaxConcurrency per vCPU of each family (Node.js 64, Python 16; provided:
+ * Lambent's choice, 16).
+ */
+const MULTI_CONCURRENCY_RUNTIMES: ReadonlySet<Runtime> = new Set<Runtime>([
+  "nodejs22.x",
+  "nodejs24.x",
+  "python3.13",
+  "python3.14",
+  "provided.al2023",
+]);
+const DEFAULT_CONCURRENCY_PER_VCPU: Record<string, number> = { nodejs: 64, python: 16, provided: 16 };
+/** Lambda's default memory per vCPU of a managed-instances environment (GiB). */
+const DEFAULT_GIB_PER_VCPU = 2;
+
+/**
+ * Events one environment of a capacity-provider function runs at once: the configured
+ * PerExecutionEnvironmentMaxConcurrency, else the runtime's default per vCPU times the
+ * environment's vCPUs (its memory over ExecutionEnvironmentMemoryGiBPerVCpu, at least 1).
+ */
+export function maxConcurrency(c: Pick<StoredConfig, "CapacityProvider" | "MemorySize" | "Runtime">): number {
+  const cp = c.CapacityProvider;
+  if (!cp) return 1;
+  if (cp.PerExecutionEnvironmentMaxConcurrency !== undefined) return cp.PerExecutionEnvironmentMaxConcurrency;
+  const vcpus = Math.max(
+    1,
+    Math.floor(c.MemorySize / 1024 / (cp.ExecutionEnvironmentMemoryGiBPerVCpu ?? DEFAULT_GIB_PER_VCPU)),
+  );
+  return (DEFAULT_CONCURRENCY_PER_VCPU[runtimeFamilyOf(c.Runtime)] ?? 1) * vcpus;
 }
 
 /** function_versions.config, checked: the members every stored configuration has. */
@@ -112,6 +154,7 @@ export interface ConfigInput {
   KMSKeyArn?: unknown;
   LoggingConfig?: unknown;
   SnapStart?: unknown;
+  CapacityProviderConfig?: unknown;
 }
 
 /**
@@ -238,6 +281,41 @@ export function applyConfig(base: StoredConfig, input: ConfigInput, limits: Limi
     if (applyOn === "PublishedVersions") out.SnapStartApplyOn = applyOn;
     else delete out.SnapStartApplyOn;
   }
+  if (input.CapacityProviderConfig !== undefined) {
+    // Shapes, ranges and the ARN pattern are the model's (api/validate.ts); whether the provider
+    // exists is the function service's check.
+    const lmi = (
+      input.CapacityProviderConfig as { LambdaManagedInstancesCapacityProviderConfig?: unknown } | null
+    )?.LambdaManagedInstancesCapacityProviderConfig as Partial<CapacityProviderSettings> | undefined;
+    if (!lmi || typeof lmi.CapacityProviderArn !== "string") {
+      throw InvalidParameterValue(
+        "CapacityProviderConfig.LambdaManagedInstancesCapacityProviderConfig.CapacityProviderArn is required.",
+      );
+    }
+    const n = lmi.PerExecutionEnvironmentMaxConcurrency;
+    const ratio = lmi.ExecutionEnvironmentMemoryGiBPerVCpu;
+    out.CapacityProvider = {
+      CapacityProviderArn: lmi.CapacityProviderArn,
+      ...(n !== undefined && n !== null
+        ? {
+            PerExecutionEnvironmentMaxConcurrency: integerIn(
+              "capacityProviderConfig.lambdaManagedInstancesCapacityProviderConfig.perExecutionEnvironmentMaxConcurrency",
+              n,
+              1,
+              1600,
+            ),
+          }
+        : {}),
+      ...(ratio !== undefined && ratio !== null
+        ? { ExecutionEnvironmentMemoryGiBPerVCpu: gibPerVCpu(ratio) }
+        : {}),
+    };
+  }
+  if (out.CapacityProvider && !MULTI_CONCURRENCY_RUNTIMES.has(out.Runtime)) {
+    throw InvalidParameterValue(
+      `The runtime ${out.Runtime} does not support capacity providers. Use one of: ${[...MULTI_CONCURRENCY_RUNTIMES].join(", ")}.`,
+    );
+  }
   // LogFormat JSON defaults both levels to INFO; Text carries none (AWS docs, "Configuring JSON and
   // plain text log formats": "the default log level is INFO" for JSON; levels apply to JSON only).
   if (out.LogFormat === "JSON") {
@@ -248,6 +326,17 @@ export function applyConfig(base: StoredConfig, input: ConfigInput, limits: Limi
     delete out.SystemLogLevel;
   }
   return out;
+}
+
+/** ExecutionEnvironmentMemoryGiBPerVCpu: a number from 2 to 8 (the model's range). */
+function gibPerVCpu(v: unknown): number {
+  const member =
+    "capacityProviderConfig.lambdaManagedInstancesCapacityProviderConfig.executionEnvironmentMemoryGiBPerVCpu";
+  if (typeof v !== "number" || !Number.isFinite(v))
+    throw constraintViolation(member, v, "Member must be a number");
+  if (v < 2) throw constraintViolation(member, v, "Member must have value greater than or equal to 2");
+  if (v > 8) throw constraintViolation(member, v, "Member must have value less than or equal to 8");
+  return v;
 }
 
 function validateEnvironment(input: unknown, limits: Limits): Record<string, string> {
@@ -364,5 +453,15 @@ export function functionConfiguration(
   if (row.state_reason_code) out.StateReasonCode = row.state_reason_code;
   if (row.last_update_status_reason) out.LastUpdateStatusReason = row.last_update_status_reason;
   if (row.last_update_status_reason_code) out.LastUpdateStatusReasonCode = row.last_update_status_reason_code;
+  if (c.CapacityProvider) {
+    out.CapacityProviderConfig = {
+      LambdaManagedInstancesCapacityProviderConfig: {
+        ...c.CapacityProvider,
+        PerExecutionEnvironmentMaxConcurrency: maxConcurrency(c),
+        ExecutionEnvironmentMemoryGiBPerVCpu:
+          c.CapacityProvider.ExecutionEnvironmentMemoryGiBPerVCpu ?? DEFAULT_GIB_PER_VCPU,
+      },
+    };
+  }
   return out;
 }

@@ -94,6 +94,8 @@ export class FunctionService {
   runtimeCheck: ((runtime: Runtime) => void) | null = null;
   /** Set by the platform: refuses a dead-letter target the egress policy would never deliver to. */
   deadLetterCheck: ((target: string) => Promise<void>) | null = null;
+  /** Refuses a CapacityProviderArn that names no capacity provider of this account. */
+  capacityProviderCheck: ((arn: string) => Promise<void>) | null = null;
 
   constructor(
     private readonly store: Store,
@@ -161,6 +163,8 @@ export class FunctionService {
     const config = applyConfig(base, input, this.limits);
     this.runtimeCheck?.(config.Runtime);
     if (config.DeadLetterTargetArn) await this.deadLetterCheck?.(config.DeadLetterTargetArn);
+    if (config.CapacityProvider)
+      await this.capacityProviderCheck?.(config.CapacityProvider.CapacityProviderArn);
     const zip = decodeZip(code.ZipFile, this.limits, "CreateFunction");
     const pkg = await inspectPackage(zip, this.limits);
     if (config.Layers.length > 0) await this.layerCheck?.(config.Layers, [], pkg.unzippedSize);
@@ -454,6 +458,8 @@ export class FunctionService {
       if (input.Runtime !== undefined) this.runtimeCheck?.(config.Runtime);
       if (input.DeadLetterConfig !== undefined && config.DeadLetterTargetArn)
         await this.deadLetterCheck?.(config.DeadLetterTargetArn);
+      if (input.CapacityProviderConfig !== undefined && config.CapacityProvider)
+        await this.capacityProviderCheck?.(config.CapacityProvider.CapacityProviderArn);
       if (input.Layers !== undefined && config.Layers.length > 0) {
         const code = await inspectPackage(await this.loadZip(current.codeSha256), this.limits);
         await this.layerCheck?.(config.Layers, current.config.Layers, code.unzippedSize);
@@ -795,7 +801,7 @@ function sameConfig(a: string, b: string): boolean {
   return strip(a) === strip(b);
 }
 
-function validateTags(input: unknown): Record<string, string> {
+export function validateTags(input: unknown): Record<string, string> {
   if (typeof input !== "object" || input === null || Array.isArray(input)) {
     throw constraintViolation("tags", input, "Member must be a map of strings");
   }

@@ -5,6 +5,7 @@
  * worker fetches them by sha256 and never reads the function's configuration.
  */
 import { functionArn } from "../control/arn.js";
+import { maxConcurrency } from "../control/function-config.js";
 import type { FunctionVersion } from "../control/functions.js";
 import type { AssignedLayer, Assignment } from "../protocol/assignment.js";
 import { assignmentKey } from "../protocol/assignment.js";
@@ -41,6 +42,7 @@ export function assignmentOf(
       ...(c.LogGroup !== undefined ? { LogGroup: c.LogGroup } : {}),
       ...(c.ApplicationLogLevel !== undefined ? { ApplicationLogLevel: c.ApplicationLogLevel } : {}),
       ...(c.SystemLogLevel !== undefined ? { SystemLogLevel: c.SystemLogLevel } : {}),
+      ...(c.CapacityProvider ? { MaxConcurrency: maxConcurrency(c) } : {}),
     },
     layers,
   };

@@ -26,6 +26,11 @@ export interface AssignedConfig {
   LogGroup?: string;
   ApplicationLogLevel?: string;
   SystemLogLevel?: string;
+  /**
+   * Events one environment runs at once: set (≥ 1) only for a function on a capacity provider
+   * (Lambda Managed Instances' multi-concurrency); its runtime gets AWS_LAMBDA_MAX_CONCURRENCY.
+   */
+  MaxConcurrency?: number;
 }
 
 /** A layer version, in the function's order (later layers win in /opt). */

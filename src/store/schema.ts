@@ -347,6 +347,16 @@ export interface MetricBucketsTable {
   count: number;
 }
 
+/** Lambda Managed Instances capacity providers (control/capacity-providers.ts). */
+export interface CapacityProvidersTable {
+  name: string;
+  /** JSON: the provider's settings as given (VpcConfig, PermissionsConfig, InstanceRequirements, …). */
+  config: string;
+  /** JSON: its tags. */
+  tags: string;
+  last_modified: number;
+}
+
 export interface Database {
   stacks: StacksTable;
   schedule_groups: ScheduleGroupsTable;
@@ -374,4 +384,5 @@ export interface Database {
   concurrency_leases: ConcurrencyLeasesTable;
   metric_data: MetricDataTable;
   metric_buckets: MetricBucketsTable;
+  capacity_providers: CapacityProvidersTable;
 }

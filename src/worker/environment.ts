@@ -1,7 +1,9 @@
 /**
  * An execution environment: one sandboxed runtime process tree with its own
- * Runtime API endpoint and log stream. Init once, then one event at a time;
- * frozen between invokes where the driver can freeze.
+ * Runtime API endpoint and log stream. Init once, then one event at a time
+ * (or up to `slots` at once: a Lambda Managed Instances function's
+ * PerExecutionEnvironmentMaxConcurrency); frozen between invokes where the
+ * driver can freeze.
  */
 import { randomBytes } from "node:crypto";
 import { join } from "node:path";
@@ -139,7 +141,12 @@ export class ExecutionEnvironment {
   private tailBytes = 0;
   private freezeChain: Promise<void> = Promise.resolve();
   private freezeTimer: NodeJS.Timeout | null = null;
-  private onExit: ((exit: SandboxExit) => void) | null = null;
+  /** The running invokes' watchers of the sandbox's exit. */
+  private readonly onExit = new Set<(exit: SandboxExit) => void>();
+  /** Events this environment runs at once (1 unless the function is configured for multi-concurrency). */
+  readonly slots: number;
+  /** Events running now (at most `slots`). */
+  private active = 0;
   private exitInfo: SandboxExit | null = null;
   private readonly listeners: { ready: Array<() => void>; dead: Array<() => void> } = { ready: [], dead: [] };
   private initWaiter: { resolve: () => void; reject: (o: InvokeOutcome) => void } | null = null;
@@ -159,7 +166,9 @@ export class ExecutionEnvironment {
       (note, lines, bytes) => this.platformLog(this.platformLines.logsDropped(note, lines, bytes)),
     );
     this.origin = { environmentId: this.id, functionName: fn.name, functionVersion: fn.version };
+    this.slots = fn.config.MaxConcurrency ?? 1;
     this.api = new RuntimeApiServer(this.apiEvents, deps.maxResponseBytes);
+    this.api.setSlots(this.slots);
     this.extensions = new ExtensionsApi(
       { functionName: fn.name, functionVersion: fn.version, handler: fn.config.Handler },
       [],
@@ -451,6 +460,7 @@ export class ExecutionEnvironment {
       return this.spawn(codeDir, opt);
     }
     this.api = stem.api;
+    this.api.setSlots(this.slots);
     // The cell's platform API channel is this environment's from now on.
     this.platformListener = stem.platformListener;
     if (stem.platformOrigin) Object.assign(stem.platformOrigin, this.origin);
@@ -518,8 +528,7 @@ export class ExecutionEnvironment {
   private exited(exit: SandboxExit): void {
     if (this.exitInfo) return;
     this.exitInfo = exit;
-    const onExit = this.onExit;
-    if (onExit) onExit(exit);
+    for (const onExit of [...this.onExit]) onExit(exit);
     if (this.initWaiter) {
       const reason = exitReason(exit);
       this.initReport(reason.errorType);
@@ -544,7 +553,16 @@ export class ExecutionEnvironment {
     await this.freezeChain;
   }
 
-  /** Run one event. The environment must be ready or finishing (its runtime about to ask for more). */
+  /** Whether it can take one more event now (ready, finishing, or busy with free slots). */
+  get hasRoom(): boolean {
+    if (this.state === "busy") return this.active < this.slots;
+    return isIdle(this.state) || this.state === "finishing";
+  }
+
+  /**
+   * Run one event. The environment must be ready or finishing (its runtime about to ask for more),
+   * or busy with a free slot (multi-concurrency: the event joins those running).
+   */
   async invoke(input: InvokeInput, timeoutSeconds: number): Promise<InvokeOutcome> {
     if (this.state === "dead") {
       return platformFailure(
@@ -552,29 +570,37 @@ export class ExecutionEnvironment {
         `RequestId: ${input.requestId} Error: Runtime exited with error: ${exitReason(this.exitInfo).text}`,
       );
     }
-    const wasFrozen = this.state === "frozen";
-    this.enter("busy");
-    if (this.freezeTimer) {
-      clearTimeout(this.freezeTimer);
-      this.freezeTimer = null;
+    // Another event of this environment is running: this one joins it (no thaw, no settling first).
+    const joining = this.state === "busy" && this.active > 0 && this.active < this.slots;
+    this.active++;
+    if (!joining) {
+      const wasFrozen = this.state === "frozen";
+      this.enter("busy");
+      if (this.freezeTimer) {
+        clearTimeout(this.freezeTimer);
+        this.freezeTimer = null;
+      }
+      if (wasFrozen) await this.thaw();
+      // The last invoke's extensions and telemetry finish first (they may still work after its response).
+      if (!this.extensions.isSettled) await this.extensions.settled();
+      if (this.flushing) await this.flushing;
+      this.runtimeWaiting = false;
     }
-    if (wasFrozen) await this.thaw();
-    // The last invoke's extensions and telemetry finish first (they may still work after its response).
-    if (!this.extensions.isSettled) await this.extensions.settled();
-    if (this.flushing) await this.flushing;
-    this.runtimeWaiting = false;
     const sandbox = this.sandbox;
     if (!sandbox || this.exitInfo) {
+      this.active--;
       return platformFailure(
         RuntimeError.ExitError,
         `RequestId: ${input.requestId} Error: Runtime exited with error: ${exitReason(this.exitInfo).text}`,
       );
     }
-    if (input.wantTail) {
+    // Concurrent events share the environment's log stream: a tail asked for while others run
+    // holds their lines too.
+    if (input.wantTail && (!joining || !this.tail)) {
       this.tail = [];
       this.tailBytes = 0;
     }
-    this.capture.startWindow();
+    if (!joining) this.capture.startWindow();
     this.platformLog(this.platformLines.start(input.requestId, this.fn.version, input.invokedFunctionArn));
     const started = performance.now();
     const deadlineMs = Date.now() + timeoutSeconds * 1000;
@@ -598,13 +624,18 @@ export class ExecutionEnvironment {
 
     type Ended = RuntimeOutcome | { kind: "timeout" } | { kind: "exit"; exit: SandboxExit };
     let timer: NodeJS.Timeout | undefined;
+    let watch: ((exit: SandboxExit) => void) | undefined;
     const ended = await new Promise<Ended>((resolve) => {
-      this.onExit = (exit) => resolve({ kind: "exit", exit });
+      watch = (exit) => resolve({ kind: "exit", exit });
+      this.onExit.add(watch);
       timer = setTimeout(() => resolve({ kind: "timeout" }), timeoutSeconds * 1000);
       this.api.deliver(inv).then(resolve);
     });
     clearTimeout(timer);
-    this.onExit = null;
+    if (watch) this.onExit.delete(watch);
+    this.active--;
+    /** The last running event of the environment ended: its output window closes with it. */
+    const last = this.active === 0;
     const durationMs = performance.now() - started;
     // A plain answer nobody needs the log of goes back at once; END and REPORT follow on the next
     // turn, after whatever output the runtime wrote before answering (still in the pipe) is read.
@@ -660,23 +691,25 @@ export class ExecutionEnvironment {
     if (outcome.fatal) this.api.abandon();
     if (quick) {
       const done = outcome;
-      setImmediate(() => this.afterInvoke(input.requestId, done, sandbox));
+      setImmediate(() => this.afterInvoke(input.requestId, done, sandbox, last));
     } else {
-      this.afterInvoke(input.requestId, outcome, sandbox);
+      this.afterInvoke(input.requestId, outcome, sandbox, last);
     }
     if (input.wantTail) {
       outcome.tail = Buffer.from(this.tailText(), "utf8").toString("base64");
-      this.tail = null;
+      if (last) this.tail = null;
     }
     if (outcome.fatal) {
       await this.destroy(outcome.errorType === SandboxError.Timedout ? "timeout" : "failure");
     } else if (this.extensionFailed) {
       outcome.fatal = true;
       void this.destroy("failure");
-    } else {
+    } else if (last) {
       this.enter("finishing");
       this.lastUsed = Date.now();
       this.maybeSettle();
+    } else {
+      this.lastUsed = Date.now();
     }
     return outcome;
   }
@@ -687,10 +720,10 @@ export class ExecutionEnvironment {
    * across all invocations"), read from the sandbox the invoke ran in, which answers with its last
    * peak once it is gone (an out-of-memory kill reports what it reached).
    */
-  private afterInvoke(requestId: string, outcome: InvokeOutcome, sandbox: Sandbox): void {
+  private afterInvoke(requestId: string, outcome: InvokeOutcome, sandbox: Sandbox, last: boolean): void {
     const peak = sandbox.peakMemoryBytes();
     const maxMemoryUsedMb = peak === undefined ? 0 : Math.round(peak / (1024 * 1024));
-    this.report(requestId, outcome, maxMemoryUsedMb);
+    this.report(requestId, outcome, maxMemoryUsedMb, last);
     this.telemetryAfterInvoke(requestId, outcome, maxMemoryUsedMb);
   }
 
@@ -724,13 +757,13 @@ export class ExecutionEnvironment {
     this.flushing = flushing;
   }
 
-  private report(requestId: string, outcome: InvokeOutcome, maxMemoryUsedMb: number): void {
+  private report(requestId: string, outcome: InvokeOutcome, maxMemoryUsedMb: number, last: boolean): void {
     // Lambda prints no Init Duration for a provisioned environment (its Init was on no invoke's path).
     if (this.pendingInitReport && this.initDurationMs > 0 && this.initializationType === "on-demand") {
       outcome.initDurationMs = this.initDurationMs;
     }
     this.pendingInitReport = false;
-    this.capture.endWindow();
+    if (last) this.capture.endWindow();
     const status = invokeStatus(outcome);
     this.platformLog(
       this.platformLines.runtimeDone({

@@ -4,6 +4,11 @@
  * when all are busy (within the function's scaling rate), provisioned ones are
  * kept initialised and replaced when they die, and idle on-demand ones are
  * shut down after the idle timeout.
+ *
+ * A multi-concurrency function (Lambda Managed Instances' PerExecutionEnvironmentMaxConcurrency)
+ * fills an environment's slots before starting another: an invoke joins an environment that runs
+ * fewer events than its slots (or one still in Init, then waits for it), and a new environment
+ * starts only when every slot of every environment is taken.
  */
 import type { MergedLayers } from "../artifacts/artifact-store.js";
 import { LambdaError, TooManyRequests } from "../errors.js";
@@ -40,6 +45,10 @@ export class FunctionPool {
   /** Invokes waiting for an environment to free up (over the scaling rate). */
   private readonly waiters: Array<(env: ExecutionEnvironment) => void> = [];
   private retired = false;
+  /** Multi-concurrency: events each environment has taken (running, or waiting for its Init). */
+  private readonly taken = new Map<ExecutionEnvironment, number>();
+  /** Multi-concurrency: each environment's Init (one Init, awaited by every event that joined it). */
+  private readonly inits = new Map<ExecutionEnvironment, Promise<void>>();
   /** Invokes in flight: retire() waits for these. */
   private inFlight = 0;
   private drained: (() => void) | null = null;
@@ -71,7 +80,13 @@ export class FunctionPool {
     return [...this.all];
   }
 
+  /** Events one environment of this function runs at once. */
+  get slots(): number {
+    return this.fn.config.MaxConcurrency ?? 1;
+  }
+
   async invoke(input: InvokeInput): Promise<InvokeOutcome> {
+    if (this.slots > 1) return this.invokeShared(input);
     this.inFlight++;
     try {
       let env = this.takeIdle();
@@ -110,6 +125,84 @@ export class FunctionPool {
       this.inFlight--;
       if (this.inFlight === 0) this.drained?.();
     }
+  }
+
+  /** An invoke of a multi-concurrency function: into a free slot, else a new environment. */
+  private async invokeShared(input: InvokeInput): Promise<InvokeOutcome> {
+    this.inFlight++;
+    let env: ExecutionEnvironment | undefined;
+    try {
+      env = this.withRoom() ?? (this.scale.tryTake() ? this.startShared() : undefined);
+      if (env) this.taken.set(env, (this.taken.get(env) ?? 0) + 1);
+      // Over the scaling rate: the next slot to free up (releaseShared counts it for us).
+      else env = await this.waitForEnvironment();
+      try {
+        await this.inits.get(env);
+      } catch (failure) {
+        if (isOutcome(failure)) return this.initFailure(env, input, { ...failure });
+        throw failure;
+      }
+      return await env.invoke(input, this.fn.config.Timeout);
+    } finally {
+      if (env) this.releaseShared(env);
+      this.inFlight--;
+      if (this.inFlight === 0) this.drained?.();
+    }
+  }
+
+  /** An environment with a free slot: one already running events first (fill before spreading), else one in Init. */
+  private withRoom(): ExecutionEnvironment | undefined {
+    let initializing: ExecutionEnvironment | undefined;
+    let idle: ExecutionEnvironment | undefined;
+    for (const env of this.all) {
+      const taken = this.taken.get(env) ?? 0;
+      if (taken >= env.slots || env.state === "dead") continue;
+      // In Init: joinable when it is one of ours (a provisioned one's Init is not awaitable here).
+      if (env.state === "initializing") initializing ??= this.inits.has(env) ? env : undefined;
+      else if (taken > 0 && env.hasRoom) return env;
+      else if (env.hasRoom) idle ??= env;
+    }
+    return idle ?? initializing;
+  }
+
+  /** A new environment of a multi-concurrency function: its Init, awaited by every event that joins it. */
+  private startShared(): ExecutionEnvironment {
+    const env = this.newEnvironment("on-demand");
+    const init = (async () => {
+      let opt: MergedLayers | undefined;
+      try {
+        opt = await this.layers();
+      } catch (err) {
+        await env.destroy("failure");
+        throw layerFailure(err);
+      }
+      const family = opt && opt.extensions.length > 0 ? undefined : stemFamily(this.fn.config.Runtime);
+      const stem = family ? this.deps.stemCells?.take(family) : undefined;
+      await env.init(await this.codeDir(), stem, opt);
+    })();
+    // Awaited by the events that joined it (each reports a failure as its own).
+    init.catch(() => {});
+    this.inits.set(env, init);
+    return env;
+  }
+
+  private releaseShared(env: ExecutionEnvironment): void {
+    const taken = (this.taken.get(env) ?? 1) - 1;
+    if (taken > 0) this.taken.set(env, taken);
+    else this.taken.delete(env);
+    if (this.retired || env.state === "dead") {
+      if (taken === 0) void env.destroy();
+      return;
+    }
+    if (env.state === "initializing") return;
+    const waiter = this.waiters.shift();
+    if (waiter) {
+      this.taken.set(env, taken + 1);
+      return waiter(env);
+    }
+    // Idle: the reaper may stop it after the idle timeout.
+    const stack = this.provisioned.has(env) ? this.idleProvisioned : this.idle;
+    if (taken === 0 && !stack.includes(env)) stack.push(env);
   }
 
   private waitForEnvironment(): Promise<ExecutionEnvironment> {
@@ -195,6 +288,7 @@ export class FunctionPool {
     this.changed();
     env.onDead(() => {
       this.all.delete(env);
+      this.inits.delete(env);
       for (const stack of [this.idle, this.idleProvisioned]) {
         const i = stack.indexOf(env);
         if (i !== -1) stack.splice(i, 1);

@@ -2,6 +2,11 @@
  * One execution environment's Runtime API (2018-06-01) endpoint. Each
  * environment gets its own listener (TCP port or Unix socket), so no
  * environment can take another's events.
+ *
+ * An environment serves `slots` events at once (1, or a Lambda Managed
+ * Instances function's PerExecutionEnvironmentMaxConcurrency): up to that many
+ * `next` calls may wait at once, each event is answered under its own request
+ * id, and events beyond the waiting `next` calls queue in order.
  */
 import { unlink } from "node:fs/promises";
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
@@ -70,15 +75,24 @@ function apiError(res: ServerResponse, status: number, errorType: ApiErrorType, 
   sendErrorResponse(res, status, errorType, errorMessage);
 }
 
+/** An event handed to the runtime (or queued for it) and not yet answered. */
+interface Pending {
+  inv: Invocation;
+  /** Null once the runtime's answer arrived (a second answer is refused). */
+  settle: ((o: RuntimeOutcome) => void) | null;
+  /** A streamed response being received (cut off if the invocation is abandoned). */
+  streaming: IncomingMessage | null;
+}
+
 export class RuntimeApiServer {
   private readonly server: Server;
-  private waitingNext: ServerResponse | null = null;
-  private queued: Invocation | null = null;
-  /** The invocation handed to the runtime and not yet answered. */
-  private current: Invocation | null = null;
-  private settle: ((o: RuntimeOutcome) => void) | null = null;
-  /** A streamed response being received (cut off if the invocation is abandoned). */
-  private streaming: IncomingMessage | null = null;
+  /** `next` calls waiting for an event, oldest first (at most `slots`). */
+  private readonly waitingNext: ServerResponse[] = [];
+  private readonly queued: Invocation[] = [];
+  /** Events delivered (or queued) and not yet answered, by request id. */
+  private readonly pending = new Map<string, Pending>();
+  /** Events the runtime may run at once. */
+  private slots = 1;
   private initDone = false;
   private socketPath: string | null = null;
   private unixServer: Server | null = null;
@@ -110,6 +124,11 @@ export class RuntimeApiServer {
     server.keepAliveTimeout = 0;
     server.timeout = 0;
     return server;
+  }
+
+  /** How many events the runtime runs at once (its concurrent `next` loops). */
+  setSlots(n: number): void {
+    this.slots = Math.max(1, n);
   }
 
   /** Route the runtime's signals elsewhere (a stem cell adopted by an environment). */
@@ -173,34 +192,26 @@ export class RuntimeApiServer {
   /** Hand an event to the runtime; resolves with its answer. */
   deliver(inv: Invocation): Promise<RuntimeOutcome> {
     this.initDone = true;
-    this.current = inv;
     const outcome = new Promise<RuntimeOutcome>((resolve) => {
-      this.settle = resolve;
+      this.pending.set(inv.requestId, { inv, settle: resolve, streaming: null });
     });
-    const waiting = this.waitingNext;
-    if (waiting) {
-      this.waitingNext = null;
-      this.sendEvent(waiting, inv);
-    } else {
-      this.queued = inv;
-    }
+    const waiting = this.waitingNext.shift();
+    if (waiting) this.sendEvent(waiting, inv);
+    else this.queued.push(inv);
     return outcome;
   }
 
-  /** Forget the current invocation (after a timeout or crash). */
+  /** Forget every invocation (after a timeout or crash: the environment goes). */
   abandon(): void {
-    this.streaming?.destroy();
-    this.streaming = null;
-    this.current = null;
-    this.queued = null;
-    this.settle = null;
+    for (const p of this.pending.values()) p.streaming?.destroy();
+    this.pending.clear();
+    this.queued.length = 0;
   }
 
   async close(): Promise<void> {
     this.closed = true;
     this.admitSet?.();
-    this.waitingNext?.destroy();
-    this.waitingNext = null;
+    for (const res of this.waitingNext.splice(0)) res.destroy();
     const servers = [this.server, ...(this.unixServer ? [this.unixServer] : [])];
     for (const server of servers) server.closeAllConnections();
     const gate = this.gate;
@@ -258,19 +269,25 @@ export class RuntimeApiServer {
     if (m) {
       if (req.method !== "POST") return this.methodNotAllowed(req, res);
       const id = decodeURIComponent(m[1] as string);
-      if (!this.current || this.current.requestId !== id || this.settle === null) {
+      const p = this.pending.get(id);
+      // Queued events are not the runtime's yet: it cannot answer them.
+      if (!p || p.settle === null || this.queued.includes(p.inv)) {
         req.resume();
         return apiError(
           res,
-          this.current?.requestId === id ? 403 : 400,
-          this.current?.requestId === id ? ApiError.InvalidStateTransition : ApiError.InvalidRequestID,
+          p ? 403 : 400,
+          p ? ApiError.InvalidStateTransition : ApiError.InvalidRequestID,
           `Invalid request ID: ${id}`,
         );
       }
-      const settle = this.settle;
-      this.settle = null;
+      const settle = p.settle;
+      p.settle = null;
+      const done = (o: RuntimeOutcome) => {
+        this.pending.delete(id);
+        settle(o);
+      };
       if (m[2] === "response" && isStreaming(req)) {
-        return this.readStreamedResponse(req, res, this.current, settle);
+        return this.readStreamedResponse(req, res, p, done);
       }
       if (m[2] === "response") {
         return this.readBody(
@@ -279,8 +296,7 @@ export class RuntimeApiServer {
           (body) => {
             // The 202 first: the runtime can ask for its next event while the caller gets its answer.
             sendJson(res, 202, ACCEPTED);
-            this.current = null;
-            settle({ kind: "response", body });
+            done({ kind: "response", body });
           },
           (size) => {
             apiError(
@@ -289,15 +305,13 @@ export class RuntimeApiServer {
               ApiError.RequestEntityTooLarge,
               `Exceeded maximum allowed payload size (${this.maxResponseBytes} bytes).`,
             );
-            this.current = null;
-            settle({ kind: "tooLarge", size });
+            done({ kind: "tooLarge", size });
           },
         );
       }
       return this.readBody(req, res, (body) => {
         sendJson(res, 202, ACCEPTED);
-        this.current = null;
-        settle({ kind: "error", body, errorType: errorTypeOf(req, body) });
+        done({ kind: "error", body, errorType: errorTypeOf(req, body) });
       });
     }
     req.resume();
@@ -312,15 +326,15 @@ export class RuntimeApiServer {
   private readStreamedResponse(
     req: IncomingMessage,
     res: ServerResponse,
-    inv: Invocation,
+    p: Pending,
     settle: (o: RuntimeOutcome) => void,
   ): void {
-    const sink = inv.stream;
+    const sink = p.inv.stream;
     const limit = sink ? MAX_STREAMED_RESPONSE_BYTES : this.maxResponseBytes;
     const buffered: Buffer[] = [];
     let size = 0;
     let over = false;
-    this.streaming = req;
+    p.streaming = req;
     sink?.start(header(req, "content-type") ?? "application/octet-stream");
     req.on("data", (c: Buffer) => {
       if (over) return;
@@ -340,9 +354,9 @@ export class RuntimeApiServer {
       }
     });
     req.on("end", () => {
-      if (this.streaming !== req) return;
-      this.streaming = null;
-      this.current = null;
+      // Abandoned meanwhile (the environment timed out or crashed): nobody waits for it.
+      if (p.streaming !== req || this.pending.get(p.inv.requestId) !== p) return;
+      p.streaming = null;
       sendJson(res, 202, ACCEPTED);
       const streamed = sink !== undefined;
       if (over) {
@@ -371,17 +385,17 @@ export class RuntimeApiServer {
   }
 
   private next(res: ServerResponse): void {
-    // A second `next` while one waits: the old one is stale (its connection went away).
-    if (this.waitingNext && this.waitingNext !== res) this.waitingNext.destroy();
-    const queued = this.queued;
+    const queued = this.queued.shift();
     if (queued) {
-      this.queued = null;
       this.sendEvent(res, queued);
       return;
     }
-    this.waitingNext = res;
+    // More `next` calls waiting than the runtime has loops: the oldest is stale (its connection went away).
+    if (this.waitingNext.length >= this.slots) this.waitingNext.shift()?.destroy();
+    this.waitingNext.push(res);
     res.once("close", () => {
-      if (this.waitingNext === res) this.waitingNext = null;
+      const i = this.waitingNext.indexOf(res);
+      if (i !== -1) this.waitingNext.splice(i, 1);
     });
     this.events.onNext();
   }

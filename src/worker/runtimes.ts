@@ -174,6 +174,10 @@ export function runtimeEnvironment(
     AWS_LAMBDA_RUNTIME_API: view.runtimeApiAddress,
   });
   if (family === "provided") delete env.AWS_EXECUTION_ENV;
+  // How many events the runtime runs at once: the platform's value (only multi-concurrency
+  // functions have one; a function's own variable of that name does not change how it is served).
+  if (c.MaxConcurrency !== undefined) env.AWS_LAMBDA_MAX_CONCURRENCY = String(c.MaxConcurrency);
+  else delete env.AWS_LAMBDA_MAX_CONCURRENCY;
   // The execution role's credentials and the way back to this platform's Lambda API, so that
   // `new LambdaClient({})` / boto3 inside the function calls this platform with no code change.
   // AWS_ENDPOINT_URL too, unless the function names endpoints of its own.

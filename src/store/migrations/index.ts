@@ -21,6 +21,7 @@ import { m0014ConcurrencyLeases } from "./0014-concurrency-leases.js";
 import { m0015Stacks } from "./0015-stacks.js";
 import { m0016ScheduleClientTokens } from "./0016-schedule-client-tokens.js";
 import { m0017Metrics } from "./0017-metrics.js";
+import { m0018CapacityProviders } from "./0018-capacity-providers.js";
 
 export type EngineMigration = (engine: Engine) => Migration;
 
@@ -41,6 +42,7 @@ export const migrations: Record<string, EngineMigration> = {
   "0015-stacks": m0015Stacks,
   "0016-schedule-client-tokens": m0016ScheduleClientTokens,
   "0017-metrics": m0017Metrics,
+  "0018-capacity-providers": m0018CapacityProviders,
 };
 
 // biome-ignore lint/suspicious/noExplicitAny: migrations run before the typed schema exists
