@@ -114,14 +114,23 @@ export class AsyncQueue {
     reject: (e: unknown) => void;
   }> = [];
   private flushScheduled = false;
+  /** The flush committing now: what arrives meanwhile waits for it and goes in the next one (group commit). */
+  private flushing: Promise<void> | null = null;
 
   private scheduleFlush(): void {
     if (this.flushScheduled) return;
     this.flushScheduled = true;
-    setImmediate(() => {
-      this.flushScheduled = false;
-      void this.flush();
+    if (this.flushing) return;
+    setImmediate(() => this.startFlush());
+  }
+
+  private startFlush(): void {
+    this.flushScheduled = false;
+    const run = this.flush().finally(() => {
+      this.flushing = null;
+      if (this.flushScheduled) this.startFlush();
     });
+    this.flushing = run;
   }
 
   /** Commit every enqueue and completion gathered since the last flush, in one transaction. */
@@ -135,14 +144,25 @@ export class AsyncQueue {
         results = [];
         const followUps: NewEvent[] = enqueues.flatMap((e) => e.events);
         const bumps = new Map<string, StatBumps>();
-        for (const c of completions) {
-          const res = await tx
+        // One statement for all of them: the rows still leased to this server go.
+        const deleted = new Set<string>();
+        for (let i = 0; i < completions.length; i += 500) {
+          const rows = await tx
             .deleteFrom("async_events")
-            .where("id", "=", c.ev.id)
+            .where(
+              "id",
+              "in",
+              completions.slice(i, i + 500).map((c) => c.ev.id),
+            )
             .where("lease_owner", "=", this.owner)
             .where("state", "=", "running")
-            .executeTakeFirst();
-          const ok = Number(res.numDeletedRows) === 1;
+            .returning("id")
+            .execute();
+          for (const r of rows) deleted.add(r.id);
+        }
+        for (const c of completions) {
+          // The same event twice (a run repeated after its lease ran out): only one outcome counts.
+          const ok = deleted.delete(c.ev.id);
           results.push(ok);
           // A completion whose lease was lost changes nothing.
           if (!ok) continue;
