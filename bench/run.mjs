@@ -9,6 +9,7 @@ import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync 
 import { cpus, freemem, release, tmpdir, totalmem } from "node:os";
 import { join, relative } from "node:path";
 import { parseArgs } from "node:util";
+import { createBenchDatabase } from "./lib/postgres.mjs";
 import { onInterrupt } from "./lib/procs.mjs";
 import { render } from "./lib/report.mjs";
 import * as scenarios from "./lib/scenarios.mjs";
@@ -23,7 +24,18 @@ import {
   startServerless,
 } from "./lib/systems.mjs";
 
-const SCENARIOS = ["warm", "throughput", "cold", "scale", "density", "async", "payload", "flood", "url"];
+const SCENARIOS = [
+  "warm",
+  "throughput",
+  "cold",
+  "scale",
+  "density",
+  "async",
+  "payload",
+  "flood",
+  "url",
+  "multi",
+];
 
 const { values: opts } = parseArgs({
   options: {
@@ -31,6 +43,10 @@ const { values: opts } = parseArgs({
     only: { type: "string" },
     systems: { type: "string" },
     prewarm: { type: "string", default: "4" },
+    postgres: {
+      type: "string",
+      default: process.env.LAMBENT_BENCH_POSTGRES ?? "postgres://root@127.0.0.1:5432/postgres",
+    },
     out: { type: "string", default: join(BENCH_DIR, "results", "latest.json") },
     help: { type: "boolean", short: "h", default: false },
   },
@@ -43,6 +59,8 @@ if (opts.help) {
   --systems a,b       system ids (prefix match): lambent-process, lambent-process-stem, lambent-bwrap,
                       lambent-bwrap-stem, sls, sls-inprocess, floor (the floor is always kept)
   --prewarm N         stem cells for the "stem" systems when the server has --prewarm (default 4)
+  --postgres URL      PostgreSQL server for lambent-process-pg (async scenario only; a throwaway database
+                      is created and dropped; default postgres://root@127.0.0.1:5432/postgres)
   --out FILE          JSON output (default bench/results/latest.json)
 Every run also keeps its results and every server's stdout/stderr in bench/results/<run>/.`);
   process.exit(0);
@@ -69,7 +87,14 @@ const cfg = {
   cold: { count: Q ? 5 : 20, pauseMs: 150 },
   scale: { rounds: Q ? 1 : 3, concurrency: 100 },
   density: { environments: 100, holdMs: 5000 },
-  async: { events: Q ? 1000 : 5000, senders: 16, drainTimeoutMs: Q ? 30_000 : 90_000 },
+  async: {
+    events: Q ? 1000 : 5000,
+    senders: 16,
+    drainTimeoutMs: Q ? 30_000 : 90_000,
+    /** Not backlogged: one event at a time, this many, each after the previous one started. */
+    trickle: Q ? 50 : 200,
+    tricklePaceMs: 20,
+  },
   payload: { count: Q ? 10 : 60, bytes: 1024 * 1024 },
   flood: { invokes: Q ? 300 : 1000, warmup: 100, mb: 50 },
   url: {
@@ -79,6 +104,7 @@ const cfg = {
     concurrency: 16,
     durationMs: Q ? 600 : 2000,
   },
+  multi: { concurrency: 16, slots: 16, sleepMs: 50, warmupMs: Q ? 500 : 1000, durationMs: Q ? 1000 : 3000 },
 };
 
 const log = (m) => process.stderr.write(`${m}\n`);
@@ -123,6 +149,8 @@ async function main() {
   log(`logs: ${logDir}`);
   const systems = [];
   const status = [];
+  /** Throwaway PostgreSQL databases (dropped at the end). */
+  const databases = [];
   /** Servers that died while the bench ran: which scenario, how, their last log lines. */
   const failures = [];
   const t0 = Date.now();
@@ -131,6 +159,8 @@ async function main() {
     cleaned ??= (async () => {
       // The servers' own shutdown first (SIGTERM, then SIGKILL to what is left), then a sweep.
       await Promise.all(systems.map((s) => s.stop().catch(() => {})));
+      for (const d of databases)
+        await d.drop().catch((err) => log(`could not drop ${d.name}: ${err.message}`));
       const left = await sweepLambent({
         root: ROOT,
         dataRoot,
@@ -167,6 +197,14 @@ async function main() {
         stem: true,
       },
     ];
+    // The same server on PostgreSQL, for the async scenario only (the queue is the store).
+    variants.push({
+      id: "lambent-process-pg",
+      label: "Lambent, process driver, PostgreSQL store (async only)",
+      driver: "process",
+      stem: false,
+      asyncOnly: true,
+    });
     let bwrapSkip = null;
     for (const v of variants) {
       if (!wantSystem(v.id)) continue;
@@ -183,12 +221,16 @@ async function main() {
         continue;
       }
       try {
+        const database = v.asyncOnly ? await createBenchDatabase(opts.postgres) : undefined;
+        if (database) databases.push(database);
         const sys = await startLambent({
           ...v,
           dataRoot,
           logDir,
           prewarm: hasPrewarm ? (v.stem ? prewarm : 0) : undefined,
+          ...(database ? { extraArgs: ["--database", database.url] } : {}),
         });
+        sys.asyncOnly = v.asyncOnly === true;
         systems.push(sys);
         const h = await sys.health();
         if (h.sandbox.driver !== v.driver) {
@@ -290,7 +332,7 @@ async function main() {
     };
     const step = async (name, fn) => {
       if (!only.has(name)) return;
-      const running = alive();
+      const running = alive().filter((s) => name === "async" || !s.asyncOnly);
       log(`${name} …`);
       const s0 = Date.now();
       let death;
@@ -330,6 +372,7 @@ async function main() {
     await step("async", (sys) => scenarios.asyncEvents(sys, cfg.async, log));
     await step("flood", (sys) => scenarios.flood(sys, cfg.flood, log));
     await step("url", (sys) => scenarios.functionUrls(sys, cfg.url, log));
+    await step("multi", (sys) => scenarios.multi(sys, cfg.multi, log));
     // A server that died between scenarios (or after the last) is a failure too.
     recordDeaths("the run (between scenarios)", systems);
 

@@ -203,3 +203,15 @@ export function commOf(pid) {
     return "";
   }
 }
+
+/** CPU time (user + system, ms) a process has used so far (0 if gone). */
+export function cpuMsOf(pid) {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+    const f = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+    // Fields 14 and 15 (utime, stime), in clock ticks: 100 per second on Linux.
+    return (Number(f[11]) + Number(f[12])) * 10;
+  } catch {
+    return 0;
+  }
+}

@@ -295,6 +295,79 @@ export async function scale(systems, cfg, log) {
 // ---------------------------------------------------------------------------------------------
 
 /**
+ * Multi-concurrency (Lambda Managed Instances): the same handler on nodejs22.x, once as an ordinary
+ * function (one event per environment) and once on a capacity provider with
+ * PerExecutionEnvironmentMaxConcurrency = `slots` (one environment runs that many events at once),
+ * each driven by `concurrency` clients: invokes/s and the environments each mode needed, for a no-op
+ * handler (`hello`) and one that waits on I/O (`sleep`, `sleepMs`).
+ */
+export async function multi(systems, cfg, log) {
+  const result = {};
+  for (const s of systems) {
+    if (s.kind !== "lambent") {
+      result[s.id] = { na: "not measured: capacity providers are Lambent-only here" };
+      continue;
+    }
+    const arn = await s.capacityProvider("bench");
+    const modes = {
+      one: { Runtime: "nodejs22.x" },
+      multi: {
+        Runtime: "nodejs22.x",
+        CapacityProviderConfig: {
+          LambdaManagedInstancesCapacityProviderConfig: {
+            CapacityProviderArn: arn,
+            PerExecutionEnvironmentMaxConcurrency: cfg.slots,
+          },
+        },
+      },
+    };
+    const out = {};
+    for (const handler of ["hello", "sleep"]) {
+      const body = handler === "sleep" ? JSON.stringify({ ms: cfg.sleepMs }) : "{}";
+      for (const [mode, extra] of Object.entries(modes)) {
+        const name = await s.fn(handler, `mc-${handler}-${mode}`, extra);
+        const before = await waitForEnvironments(s, 0, 15000);
+        const p = pool(s, cfg.concurrency);
+        try {
+          const run = async (ms) => {
+            let okCount = 0;
+            let errors = 0;
+            const end = performance.now() + ms;
+            const t0 = performance.now();
+            await Promise.all(
+              Array.from({ length: cfg.concurrency }, async () => {
+                while (performance.now() < end) {
+                  const res = await invoke(p, s.path(name), body);
+                  if (ok(res)) okCount++;
+                  else errors++;
+                }
+              }),
+            );
+            return { ok: okCount, errors, ms: performance.now() - t0 };
+          };
+          await run(cfg.warmupMs);
+          const res = await run(cfg.durationMs);
+          const h = await s.health();
+          out[`${handler}-${mode}`] = {
+            rps: (res.ok / res.ms) * 1000,
+            errors: res.errors,
+            environments: h.environments.environments - (before?.environments.environments ?? 0),
+          };
+        } finally {
+          await p.close();
+          await s.deleteFn(name).catch(() => {});
+        }
+      }
+    }
+    result[s.id] = out;
+    log(`  multi-concurrency ${s.id} done`);
+  }
+  return result;
+}
+
+// ---------------------------------------------------------------------------------------------
+
+/**
  * Density: 100 invokes that each hold their environment for `holdMs`, so all 100 run at once;
  * once they have returned, the 100 idle environments' memory is summed from /proc.
  */
@@ -416,9 +489,22 @@ export async function asyncEvents(systems, cfg, log) {
       const tEnqueued = performance.timeOrigin + performance.now();
       const deadline = Date.now() + cfg.drainTimeoutMs;
       while ((await reader.poll()) < cfg.events - enqueueErrors && Date.now() < deadline) await sleep(250);
-      const rows = [...reader.seen.values()];
+      const rows = [...reader.seen.values()].filter((x) => x.i < cfg.events);
       const lastStart = Math.max(...rows.map((x) => x.started));
+      // Not backlogged: single events, one every `tricklePaceMs` (far below the drain rate), each
+      // timed from its enqueue to its handler's start.
+      const first = cfg.events;
+      for (let k = 0; k < cfg.trickle; k++) {
+        const t = performance.now();
+        await invoke(p, s.path(name), event(first + k), { "x-amz-invocation-type": "Event" });
+        await sleep(Math.max(0, cfg.tricklePaceMs - (performance.now() - t)));
+      }
+      const trickleDeadline = Date.now() + 10_000;
+      while ((await reader.poll()) < cfg.events + cfg.trickle && Date.now() < trickleDeadline)
+        await sleep(100);
+      const trickle = [...reader.seen.values()].filter((x) => x.i >= first);
       result[s.id] = {
+        store: s.asyncOnly ? "PostgreSQL" : "SQLite",
         events: cfg.events,
         started: rows.length,
         drained: rows.length >= cfg.events,
@@ -428,6 +514,8 @@ export async function asyncEvents(systems, cfg, log) {
         drainAfterEnqueueMs: lastStart - tEnqueued,
         drainPerSec: (rows.length / (lastStart - tStart)) * 1000,
         enqueueToStart: summarize(rows.map((x) => x.started - x.enqueued)),
+        trickle: { sent: cfg.trickle, started: trickle.length },
+        trickleEnqueueToStart: summarize(trickle.map((x) => x.started - x.enqueued)),
       };
       log(`  async ${s.id}: ${rows.length}/${cfg.events} events ran`);
     } finally {

@@ -100,7 +100,8 @@ export async function startLambent({ id, label, driver, prewarm, dataRoot, logDi
     origin,
     proc,
     path: (fn) => `/2015-03-31/functions/${fn}/invocations`,
-    async fn(handler, name = handler) {
+    /** `extra`: more CreateFunction members (Runtime, CapacityProviderConfig, …). */
+    async fn(handler, name = handler, extra = {}) {
       if (created.has(name)) return name;
       await json(origin, "POST", "/2015-03-31/functions", {
         FunctionName: name,
@@ -110,6 +111,7 @@ export async function startLambent({ id, label, driver, prewarm, dataRoot, logDi
         Timeout: 30,
         MemorySize: 1769,
         Code: { ZipFile: await zipOf(handler) },
+        ...extra,
       });
       created.add(name);
       return name;
@@ -132,6 +134,18 @@ export async function startLambent({ id, label, driver, prewarm, dataRoot, logDi
       await json(origin, "DELETE", `/2015-03-31/functions/${name}`);
     },
     health: () => json(origin, "GET", "/health"),
+    /** A capacity provider (Lambda Managed Instances): its ARN, created once per name. */
+    async capacityProvider(name) {
+      const arn = `arn:aws:lambda:us-east-1:000000000000:capacity-provider:${name}`;
+      if (created.has(arn)) return arn;
+      await json(origin, "POST", "/2025-11-30/capacity-providers", {
+        CapacityProviderName: name,
+        VpcConfig: { SubnetIds: ["subnet-0123456789abcdef0"], SecurityGroupIds: [] },
+        PermissionsConfig: { CapacityProviderOperatorRoleArn: "arn:aws:iam::000000000000:role/bench" },
+      });
+      created.add(arn);
+      return arn;
+    },
     stop: () => proc.stop(8000),
   };
   return sys;
