@@ -109,8 +109,6 @@ export interface ServerOptions {
   metricsRetentionDays: number;
   /** Record metrics (off: `--no-metrics`, the bench's "metrics off" row). */
   metrics: boolean;
-  /** `GET /metrics` (Prometheus) answers without a signature (never through a function's channel). */
-  metricsPublic: boolean;
   limits: Limits;
   /**
    * The URL clients reach this server at, for links the API hands out (Code.Location); by default
@@ -179,7 +177,6 @@ export function defaultOptions(overrides: Partial<ServerOptions> = {}): ServerOp
     logRetentionDays: 30,
     metricsRetentionDays: 15,
     metrics: true,
-    metricsPublic: false,
     limits: { ...DEFAULT_LIMITS },
     http: { ...DEFAULT_HTTP },
     quiet: false,

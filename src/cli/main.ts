@@ -111,10 +111,6 @@ program
   )
   .option("--no-metrics", "record no metrics (CloudWatch metrics, EMF and /metrics stay empty)")
   .option(
-    "--metrics-public",
-    "serve GET /metrics (Prometheus) without a signature to anyone who can reach the port",
-  )
-  .option(
     "--runtimes-dir <dir>",
     "runtime cache (default: $LAMBENT_RUNTIMES_DIR or ~/.cache/lambent/runtimes)",
   )

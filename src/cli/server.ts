@@ -23,7 +23,6 @@ interface ServerFlags {
   logRetentionDays: number;
   metricsRetentionDays: number;
   metrics: boolean;
-  metricsPublic?: boolean;
   runtimesDir?: string;
   devRoot?: string;
   blockDeprecatedRuntimes?: boolean;
@@ -89,7 +88,6 @@ export async function runServer(flags: ServerFlags): Promise<void> {
       logRetentionDays: flags.logRetentionDays,
       metricsRetentionDays: flags.metricsRetentionDays,
       metrics: flags.metrics,
-      metricsPublic: flags.metricsPublic === true,
       blockDeprecatedRuntimes: flags.blockDeprecatedRuntimes === true,
       ...(flags.runtimesDir ? { runtimesDir: flags.runtimesDir } : {}),
       ...(flags.devRoot ? { devRoot: flags.devRoot } : {}),
