@@ -132,7 +132,7 @@ describe("lambent dev", () => {
     mark = err.count;
     writeFileSync(
       join(app, "hello", "lib", "greet.ts"),
-      "export const greet = (n: string): string => `hi ${n}`;\n",
+      'export const greet = (n: string): string => "hi " + n;\n',
     );
     await err.next(/^dev: reloaded HelloFunction in \d+ ms/, mark);
     const second = await invoke(server.lambda, hello, { name: "dev" });
