@@ -32,7 +32,12 @@ import type { EnvironmentCount, WorkerClient, WorkerStats } from "../protocol/wo
 export class WorkerUnreachable extends Error {
   constructor(
     readonly address: string,
-    /** Whether the request was written out at all (false: it surely never ran). */
+    /**
+     * Whether the request may have reached the worker. False only when it provably did not: the
+     * connection was never made (refused, unreachable, closed before it was up), or the worker refused
+     * the stream before reading it (`REFUSED_STREAM`, which a GOAWAY also gives every stream it did
+     * not take).
+     */
     readonly sent: boolean,
     cause: unknown,
   ) {
@@ -46,6 +51,8 @@ export const INVOKE_MARGIN_MS = 5000;
 export class RemoteWorker implements WorkerClient {
   private session: http2.ClientHttp2Session | null = null;
   private readonly provisions = new Map<string, http2.ClientHttp2Stream>();
+  /** Sessions whose connection was made: a request on any other never left this node. */
+  private readonly connected = new WeakSet<http2.ClientHttp2Session>();
   private closed = false;
 
   constructor(
@@ -59,6 +66,7 @@ export class RemoteWorker implements WorkerClient {
   private connect(): http2.ClientHttp2Session {
     if (this.session && !this.session.closed && !this.session.destroyed) return this.session;
     const s = http2.connect(`http://${this.address}`);
+    s.once("connect", () => this.connected.add(s));
     s.on("error", () => {});
     s.on("close", () => {
       if (this.session === s) this.session = null;
@@ -84,8 +92,10 @@ export class RemoteWorker implements WorkerClient {
     } = {},
   ): { stream: http2.ClientHttp2Stream | null; response: Promise<{ status: number; body: Buffer }> } {
     let stream: http2.ClientHttp2Stream;
+    let session: http2.ClientHttp2Session;
     try {
-      stream = this.connect().request({
+      session = this.connect();
+      stream = session.request({
         ":method": method,
         ":path": path,
         "content-length": body.length,
@@ -97,28 +107,29 @@ export class RemoteWorker implements WorkerClient {
       const failed = new WorkerUnreachable(this.address, false, err);
       return { stream: null, response: Promise.reject(failed) };
     }
-    let sent = false;
-    stream.on("ready", () => {
-      sent = true;
-    });
+    const mayHaveRun = () =>
+      this.connected.has(session) && stream.rstCode !== http2.constants.NGHTTP2_REFUSED_STREAM;
     const response = new Promise<{ status: number; body: Buffer }>((resolve, reject) => {
       let status = 0;
       const chunks: Buffer[] = [];
       stream.on("response", (h) => {
-        sent = true;
         status = Number(h[":status"]);
       });
       if (opts.collect !== false) stream.on("data", (c: Buffer) => chunks.push(c));
       stream.on("end", () => {
         if (status === 0)
-          reject(new WorkerUnreachable(this.address, sent, new Error("stream ended without an answer")));
+          reject(new WorkerUnreachable(this.address, true, new Error("stream ended without an answer")));
         else resolve({ status, body: Buffer.concat(chunks) });
       });
-      stream.on("error", (err) => reject(new WorkerUnreachable(this.address, sent, err)));
+      stream.on("error", (err) => reject(new WorkerUnreachable(this.address, mayHaveRun(), err)));
       stream.on("close", () => {
         if (status === 0)
           reject(
-            new WorkerUnreachable(this.address, sent, new Error(`stream closed (code ${stream.rstCode})`)),
+            new WorkerUnreachable(
+              this.address,
+              mayHaveRun(),
+              new Error(`stream closed (code ${stream.rstCode})`),
+            ),
           );
       });
       const { timeoutMs } = opts;
