@@ -545,6 +545,10 @@ export class Platform {
           { name: "event-sources", emitter: eventSourceMappings.events, events: ["change"] },
         ],
         (m) => options.quiet || console.error(`lambent: ${m}`),
+        async () => {
+          await frontend.resync();
+          await provisioned.resync();
+        },
       );
       acquired.push(() => feed.close());
       await feed.start();

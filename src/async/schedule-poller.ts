@@ -57,6 +57,9 @@ export function tickRequestId(arn: string, tick: number): string {
   return `${h.slice(0, 8)}-${h.slice(8, 12)}-5${h.slice(13, 16)}-a${h.slice(17, 20)}-${h.slice(20, 32)}`;
 }
 
+/** How soon a poller whose store query failed tries again. */
+const STORE_RETRY_MS = 1000;
+
 export class SchedulePoller {
   private timer: NodeJS.Timeout | null = null;
   private running: Promise<void> | null = null;
@@ -96,7 +99,12 @@ export class SchedulePoller {
           this.again = false;
           return this.wake();
         }
-        this.timer = setTimeout(() => this.wake(), await this.delay());
+        // The store unreachable (PostgreSQL restarting): look again in a second.
+        const wait = await this.delay().catch((err: unknown) => {
+          this.d.log(`schedules: ${err instanceof Error ? err.message : String(err)}`);
+          return STORE_RETRY_MS;
+        });
+        if (!this.stopped) this.timer = setTimeout(() => this.wake(), wait);
       });
   }
 

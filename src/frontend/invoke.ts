@@ -82,24 +82,44 @@ export class Frontend {
     /** Invocations, Errors, Duration and Throttles of every invoke (AWS/Lambda). */
     private readonly metrics: MetricsRecorder,
   ) {
-    functions.events.on("change", ({ name, version }) => {
-      for (const [key, v] of this.versions) if (v.name === name) this.versions.delete(key);
-      if (version === undefined) this.forgetAliases(name);
-      assignments.forget(name, version);
-      if (version === undefined || !worker.retiresLate) worker.retire(name, version);
-      else {
-        // Another frontend's retire for the same change may land after new environments started:
-        // name the revision that is current now, whose environments stay.
-        functions.revisionId(name, version).then(
-          (keep) => worker.retire(name, version, keep),
-          () => worker.retire(name, version),
-        );
-      }
-    });
+    functions.events.on("change", ({ name, version }) => this.changed(name, version));
     aliases.events.on("change", (name) => this.forgetAliases(name));
     concurrency.events.on("reserved", () => {
       this.reservationsLoaded = this.loadReservations().catch(() => {});
     });
+  }
+
+  /** A function (every version) or one version changed: drop what is cached, retire old environments. */
+  private changed(name: string, version: string | undefined): void {
+    for (const [key, v] of this.versions) if (v.name === name) this.versions.delete(key);
+    if (version === undefined) this.forgetAliases(name);
+    this.assignments.forget(name, version);
+    if (version === undefined || !this.worker.retiresLate) this.worker.retire(name, version);
+    else {
+      // Another frontend's retire for the same change may land after new environments started:
+      // name the revision that is current now, whose environments stay.
+      this.functions.revisionId(name, version).then(
+        (keep) => this.worker.retire(name, version, keep),
+        () => this.worker.retire(name, version),
+      );
+    }
+  }
+
+  /**
+   * Changes may have been missed (the change feed's connection to PostgreSQL was down): every cached
+   * version whose revision moved on, or that is gone, is handled as a change; aliases and reservations
+   * are loaded again. Cached versions that did not change keep their warm environments.
+   */
+  async resync(): Promise<void> {
+    this.aliasCache.clear();
+    const cached = new Map<string, FunctionVersion>();
+    for (const v of this.versions.values()) cached.set(`${v.name}\0${v.version}`, v);
+    for (const v of cached.values()) {
+      const current = await this.functions.revisionId(v.name, v.version);
+      if (current === undefined) this.changed(v.name, undefined);
+      else if (current !== v.revisionId) this.changed(v.name, v.version);
+    }
+    await this.loadReservations();
   }
 
   private forgetAliases(name: string): void {

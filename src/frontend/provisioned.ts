@@ -21,6 +21,7 @@ interface Placed {
 export class ProvisionedPlacement {
   /** Config key → where its environments are. */
   private readonly placed = new Map<string, Placed[]>();
+  private started = false;
   private stopped = false;
   private chain: Promise<void> = Promise.resolve();
 
@@ -34,6 +35,7 @@ export class ProvisionedPlacement {
   ) {}
 
   async start(): Promise<void> {
+    this.started = true;
     this.concurrency.events.on("provisioned", (c) => {
       if ("deleted" in c) this.serially(() => this.remove(key(c.functionName, c.qualifier)));
       else this.serially(() => this.apply(c));
@@ -49,6 +51,20 @@ export class ProvisionedPlacement {
     this.stopped = true;
   }
 
+  /**
+   * Configs, aliases or versions may have changed unseen (the change feed reconnected): every config
+   * is placed again as the store has it now (unchanged ones stay as they are), and the gone released.
+   */
+  async resync(): Promise<void> {
+    if (!this.started || this.stopped) return;
+    const configs = await this.concurrency.allProvisioned();
+    this.serially(async () => {
+      const keep = new Set(configs.map((c) => key(c.functionName, c.qualifier)));
+      for (const k of [...this.placed.keys()]) if (!keep.has(k)) await this.remove(k);
+      for (const c of configs) await this.apply(c, true);
+    });
+  }
+
   private serially(job: () => Promise<void>): void {
     this.chain = this.chain.then(job).catch((err: unknown) => {
       console.error("lambent: provisioned concurrency placement failed:", err);
@@ -62,7 +78,8 @@ export class ProvisionedPlacement {
     const keep = new Set(configs.map((c) => key(c.functionName, c.qualifier)));
     for (const k of [...this.placed.keys()])
       if (k.startsWith(`${name}\0`) && !keep.has(k)) await this.remove(k);
-    for (const c of configs) await this.apply(c);
+    // An alias or version change elsewhere: configs it does not move keep their environments.
+    for (const c of configs) await this.apply(c, true);
   }
 
   /** The versions a config routes to, and how many environments each gets. */
@@ -105,7 +122,8 @@ export class ProvisionedPlacement {
     return out;
   }
 
-  private async apply(c: ProvisionedConfig): Promise<void> {
+  /** `keepUnchanged`: a config whose versions, revisions and counts are as placed is left alone. */
+  private async apply(c: ProvisionedConfig, keepUnchanged = false): Promise<void> {
     if (this.stopped) return;
     const k = key(c.functionName, c.qualifier);
     const prev = this.placed.get(k) ?? [];
@@ -122,6 +140,7 @@ export class ProvisionedPlacement {
       });
       return;
     }
+    if (keepUnchanged && samePlacement(prev, targets)) return;
     this.placed.set(k, targets);
     const progress = new Map<string, ProvisionedProgress>();
     for (const t of targets) {
@@ -155,6 +174,16 @@ export class ProvisionedPlacement {
     this.placed.delete(k);
     for (const t of prev) this.worker.provision(t.fn, k, 0, () => {});
   }
+}
+
+function samePlacement(a: Placed[], b: Placed[]): boolean {
+  return (
+    a.length === b.length &&
+    a.every((p, i) => {
+      const q = b[i] as Placed;
+      return p.fn.version === q.fn.version && p.fn.revisionId === q.fn.revisionId && p.count === q.count;
+    })
+  );
 }
 
 function key(fn: string, qualifier: string): string {

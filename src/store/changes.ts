@@ -5,6 +5,11 @@
  * published with `pg_notify`; events from other servers are replayed into the
  * local emitters, so every cache invalidates the same way it does for local
  * changes. SQLite needs none of it (one server owns the store).
+ *
+ * Notifications sent while the LISTEN connection is down (PostgreSQL
+ * restarted, the network dropped) are lost: after every reconnect the feed
+ * calls `resync`, whose job is to bring every cache back in line with the
+ * store (see `Platform.resync`).
  */
 import { randomUUID } from "node:crypto";
 import type { EventEmitter } from "node:events";
@@ -40,6 +45,8 @@ export class ChangeFeed {
     private readonly connectionString: string,
     private readonly sources: FeedSource[],
     private readonly log: (message: string) => void,
+    /** After a reconnect: reload what the missed notifications would have invalidated. */
+    private readonly resync: () => Promise<void>,
   ) {}
 
   async start(): Promise<void> {
@@ -50,10 +57,28 @@ export class ChangeFeed {
         });
       }
     }
+    let first = true;
     this.listener = await listenPostgres(this.connectionString, {
       channel: CHANNEL,
       onMessage: (payload) => this.replay(payload),
+      onConnect: () => {
+        if (!first) this.resyncNow();
+        first = false;
+      },
       onError: (err) => this.log(`change feed: ${err instanceof Error ? err.message : String(err)}`),
+    });
+  }
+
+  private resyncNow(): void {
+    this.log("change feed: reconnected; resynchronising caches with the store");
+    this.resync().catch((err: unknown) => {
+      this.log(
+        `change feed: resync failed (again in 1 s): ${err instanceof Error ? err.message : String(err)}`,
+      );
+      if (!this.listener) return;
+      setTimeout(() => {
+        if (this.listener) this.resyncNow();
+      }, 1000).unref();
     });
   }
 
