@@ -29,7 +29,8 @@ export class Collector {
   /** Requests to /gate… are answered only once the gate opens. */
   private held: Array<() => void> | null = [];
 
-  static async start(): Promise<Collector> {
+  /** `host`: the address to listen on (a test's own network namespace bridge, say); loopback by default. */
+  static async start(host = "127.0.0.1"): Promise<Collector> {
     const c = new Collector();
     c.server = createServer((req, res) => {
       const chunks: Buffer[] = [];
@@ -51,8 +52,8 @@ export class Collector {
       });
     });
     c.server.keepAliveTimeout = 1000;
-    await new Promise<void>((r) => c.server.listen(0, "127.0.0.1", r));
-    c.url = `http://127.0.0.1:${(c.server.address() as AddressInfo).port}`;
+    await new Promise<void>((r) => c.server.listen(0, host, r));
+    c.url = `http://${host}:${(c.server.address() as AddressInfo).port}`;
     return c;
   }
 
