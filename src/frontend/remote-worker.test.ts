@@ -11,7 +11,12 @@ import type { Assignment } from "../protocol/assignment.js";
 import { RemoteWorker, WorkerUnreachable } from "./remote-worker.js";
 
 const SECRET = "0123456789abcdef0123456789abcdef";
-const assignment = { name: "f", version: "$LATEST", revisionId: "r1" } as unknown as Assignment;
+const assignment = {
+  name: "f",
+  version: "$LATEST",
+  revisionId: "r1",
+  config: { Timeout: 3 },
+} as unknown as Assignment;
 const input = {
   requestId: "00000000-0000-4000-8000-000000000000",
   payload: Buffer.from("{}"),
@@ -37,7 +42,7 @@ async function h2Server(onStream: (s: http2.ServerHttp2Stream) => void): Promise
 }
 
 async function failure(address: string): Promise<WorkerUnreachable> {
-  const w = new RemoteWorker(address, SECRET);
+  const w = new RemoteWorker(address, SECRET, 10_000);
   cleanup.push(() => w.close());
   const err = await w.invoke(assignment, input).then(
     () => null,

@@ -136,7 +136,11 @@ export class RemoteWorker implements WorkerClient {
       if (timeoutMs !== undefined) {
         const timer = setTimeout(() => {
           reject(
-            new WorkerUnreachable(this.address, sent, new Error(`no answer within ${timeoutMs / 1000} s`)),
+            new WorkerUnreachable(
+              this.address,
+              mayHaveRun(),
+              new Error(`no answer within ${timeoutMs / 1000} s`),
+            ),
           );
           stream.close(http2.constants.NGHTTP2_CANCEL);
         }, timeoutMs);
