@@ -37,6 +37,7 @@ import {
 import { cloudWatchLogsHandler, logsOperationOf } from "./routes/cloudwatch-logs.js";
 import { registerConcurrencyRoutes } from "./routes/concurrency.js";
 import { registerDevMountRoutes } from "./routes/dev-mounts.js";
+import { registerEnvironmentRoutes } from "./routes/environments.js";
 import { registerEventInvokeConfigRoutes } from "./routes/event-invoke-config.js";
 import { registerEventSourceRoutes } from "./routes/event-sources.js";
 import { registerFunctionSettingsRoutes } from "./routes/function-settings.js";
@@ -124,6 +125,7 @@ export function buildApp(platform: Platform): FastifyInstance {
   registerConcurrencyRoutes(app, platform);
   registerCapacityProviderRoutes(app, platform);
   registerEventSourceRoutes(app, platform);
+  registerEnvironmentRoutes(app, platform);
   registerLayerRoutes(app, platform);
   registerFunctionSettingsRoutes(app, platform);
   registerPermissionRoutes(app, platform);

@@ -12,7 +12,7 @@
  * everything: `/_lambent/keys` and `/_lambent/roles` → `iam:*Key*`/`iam:*Role*`
  * actions, logs → `logs:GetLogEvents`, the queue → `lambent:GetQueueStatus`, stacks →
  * `lambent:ListStacks` / `DescribeStack` / `PutStack` / `DeleteStack` on
- * `arn:aws:lambent:<region>:<account>:stack/<name>`.
+ * `arn:aws:lambent:<region>:<account>:stack/<name>`, the environments → `lambent:GetEnvironmentStatus`.
  * A path nothing maps is `lambent:Unmapped` on `*`: only a principal allowed
  * everything reaches it.
  */
@@ -112,6 +112,15 @@ const LAMBENT_ROUTES: Array<{
     method: "GET",
     re: /^\/_lambent\/queue$/,
     make: () => ({ operation: "GetQueueStatus", action: "lambent:GetQueueStatus", resource: "*" }),
+  },
+  {
+    method: "GET",
+    re: /^\/_lambent\/environments$/,
+    make: () => ({
+      operation: "GetEnvironmentStatus",
+      action: "lambent:GetEnvironmentStatus",
+      resource: "*",
+    }),
   },
   {
     method: "GET",

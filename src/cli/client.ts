@@ -1,6 +1,7 @@
 /** Client commands that talk to a running server: invoke, logs. */
 import { readFileSync } from "node:fs";
 import { type Command, InvalidArgumentError } from "commander";
+import { withProgress } from "./progress.js";
 import { signedFetch } from "./signed-fetch.js";
 
 const DEFAULT_ENDPOINT = process.env.LAMBENT_ENDPOINT ?? "http://127.0.0.1:9000";
@@ -42,13 +43,13 @@ export function registerClientCommands(program: Command): void {
           ? readFileSync(opts.payload.slice(1))
           : Buffer.from(opts.payload);
         const q = opts.qualifier ? `?Qualifier=${encodeURIComponent(opts.qualifier)}` : "";
-        const res = await signedFetch(
-          `${endpointOf(opts)}/2015-03-31/functions/${encodeURIComponent(fn)}/invocations${q}`,
-          {
+        const res = await withProgress(
+          `invoking ${fn}`,
+          signedFetch(`${endpointOf(opts)}/2015-03-31/functions/${encodeURIComponent(fn)}/invocations${q}`, {
             method: "POST",
             body: payload,
             headers: opts.log ? { "X-Amz-Log-Type": "Tail" } : {},
-          },
+          }),
         );
         await failIfError(res);
         const body = await res.text();

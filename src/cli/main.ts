@@ -2,6 +2,7 @@
 import { Command, InvalidArgumentError, Option } from "commander";
 import { parsePublicUrl } from "../config.js";
 import { parseAllowList } from "../control/egress.js";
+import { intArg } from "./args.js";
 import { registerClientCommands } from "./client.js";
 import { registerDeployCommands } from "./deploy.js";
 import { registerDevCommand } from "./dev.js";
@@ -10,15 +11,7 @@ import { registerQueueCommand } from "./queue.js";
 import { registerRuntimesCommand } from "./runtimes.js";
 import { runServer } from "./server.js";
 import { registerSourcesCommand } from "./sources.js";
-
-export function intArg(min: number, max = Number.MAX_SAFE_INTEGER) {
-  return (raw: string): number => {
-    const n = Number(raw);
-    if (!Number.isInteger(n) || n < min || n > max)
-      throw new InvalidArgumentError(`must be an integer from ${min} to ${max}`);
-    return n;
-  };
-}
+import { registerTopCommand } from "./top.js";
 
 export type ServerRole = "all" | "frontend" | "worker" | "poller";
 
@@ -174,6 +167,7 @@ registerClientCommands(program);
 registerRuntimesCommand(program);
 registerQueueCommand(program, process.env.LAMBENT_ENDPOINT ?? "http://127.0.0.1:9000");
 registerSourcesCommand(program, process.env.LAMBENT_ENDPOINT ?? "http://127.0.0.1:9000");
+registerTopCommand(program, process.env.LAMBENT_ENDPOINT ?? "http://127.0.0.1:9000");
 registerKeysCommands(program, process.env.LAMBENT_ENDPOINT ?? "http://127.0.0.1:9000");
 registerDeployCommands(program, process.env.LAMBENT_ENDPOINT ?? "http://127.0.0.1:9000");
 registerDevCommand(program, process.env.LAMBENT_ENDPOINT ?? "http://127.0.0.1:9000");

@@ -4,6 +4,7 @@ import { WorkerNode } from "../cluster/worker-node.js";
 import { defaultOptions, type SandboxMode, type SandboxNetwork, ServerOptionError } from "../config.js";
 import { DataDirLockedError } from "../datadir-lock.js";
 import { NoKeysError, Platform } from "../platform.js";
+import { withProgress } from "./progress.js";
 
 interface ServerFlags {
   host: string;
@@ -69,7 +70,7 @@ export async function runServer(flags: ServerFlags): Promise<void> {
   if (flags.role === "worker") return runWorkerNode(flags, clusterSecret);
   let platform: Platform;
   try {
-    platform = await Platform.start({
+    const starting = Platform.start({
       role: flags.role,
       ...(clusterSecret !== undefined ? { clusterSecret } : {}),
       host: flags.host,
@@ -105,6 +106,10 @@ export async function runServer(flags: ServerFlags): Promise<void> {
       ...(flags.database ? { database: flags.database } : {}),
       ...testScheduleClock(),
     });
+    platform = await withProgress(
+      "lambent: starting (store, migrations, sandbox checks, runtimes)",
+      starting,
+    );
   } catch (err) {
     if (err instanceof DataDirLockedError || err instanceof ServerOptionError || err instanceof NoKeysError) {
       console.error(`lambent: ${err.message}`);
@@ -121,7 +126,7 @@ export async function runServer(flags: ServerFlags): Promise<void> {
   );
   const shutdown = (signal: string) => {
     console.error(`lambent: ${signal} received, shutting down`);
-    platform.stop().then(
+    withProgress("lambent: waiting for in-flight invokes and environments to stop", platform.stop()).then(
       () => process.exit(0),
       (err: unknown) => {
         console.error("lambent: shutdown failed:", err);
@@ -141,7 +146,7 @@ async function runWorkerNode(flags: ServerFlags, clusterSecret: string | undefin
   }
   let node: WorkerNode;
   try {
-    node = await WorkerNode.start(
+    const starting = WorkerNode.start(
       defaultOptions({
         host: flags.host,
         port: flags.port,
@@ -165,6 +170,10 @@ async function runWorkerNode(flags: ServerFlags, clusterSecret: string | undefin
         ...(flags.workerId ? { workerId: flags.workerId } : {}),
       },
     );
+    node = await withProgress(
+      "lambent: starting the worker node (store, sandbox checks, registry)",
+      starting,
+    );
   } catch (err) {
     console.error(`lambent: ${err instanceof Error ? err.message : String(err)}`);
     process.exit(2);
@@ -175,7 +184,7 @@ async function runWorkerNode(flags: ServerFlags, clusterSecret: string | undefin
   );
   const shutdown = (signal: string) => {
     console.error(`lambent: ${signal} received, draining`);
-    node.stop().then(
+    withProgress("lambent: draining (in-flight invokes finish)", node.stop()).then(
       () => process.exit(0),
       (err: unknown) => {
         console.error("lambent: shutdown failed:", err);

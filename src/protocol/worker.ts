@@ -34,6 +34,16 @@ export interface EnvironmentView {
   onEnvironmentsChanged(listener: () => void): () => void;
 }
 
+/** One function version's environments on a worker. */
+export interface FunctionEnvironmentStats {
+  functionName: string;
+  version: string;
+  /** Alive: initialising, idle or busy. */
+  environments: number;
+  /** Of those, idle ones waiting for an event. */
+  idle: number;
+}
+
 export interface WorkerClient {
   /**
    * Run one event in an environment of this assignment (an idle one, or a new

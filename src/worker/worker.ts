@@ -6,7 +6,13 @@ import { mkdir, rm } from "node:fs/promises";
 import type { ArtifactStore, MergedLayers } from "../artifacts/artifact-store.js";
 import { type Assignment, assignmentKey } from "../protocol/assignment.js";
 import type { InvokeInput, InvokeOutcome, ProvisionedProgress } from "../protocol/invoke.js";
-import type { EnvironmentCount, EnvironmentView, WorkerClient, WorkerStats } from "../protocol/worker.js";
+import type {
+  EnvironmentCount,
+  EnvironmentView,
+  FunctionEnvironmentStats,
+  WorkerClient,
+  WorkerStats,
+} from "../protocol/worker.js";
 import type { EnvironmentDeps } from "./environment.js";
 import { FunctionPool, workerBusy } from "./pool.js";
 import { ScaleLimiter } from "./scale-limiter.js";
@@ -146,6 +152,18 @@ export class Worker implements WorkerClient, EnvironmentView {
       memoryMb += p.size * p.fn.config.MemorySize;
     }
     return { environments, idle, pools: this.pools.size, memoryMb };
+  }
+
+  /** Per function version: environments alive and idle (`GET /_lambent/environments`, `lambent top`). */
+  functionStats(): FunctionEnvironmentStats[] {
+    return [...this.pools.values()]
+      .filter((p) => p.size > 0)
+      .map((p) => ({
+        functionName: p.fn.name,
+        version: p.fn.version,
+        environments: p.size,
+        idle: p.idleCount,
+      }));
   }
 
   /** Environments of one function, for tests and the CLI. */

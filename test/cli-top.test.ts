@@ -1,0 +1,173 @@
+/**
+ * `lambent top` as a user runs it (not on a terminal: one sample; `--json`), against a real server
+ * whose metrics come from real invokes; its refusals (bad options, a key without the permission);
+ * and the progress line of long CLI waits (withProgress) on a terminal and off one.
+ */
+import { execFile } from "node:child_process";
+import { promisify } from "node:util";
+import { InvokeCommand } from "@aws-sdk/client-lambda";
+import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from "vitest";
+import { withProgress } from "../src/cli/progress.js";
+import { sampleTop, type TopSample } from "../src/cli/top.js";
+import { buildAsync } from "./helpers/child-server.js";
+import { startServer, type TestServer } from "./helpers/server.js";
+import { signedFetch } from "./helpers/signed.js";
+
+const run = promisify(execFile);
+let server: TestServer;
+
+const lambent = (args: string[], env: Record<string, string> = {}) =>
+  run(process.execPath, ["bin/lambent.js", ...args], { env: { PATH: process.env.PATH ?? "", ...env } });
+
+beforeAll(async () => {
+  await buildAsync();
+  server = await startServer();
+  await server.deploy("top-ok", "node-cjs");
+  await server.deploy("top-err", "node-errors", { Handler: "index.throws" });
+  await server.deploy("top-idle", "node-cjs");
+}, 120_000);
+afterAll(async () => {
+  await server?.stop();
+});
+
+describe("lambent top", () => {
+  const row = (s: TopSample, name: string) => s.functions.find((f) => f.functionName === name);
+
+  it("lists every function with its environments, one table off a terminal, JSON with --json", async () => {
+    await server.lambda.send(new InvokeCommand({ FunctionName: "top-ok" }));
+    const { stdout } = await lambent(["top", "--json", "--endpoint", server.url]);
+    const sample = JSON.parse(stdout) as TopSample;
+    expect(sample.windowSeconds).toBeGreaterThanOrEqual(60);
+    expect(sample.functions.map((f) => f.functionName).sort()).toEqual(["top-err", "top-idle", "top-ok"]);
+    expect(row(sample, "top-ok")).toMatchObject({ environments: 1 });
+    expect(row(sample, "top-ok")?.idle).toBeLessThanOrEqual(1);
+    expect(row(sample, "top-idle")).toMatchObject({ environments: 0, idle: 0, p50: null, p99: null });
+
+    const once = await lambent(["top", "--endpoint", server.url]);
+    const lines = once.stdout.trim().split("\n");
+    expect(lines[0]).toMatch(/^lambent top — \d\d:\d\d:\d\d UTC, last \d+ s, 3 functions$/);
+    const header = lines.findIndex((l) => l.startsWith("FUNCTION"));
+    expect(lines[header]).toMatch(
+      /^FUNCTION\s+INV\/S\s+INVOKES\s+ERRORS\s+THROTTLES\s+P50 MS\s+P99 MS\s+ENVS\s+IDLE$/,
+    );
+    expect(lines.slice(header + 1).find((l) => l.startsWith("top-idle"))).toMatch(
+      /^top-idle\s+(0\.00|-)\s+(0|-)\s+(0|-)\s+(0|-)\s+-\s+-\s+0\s+0$/,
+    );
+    // Without the metrics API (or the permission to read it) the metric columns say so instead of guessing.
+    if (sample.metricsError) expect(lines[1]).toBe(`metrics unavailable: ${sample.metricsError}`);
+  });
+
+  it("counts invocations, errors and duration percentiles from the CloudWatch metrics of real invokes", async (ctx) => {
+    const probe = await sampleTop(server.url, 2);
+    // Until this server serves CloudWatch's GetMetricData, the request is signed for a service it does not know.
+    if (/Credential should be scoped to correct service/.test(probe.metricsError ?? "")) ctx.skip();
+    for (let i = 0; i < 5; i++) await server.lambda.send(new InvokeCommand({ FunctionName: "top-ok" }));
+    for (let i = 0; i < 2; i++) await server.lambda.send(new InvokeCommand({ FunctionName: "top-err" }));
+    // The metrics reach the store every few seconds: wait until the sample has them all.
+    await expect
+      .poll(async () => row(await sampleTop(server.url, 2), "top-err")?.errors, {
+        timeout: 30_000,
+        interval: 500,
+      })
+      .toBe(2);
+    await expect
+      .poll(async () => row(await sampleTop(server.url, 2), "top-ok")?.invocations, {
+        timeout: 30_000,
+        interval: 500,
+      })
+      .toBe(6);
+    const sample = JSON.parse(
+      (await lambent(["top", "--json", "--endpoint", server.url])).stdout,
+    ) as TopSample;
+    expect(sample.metricsError).toBeUndefined();
+    const ok = row(sample, "top-ok");
+    expect(ok).toMatchObject({ invocations: 6, errors: 0, throttles: 0, environments: 1 });
+    expect(ok?.invocationsPerSecond).toBeCloseTo(6 / sample.windowSeconds, 3);
+    expect(ok?.p50).toBeGreaterThan(0);
+    expect(ok?.p99).toBeGreaterThanOrEqual(ok?.p50 as number);
+    expect(row(sample, "top-err")).toMatchObject({ invocations: 2, errors: 2 });
+    expect(sample.functions.map((f) => f.functionName)).toEqual(["top-ok", "top-err", "top-idle"]);
+  });
+
+  it("refuses bad options and explains a denied key", async () => {
+    for (const bad of [
+      ["--interval", "0"],
+      ["--window", "abc"],
+      ["--window", "1441"],
+      ["--interval", "2.5"],
+    ]) {
+      const r = await lambent(["top", "--once", ...bad, "--endpoint", server.url]).catch(
+        (e: { code: number; stderr: string }) => e,
+      );
+      expect((r as { code: number }).code, bad.join(" ")).toBe(1);
+      expect((r as { stderr: string }).stderr).toMatch(/must be an integer from \d+ to \d+/);
+    }
+    const created = await signedFetch(`${server.url}/_lambent/keys`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({
+        UserName: "top-viewer",
+        Policy: {
+          Version: "2012-10-17",
+          Statement: [
+            { Effect: "Allow", Action: ["lambda:List*", "cloudwatch:GetMetricData"], Resource: "*" },
+          ],
+        },
+      }),
+    });
+    const { AccessKey } = (await created.json()) as {
+      AccessKey: { AccessKeyId: string; SecretAccessKey: string };
+    };
+    const denied = await lambent(["top", "--once", "--endpoint", server.url], {
+      AWS_ACCESS_KEY_ID: AccessKey.AccessKeyId,
+      AWS_SECRET_ACCESS_KEY: AccessKey.SecretAccessKey,
+    }).catch((e: { code: number; stderr: string }) => e);
+    expect((denied as { code: number }).code).toBe(1);
+    expect((denied as { stderr: string }).stderr).toMatch(
+      /HTTP 403 AccessDeniedException: .*lambent:GetEnvironmentStatus/,
+    );
+  });
+});
+
+describe("withProgress", () => {
+  afterEach(() => {
+    vi.useRealTimers();
+  });
+
+  const recorder = (isTTY: boolean) => {
+    const writes: string[] = [];
+    return { isTTY, writes, write: (c: string) => writes.push(c) };
+  };
+
+  it("on a terminal redraws `label… N s` every second after the quiet spell, and erases it at the end", async () => {
+    vi.useFakeTimers();
+    const out = recorder(true);
+    let finish: (v: string) => void = () => {};
+    const work = withProgress("invoking slow", new Promise<string>((r) => (finish = r)), out);
+    await vi.advanceTimersByTimeAsync(4000);
+    finish("done");
+    expect(await work).toBe("done");
+    expect(out.writes).toEqual([
+      "\r\x1b[2Kinvoking slow… 2 s",
+      "\r\x1b[2Kinvoking slow… 3 s",
+      "\r\x1b[2Kinvoking slow… 4 s",
+      "\r\x1b[2K",
+    ]);
+  });
+
+  it("off a terminal writes one line, only for work that outlasts the quiet spell; failures pass through", async () => {
+    vi.useFakeTimers();
+    const quick = recorder(false);
+    expect(await withProgress("quick", Promise.resolve(1), quick)).toBe(1);
+    expect(quick.writes).toEqual([]);
+
+    const slow = recorder(false);
+    let fail: (e: Error) => void = () => {};
+    const work = withProgress("slow", new Promise<never>((_, rej) => (fail = rej)), slow);
+    const settled = work.catch((e: Error) => e.message);
+    await vi.advanceTimersByTimeAsync(10_000);
+    fail(new Error("boom"));
+    expect(await settled).toBe("boom");
+    expect(slow.writes).toEqual(["slow…\n"]);
+  });
+});
