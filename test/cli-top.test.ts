@@ -33,7 +33,9 @@ afterAll(async () => {
 describe("lambent top", () => {
   const row = (s: TopSample, name: string) => s.functions.find((f) => f.functionName === name);
 
-  it("lists every function with its environments, one table off a terminal, JSON with --json", async () => {
+  it("lists every function with its environments, one table off a terminal, JSON with --json", {
+    timeout: 180_000,
+  }, async () => {
     await server.lambda.send(new InvokeCommand({ FunctionName: "top-ok" }));
     const { stdout } = await lambent(["top", "--json", "--endpoint", server.url]);
     const sample = JSON.parse(stdout) as TopSample;
@@ -57,7 +59,9 @@ describe("lambent top", () => {
     if (sample.metricsError) expect(lines[1]).toBe(`metrics unavailable: ${sample.metricsError}`);
   });
 
-  it("counts invocations, errors and duration percentiles from the CloudWatch metrics of real invokes", async (ctx) => {
+  it("counts invocations, errors and duration percentiles from the CloudWatch metrics of real invokes", {
+    timeout: 180_000,
+  }, async (ctx) => {
     const probe = await sampleTop(server.url, 2);
     // Until this server serves CloudWatch's GetMetricData, the request is signed for a service it does not know.
     if (/Credential should be scoped to correct service/.test(probe.metricsError ?? "")) ctx.skip();
@@ -89,7 +93,7 @@ describe("lambent top", () => {
     expect(sample.functions.map((f) => f.functionName)).toEqual(["top-ok", "top-err", "top-idle"]);
   });
 
-  it("refuses bad options and explains a denied key", async () => {
+  it("refuses bad options and explains a denied key", { timeout: 180_000 }, async () => {
     for (const bad of [
       ["--interval", "0"],
       ["--window", "abc"],

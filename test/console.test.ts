@@ -2,7 +2,7 @@
  * The web console in a real browser: Debian's chromium, headless, driven by playwright-core, against
  * a real server and real functions. Logging in (with the keyboard), a saved test event, an invoke
  * with its answer and REPORT line, live logs followed and filtered, charts drawn from
- * GetMetricData, the queue page; a read-only key sees a read-only console (the console has no
+ * CloudWatch GetMetricData of real invokes, the queue page; a read-only key sees a read-only console (the console has no
  * private door: its calls are the signed public APIs); and a function whose description,
  * environment, logs and answer are HTML/script gets them shown as text, nothing executed, no
  * Content-Security-Policy violation.
@@ -222,6 +222,38 @@ describe("console in chromium", () => {
     await page.getByLabel("Filter pattern").fill("{ $.x = ");
     await page.getByRole("button", { name: "Apply" }).click();
     await expect.poll(() => page.getByRole("alert").textContent()).toMatch(/InvalidParameterException/);
+    expect(problems).toEqual([]);
+    await page.context().close();
+  });
+
+  it("draws the function's metrics (GetMetricData) as charts with points, over a chosen window", async () => {
+    for (let i = 0; i < 3; i++) {
+      await server.lambda.send(new InvokeCommand({ FunctionName: "echo", Payload: Buffer.from("{}") }));
+    }
+    const { page, problems } = await newPage();
+    await login(page);
+    await page.goto(`${server.url}/console#/functions/echo/monitor`);
+    const invocations = page.getByRole("figure", { name: "Invocations chart" });
+    await invocations.waitFor();
+    // The metrics reach the store every few seconds: refresh until the chart has its points.
+    await expect
+      .poll(
+        async () => {
+          await page.getByRole("button", { name: "Refresh" }).first().click();
+          return Number(await invocations.getAttribute("data-points"));
+        },
+        { timeout: 30_000, interval: 1000 },
+      )
+      .toBeGreaterThan(0);
+    expect(await invocations.locator("canvas").count()).toBe(1);
+    const duration = page.getByRole("figure", { name: "Duration chart" });
+    expect(Number(await duration.getAttribute("data-points"))).toBeGreaterThan(0);
+    await page.getByLabel("1 day").check();
+    await expect.poll(async () => Number(await invocations.getAttribute("data-points"))).toBeGreaterThan(0);
+    await page
+      .getByRole("row", { name: /REPORT|ms/ })
+      .first()
+      .waitFor();
     expect(problems).toEqual([]);
     await page.context().close();
   });
