@@ -8,7 +8,7 @@ import { promisify } from "node:util";
 import { InvokeCommand } from "@aws-sdk/client-lambda";
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from "vitest";
 import { withProgress } from "../src/cli/progress.js";
-import { sampleTop, type TopSample } from "../src/cli/top.js";
+import type { TopSample } from "../src/cli/top.js";
 import { buildAsync } from "./helpers/child-server.js";
 import { startServer, type TestServer } from "./helpers/server.js";
 import { signedFetch } from "./helpers/signed.js";
