@@ -77,6 +77,15 @@ async function leases(pool: string): Promise<Array<{ holder: string; slots: numb
   }
 }
 
+/** Resolves once no frontend holds a slot of `pool` (shares return within a renewal period). */
+async function drained(pool: string): Promise<void> {
+  for (;;) {
+    const held = await leases(pool);
+    if (held.reduce((n, l) => n + l.slots, 0) === 0) return;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
 /**
  * Fire `n` gated invokes, alternating between the frontends; resolve once `admitted` wait at the gate
  * and every other one was refused. Returns the refusals; the admitted ones settle after `gate.open()`.
@@ -145,11 +154,7 @@ describe("concurrency counted for the cluster as a whole", () => {
 
   it("hands unused slots back, so one frontend alone can then run the whole reservation", async () => {
     // Each frontend keeps the slots it used in the last renewal period, then gives them back.
-    for (;;) {
-      const held = await leases("function:limited");
-      if (held.reduce((n, l) => n + l.slots, 0) === 0) break;
-      await new Promise((r) => setTimeout(r, 100));
-    }
+    await drained("function:limited");
     const { refused, calls } = await burst("limited", RESERVED, RESERVED, [b]);
     expect(refused).toHaveLength(0);
     gate.open();
@@ -170,6 +175,8 @@ describe("concurrency counted for the cluster as a whole", () => {
     }
     gate.open();
     expect((await Promise.all(calls)).filter((r) => !(r instanceof Error))).toHaveLength(UNRESERVED);
+    // The tests after this one invoke unreserved functions: let both frontends give their shares back.
+    await drained("account");
   });
 });
 

@@ -7,6 +7,7 @@
 import { execFile } from "node:child_process";
 import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
+import { CloudWatchClient, GetMetricStatisticsCommand } from "@aws-sdk/client-cloudwatch";
 import {
   AddPermissionCommand,
   CreateAliasCommand,
@@ -499,6 +500,33 @@ describe("the front door", () => {
     expect(lines).toContain(`END RequestId: ${requestId}`);
     expect(lines.some((l) => l.startsWith(`START RequestId: ${requestId} Version: $LATEST`))).toBe(true);
     expect(lines.some((l) => l.startsWith(`REPORT RequestId: ${requestId}\t`))).toBe(true);
+    // ... and measured like any invoke: the throttle and the invoke in AWS/Lambda (CloudWatch API).
+    await server.platform.metrics.flush();
+    const cw = new CloudWatchClient({
+      endpoint: server.url,
+      region: "us-east-1",
+      credentials: { accessKeyId: "test", secretAccessKey: "test" },
+    });
+    try {
+      const sum = async (MetricName: string) => {
+        const out = await cw.send(
+          new GetMetricStatisticsCommand({
+            Namespace: "AWS/Lambda",
+            MetricName,
+            Dimensions: [{ Name: "FunctionName", Value: "echo" }],
+            StartTime: new Date(Date.now() - 3_600_000),
+            EndTime: new Date(Date.now() + 60_000),
+            Period: 3600,
+            Statistics: ["Sum"],
+          }),
+        );
+        return (out.Datapoints ?? []).reduce((n, d) => n + (d.Sum ?? 0), 0);
+      };
+      expect(await sum("Throttles")).toBeGreaterThanOrEqual(1);
+      expect(await sum("Invocations")).toBeGreaterThanOrEqual(1);
+    } finally {
+      cw.destroy();
+    }
   });
 
   it("refuses a body over the 6 MB limit with 413", async () => {
