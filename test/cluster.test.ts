@@ -1,10 +1,3 @@
-/**
- * A cluster on this machine: worker nodes in two zones and two frontends as
- * separate processes (`lambent server --role …`) over one real PostgreSQL.
- * Each function answers with the directory its code runs from, which names
- * the worker's data dir: that is how the test sees where an invoke ran.
- */
-import { type ChildProcess, spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import http2 from "node:http2";
@@ -23,7 +16,8 @@ import {
 import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { signNodeRequest } from "../src/protocol/node-auth.js";
-import { buildAsync, ROOT } from "./helpers/child-server.js";
+import { buildAsync } from "./helpers/child-server.js";
+import { type ClusterNode, startClusterNode } from "./helpers/cluster-node.js";
 import { invoke } from "./helpers/invoke.js";
 import { createTestDatabase, type TestDatabase } from "./helpers/postgres.js";
 import { lambdaClient, ROLE } from "./helpers/server.js";
@@ -31,15 +25,7 @@ import { zipEntries } from "./helpers/zip.js";
 
 const SECRET = randomBytes(24).toString("hex");
 
-interface Node {
-  name: string;
-  proc: ChildProcess;
-  dataDir: string;
-  /** http://… for frontends, host:port for workers. */
-  address: string;
-  exited: Promise<number | null>;
-  stderr: () => string;
-}
+type Node = ClusterNode;
 
 let db: TestDatabase;
 let root: string;
@@ -47,46 +33,13 @@ let keyFile: string;
 const nodes: Node[] = [];
 
 async function startNode(name: string, args: string[]): Promise<Node> {
-  const dataDir = join(root, name);
-  const proc = spawn(
-    process.execPath,
-    [
-      "bin/lambent.js",
-      "server",
-      "--port",
-      "0",
-      "--data-dir",
-      dataDir,
-      "--sandbox",
-      "process",
-      "--database",
-      db.url,
-      "--server-key-file",
-      keyFile,
-      ...args,
-    ],
-    { cwd: ROOT, stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, LAMBENT_CLUSTER_SECRET: SECRET } },
-  );
-  let stderr = "";
-  proc.stderr?.on("data", (d: Buffer) => {
-    stderr += d.toString();
+  const node = await startClusterNode({
+    name,
+    root,
+    secret: SECRET,
+    keyFile,
+    args: ["--database", db.url, ...args],
   });
-  const exited = new Promise<number | null>((r) => proc.once("exit", (code) => r(code)));
-  const address = await new Promise<string>((resolve, reject) => {
-    let out = "";
-    const onData = (d: Buffer) => {
-      out += d.toString();
-      const m = /ready at (\S+)/.exec(out);
-      if (m?.[1]) {
-        proc.stdout?.off("data", onData);
-        resolve(m[1]);
-      }
-    };
-    proc.stdout?.on("data", onData);
-    void exited.then((code) => reject(new Error(`${name} exited (${code}) before ready: ${stderr}`)));
-  });
-  proc.stdout?.resume();
-  const node = { name, proc, dataDir, address, exited, stderr: () => stderr };
   nodes.push(node);
   return node;
 }

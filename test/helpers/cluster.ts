@@ -1,28 +1,13 @@
-/**
- * A cluster on this machine for tests: nodes as separate processes
- * (`lambent server --role …`) over one throwaway PostgreSQL database, sharing a
- * cluster secret and a server key. Each function's code directory names the
- * worker's data dir: `ranOn` tells which worker ran an invoke.
- */
-import { type ChildProcess, spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { CreateFunctionCommand, type LambdaClient, waitUntilFunctionActiveV2 } from "@aws-sdk/client-lambda";
-import { ROOT } from "./child-server.js";
+import { type ClusterNode, startClusterNode } from "./cluster-node.js";
 import { createTestDatabase, type TestDatabase } from "./postgres.js";
 import { ROLE } from "./server.js";
 
-export interface ClusterNode {
-  name: string;
-  proc: ChildProcess;
-  dataDir: string;
-  /** http://… for frontends, host:port for workers. */
-  address: string;
-  exited: Promise<number | null>;
-  stderr: () => string;
-}
+export type { ClusterNode };
 
 export interface TestCluster {
   db: TestDatabase;
@@ -45,50 +30,13 @@ export async function startCluster(prefix: string): Promise<TestCluster> {
   const nodes: ClusterNode[] = [];
 
   async function start(name: string, args: string[]): Promise<ClusterNode> {
-    const dataDir = join(root, name);
-    const proc = spawn(
-      process.execPath,
-      [
-        "bin/lambent.js",
-        "server",
-        "--port",
-        "0",
-        "--data-dir",
-        dataDir,
-        "--sandbox",
-        "process",
-        "--database",
-        db.url,
-        "--server-key-file",
-        keyFile,
-        ...args,
-      ],
-      {
-        cwd: ROOT,
-        stdio: ["ignore", "pipe", "pipe"],
-        env: { ...process.env, LAMBENT_CLUSTER_SECRET: secret },
-      },
-    );
-    let stderr = "";
-    proc.stderr?.on("data", (d: Buffer) => {
-      stderr += d.toString();
+    const node = await startClusterNode({
+      name,
+      root,
+      secret,
+      keyFile,
+      args: ["--database", db.url, ...args],
     });
-    const exited = new Promise<number | null>((r) => proc.once("exit", (code) => r(code)));
-    const address = await new Promise<string>((resolve, reject) => {
-      let out = "";
-      const onData = (d: Buffer) => {
-        out += d.toString();
-        const m = /ready at (\S+)/.exec(out);
-        if (m?.[1]) {
-          proc.stdout?.off("data", onData);
-          resolve(m[1]);
-        }
-      };
-      proc.stdout?.on("data", onData);
-      void exited.then((code) => reject(new Error(`${name} exited (${code}) before ready: ${stderr}`)));
-    });
-    proc.stdout?.resume();
-    const node = { name, proc, dataDir, address, exited, stderr: () => stderr };
     nodes.push(node);
     return node;
   }
