@@ -31,6 +31,8 @@ const make =
 
 export const InvalidParameterValue = make("InvalidParameterValueException", 400);
 export const InvalidRequestContent = make("InvalidRequestContentException", 400);
+/** A JSON-protocol body (CloudWatch, CloudWatch Logs) that does not deserialize into its shape. */
+export const Serialization = make("SerializationException", 400);
 export const ResourceNotFound = make("ResourceNotFoundException", 404);
 export const ResourceConflict = make("ResourceConflictException", 409);
 export const ResourceInUse = make("ResourceInUseException", 400);

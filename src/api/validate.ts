@@ -21,7 +21,7 @@
  *   null" (github.com/serverless/serverless/issues/2036)
  * - several: "N validation errors detected: <first>; <second>" (the same prefix, errors joined by "; ").
  */
-import { InvalidRequestContent, ValidationError } from "../errors.js";
+import { InvalidRequestContent, Serialization, ValidationError } from "../errors.js";
 import { type OperationModel, SHAPES, type ShapeModel } from "./generated/lambda-model.js";
 
 /**
@@ -128,9 +128,6 @@ function allConstraints(shape: ShapeModel): string[] {
 }
 
 class TypeMismatch extends Error {}
-
-/** A JSON-protocol member of the wrong JSON type (validationMessage). */
-export class MemberTypeError extends Error {}
 
 function typeError(member: string, expected: string, value: unknown): never {
   const got = Array.isArray(value) ? "array" : value === null ? "null" : typeof value;
@@ -421,24 +418,25 @@ export function validateRequest(op: OperationModel, req: ModelRequest, t: ShapeT
 }
 
 /**
- * Validate a JSON-protocol request body (CloudWatch Logs) against its input shape. Returns AWS's
- * "N validation error(s) detected: …" text, or undefined when it holds; a member of the wrong JSON
- * type throws a MemberTypeError carrying the deserializer's message.
+ * Validate a JSON-protocol request body (CloudWatch, CloudWatch Logs) against its input shape: a
+ * member of the wrong JSON type is a SerializationException with the deserializer's message; broken
+ * constraints are `invalid("N validation error(s) detected: …")`, the error type the service uses.
  */
-export function validationMessage(
+export function checkJsonInput(
   t: ShapeTable,
   inputShape: string,
   body: Record<string, unknown>,
-): string | undefined {
+  invalid: (message: string) => Error,
+): void {
   const errors: string[] = [];
   try {
     checkStructure(t, inputShape, body, "", errors);
   } catch (err) {
-    if (err instanceof TypeMismatch) throw new MemberTypeError(err.message);
+    if (err instanceof TypeMismatch) throw Serialization(err.message);
     throw err;
   }
-  if (errors.length === 0) return undefined;
+  if (errors.length === 0) return;
   const head =
     errors.length === 1 ? "1 validation error detected" : `${errors.length} validation errors detected`;
-  return `${head}: ${errors.join("; ")}`;
+  throw invalid(`${head}: ${errors.join("; ")}`);
 }

@@ -8,12 +8,12 @@
  * shape (`{"__type": …, "message": …}`) from app.ts's one error handler.
  */
 import type { FastifyReply, FastifyRequest } from "fastify";
-import { LambdaError } from "../../errors.js";
+import { LambdaError, Serialization } from "../../errors.js";
 import { InvalidParameter } from "../../logs/cloudwatch-logs.js";
 import type { Platform } from "../../platform.js";
 import { LOGS_OPERATIONS, LOGS_SHAPES, LOGS_TARGET_PREFIX } from "../generated/logs-model.js";
 import { requestRegion } from "../request.js";
-import { MemberTypeError, type ShapeTable, validationMessage } from "../validate.js";
+import { checkJsonInput, type ShapeTable } from "../validate.js";
 
 export const LOGS_CONTENT_TYPE = "application/x-amz-json-1.1";
 
@@ -32,8 +32,6 @@ export function logsOperationOf(req: FastifyRequest): string | undefined {
   if (typeof value !== "string" || !value.startsWith(`${LOGS_TARGET_PREFIX}.`)) return undefined;
   return value.slice(LOGS_TARGET_PREFIX.length + 1);
 }
-
-const Serialization = (m: string) => new LambdaError("SerializationException", 400, m);
 
 type Input = Record<string, unknown>;
 type Handler = (input: Input, region: string) => Promise<Input> | Input;
@@ -84,16 +82,7 @@ export function cloudWatchLogsHandler(platform: Platform) {
     const model = LOGS_OPERATIONS[operation];
     if (!model) throw new LambdaError("UnknownOperationException", 400, `Unknown operation ${operation}`);
     const input = parseBody(req);
-    if (model.input) {
-      let problem: string | undefined;
-      try {
-        problem = validationMessage(TABLE, model.input, input);
-      } catch (err) {
-        if (err instanceof MemberTypeError) throw Serialization(err.message);
-        throw err;
-      }
-      if (problem) throw InvalidParameter(problem);
-    }
+    if (model.input) checkJsonInput(TABLE, model.input, input, InvalidParameter);
     const handler = ops[operation];
     if (!handler) {
       throw new LambdaError(

@@ -15,7 +15,7 @@
  */
 import { cbor, dateToTag } from "@smithy/core/cbor";
 import type { FastifyReply, FastifyRequest } from "fastify";
-import { LambdaError } from "../../errors.js";
+import { LambdaError, Serialization } from "../../errors.js";
 import { InvalidParameterValue } from "../../metrics/query.js";
 import type { Platform } from "../../platform.js";
 import {
@@ -26,7 +26,7 @@ import {
   CLOUDWATCH_TARGET_PREFIX,
   CLOUDWATCH_XML_NAMESPACE,
 } from "../generated/cloudwatch-model.js";
-import { MemberTypeError, type ShapeTable, validationMessage } from "../validate.js";
+import { checkJsonInput, type ShapeTable } from "../validate.js";
 
 const TABLE: ShapeTable = { shapes: CLOUDWATCH_SHAPES, serviceChecked: new Set(), uriExtensions: new Set() };
 export const CBOR_PATH_PREFIX = `/service/${CLOUDWATCH_TARGET_PREFIX}/operation/`;
@@ -37,8 +37,6 @@ const MAX_QUERY_LIST = 1000;
 export type CloudWatchProtocol = "json" | "cbor" | "query";
 const JSON_TARGET = `${CLOUDWATCH_TARGET_PREFIX}.`;
 const JSON_CONTENT_TYPE = "application/x-amz-json-1.0";
-
-const Serialization = (m: string) => new LambdaError("SerializationException", 400, m);
 
 /** Which CloudWatch protocol a request speaks, or undefined when it is not a CloudWatch request. */
 export function cloudWatchProtocolOf(req: FastifyRequest): CloudWatchProtocol | undefined {
@@ -347,16 +345,7 @@ export function cloudWatchHandler(platform: Platform) {
         `The action ${String(operation).slice(0, 64)} is not valid for this web service.`,
       );
     }
-    if (model.input) {
-      let problem: string | undefined;
-      try {
-        problem = validationMessage(TABLE, model.input, input);
-      } catch (err) {
-        if (err instanceof MemberTypeError) throw Serialization(err.message);
-        throw err;
-      }
-      if (problem) throw InvalidParameterValue(problem);
-    }
+    if (model.input) checkJsonInput(TABLE, model.input, input, InvalidParameterValue);
     const handler = ops[operation];
     if (!handler) {
       throw new LambdaError(
