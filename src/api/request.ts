@@ -1,7 +1,12 @@
 /** Helpers every route uses: the request's region, its JSON body, query values. */
 import type { FastifyRequest } from "fastify";
 import { parseFunctionRef } from "../control/arn.js";
-import { constraintViolation, InvalidParameterValue, InvalidRequestContent } from "../errors.js";
+import {
+  constraintViolation,
+  InvalidParameterValue,
+  InvalidRequestContent,
+  Serialization,
+} from "../errors.js";
 
 const SCOPE_RE = /Credential=[^/]+\/\d{8}\/([a-z0-9-]+)\/[a-z0-9-]+\/aws4_request/;
 
@@ -13,6 +18,22 @@ export function requestRegion(req: FastifyRequest, fallback: string): string {
     if (m?.[1]) return m[1];
   }
   return fallback;
+}
+
+/** A JSON-protocol body (CloudWatch, CloudWatch Logs) as an object ({} when empty); else a SerializationException. */
+export function jsonProtocolBody(req: FastifyRequest): Record<string, unknown> {
+  const raw = req.body as Buffer | undefined;
+  if (!raw || raw.length === 0) return {};
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(raw.toString("utf8"));
+  } catch {
+    throw Serialization("The request body is not valid JSON.");
+  }
+  if (typeof parsed !== "object" || parsed === null || Array.isArray(parsed)) {
+    throw Serialization("The request body must be a JSON object.");
+  }
+  return parsed as Record<string, unknown>;
 }
 
 /** The body parsed as a JSON object ({} when empty). */

@@ -8,11 +8,11 @@
  * shape (`{"__type": …, "message": …}`) from app.ts's one error handler.
  */
 import type { FastifyReply, FastifyRequest } from "fastify";
-import { LambdaError, Serialization } from "../../errors.js";
+import { LambdaError } from "../../errors.js";
 import { InvalidParameter } from "../../logs/cloudwatch-logs.js";
 import type { Platform } from "../../platform.js";
 import { LOGS_OPERATIONS, LOGS_SHAPES, LOGS_TARGET_PREFIX } from "../generated/logs-model.js";
-import { requestRegion } from "../request.js";
+import { jsonProtocolBody, requestRegion } from "../request.js";
 import { checkJsonInput, type ShapeTable } from "../validate.js";
 
 export const LOGS_CONTENT_TYPE = "application/x-amz-json-1.1";
@@ -35,21 +35,6 @@ export function logsOperationOf(req: FastifyRequest): string | undefined {
 
 type Input = Record<string, unknown>;
 type Handler = (input: Input, region: string) => Promise<Input> | Input;
-
-function parseBody(req: FastifyRequest): Input {
-  const raw = req.body as Buffer | undefined;
-  if (!raw || raw.length === 0) return {};
-  let parsed: unknown;
-  try {
-    parsed = JSON.parse(raw.toString("utf8"));
-  } catch {
-    throw Serialization("The request body is not valid JSON.");
-  }
-  if (typeof parsed !== "object" || parsed === null || Array.isArray(parsed)) {
-    throw Serialization("The request body must be a JSON object.");
-  }
-  return parsed as Input;
-}
 
 /** Answers a request logsOperationOf named (app.ts routes `POST /` by protocol). */
 export function cloudWatchLogsHandler(platform: Platform) {
@@ -81,7 +66,7 @@ export function cloudWatchLogsHandler(platform: Platform) {
   return async (req: FastifyRequest, reply: FastifyReply, operation: string): Promise<string> => {
     const model = LOGS_OPERATIONS[operation];
     if (!model) throw new LambdaError("UnknownOperationException", 400, `Unknown operation ${operation}`);
-    const input = parseBody(req);
+    const input = jsonProtocolBody(req);
     if (model.input) checkJsonInput(TABLE, model.input, input, InvalidParameter);
     const handler = ops[operation];
     if (!handler) {

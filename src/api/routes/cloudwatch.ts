@@ -26,6 +26,7 @@ import {
   CLOUDWATCH_TARGET_PREFIX,
   CLOUDWATCH_XML_NAMESPACE,
 } from "../generated/cloudwatch-model.js";
+import { jsonProtocolBody } from "../request.js";
 import { checkJsonInput, type ShapeTable } from "../validate.js";
 
 const TABLE: ShapeTable = { shapes: CLOUDWATCH_SHAPES, serviceChecked: new Set(), uriExtensions: new Set() };
@@ -118,21 +119,6 @@ function toCbor(value: unknown): unknown {
 }
 
 // ---- JSON 1.0 ----
-
-function parseJsonBody(req: FastifyRequest): Input {
-  const raw = req.body as Buffer | undefined;
-  if (!raw || raw.length === 0) return {};
-  let parsed: unknown;
-  try {
-    parsed = JSON.parse(raw.toString("utf8"));
-  } catch {
-    throw Serialization("The request body is not valid JSON.");
-  }
-  if (typeof parsed !== "object" || parsed === null || Array.isArray(parsed)) {
-    throw Serialization("The request body must be a JSON object.");
-  }
-  return parsed as Input;
-}
 
 function toJson(value: unknown): unknown {
   if (value instanceof Date) return value.getTime() / 1000;
@@ -312,7 +298,7 @@ export function cloudWatchHandler(platform: Platform) {
     let input: Input;
     if (protocol === "json") {
       operation = cloudWatchOperationOf(req);
-      input = parseJsonBody(req);
+      input = jsonProtocolBody(req);
     } else if (protocol === "cbor") {
       operation = cloudWatchOperationOf(req);
       const proto = req.headers["smithy-protocol"];
