@@ -234,7 +234,8 @@ describe.each(["process", "bwrap"] as const)("with the %s sandbox driver", (sand
       // Far over the limit (past the HTTP body limit too): the same exception.
       const huge = { data: "x".repeat(13 * 1024 * 1024) };
       await expect(invoke(server.lambda, "cjs", huge)).rejects.toBeInstanceOf(RequestTooLargeException);
-      await server.deploy("bigresp", "node-errors", { Handler: "index.big" });
+      // 7 MB built and sent at a 128 MB function's CPU share can outlast the default 3 s on a busy machine.
+      await server.deploy("bigresp", "node-errors", { Handler: "index.big", Timeout: 30 });
       const r = await invoke(server.lambda, "bigresp", { bytes: 7 * 1024 * 1024 });
       expect(r.functionError).toBe("Unhandled");
       expect((r.json as Obj).errorType).toBe("Function.ResponseSizeTooLarge");
