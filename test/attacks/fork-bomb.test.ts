@@ -89,10 +89,13 @@ async function expectGone(sandboxId: string): Promise<void> {
 
 describe("fork bomb", () => {
   it("a Node.js fork bomb that outlives its timeout ends as Sandbox.Timedout, and its tree is gone", async () => {
+    // A whole vCPU (1769 MB) and 10 s: at a 128 MB function's CPU share (7 % of a CPU) the bomb grew
+    // ~10 processes a second on CI's machine, and the timeout ended it before it passed 200.
     await create("bomb-timeout", {
       Runtime: "nodejs20.x",
       Handler: "index.handler",
-      Timeout: 3,
+      MemorySize: 1769,
+      Timeout: 10,
       Code: { ZipFile: await zipEntries([{ name: "index.js", content: NODE_BOMB }]) },
     });
     const pending = invoke(server.lambda, "bomb-timeout");
@@ -100,14 +103,14 @@ describe("fork bomb", () => {
     // The bomb really runs: the environment fills up towards pids.max.
     await eventually(
       () => pidsCurrent(`${cgroupRoot(server.dataDir, "pids")}/${sandboxId}`) > 200,
-      10_000,
+      20_000,
       "the bomb to spread",
     );
     const r = await pending;
     expect(r.status).toBe(200);
     expect(r.functionError).toBe("Unhandled");
     expect(r.json).toMatchObject({ errorType: "Sandbox.Timedout" });
-    expect((r.json as { errorMessage: string }).errorMessage).toMatch(/Task timed out after 3\.00 seconds/);
+    expect((r.json as { errorMessage: string }).errorMessage).toMatch(/Task timed out after 10\.00 seconds/);
     await expectGone(sandboxId);
   });
 
