@@ -55,6 +55,8 @@ describe("bwrap sandbox: limits", () => {
       server,
       "oom",
       `exports.handler = async (e) => { if (e.mb) { const keep = []; for (let i = 0; i < e.mb; i++) keep.push(Buffer.alloc(1024 * 1024, 1)); return keep.length; } return "fine"; };`,
+      128,
+      30, // filling 128 MB at 7 % of a CPU can take longer than 10 s: the OOM kill must come first
     );
     const r = await invoke(server.lambda, "oom", { mb: 300 }, { LogType: "Tail" });
     expect(r.functionError).toBe("Unhandled");
