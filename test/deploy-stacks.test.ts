@@ -83,6 +83,8 @@ describe("/_lambent/stacks", () => {
       ["ok", { ExpectedRevision: "0", Status: "CREATE_COMPLETE" }, "ValidationException"],
       ["ok", { ExpectedRevision: 0, Status: "HACKED" }, "ValidationException"],
       ["ok", { ExpectedRevision: 0, Status: "CREATE_COMPLETE", Resources: [] }, "ValidationException"],
+      ["ok", { ExpectedRevision: 0, Status: "CREATE_IN_PROGRESS", Pending: [] }, "ValidationException"],
+      ["ok", { ExpectedRevision: 0, Status: "CREATE_IN_PROGRESS", Pending: "x" }, "ValidationException"],
       [
         "ok",
         { ExpectedRevision: 0, Status: "CREATE_COMPLETE", StatusReason: "x".repeat(5000) },

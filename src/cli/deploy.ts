@@ -1,7 +1,7 @@
 /** `lambent deploy` and `lambent stacks list|describe|delete`. */
 import { type Command, InvalidArgumentError } from "commander";
 import { LambentClient } from "../deploy/api.js";
-import { deleteStack, deployStack } from "../deploy/deploy.js";
+import { deleteStack, deployStack, describeInFlight, type PendingDeployment } from "../deploy/deploy.js";
 import { cliCredentials, cliRegion } from "./signed-fetch.js";
 
 /** "K=V" pairs (several per argument, space-separated, as `sam deploy` takes them). */
@@ -31,6 +31,21 @@ function table(rows: string[][]): string {
         .trimEnd(),
     )
     .join("\n");
+}
+
+/** A deploy that did not finish, as `stacks describe` shows it. */
+function pendingLines(p: PendingDeployment | undefined): string[] {
+  if (!p || !Array.isArray(p.Plan) || !Array.isArray(p.Done)) return [];
+  const done = new Set(p.Done);
+  const steps = p.Plan.filter((s) => s.Action !== "none");
+  return [
+    `Pending deploy (started ${p.StartedAt}${p.RollingBack ? ", rolling back" : ""}; the next lambent deploy of this stack settles it and continues):`,
+    ...steps.map(
+      (s) =>
+        `  ${done.has(s.LogicalId) ? "done   " : p.InFlight?.LogicalId === s.LogicalId ? "running" : "to do  "} ${s.Action} ${s.LogicalId} (${s.Type})`,
+    ),
+    ...(p.InFlight ? [`  in flight: ${describeInFlight(p.InFlight)}`] : []),
+  ];
 }
 
 export function registerDeployCommands(program: Command, defaultEndpoint: string): void {
@@ -135,6 +150,7 @@ export function registerDeployCommands(program: Command, defaultEndpoint: string
         ...Object.entries(s.Outputs as Record<string, { Value: unknown }>).map(
           ([k, o]) => `  ${k} = ${typeof o.Value === "string" ? o.Value : JSON.stringify(o.Value)}`,
         ),
+        ...pendingLines(s.Pending as PendingDeployment | undefined),
       ];
       process.stdout.write(`${lines.join("\n")}\n`);
     });

@@ -7,6 +7,8 @@
  *
  * Every write names the revision it read: a second deploy of the same stack
  * running at the same time gets a ConflictException instead of interleaving.
+ * While a deploy runs, the record also carries its `Pending` deployment (plan,
+ * steps done, the step in flight), so a deploy that was killed can be resumed.
  */
 import { randomUUID } from "node:crypto";
 import { ACCOUNT_ID } from "../config.js";
@@ -54,6 +56,8 @@ export interface StackRecord extends StackSummary {
   Parameters: Record<string, unknown>;
   Resources: Record<string, unknown>;
   Outputs: Record<string, unknown>;
+  /** A deploy that started and has not finished (deploy/deploy.ts PendingDeployment). */
+  Pending?: Record<string, unknown>;
 }
 
 export function stackName(raw: string): string {
@@ -89,6 +93,7 @@ export class StackService {
       Parameters: (doc.Parameters ?? {}) as Record<string, unknown>,
       Resources: resources,
       Outputs: (doc.Outputs ?? {}) as Record<string, unknown>,
+      ...(doc.Pending !== undefined ? { Pending: doc.Pending as Record<string, unknown> } : {}),
     };
   }
 
@@ -145,6 +150,7 @@ export class StackService {
       Parameters: objectMember(body, "Parameters"),
       Resources: objectMember(body, "Resources"),
       Outputs: objectMember(body, "Outputs"),
+      ...(body.Pending !== undefined ? { Pending: objectMember(body, "Pending") } : {}),
     });
     if (Buffer.byteLength(document) > MAX_STACK_DOCUMENT_BYTES) {
       throw ValidationError(`The stack document must be smaller than ${MAX_STACK_DOCUMENT_BYTES} bytes.`);

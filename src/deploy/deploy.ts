@@ -18,6 +18,14 @@
  *    get their previous properties (and code) back. A rollback that cannot
  *    finish leaves the stack UPDATE_ROLLBACK_FAILED with the reason; the record
  *    always says which resources exist, so the next deploy converges from there.
+ *
+ * A deploy killed midway (kill -9, a lost machine) leaves no orphan behind: the
+ * record carries a `Pending` deployment from the first write on — the plan, the
+ * steps done, and the step in flight (what it is about to create, update or
+ * delete, with the physical id a create will make). The next deploy of the
+ * stack settles the step in flight first (an unfinished create is undone, an
+ * unfinished delete finished, an unfinished rollback of an update marked for
+ * re-applying), says so, and then continues from the recorded state.
  */
 import { createHash, randomBytes } from "node:crypto";
 import { readFileSync, statSync } from "node:fs";
@@ -319,9 +327,45 @@ function deleteOrder(ids: string[], state: Record<string, ResourceState>): strin
   return topologicalOrder(deps).reverse();
 }
 
+/** The step a deploy was taking when its record was last written (see the header). */
+export interface InFlight {
+  /** create / replace: a new resource; update; delete: a recorded one; restore: a rollback of an update. */
+  Action: "create" | "replace" | "update" | "delete" | "restore";
+  /** The key in Resources (a replaced resource's is `<LogicalId>.replaced`). */
+  LogicalId: string;
+  Type: string;
+  /** create / replace: the physical id it will have, when known before the create. */
+  PhysicalId?: string;
+  /** create / replace of a resource whose id the server chooses: the ids that existed before it. */
+  Before?: string[];
+  /** …and the properties and name it was created with (to list its kind again). */
+  Properties?: Json;
+  Name?: string;
+  /** delete of a created resource in a rollback: the replaced resource to put back under LogicalId. */
+  Restores?: string;
+  /** restore: the properties the rollback puts back (the record holds the ones the update applied). */
+  Previous?: Json;
+}
+
+/** A deployment that has started and not finished, as the stack record keeps it. */
+export interface PendingDeployment {
+  StartedAt: string;
+  Plan: Array<{ LogicalId: string; Type: string; Action: PlanAction }>;
+  /** Logical ids whose step is done. */
+  Done: string[];
+  /** Set while a step runs. */
+  InFlight?: InFlight;
+  /** Set once the deploy is rolling back. */
+  RollingBack?: boolean;
+}
+
 interface StackWriter {
   revision: number;
+  /** Written with every IN_PROGRESS status; dropped when the deploy ends (COMPLETE, FAILED). */
+  pending: PendingDeployment | undefined;
   write(status: string, reason?: string, outputs?: Json): Promise<void>;
+  /** Record the step about to run (undefined: none) and write it (with the last reason given, if none is). */
+  step(status: string, inFlight: InFlight | undefined, reason?: string): Promise<void>;
 }
 
 function stackWriter(
@@ -333,10 +377,14 @@ function stackWriter(
   outputs: Json,
 ): StackWriter {
   let lastOutputs = outputs;
+  let lastReason: string | undefined;
   const w: StackWriter = {
     revision,
+    pending: undefined,
     async write(status, reason, newOutputs) {
       if (newOutputs) lastOutputs = newOutputs;
+      lastReason = reason;
+      const pending = status.endsWith("_IN_PROGRESS") ? w.pending : undefined;
       const rec = await client.putStack(name, {
         ExpectedRevision: w.revision,
         Status: status,
@@ -344,8 +392,16 @@ function stackWriter(
         Parameters: parameters,
         Resources: resources,
         Outputs: lastOutputs,
+        ...(pending ? { Pending: pending } : {}),
       });
       w.revision = Number(rec.Revision);
+    },
+    async step(status, inFlight, reason) {
+      if (w.pending) {
+        if (inFlight) w.pending.InFlight = inFlight;
+        else delete w.pending.InFlight;
+      }
+      await w.write(status, reason ?? lastReason);
     },
   };
   return w;
@@ -353,6 +409,92 @@ function stackWriter(
 
 function message(err: unknown): string {
   return err instanceof Error ? err.message : String(err);
+}
+
+/** Marks a property whose value is unknown after an interrupted rollback: any template value differs. */
+const INTERRUPTED = { "Lambent::Interrupted": true };
+
+/** What a deploy about to resume will do first (also printed by a dry run). */
+export function describeInFlight(f: InFlight): string {
+  switch (f.Action) {
+    case "create":
+    case "replace":
+      return f.PhysicalId !== undefined
+        ? `the unfinished ${f.Action} of ${f.LogicalId} (${f.Type}) is undone: ${f.PhysicalId} is deleted if it was made`
+        : f.Before !== undefined
+          ? `the unfinished ${f.Action} of ${f.LogicalId} (${f.Type}) is undone: what it made (one not there before it and not in the stack's record) is deleted`
+          : `the unfinished ${f.Action} of ${f.LogicalId} (${f.Type}) cannot be undone: its id was not known before the create; look for a ${f.Type} of this stack that is not in its record`;
+    case "delete":
+      return `the unfinished delete of ${f.LogicalId} (${f.Type}) is finished`;
+    case "update":
+      return `the unfinished update of ${f.LogicalId} (${f.Type}) is applied again (the record still has its previous properties)`;
+    case "restore":
+      return `the unfinished rollback of ${f.LogicalId} (${f.Type}) leaves it between two states: the properties it touched are applied again`;
+  }
+}
+
+/**
+ * A deploy killed midway: settle the step it was taking, so the recorded resources are exactly
+ * what exists (`state` is changed in place), and say what was done.
+ */
+async function settleInFlight(
+  f: InFlight,
+  state: Record<string, ResourceState>,
+  ctx: ApplyContext,
+  progress: Progress,
+): Promise<void> {
+  const handler = RESOURCE_TYPES[f.Type];
+  if (!handler) return;
+  progress(`  ${describeInFlight(f)}`);
+  switch (f.Action) {
+    case "create":
+    case "replace": {
+      const orphan = (physicalId: string): ResourceState => ({
+        Type: f.Type,
+        PhysicalId: physicalId,
+        Ref: physicalId,
+        Attributes: {},
+        Properties: {},
+        Hash: "",
+        DependsOn: [],
+      });
+      if (f.PhysicalId !== undefined) {
+        if (state[f.LogicalId]?.PhysicalId !== f.PhysicalId) await handler.remove(orphan(f.PhysicalId), ctx);
+      } else if (f.Before !== undefined && handler.existing) {
+        const keep = new Set([...f.Before, ...Object.values(state).map((s) => s.PhysicalId)]);
+        for (const id of await handler.existing(f.Properties ?? {}, f.Name, ctx)) {
+          if (keep.has(id)) continue;
+          progress(`  deleting ${id}, made by the unfinished ${f.Action} of ${f.LogicalId}`);
+          await handler.remove(orphan(id), ctx);
+        }
+      }
+      return;
+    }
+    case "delete": {
+      const s = state[f.LogicalId];
+      if (!s) return;
+      await handler.remove(s, ctx);
+      const back = f.Restores !== undefined ? state[f.Restores] : undefined;
+      if (back && f.Restores !== undefined) {
+        state[f.LogicalId] = back;
+        delete state[f.Restores];
+      } else delete state[f.LogicalId];
+      return;
+    }
+    case "update":
+      return;
+    case "restore": {
+      const s = state[f.LogicalId];
+      if (!s) return;
+      const previous = f.Previous ?? {};
+      const props: Json = { ...s.Properties };
+      for (const k of new Set([...Object.keys(previous), ...Object.keys(s.Properties)])) {
+        if (stableJson(previous[k]) !== stableJson(s.Properties[k])) props[k] = INTERRUPTED;
+      }
+      state[f.LogicalId] = { ...s, Properties: props, Hash: "interrupted" };
+      return;
+    }
+  }
 }
 
 /** Deploy (create or update) a stack from a template. */
@@ -369,7 +511,24 @@ export async function deployStack(opts: DeployOptions, progress: Progress = () =
       `stack ${stackName} is ${priorStatus}: finish deleting it first (lambent stacks delete ${stackName})`,
     );
   }
-  const prevResources = (prior?.Resources ?? {}) as Record<string, ResourceState>;
+  const prevResources = { ...((prior?.Resources ?? {}) as Record<string, ResourceState>) };
+  const pending = prior?.Pending as PendingDeployment | undefined;
+  if (pending) {
+    progress(
+      `stack ${stackName} has a deploy that did not finish (started ${pending.StartedAt}, ${priorStatus}; ${pending.Done.length} of ${pending.Plan.length} step(s) done${pending.RollingBack ? ", it was rolling back" : ""}): ${opts.dryRun ? "a deploy will settle it first" : "settling it, then continuing from its recorded state"}`,
+    );
+    if (pending.InFlight && opts.dryRun) progress(`  ${describeInFlight(pending.InFlight)}`);
+    else if (pending.InFlight) {
+      const settleCtx: ApplyContext = {
+        client,
+        region: client.region,
+        progress,
+        packages: new Map(),
+        waitMs: opts.waitMs ?? 300_000,
+      };
+      await settleInFlight(pending.InFlight, prevResources, settleCtx, progress);
+    }
+  }
   const load = (stackId: string) =>
     loadTemplate(text, templateFile, {
       stackName,
@@ -399,7 +558,7 @@ export async function deployStack(opts: DeployOptions, progress: Progress = () =
       action: "delete" as const,
     })),
   ];
-  if (priorStatus?.endsWith("_IN_PROGRESS")) {
+  if (priorStatus?.endsWith("_IN_PROGRESS") && !pending) {
     progress(
       `stack ${stackName} was left ${priorStatus} by a deploy that did not finish: continuing from its recorded state`,
     );
@@ -455,7 +614,12 @@ export async function deployStack(opts: DeployOptions, progress: Progress = () =
 
   // Apply.
   const state: Record<string, ResourceState> = { ...prevResources };
-  const creating = prior === undefined || priorStatus === "ROLLBACK_COMPLETE";
+  // A stack whose creation never completed (or was rolled back) is created, not updated.
+  const creating =
+    prior === undefined ||
+    ["ROLLBACK_COMPLETE", "CREATE_IN_PROGRESS", "ROLLBACK_IN_PROGRESS", "ROLLBACK_FAILED"].includes(
+      priorStatus as string,
+    );
   const writer = stackWriter(
     client,
     stackName,
@@ -464,7 +628,14 @@ export async function deployStack(opts: DeployOptions, progress: Progress = () =
     t.shownParams,
     (prior?.Outputs ?? {}) as Json,
   );
-  await writer.write(creating ? "CREATE_IN_PROGRESS" : "UPDATE_IN_PROGRESS");
+  const inProgress = creating ? "CREATE_IN_PROGRESS" : "UPDATE_IN_PROGRESS";
+  // Recorded before anything changes: a deploy killed from here on is resumed by the next one.
+  writer.pending = {
+    StartedAt: new Date().toISOString(),
+    Plan: steps.map((s) => ({ LogicalId: s.logicalId, Type: s.type, Action: s.action })),
+    Done: [],
+  };
+  await writer.write(inProgress);
   if (prior === undefined) {
     // The stack id exists now: evaluate again with it (AWS::StackId), same names.
     const rec = await client.getStack(stackName);
@@ -478,6 +649,7 @@ export async function deployStack(opts: DeployOptions, progress: Progress = () =
     packages,
     waitMs: opts.waitMs ?? 300_000,
   };
+  const rollbackStatus = creating ? "ROLLBACK_IN_PROGRESS" : "UPDATE_ROLLBACK_IN_PROGRESS";
   const undo: Array<{ what: string; run: () => Promise<void> }> = [];
   const known = new Map<string, Known>();
   const types = Object.fromEntries(Object.entries(t.resources).map(([id, r]) => [id, r.Type]));
@@ -516,12 +688,19 @@ export async function deployStack(opts: DeployOptions, progress: Progress = () =
       }
       if (d.action === "update" && prev) {
         progress(`~ updating ${id} (${r.Type}): ${d.changed.join(", ")}`);
+        await writer.step(inProgress, { Action: "update", LogicalId: id, Type: r.Type });
         const restore = await rollbackPackage(id, r, prev, applyCtx);
         // Registered first: an update that fails halfway (code changed, configuration refused) is undone too.
         const attempted: ResourceState = { ...prev, Properties: props };
         undo.push({
           what: `restore ${id}`,
           run: async () => {
+            await writer.step(rollbackStatus, {
+              Action: "restore",
+              LogicalId: id,
+              Type: r.Type,
+              Previous: prev.Properties,
+            });
             const back = await handler.update(id, prev.Properties, attempted, {
               ...applyCtx,
               packages: restore,
@@ -533,6 +712,23 @@ export async function deployStack(opts: DeployOptions, progress: Progress = () =
         record(id, r, d, applied);
       } else {
         progress(`+ ${d.action === "replace" ? "replacing" : "creating"} ${id} (${r.Type})`);
+        const physicalId = handler.physicalIdOf?.(props, d.name, client.region);
+        // An id only the server chooses: what exists before, so a killed create's leftover can be told apart.
+        const before =
+          physicalId === undefined && handler.existing
+            ? {
+                Before: await handler.existing(props, d.name, applyCtx),
+                Properties: props,
+                ...(d.name !== undefined ? { Name: d.name } : {}),
+              }
+            : {};
+        await writer.step(inProgress, {
+          Action: d.action === "replace" ? "replace" : "create",
+          LogicalId: id,
+          Type: r.Type,
+          ...(physicalId !== undefined ? { PhysicalId: physicalId } : {}),
+          ...before,
+        });
         const applied = await handler.create(id, props, d.name, applyCtx);
         if (prev) {
           let key = `${id}.replaced`;
@@ -545,6 +741,13 @@ export async function deployStack(opts: DeployOptions, progress: Progress = () =
         undo.push({
           what: `delete ${id}`,
           run: async () => {
+            const restores = prev ? replaced.find((k) => state[k] === prev) : undefined;
+            await writer.step(rollbackStatus, {
+              Action: "delete",
+              LogicalId: id,
+              Type: r.Type,
+              ...(restores !== undefined ? { Restores: restores } : {}),
+            });
             await handler.remove(created, applyCtx);
             if (prev) {
               state[id] = prev;
@@ -554,15 +757,15 @@ export async function deployStack(opts: DeployOptions, progress: Progress = () =
           },
         });
       }
-      await writer.write(creating ? "CREATE_IN_PROGRESS" : "UPDATE_IN_PROGRESS");
+      writer.pending?.Done.push(id);
+      await writer.step(inProgress, undefined);
     }
   } catch (err) {
     const reason = `${current}: ${message(err)}`;
     progress(`✗ ${reason}`);
     progress("rolling back");
-    await writer
-      .write(creating ? "ROLLBACK_IN_PROGRESS" : "UPDATE_ROLLBACK_IN_PROGRESS", reason)
-      .catch(() => {});
+    if (writer.pending) writer.pending.RollingBack = true;
+    await writer.step(rollbackStatus, undefined, reason).catch(() => {});
     const failures: string[] = [];
     for (const u of undo.reverse()) {
       try {
@@ -571,9 +774,7 @@ export async function deployStack(opts: DeployOptions, progress: Progress = () =
       } catch (e) {
         failures.push(`${u.what}: ${message(e)}`);
       }
-      await writer
-        .write(creating ? "ROLLBACK_IN_PROGRESS" : "UPDATE_ROLLBACK_IN_PROGRESS", reason)
-        .catch(() => {});
+      await writer.step(rollbackStatus, undefined, reason).catch(() => {});
     }
     const status =
       failures.length > 0
@@ -602,10 +803,12 @@ export async function deployStack(opts: DeployOptions, progress: Progress = () =
       if (s.DeletionPolicy === "Retain") progress(`- ${id}: kept (DeletionPolicy Retain)`);
       else {
         progress(`- deleting ${id} (${s.Type})`);
+        await writer.step(inProgress, { Action: "delete", LogicalId: id, Type: s.Type });
         await (RESOURCE_TYPES[s.Type] as (typeof RESOURCE_TYPES)[string]).remove(s, applyCtx);
       }
       delete state[id];
-      await writer.write(creating ? "CREATE_IN_PROGRESS" : "UPDATE_IN_PROGRESS");
+      writer.pending?.Done.push(id);
+      await writer.step(inProgress, undefined);
     } catch (err) {
       cleanupFailures.push(`${id}: ${message(err)}`);
     }

@@ -60,6 +60,17 @@ export interface ResourceHandler {
   replaceOn: string[] | "all";
   /** The property naming the resource, and its longest length (a name is generated when absent). */
   nameProperty?: { key: string; max: number };
+  /**
+   * The physical id a create of these properties makes, when it is known before the create (a
+   * deploy killed during the create finds and removes what it made from this; see deploy.ts).
+   */
+  physicalIdOf?(props: Json, name: string | undefined, region: string): string | undefined;
+  /**
+   * For a resource whose id the server chooses (a version's number, a mapping's UUID): the physical
+   * ids of those that exist now. Taken before a create and again after a deploy was killed during
+   * it, the new ones are what the create made.
+   */
+  existing?(props: Json, name: string | undefined, ctx: ApplyContext): Promise<string[]>;
   /** Ref and attributes as known before deploy, for the physical name the plan chose. */
   predict(
     id: string,
@@ -79,6 +90,19 @@ function isObject(v: unknown): v is Json {
 const functionArn = (region: string, name: string) =>
   `arn:aws:lambda:${region}:${ACCOUNT_ID}:function:${name}`;
 
+/** Every page of a Lambda List operation: the items under `key`. */
+async function listAll(ctx: ApplyContext, operation: string, input: Json, key: string): Promise<Json[]> {
+  const out: Json[] = [];
+  let marker: string | undefined;
+  for (let page = 0; page < 1000; page++) {
+    const r = await ctx.client.lambda(operation, { ...input, MaxItems: 50, Marker: marker });
+    out.push(...(Array.isArray(r[key]) ? (r[key] as Json[]) : []));
+    marker = typeof r.NextMarker === "string" && r.NextMarker !== "" ? r.NextMarker : undefined;
+    if (marker === undefined) break;
+  }
+  return out;
+}
+
 /** name and qualifier from a function name, partial ARN or (qualified) ARN. */
 export function splitFunction(ref: string): { name: string; qualifier?: string } {
   const m = /^arn:aws[a-zA-Z-]*:lambda:[^:]+:\d{12}:function:([^:]+)(?::([^:]+))?$/.exec(ref);
@@ -94,6 +118,12 @@ async function gone(p: Promise<unknown>): Promise<void> {
     if (err instanceof ApiError && err.status === 404) return;
     throw err;
   }
+}
+
+/** A List of something that does not exist (the function, the layer): nothing. */
+function notFoundAsNone(err: unknown): Json[] {
+  if (err instanceof ApiError && err.status === 404) return [];
+  throw err;
 }
 
 function pick(props: Json, keys: string[]): Json {
@@ -219,6 +249,7 @@ const FunctionHandler: ResourceHandler = {
   required: ["Role", "Code"],
   replaceOn: ["FunctionName", "PackageType"],
   nameProperty: { key: "FunctionName", max: 64 },
+  physicalIdOf: (_props, name) => name,
   predict: (_id, props, name, region) => ({
     ref: name,
     attributes: { Arn: functionArn(region, name as string), CodeSha256: codeSha256(props) },
@@ -306,6 +337,13 @@ const VersionHandler: ResourceHandler = {
   required: ["FunctionName"],
   replaceOn: "all",
   predict: (id) => ({ ref: unknown(id, "Ref"), attributes: { Version: unknown(id, "Version") } }),
+  async existing(props, _name, ctx) {
+    const fn = splitFunction(String(props.FunctionName)).name;
+    const versions = await listAll(ctx, "ListVersionsByFunction", { FunctionName: fn }, "Versions").catch(
+      notFoundAsNone,
+    );
+    return versions.filter((v) => v.Version !== "$LATEST").map((v) => String(v.FunctionArn));
+  },
   async create(id, props, _name, ctx) {
     const fn = splitFunction(String(props.FunctionName)).name;
     ctx.progress(`  ${id}: publishing a version of ${fn}`);
@@ -378,6 +416,8 @@ const AliasHandler: ResourceHandler = {
   ],
   required: ["FunctionName", "FunctionVersion", "Name"],
   replaceOn: ["FunctionName", "Name"],
+  physicalIdOf: (props, _name, region) =>
+    `${functionArn(region, splitFunction(String(props.FunctionName)).name)}:${String(props.Name)}`,
   predict: (_id, props, _name, region) => {
     const fn = splitFunction(String(props.FunctionName)).name;
     return {
@@ -429,6 +469,9 @@ const UrlHandler: ResourceHandler = {
   properties: ["TargetFunctionArn", "Qualifier", "AuthType", "Cors", "InvokeMode"],
   required: ["TargetFunctionArn", "AuthType"],
   replaceOn: ["TargetFunctionArn", "Qualifier"],
+  physicalIdOf(props, name, region) {
+    return String(this.predict("", props, name, region).ref);
+  },
   predict: (id, props, _name, region) => {
     const { name, qualifier } = splitFunction(String(props.TargetFunctionArn));
     const q = (props.Qualifier as string | undefined) ?? qualifier;
@@ -486,6 +529,7 @@ const PermissionHandler: ResourceHandler = {
   required: ["Action", "FunctionName", "Principal"],
   replaceOn: "all",
   nameProperty: { key: "", max: 100 },
+  physicalIdOf: (props, name) => `${String(props.FunctionName)}|${String(name)}`,
   predict: (_id, _props, name) => ({ ref: name, attributes: {} }),
   async create(_id, props, name, ctx) {
     const { name: fn, qualifier } = splitFunction(String(props.FunctionName));
@@ -520,6 +564,7 @@ const EventInvokeConfigHandler: ResourceHandler = {
   ],
   required: ["FunctionName", "Qualifier"],
   replaceOn: ["FunctionName", "Qualifier"],
+  physicalIdOf: (props) => `${splitFunction(String(props.FunctionName)).name}:${String(props.Qualifier)}`,
   predict: (_id, props) => ({
     ref: `${String(props.FunctionName)}:${String(props.Qualifier)}`,
     attributes: {},
@@ -570,6 +615,13 @@ const EventSourceMappingHandler: ResourceHandler = {
   required: ["FunctionName", "EventSourceArn"],
   replaceOn: ESM_REPLACE,
   predict: (id) => ({ ref: unknown(id, "Ref"), attributes: { Id: unknown(id, "Id") } }),
+  async existing(props, _name, ctx) {
+    const input = { FunctionName: props.FunctionName, EventSourceArn: props.EventSourceArn };
+    const mappings = await listAll(ctx, "ListEventSourceMappings", input, "EventSourceMappings").catch(
+      notFoundAsNone,
+    );
+    return mappings.map((m) => String(m.UUID));
+  },
   async create(id, props, _name, ctx) {
     const m = await ctx.client.lambda("CreateEventSourceMapping", { ...props });
     ctx.progress(`  ${id}: event source mapping ${String(m.UUID)}`);
@@ -605,6 +657,12 @@ const LayerVersionHandler: ResourceHandler = {
     ref: unknown(id, "LayerVersionArn"),
     attributes: { LayerVersionArn: unknown(id, "LayerVersionArn") },
   }),
+  async existing(_props, name, ctx) {
+    const versions = await listAll(ctx, "ListLayerVersions", { LayerName: name }, "LayerVersions").catch(
+      notFoundAsNone,
+    );
+    return versions.map((v) => String(v.LayerVersionArn));
+  },
   async create(id, props, name, ctx) {
     ctx.progress(`  ${id}: publishing layer ${String(name)}`);
     const l = await ctx.client.lambda("PublishLayerVersion", {
@@ -656,6 +714,7 @@ const ScheduleHandler: ResourceHandler = {
   required: ["ScheduleExpression", "FlexibleTimeWindow", "Target"],
   replaceOn: ["Name", "GroupName"],
   nameProperty: { key: "Name", max: 64 },
+  physicalIdOf: (props, name) => `${String(props.GroupName ?? "default")}/${String(name)}`,
   predict: (_id, props, name, region) => {
     const arn = `arn:aws:scheduler:${region}:${ACCOUNT_ID}:schedule/${String(props.GroupName ?? "default")}/${String(name)}`;
     return { ref: name, attributes: { Arn: arn } };
@@ -691,6 +750,7 @@ const RolePolicyHandler: ResourceHandler = {
   properties: ["RoleName", "PolicyDocument"],
   required: ["RoleName", "PolicyDocument"],
   replaceOn: ["RoleName"],
+  physicalIdOf: (props) => String(props.RoleName),
   predict: (_id, props) => ({ ref: props.RoleName, attributes: {} }),
   async create(id, props, _name, ctx) {
     ctx.progress(`  ${id}: policy of role ${String(props.RoleName)}`);
