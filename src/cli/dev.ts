@@ -1,7 +1,6 @@
 /** `lambent dev`: deploy, then keep the stack's functions running from their folders (deploy/dev.ts). */
 import { type Command, InvalidArgumentError } from "commander";
 import { LambentClient } from "../deploy/api.js";
-import { DevSession } from "../deploy/dev.js";
 import { cliCredentials, cliRegion } from "./signed-fetch.js";
 
 function parameterOverride(raw: string, prev: Record<string, string> = {}): Record<string, string> {
@@ -35,6 +34,7 @@ export function registerDevCommand(program: Command, defaultEndpoint: string): v
         parameterOverrides?: Record<string, string>;
         endpoint: string;
       }) => {
+        const { DevSession } = await import("../deploy/dev.js");
         const session = await DevSession.start({
           client: new LambentClient(opts.endpoint, cliRegion(), cliCredentials()),
           templateFile: opts.template,

@@ -9,7 +9,6 @@ import { registerDevCommand } from "./dev.js";
 import { registerKeysCommands } from "./keys.js";
 import { registerQueueCommand } from "./queue.js";
 import { registerRuntimesCommand } from "./runtimes.js";
-import { runServer } from "./server.js";
 import { registerSourcesCommand } from "./sources.js";
 import { registerTopCommand } from "./top.js";
 
@@ -161,7 +160,10 @@ program
     "--worker-id <id>",
     "this worker node's id (default: random; a restart under the same id takes its place over)",
   )
-  .action(runServer);
+  // The server (store, sandboxes, brokers: ~1 s of CPU to load) is loaded only by the command that runs it.
+  .action(async (flags: Parameters<typeof import("./server.js").runServer>[0]) =>
+    (await import("./server.js")).runServer(flags),
+  );
 
 registerClientCommands(program);
 registerRuntimesCommand(program);

@@ -22,10 +22,8 @@ import { LambdaError } from "../errors.js";
 import type { Frontend, InvokeResponse } from "../frontend/invoke.js";
 import type { MetricsRecorder } from "../metrics/recorder.js";
 import type { Connector, QueueConnector, SourceRecord, StreamConnector } from "./connector.js";
-import { openNats } from "./nats.js";
 import { runQueue } from "./queue-consumer.js";
-import { openRabbitMq } from "./rabbitmq.js";
-import { openRedis, type RedisPollerState } from "./redis.js";
+import type { RedisPollerState } from "./redis.js";
 import { runStream } from "./stream-consumer.js";
 
 export interface PollerDeps {
@@ -190,16 +188,23 @@ export class MappingPoller {
   private async open(): Promise<Connector> {
     const m = this.mapping;
     const prefetch = m.settings.batchSize * this.queueConcurrency;
+    // Each broker's client library is loaded by the first mapping of its kind, not by every server start.
     switch (m.kind) {
-      case "rabbitmq":
+      case "rabbitmq": {
+        const { openRabbitMq } = await import("./rabbitmq.js");
         return openRabbitMq({ mapping: m, prefetch, egress: this.deps.egress });
-      case "nats":
+      }
+      case "nats": {
+        const { openNats } = await import("./nats.js");
         return openNats({ mapping: m, prefetch, egress: this.deps.egress, ...(await this.identity()) });
-      case "redis":
+      }
+      case "redis": {
+        const { openRedis } = await import("./redis.js");
         return openRedis(
           { mapping: m, prefetch, egress: this.deps.egress, ...(await this.identity()) },
           this.redisState,
         );
+      }
     }
   }
 

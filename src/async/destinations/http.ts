@@ -6,7 +6,7 @@
  * Host and TLS SNI stay the name); redirects are not followed (a 3xx is a
  * failed delivery).
  */
-import { Agent, buildConnector, request } from "undici";
+import type { Agent } from "undici";
 import type { EgressPolicy } from "../../control/egress.js";
 import { DeliveryError, type DestinationAdapter, type DestinationTarget } from "./target.js";
 
@@ -14,27 +14,33 @@ const TIMEOUT_MS = 10_000;
 
 export class HttpDestinations implements DestinationAdapter {
   readonly kind = "http";
-  private readonly agent: Agent;
+  private agent: Promise<Agent> | null = null;
 
-  constructor(egress: EgressPolicy) {
-    const dial = buildConnector({ timeout: TIMEOUT_MS });
-    this.agent = new Agent({
-      connect: (opts, callback) => {
-        const port = Number(opts.port) || (opts.protocol === "https:" ? 443 : 80);
-        egress.pin(opts.hostname, port).then(
-          (pinned) =>
-            dial(
-              {
-                ...opts,
-                hostname: pinned.address,
-                ...(pinned.name && opts.protocol === "https:" ? { servername: pinned.name } : {}),
-              },
-              callback,
-            ),
-          (err: Error) => callback(err, null),
-        );
-      },
+  constructor(private readonly egress: EgressPolicy) {}
+
+  /** The pinning agent, made (and the HTTP client library loaded) by the first HTTP destination. */
+  private dispatcher(): Promise<Agent> {
+    this.agent ??= import("undici").then(({ Agent, buildConnector }) => {
+      const dial = buildConnector({ timeout: TIMEOUT_MS });
+      return new Agent({
+        connect: (opts, callback) => {
+          const port = Number(opts.port) || (opts.protocol === "https:" ? 443 : 80);
+          this.egress.pin(opts.hostname, port).then(
+            (pinned) =>
+              dial(
+                {
+                  ...opts,
+                  hostname: pinned.address,
+                  ...(pinned.name && opts.protocol === "https:" ? { servername: pinned.name } : {}),
+                },
+                callback,
+              ),
+            (err: Error) => callback(err, null),
+          );
+        },
+      });
     });
+    return this.agent;
   }
 
   accepts(target: string): boolean {
@@ -42,9 +48,9 @@ export class HttpDestinations implements DestinationAdapter {
   }
 
   open(target: string): DestinationTarget {
-    const agent = this.agent;
     return {
-      async deliver(message) {
+      deliver: async (message) => {
+        const [agent, { request }] = await Promise.all([this.dispatcher(), import("undici")]);
         // A refused address rejects with EgressRefused (a permanent failure, see async/service.ts).
         const res = await request(target, {
           method: "POST",
@@ -63,6 +69,8 @@ export class HttpDestinations implements DestinationAdapter {
   }
 
   async close(): Promise<void> {
-    await this.agent.close();
+    const agent = this.agent;
+    this.agent = null;
+    await (await agent)?.close();
   }
 }

@@ -4,8 +4,7 @@
  * subject, else as a plain NATS message (flushed). Attributes travel as
  * headers. One connection per server.
  */
-import { jetstream } from "@nats-io/jetstream";
-import { connect, headers, type NatsConnection } from "@nats-io/transport-node";
+import type { NatsConnection } from "@nats-io/transport-node";
 import { connectionKey, parseBrokerUri } from "../../control/broker-uri.js";
 import { type EgressPolicy, natsOptions } from "../../control/egress.js";
 import type { DestinationAdapter, DestinationTarget } from "./target.js";
@@ -24,7 +23,10 @@ export class NatsDestinations implements DestinationAdapter {
     const key = connectionKey(target);
     let c = this.conns.get(key);
     if (!c) {
-      c = natsOptions(this.egress, target).then((options) => connect({ ...options, timeout: 5000 }));
+      // The client library is loaded by the first NATS destination, not by every server start.
+      c = Promise.all([natsOptions(this.egress, target), import("@nats-io/transport-node")]).then(
+        ([options, { connect }]) => connect({ ...options, timeout: 5000 }),
+      );
       const mine = c;
       void c.then(
         (nc) => nc.closed().then(() => this.conns.get(key) === mine && this.conns.delete(key)),
@@ -40,6 +42,10 @@ export class NatsDestinations implements DestinationAdapter {
     return {
       deliver: async (message) => {
         const nc = await this.conn(target);
+        const [{ headers }, { jetstream }] = await Promise.all([
+          import("@nats-io/transport-node"),
+          import("@nats-io/jetstream"),
+        ]);
         const h = headers();
         for (const [k, v] of Object.entries(message.attributes)) h.set(k, v);
         try {

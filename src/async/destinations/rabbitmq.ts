@@ -4,7 +4,7 @@
  * publishes to an exchange. Persistent messages, publisher confirms; the
  * attributes travel as message headers. One connection per broker.
  */
-import amqp, { type ChannelModel, type ConfirmChannel } from "amqplib";
+import type { ChannelModel, ConfirmChannel } from "amqplib";
 import { connectionKey, parseBrokerUri } from "../../control/broker-uri.js";
 import { type EgressPolicy, pinBrokerUri } from "../../control/egress.js";
 import type { DestinationAdapter, DestinationTarget } from "./target.js";
@@ -31,6 +31,8 @@ export class RabbitMqDestinations implements DestinationAdapter {
       link = (async () => {
         // Dial the address the egress policy checked; the name stays the TLS server name.
         const { url, tlsName } = await pinBrokerUri(this.egress, key);
+        // The client library is loaded by the first RabbitMQ destination, not by every server start.
+        const { default: amqp } = await import("amqplib");
         const conn = await amqp.connect(url.toString(), {
           timeout: 5000,
           ...(tlsName ? { servername: tlsName } : {}),

@@ -3,7 +3,7 @@
  * appends an entry (XADD) with field `data` = the message (JSON) and one field
  * per attribute. One connection per server.
  */
-import { Redis } from "ioredis";
+import type { Redis } from "ioredis";
 import { connectionKey, parseBrokerUri } from "../../control/broker-uri.js";
 import { type EgressPolicy, redisOptions } from "../../control/egress.js";
 import type { DestinationAdapter, DestinationTarget } from "./target.js";
@@ -23,7 +23,8 @@ export class RedisDestinations implements DestinationAdapter {
     let c = this.clients.get(key);
     if (!c) {
       // Pinned to the checked address at creation; ioredis reconnects to that same address.
-      c = redisOptions(this.egress, key).then((options) => {
+      // The client library is loaded by the first Redis destination, not by every server start.
+      c = Promise.all([redisOptions(this.egress, key), import("ioredis")]).then(([options, { Redis }]) => {
         const client = new Redis({
           ...options,
           maxRetriesPerRequest: 1,
