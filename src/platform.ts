@@ -48,6 +48,7 @@ import { CloudWatchLogs } from "./logs/cloudwatch-logs.js";
 import { LogPruner } from "./logs/log-pruner.js";
 import { LogSink } from "./logs/log-sink.js";
 import { CloudWatchMetrics } from "./metrics/cloudwatch.js";
+import { EmfExtractor } from "./metrics/emf.js";
 import { dimensionsKey, LAMBDA_NAMESPACE, MetricsRecorder } from "./metrics/recorder.js";
 import { checkClusterSecret } from "./protocol/node-auth.js";
 import { checkRuntime } from "./runtimes/policy.js";
@@ -78,6 +79,7 @@ interface PlatformParts {
   capacityProviders: CapacityProviderService;
   logs: LogSink;
   metrics: MetricsRecorder;
+  emf: EmfExtractor;
   worker: Worker;
   frontend: Frontend;
   sandbox: DetectedSandboxDriver;
@@ -113,6 +115,8 @@ export class Platform {
   readonly logs: LogSink;
   /** AWS/Lambda and EMF metrics: tallied in memory, written every few seconds. */
   readonly metrics: MetricsRecorder;
+  /** EMF records in function logs → custom metrics (the recorder's). */
+  readonly emf: EmfExtractor;
   /** CloudWatch's metric reads (GetMetricData, GetMetricStatistics, ListMetrics) over the store. */
   readonly cloudwatchMetrics: CloudWatchMetrics;
   readonly worker: Worker;
@@ -170,6 +174,7 @@ export class Platform {
     this.capacityProviders = parts.capacityProviders;
     this.logs = parts.logs;
     this.metrics = parts.metrics;
+    this.emf = parts.emf;
     this.cloudwatchMetrics = new CloudWatchMetrics(parts.store);
     this.worker = parts.worker;
     this.frontend = parts.frontend;
@@ -362,6 +367,7 @@ export class Platform {
       enabled: options.metrics,
       log: (m) => options.quiet || console.error(`lambent: ${m}`),
     });
+    const emf = new EmfExtractor(metrics, { log: (m) => options.quiet || console.error(`lambent: ${m}`) });
     let cluster: ClusterWorkers | null = null;
     let counter: Counter = new ConcurrencyCounter(options.accountConcurrency);
     if (options.role !== "all") {
@@ -414,6 +420,7 @@ export class Platform {
       platformApi,
       credentials: (a) => auth.environmentCredentials(a.config.Role, a.name),
       logs,
+      emf: (fn, line) => emf.line(fn, line),
       runDir: join(options.dataDir, "run", "rapi"),
       runtimesDir: RUNTIMES_DIR,
       runtimes,
@@ -563,6 +570,7 @@ export class Platform {
       capacityProviders,
       logs,
       metrics,
+      emf,
       worker,
       frontend,
       sandbox,

@@ -21,6 +21,8 @@ import { CodeCache } from "../control/code.js";
 import { LayerCache } from "../control/layers.js";
 import { lockDataDir } from "../datadir-lock.js";
 import { LogSink } from "../logs/log-sink.js";
+import { EmfExtractor } from "../metrics/emf.js";
+import { MetricsRecorder } from "../metrics/recorder.js";
 import { checkClusterSecret } from "../protocol/node-auth.js";
 import { RuntimeStore } from "../runtimes/store.js";
 import { type DetectedSandboxDriver, detectSandboxDriver } from "../sandbox/index.js";
@@ -60,6 +62,7 @@ export class WorkerNode {
     private readonly registry: WorkerRegistry,
     private readonly store: Store,
     private readonly logs: LogSink,
+    private readonly metrics: MetricsRecorder,
     private readonly unlock: () => void,
     private readonly log: (m: string) => void,
   ) {}
@@ -97,6 +100,11 @@ export class WorkerNode {
         burstBytes: limits.logBurstBytes,
       });
       acquired.push(() => logs.flush());
+      // EMF records in the logs of the functions run here become metrics; the frontends prune them.
+      const metrics = new MetricsRecorder(opened, { retentionDays: 0, enabled: options.metrics, log });
+      metrics.start();
+      acquired.push(() => metrics.stop());
+      const emf = new EmfExtractor(metrics, { log });
       const sandbox = await detectSandboxDriver(options.sandbox, {
         runDir: join(options.dataDir, "run", "sandbox"),
         network: options.sandboxNetwork,
@@ -114,6 +122,7 @@ export class WorkerNode {
           };
         },
         logs,
+        emf: (fn, line) => emf.line(fn, line),
         runDir: join(options.dataDir, "run", "rapi"),
         runtimesDir: RUNTIMES_DIR,
         runtimes: new RuntimeStore(options.runtimesDir),
@@ -148,6 +157,7 @@ export class WorkerNode {
         registry,
         opened,
         logs,
+        metrics,
         unlock,
         log,
       );
@@ -188,6 +198,7 @@ export class WorkerNode {
       this.log(`worker ${this.id}: node server closed`);
       await this.worker.close();
       await this.logs.flush();
+      await this.metrics.stop().catch((err: unknown) => this.log(`metrics: ${String(err)}`));
       await this.store.close();
       this.unlock();
     })();

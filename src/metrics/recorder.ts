@@ -210,6 +210,20 @@ export class MetricsRecorder {
     this.tally(namespace, metric, dimensions, time - (time % MINUTE_MS), unit, value, 1);
   }
 
+  /** Several samples of one series at one time (`at`: epoch ms): one lookup for them all (EMF). */
+  recordAll(
+    namespace: string,
+    metric: string,
+    dimensions: string,
+    values: readonly number[],
+    unit: Unit,
+    at: number,
+  ): void {
+    if (!this.enabled) return;
+    const t = this.tally(namespace, metric, dimensions, at - (at % MINUTE_MS), unit, 0, 0);
+    for (const v of values) if (Number.isFinite(v)) addTo(t, v);
+  }
+
   private tally(
     namespace: string,
     metric: string,

@@ -62,6 +62,8 @@ export interface EnvironmentDeps {
   outputLimits?: OutputLimits;
   /** Temporary credentials for a function's execution role (issued at each Init). */
   credentials?: (fn: Assignment) => Record<string, string>;
+  /** Sees each line a function printed (EMF records become custom metrics); must not throw. */
+  emf?: (functionName: string, line: string) => void;
 }
 
 export type { InvokeInput, InvokeOutcome } from "../protocol/invoke.js";
@@ -803,6 +805,7 @@ export class ExecutionEnvironment {
 
   private functionLine(line: string): void {
     this.deps.logs.write(this.logGroup, this.logStream, line);
+    this.deps.emf?.(this.fn.name, line);
     this.addTail(line);
     this.telemetry.emit("function", line);
   }
