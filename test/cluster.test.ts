@@ -3,6 +3,7 @@ import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import http2 from "node:http2";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { CloudWatchClient, GetMetricDataCommand } from "@aws-sdk/client-cloudwatch";
 import {
   CreateFunctionCommand,
   GetProvisionedConcurrencyConfigCommand,
@@ -125,6 +126,7 @@ function workerStats(w: Node): Promise<{ environments: number; idle: number }> {
 
 let a: LambdaClient;
 let b: LambdaClient;
+let frontendA: string;
 
 beforeAll(async () => {
   await buildAsync();
@@ -136,6 +138,7 @@ beforeAll(async () => {
   const fa = await startNode("frontend-a", ["--role", "frontend"]);
   await Promise.all([worker("w-a1", "zone-a"), worker("w-a2", "zone-a"), worker("w-b1", "zone-b")]);
   const fb = await startNode("frontend-b", ["--role", "frontend"]);
+  frontendA = fa.address;
   a = lambdaClient(fa.address);
   b = lambdaClient(fb.address);
 }, 300_000);
@@ -169,6 +172,59 @@ describe("a cluster of two frontends and three workers in two zones", () => {
   it("serves the same function through the other frontend", async () => {
     const r = await invoke(b, "warm");
     expect(r.json).toMatchObject({ answer: "one" });
+  });
+
+  it("turns EMF records printed on a worker into metrics the frontends serve", async () => {
+    const source = `exports.handler = async (e) => {
+  const record = { _aws: { Timestamp: Date.now(), CloudWatchMetrics: [
+    { Namespace: "ClusterApp", Dimensions: [["stage"]], Metrics: [{ Name: "Work", Unit: "Count" }] }] },
+    stage: "prod", Work: e.n };
+  process.stdout.write(JSON.stringify(record) + "\\n");
+  return {};
+};`;
+    await deploy(a, "emf", await zipEntries([{ name: "index.js", content: source }]));
+    for (const n of [2, 5]) expect((await invoke(a, "emf", { n })).functionError).toBeUndefined();
+    const cw = new CloudWatchClient({
+      endpoint: frontendA,
+      region: "us-east-1",
+      credentials: { accessKeyId: "test", secretAccessKey: "test" },
+      maxAttempts: 1,
+    });
+    const sum = async () => {
+      const out = await cw.send(
+        new GetMetricDataCommand({
+          StartTime: new Date(Date.now() - 3_600_000),
+          EndTime: new Date(Date.now() + 600_000),
+          MetricDataQueries: [
+            {
+              Id: "work",
+              MetricStat: {
+                Metric: {
+                  Namespace: "ClusterApp",
+                  MetricName: "Work",
+                  Dimensions: [{ Name: "stage", Value: "prod" }],
+                },
+                Period: 3600,
+                Stat: "Sum",
+              },
+            },
+          ],
+        }),
+      );
+      return (out.MetricDataResults?.[0]?.Values ?? []).reduce((x, y) => x + y, 0);
+    };
+    try {
+      // The worker writes its tallies every 5 s: wait for them to reach PostgreSQL.
+      const deadline = Date.now() + 60_000;
+      let got = await sum();
+      while (got < 7 && Date.now() < deadline) {
+        await new Promise((resolve) => setTimeout(resolve, 500));
+        got = await sum();
+      }
+      expect(got).toBe(7);
+    } finally {
+      cw.destroy();
+    }
   });
 
   it("spreads a function's concurrent environments across both zones, then packs", async () => {

@@ -167,7 +167,8 @@ export class WorkerNode {
           .heartbeat(id, { usedMemoryMb: s.memoryMb, environments: s.environments })
           .then(async (held) => {
             // The lease ran out (a long pause, the database restarted): come back under the same id.
-            if (!held) {
+            // Not while stopping: a beat still in flight when the row was deregistered finds it gone.
+            if (!held && !wn.stopping) {
               log(`worker ${id}: lease lost, registering again`);
               await registry.register({ id, zone: node.zone, address, memoryMb, maxEnvironments });
             }
