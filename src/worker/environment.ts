@@ -691,6 +691,12 @@ export class ExecutionEnvironment {
       }
     }
     if (outcome.fatal) this.api.abandon();
+    // Set before the caller has the outcome (REPORT may be written later): its metrics count cold starts.
+    // Lambda prints no Init Duration for a provisioned environment (its Init was on no invoke's path).
+    if (this.pendingInitReport && this.initDurationMs > 0 && this.initializationType === "on-demand") {
+      outcome.initDurationMs = this.initDurationMs;
+    }
+    this.pendingInitReport = false;
     if (quick) {
       const done = outcome;
       setImmediate(() => this.afterInvoke(input.requestId, done, sandbox, last));
@@ -760,11 +766,6 @@ export class ExecutionEnvironment {
   }
 
   private report(requestId: string, outcome: InvokeOutcome, maxMemoryUsedMb: number, last: boolean): void {
-    // Lambda prints no Init Duration for a provisioned environment (its Init was on no invoke's path).
-    if (this.pendingInitReport && this.initDurationMs > 0 && this.initializationType === "on-demand") {
-      outcome.initDurationMs = this.initDurationMs;
-    }
-    this.pendingInitReport = false;
     if (last) this.capture.endWindow();
     const status = invokeStatus(outcome);
     this.platformLog(
