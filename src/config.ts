@@ -109,6 +109,11 @@ export interface ServerOptions {
   metricsRetentionDays: number;
   /** Record metrics (off: `--no-metrics`, the bench's "metrics off" row). */
   metrics: boolean;
+  /**
+   * A bearer token `GET /metrics` accepts instead of a SigV4 signature (`--metrics-token-file`,
+   * `LAMBENT_METRICS_TOKEN`): what a Prometheus scrape job sends. Unset: /metrics wants SigV4.
+   */
+  metricsToken?: string;
   limits: Limits;
   /**
    * The URL clients reach this server at, for links the API hands out (Code.Location); by default
@@ -237,4 +242,18 @@ export function parsePublicUrl(raw: string): string {
   if (url.search || url.hash || url.username || url.password)
     throw new Error(`public URL ${JSON.stringify(raw)} must have no query, fragment or credentials`);
   return url.toString().replace(/\/+$/, "");
+}
+
+/**
+ * The `/metrics` bearer token as given, or why it cannot be: at least 32 characters of a bearer
+ * token's alphabet (RFC 6750's b64token: letters, digits and `-._~+/=`), so it fits an
+ * `Authorization` header unchanged and cannot be guessed.
+ */
+export function checkMetricsToken(token: string): string {
+  if (token.length < 32 || token.length > 4096 || !/^[A-Za-z0-9\-._~+/]+=*$/.test(token)) {
+    throw new ServerOptionError(
+      "the metrics token (--metrics-token-file, LAMBENT_METRICS_TOKEN) must be 32 to 4096 characters of A-Z a-z 0-9 - . _ ~ + / (then = padding); e.g. `openssl rand -hex 32`",
+    );
+  }
+  return token;
 }

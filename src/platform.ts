@@ -15,6 +15,7 @@ import { Auth } from "./auth/service.js";
 import { ConcurrencyLeases } from "./cluster/concurrency-leases.js";
 import { WorkerRegistry } from "./cluster/registry.js";
 import {
+  checkMetricsToken,
   defaultOptions,
   hostPortsRefusal,
   isLoopbackHost,
@@ -49,6 +50,7 @@ import { LogPruner } from "./logs/log-pruner.js";
 import { LogSink } from "./logs/log-sink.js";
 import { CloudWatchMetrics } from "./metrics/cloudwatch.js";
 import { EmfExtractor } from "./metrics/emf.js";
+import { PrometheusView } from "./metrics/prometheus.js";
 import { dimensionsKey, LAMBDA_NAMESPACE, MetricsRecorder } from "./metrics/recorder.js";
 import { checkClusterSecret } from "./protocol/node-auth.js";
 import { checkRuntime } from "./runtimes/policy.js";
@@ -119,6 +121,8 @@ export class Platform {
   readonly emf: EmfExtractor;
   /** CloudWatch's metric reads (GetMetricData, GetMetricStatistics, ListMetrics) over the store. */
   readonly cloudwatchMetrics: CloudWatchMetrics;
+  /** `GET /metrics`: the Prometheus view of the same series and the platform's own. */
+  readonly prometheus: PrometheusView;
   readonly worker: Worker;
   readonly frontend: Frontend;
   readonly sandbox: DetectedSandboxDriver;
@@ -176,6 +180,19 @@ export class Platform {
     this.metrics = parts.metrics;
     this.emf = parts.emf;
     this.cloudwatchMetrics = new CloudWatchMetrics(parts.store);
+    const { frontend, worker } = parts;
+    const local = parts.cluster === null;
+    this.prometheus = new PrometheusView(parts.metrics, {
+      concurrency: () => frontend.peaks.current(),
+      provisioned: () => frontend.provisioned.current(),
+      queueDepth: () => parts.asyncInvoke.queue.depth(),
+      ...(local
+        ? {
+            environments: () => worker.environmentStates(),
+            stemCells: () => worker.stemCells.sizes(),
+          }
+        : {}),
+    });
     this.worker = parts.worker;
     this.frontend = parts.frontend;
     this.sandbox = parts.sandbox;
@@ -362,6 +379,7 @@ export class Platform {
       burstBytes: limits.logBurstBytes,
     });
     acquired.push(() => logs.flush());
+    if (options.metricsToken !== undefined) checkMetricsToken(options.metricsToken);
     const metrics = new MetricsRecorder(store, {
       retentionDays: options.metricsRetentionDays,
       enabled: options.metrics,
@@ -449,6 +467,7 @@ export class Platform {
     );
     const frontend = new Frontend(functions, aliases, concurrency, workers, counter, assignments, metrics);
     await frontend.loadReservations();
+    await frontend.loadProvisioned();
     // ConcurrentExecutions: the most running at once in each flush interval (account, pool, function).
     metrics.addSampler(() => {
       const peaks = frontend.peaks.take();
@@ -465,6 +484,31 @@ export class Platform {
           );
         }
       }
+      // Provisioned concurrency, per version or alias with a config (and summed per function).
+      const perFunction = new Map<string, number>();
+      for (const p of frontend.provisioned.take()) {
+        if (p.allocated <= 0) continue;
+        const resource = dimensionsKey({ FunctionName: p.functionName, Resource: p.resource });
+        metrics.record(LAMBDA_NAMESPACE, "ProvisionedConcurrentExecutions", resource, p.executions, "Count");
+        metrics.record(
+          LAMBDA_NAMESPACE,
+          "ProvisionedConcurrencyUtilization",
+          resource,
+          p.executions / p.allocated,
+          "None",
+        );
+        perFunction.set(p.functionName, (perFunction.get(p.functionName) ?? 0) + p.executions);
+      }
+      for (const [name, n] of perFunction) {
+        metrics.record(
+          LAMBDA_NAMESPACE,
+          "ProvisionedConcurrentExecutions",
+          dimensionsKey({ FunctionName: name }),
+          n,
+          "Count",
+        );
+      }
+      void frontend.loadProvisioned();
     });
     metrics.start();
     acquired.push(() => metrics.stop());

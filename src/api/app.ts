@@ -48,6 +48,7 @@ import { registerKeyRoutes } from "./routes/keys.js";
 import { registerLayerRoutes } from "./routes/layers.js";
 import { registerLogRoutes } from "./routes/logs.js";
 import { registerPermissionRoutes } from "./routes/permissions.js";
+import { registerPrometheusRoutes } from "./routes/prometheus.js";
 import { registerScheduleRoutes } from "./routes/schedules.js";
 import { registerStackRoutes } from "./routes/stacks.js";
 import { registerTagRoutes } from "./routes/tags.js";
@@ -120,6 +121,7 @@ export function buildApp(platform: Platform): FastifyInstance {
   registerTagRoutes(app, platform);
   registerLogRoutes(app, platform);
   registerCloudWatchRoutes(app, platform);
+  registerPrometheusRoutes(app, platform);
   registerEventInvokeConfigRoutes(app, platform);
   registerAliasRoutes(app, platform);
   registerConcurrencyRoutes(app, platform);

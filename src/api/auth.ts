@@ -1,7 +1,9 @@
 /**
  * Every request is authenticated (SigV4) and authorized before its route
  * runs; only `GET /health` and the console's static files (`GET /console…`, no data: the console
- * signs its API calls like any client) are open. The signature's key, date and form are
+ * signs its API calls like any client) are open. `GET /metrics` (Prometheus) also takes the
+ * server's metrics bearer token when one is configured (scrapers cannot sign), never through an
+ * execution environment's channel. The signature's key, date and form are
  * checked as soon as the headers arrive (onRequest), the body hash once the
  * body is read (preHandler), then the caller's policies (auth/authorize.ts).
  * A request that came through an execution environment's own channel (worker/platform-api.ts) is
@@ -17,6 +19,7 @@ import { type SandboxOrigin, sandboxOriginOf } from "../worker/platform-api.js";
 import { isConsoleAsset } from "./console.js";
 import { cloudWatchOperationOf } from "./routes/cloudwatch.js";
 import { logsOperationOf } from "./routes/cloudwatch-logs.js";
+import { bearerTokenOf, isMetricsScrape, metricsTokenMatches } from "./routes/prometheus.js";
 
 function lenientJson(body: Buffer | undefined): unknown {
   try {
@@ -49,8 +52,21 @@ function isOpen(req: FastifyRequest): boolean {
 
 export function registerAuth(app: FastifyInstance, platform: Platform): void {
   const { verifier, authorizer } = platform.auth;
+  const metricsToken = platform.options.metricsToken;
   app.addHook("onRequest", async (req) => {
     if (isOpen(req)) return;
+    const bearer = bearerTokenOf(req.headers.authorization);
+    if (bearer !== undefined && isMetricsScrape(req.method, req.raw.url ?? "")) {
+      // A bearer token is the scrape's whole authentication: right token, else refused.
+      if (
+        metricsToken === undefined ||
+        sandboxOriginOf(req.raw.socket) ||
+        !metricsTokenMatches(bearer, metricsToken)
+      ) {
+        throw UnrecognizedClient();
+      }
+      return;
+    }
     const p = await verifier.begin({
       method: req.method,
       rawUrl: req.raw.url ?? "/",

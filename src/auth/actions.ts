@@ -10,7 +10,8 @@
  *
  * Lambent's own endpoints map to actions too, so one policy language covers
  * everything: `/_lambent/keys` and `/_lambent/roles` → `iam:*Key*`/`iam:*Role*`
- * actions, logs → `logs:GetLogEvents`, the queue → `lambent:GetQueueStatus`, stacks →
+ * actions, logs → `logs:GetLogEvents`, the queue → `lambent:GetQueueStatus`, `GET /metrics`
+ * (Prometheus) → `lambent:GetMetrics` on `*`, stacks →
  * `lambent:ListStacks` / `DescribeStack` / `PutStack` / `DeleteStack` on
  * `arn:aws:lambent:<region>:<account>:stack/<name>`, the environments → `lambent:GetEnvironmentStatus`.
  * A path nothing maps is `lambent:Unmapped` on `*`: only a principal allowed
@@ -107,6 +108,11 @@ const LAMBENT_ROUTES: Array<{
         resource: `arn:aws:logs:${r}:${ACCOUNT_ID}:log-group:/aws/lambda/${fn.name}:*`,
       };
     },
+  },
+  {
+    method: "GET",
+    re: /^\/metrics$/,
+    make: () => ({ operation: "GetMetrics", action: "lambent:GetMetrics", resource: "*" }),
   },
   {
     method: "GET",

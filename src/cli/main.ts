@@ -102,6 +102,12 @@ program
     15,
   )
   .option("--no-metrics", "record no metrics (CloudWatch metrics, EMF and /metrics stay empty)")
+  .addOption(
+    new Option(
+      "--metrics-token-file <file>",
+      "file holding a bearer token GET /metrics accepts instead of a SigV4 signature (for Prometheus' authorization.credentials_file); LAMBENT_METRICS_TOKEN gives the token itself",
+    ),
+  )
   .option(
     "--runtimes-dir <dir>",
     "runtime cache (default: $LAMBENT_RUNTIMES_DIR or ~/.cache/lambent/runtimes)",

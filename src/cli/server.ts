@@ -1,4 +1,5 @@
 /** `lambent server`: start the platform and stop it cleanly on SIGTERM/SIGINT. */
+import { readFileSync } from "node:fs";
 import { InvalidArgumentError } from "commander";
 import { WorkerNode } from "../cluster/worker-node.js";
 import { defaultOptions, type SandboxMode, type SandboxNetwork, ServerOptionError } from "../config.js";
@@ -24,6 +25,7 @@ interface ServerFlags {
   logRetentionDays: number;
   metricsRetentionDays: number;
   metrics: boolean;
+  metricsTokenFile?: string;
   runtimesDir?: string;
   devRoot?: string;
   blockDeprecatedRuntimes?: boolean;
@@ -65,6 +67,21 @@ function testScheduleClock(): { scheduleClock?: { anchorMs: number; speed: numbe
   return { scheduleClock: { anchorMs: anchorMs as number, speed: speed as number } };
 }
 
+/** `--metrics-token-file` (its content, one trailing newline dropped) or `LAMBENT_METRICS_TOKEN`. */
+function metricsToken(file: string | undefined): { metricsToken?: string } {
+  if (file !== undefined) {
+    let text: string;
+    try {
+      text = readFileSync(file, "utf8");
+    } catch (err) {
+      throw new ServerOptionError(`--metrics-token-file ${file}: ${(err as Error).message}`);
+    }
+    return { metricsToken: text.replace(/\r?\n$/, "") };
+  }
+  const env = process.env.LAMBENT_METRICS_TOKEN;
+  return env ? { metricsToken: env } : {};
+}
+
 export async function runServer(flags: ServerFlags): Promise<void> {
   const clusterSecret = flags.clusterSecret ?? process.env.LAMBENT_CLUSTER_SECRET;
   if (flags.role === "worker") return runWorkerNode(flags, clusterSecret);
@@ -89,6 +106,7 @@ export async function runServer(flags: ServerFlags): Promise<void> {
       logRetentionDays: flags.logRetentionDays,
       metricsRetentionDays: flags.metricsRetentionDays,
       metrics: flags.metrics,
+      ...metricsToken(flags.metricsTokenFile),
       blockDeprecatedRuntimes: flags.blockDeprecatedRuntimes === true,
       ...(flags.runtimesDir ? { runtimesDir: flags.runtimesDir } : {}),
       ...(flags.devRoot ? { devRoot: flags.devRoot } : {}),

@@ -67,9 +67,13 @@ export function provisionedConfiguration(
 }
 
 export class ConcurrencyService {
-  /** "reserved": a function's reservation changed; "provisioned": a provisioned config was put or deleted. */
+  /**
+   * "reserved": a function's reservation changed; "provisioned": a provisioned config was put or
+   * deleted; "allocated": the worker's progress on a config was recorded.
+   */
   readonly events = new EventEmitter<{
     reserved: [string];
+    allocated: [string];
     provisioned: [ProvisionedConfig | { functionName: string; qualifier: string; deleted: true }];
   }>();
 
@@ -343,5 +347,6 @@ export class ConcurrencyService {
       .where("function_name", "=", fn)
       .where("qualifier", "=", qualifier)
       .execute();
+    this.events.emit("allocated", fn);
   }
 }

@@ -12,6 +12,7 @@ import type { ConcurrencyService } from "../control/concurrency.js";
 import { type FunctionService, type FunctionVersion, LATEST } from "../control/functions.js";
 import { InvalidRequestContent, LambdaError, RequestTooLarge, ResourceConflict } from "../errors.js";
 import { ConcurrencyPeaks } from "../metrics/concurrency-peaks.js";
+import { ProvisionedPeaks } from "../metrics/provisioned-peaks.js";
 import { LAMBDA_NAMESPACE, type MetricsRecorder } from "../metrics/recorder.js";
 import type { ResponseStreamSink } from "../protocol/invoke.js";
 import type { WorkerClient } from "../protocol/worker.js";
@@ -67,6 +68,8 @@ export class Frontend {
   private reserved = new Map<string, number>();
   /** The most executions at once per sampling interval (ConcurrentExecutions). */
   readonly peaks = new ConcurrencyPeaks();
+  /** Executions on provisioned concurrency per version or alias with a config. */
+  readonly provisioned = new ProvisionedPeaks();
   /** Settles once the reservations reloaded after the latest change are in force. */
   reservationsLoaded: Promise<void> = Promise.resolve();
 
@@ -87,6 +90,9 @@ export class Frontend {
     concurrency.events.on("reserved", () => {
       this.reservationsLoaded = this.loadReservations().catch(() => {});
     });
+    const reloadProvisioned = () => void this.loadProvisioned();
+    concurrency.events.on("provisioned", reloadProvisioned);
+    concurrency.events.on("allocated", reloadProvisioned);
   }
 
   /** A function (every version) or one version changed: drop what is cached, retire old environments. */
@@ -131,6 +137,25 @@ export class Frontend {
     const reserved = await this.concurrency.reservations();
     this.reserved = reserved;
     this.counter.setReservations(reserved);
+  }
+
+  private provisionedLoading: Promise<void> | null = null;
+
+  /**
+   * Load the provisioned configs' allocated counts (at start, on a change here, and at each metrics
+   * sample: in a cluster the progress is recorded by another node). One load at a time; never throws.
+   */
+  loadProvisioned(): Promise<void> {
+    this.provisionedLoading ??= this.concurrency
+      .allProvisioned()
+      .then(
+        (configs) => this.provisioned.setAllocations(configs),
+        () => {},
+      )
+      .finally(() => {
+        this.provisionedLoading = null;
+      });
+    return this.provisionedLoading;
   }
 
   get concurrentExecutions(): number {
@@ -205,6 +230,7 @@ export class Frontend {
     }
     const unreserved = !this.reserved.has(fn.name);
     this.peaks.enter(fn.name, unreserved);
+    const provisioned = this.provisioned.enter(fn.name, req.ref.qualifier);
     const requestId = req.requestId ?? randomUUID();
     try {
       const outcome = await this.worker.invoke(assignment, {
@@ -227,6 +253,16 @@ export class Frontend {
         !outcome.ok,
         outcome.initDurationMs !== undefined,
       );
+      if (provisioned) {
+        this.metrics.lambda(
+          provisioned.provisioned
+            ? "ProvisionedConcurrencyInvocations"
+            : "ProvisionedConcurrencySpilloverInvocations",
+          fn.name,
+          req.ref.qualifier,
+          1,
+        );
+      }
       const res: InvokeResponse = { requestId, executedVersion: fn.version, payload: outcome.payload };
       if (!outcome.ok) {
         res.functionError = "Unhandled";
@@ -244,6 +280,7 @@ export class Frontend {
     } finally {
       release();
       this.peaks.leave(fn.name, unreserved);
+      if (provisioned) this.provisioned.leave(provisioned);
     }
   }
 

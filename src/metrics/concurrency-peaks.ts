@@ -34,6 +34,15 @@ export class ConcurrencyPeaks {
     if (unreserved) this.unreservedRunning--;
   }
 
+  /** What runs now (the Prometheus gauges). */
+  current(): Peaks {
+    return {
+      total: this.running,
+      unreserved: this.unreservedRunning,
+      perFunction: new Map(this.perFunction),
+    };
+  }
+
   /** The peaks since the last call; counting starts again from what runs now. */
   take(): Peaks {
     const out = this.peaks;

@@ -51,7 +51,7 @@ export interface Tally {
 }
 
 /** One (function, resource, executed version)'s invokes in one minute. */
-interface InvokeTally {
+export interface InvokeTally {
   fn: string;
   resource: string | undefined;
   version: string;
@@ -65,8 +65,12 @@ interface InvokeTally {
   durations: Buckets;
 }
 
-/** Something that wants each folded tally (the Prometheus view keeps running totals). */
-export type TallyObserver = (t: Tally) => void;
+/**
+ * Something that wants what each fold took in (the Prometheus view keeps running totals): the
+ * invoke tallies as recorded (one per function, resource and executed version) and every other
+ * series' tallies (AWS/Lambda's expansion of the invokes included).
+ */
+export type FoldObserver = (folded: { invokes: readonly InvokeTally[]; series: readonly Tally[] }) => void;
 
 export interface RecorderOptions {
   /** Days rows are kept (0: forever). */
@@ -93,13 +97,12 @@ export class MetricsRecorder {
   private invokes = new Map<string, InvokeTally>();
   private series = new Map<string, Tally>();
   private readonly samplers: Array<() => void> = [];
-  private readonly observers: TallyObserver[] = [];
+  private readonly observers: FoldObserver[] = [];
+  private readonly writeObservers: Array<(ms: number) => void> = [];
   private timer: NodeJS.Timeout | null = null;
   private flushing: Promise<void> | null = null;
   private lastPrune = 0;
   private readonly now: () => number;
-  /** Milliseconds each store write took (the Prometheus view's store latency). */
-  readonly writeLatencies: number[] = [];
 
   constructor(
     private readonly store: Store,
@@ -114,8 +117,13 @@ export class MetricsRecorder {
     this.samplers.push(sample);
   }
 
-  onFold(observer: TallyObserver): void {
+  onFold(observer: FoldObserver): void {
     this.observers.push(observer);
+  }
+
+  /** Called with the milliseconds each batched store write took (the Prometheus view's store latency). */
+  onStoreWrite(observer: (ms: number) => void): void {
+    this.writeObservers.push(observer);
   }
 
   start(): void {
@@ -270,13 +278,18 @@ export class MetricsRecorder {
     for (const [b, n] of s.buckets) t.buckets.set(b, (t.buckets.get(b) ?? 0) + n);
   }
 
-  /** Expand invoke tallies into their series; hand what was folded to the observers. Synchronous. */
-  fold(): Tally[] {
-    for (const sample of this.samplers) sample();
+  /**
+   * Expand invoke tallies into their series; hand what was folded to the observers. Synchronous.
+   * `sample`: run the samplers first (the flush timer does; a Prometheus scrape folds without them,
+   * so the sampled gauges keep their per-interval meaning).
+   */
+  fold(sample = true): Tally[] {
+    if (sample) for (const s of this.samplers) s();
     const invokes = this.invokes;
     this.invokes = new Map();
+    const invokeTallies = [...invokes.values()];
     const dimensionCache = new Map<string, string[]>();
-    for (const t of invokes.values()) {
+    for (const t of invokeTallies) {
       const id = `${t.fn}\u0000${t.resource ?? ""}\u0000${t.version}`;
       let sets = dimensionCache.get(id);
       if (!sets) {
@@ -318,17 +331,14 @@ export class MetricsRecorder {
           buckets: t.durations,
         });
       }
-      this.coldStarts.set(t.fn, (this.coldStarts.get(t.fn) ?? 0) + t.coldStarts);
     }
     const folded = [...this.series.values()];
     this.pending.push(...folded);
     this.series = new Map();
-    for (const t of folded) for (const o of this.observers) o(t);
+    for (const o of this.observers) o({ invokes: invokeTallies, series: folded });
     return folded;
   }
 
-  /** Cold starts per function since the server started (Prometheus). */
-  readonly coldStarts = new Map<string, number>();
   private pending: Tally[] = [];
 
   /** Fold, then write everything folded so far in one transaction. Resolves once it is stored. */
@@ -348,9 +358,8 @@ export class MetricsRecorder {
           this.pending.unshift(...batch);
           throw err;
         }
-        this.writeLatencies.push(performance.now() - started);
-        if (this.writeLatencies.length > 1000)
-          this.writeLatencies.splice(0, this.writeLatencies.length - 1000);
+        const ms = performance.now() - started;
+        for (const o of this.writeObservers) o(ms);
       }
       if (this.now() - this.lastPrune >= PRUNE_EVERY_MS) {
         this.lastPrune = this.now();

@@ -228,6 +228,13 @@ export class StemCellPool {
     return this.ready.get(family)?.length ?? 0;
   }
 
+  /** Waiting cells per family (the Prometheus view). */
+  sizes(): Map<StemFamily, number> {
+    const out = new Map<StemFamily, number>();
+    for (const [family, cells] of this.ready) if (cells.length > 0) out.set(family, cells.length);
+    return out;
+  }
+
   /** The Runtime API endpoints of the cells waiting now (for tests: nobody else may ask them anything). */
   endpoints(): RuntimeApiEndpoint[] {
     return [...this.ready.values()].flat().map((cell) => cell.endpoint);

@@ -154,6 +154,15 @@ export class Worker implements WorkerClient, EnvironmentView {
     return { environments, idle, pools: this.pools.size, memoryMb };
   }
 
+  /** Environments here by lifecycle state (the Prometheus view). */
+  environmentStates(): Map<string, number> {
+    const out = new Map<string, number>();
+    for (const p of this.pools.values()) {
+      for (const env of p.environments()) out.set(env.state, (out.get(env.state) ?? 0) + 1);
+    }
+    return out;
+  }
+
   /** Per function version: environments alive and idle (`GET /_lambent/environments`, `lambent top`). */
   functionStats(): FunctionEnvironmentStats[] {
     return [...this.pools.values()]
