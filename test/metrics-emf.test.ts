@@ -6,6 +6,9 @@
  * `__proto__` and `constructor` dimensions, deep nesting, a line past 256 KB, stale timestamps) stay
  * log lines and the server keeps serving. With `--no-metrics` nothing is recorded.
  */
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import {
   CloudWatchClient,
@@ -19,6 +22,11 @@ import { CreateFunctionCommand, InvokeCommand, waitUntilFunctionActiveV2 } from 
 import { build } from "esbuild";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { LogEvent } from "../src/logs/log-sink.js";
+import { EmfExtractor } from "../src/metrics/emf.js";
+import { listMetrics, queryMetric } from "../src/metrics/query.js";
+import { MetricsRecorder } from "../src/metrics/recorder.js";
+import { Store } from "../src/store/store.js";
+import { createTestDatabase } from "./helpers/postgres.js";
 import { ROLE, startServer, type TestServer } from "./helpers/server.js";
 import { zipEntries } from "./helpers/zip.js";
 
@@ -378,4 +386,70 @@ describe("--no-metrics", () => {
       await off.stop();
     }
   }, 120_000);
+});
+
+describe("records at the edge of the limits", () => {
+  it("are stored and read back unchanged by SQLite and PostgreSQL", async () => {
+    const db = await createTestDatabase();
+    const dir = mkdtempSync(join(tmpdir(), "lambent-emf-edge-"));
+    const stores = [await Store.open({ dataDir: dir }), await Store.open({ dataDir: dir, database: db.url })];
+    try {
+      const now = Date.now();
+      const namespace = "\u00e9\ud83d\ude00".repeat(85);
+      const metric = "M".repeat(255);
+      const names = ["__proto__", ...Array.from({ length: 29 }, (_, i) => `d${i}'";\\`)];
+      const dimensions = Object.fromEntries(names.map((n, i) => [n, `${i}"'\\%_`.padEnd(1024, "~")]));
+      const values = [2 ** 360, -(2 ** 360), 2 ** -360, 0];
+      const line = `{${names.map((n) => `${JSON.stringify(n)}:${JSON.stringify(dimensions[n])}`).join(",")},${JSON.stringify(
+        {
+          _aws: {
+            Timestamp: now,
+            CloudWatchMetrics: [
+              {
+                Namespace: namespace,
+                Dimensions: [names],
+                Metrics: [{ Name: metric, Unit: "Bytes/Second" }],
+              },
+            ],
+          },
+          [metric]: values,
+        },
+      ).slice(1)}`;
+      for (const store of stores) {
+        const recorder = new MetricsRecorder(store, { retentionDays: 0 });
+        const emf = new EmfExtractor(recorder);
+        emf.line("edge", line);
+        expect(emf.counts.records).toBe(1);
+        await recorder.flush();
+        const listed = await listMetrics(store, { namespace, since: now - 120_000 });
+        expect(listed).toHaveLength(1);
+        expect(listed[0]?.metricName).toBe(metric);
+        expect(listed[0]?.dimensions).toEqual(dimensions);
+        expect(Object.getPrototypeOf(listed[0]?.dimensions)).toBe(Object.prototype);
+        const q = {
+          namespace,
+          metricName: metric,
+          dimensions,
+          start: now - 120_000,
+          end: now + 120_000,
+          periodSeconds: 3600,
+        };
+        for (const [stat, want] of [
+          ["SampleCount", 4],
+          ["Maximum", 2 ** 360],
+          ["Minimum", -(2 ** 360)],
+        ] as const) {
+          const got = await queryMetric(store, { ...q, stat });
+          expect(
+            got.values.reduce((a, b) => a + b, 0),
+            `${store.engine} ${stat}`,
+          ).toBe(want);
+        }
+      }
+    } finally {
+      for (const store of stores) await store.close();
+      await db.drop();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }, 60_000);
 });

@@ -148,6 +148,8 @@ describe("parseEmf", () => {
     ]) {
       expect(parseEmf(ok({}, directive), NOW), JSON.stringify(directive)).toBeUndefined();
     }
+    expect(parseEmf(ok({}, { Namespace: "a\ud800b" }), NOW)).toBeUndefined();
+    expect(parseEmf(ok({}, { Namespace: "Caf\u00e9 \ud83d\ude00" }), NOW)).toBeDefined();
     expect(parseEmf(ok({ service: 42 }), NOW)).toBeUndefined();
     expect(parseEmf(ok({ service: "" }), NOW)).toBeUndefined();
     expect(parseEmf(ok({ service: "caf\u00e9" }), NOW)).toBeUndefined();
@@ -185,11 +187,13 @@ describe("parseEmf", () => {
   it("survives deep nesting, huge lines and directive floods without throwing", () => {
     const deep = `{"_aws":${"[".repeat(200_000)}${"]".repeat(200_000)}}`;
     expect(parseEmf(deep, NOW)).toBeUndefined();
-    const deepMember = ok().replace(
-      '"Orders":3',
-      `"x":${"[".repeat(100_000)}${"]".repeat(100_000)},"Orders":3`,
-    );
-    expect(parseEmf(deepMember, NOW)).toBeDefined();
+    const nested = (depth: number) =>
+      ok().replace('"Orders":3', `"x":${"[".repeat(depth)}"]]]{{{"${"]".repeat(depth)},"Orders":3`);
+    expect(parseEmf(nested(63), NOW)).toBeDefined();
+    expect(parseEmf(nested(64), NOW)).toBeUndefined();
+    expect(parseEmf(nested(100_000), NOW)).toBeUndefined();
+    // Brackets and escaped quotes inside strings are not nesting.
+    expect(parseEmf(ok({ s: `\\"${"[{".repeat(1000)}` }), NOW)).toBeDefined();
     const big = ok({ pad: "x".repeat(256 * 1024) });
     expect(parseEmf(big, NOW)).toBeDefined();
     expect(parseEmf(big.slice(0, 256 * 1024), NOW)).toBeUndefined();

@@ -9,7 +9,8 @@
  * dimensions per set, names 1–255 characters, dimension values strings of 1–1024, metric values a
  * finite number or an array of up to 100 of them (each one sample) within CloudWatch's range, units
  * from CloudWatch's list, StorageResolution 1 or 60 (stored per minute either way), at most
- * 10,000 samples (values × dimension sets) in one record. Namespaces starting
+ * 10,000 samples (values × dimension sets) in one record, JSON nested at most 64 deep (deep nesting
+ * is what makes JSON.parse slow). Namespaces starting
  * with `AWS/` are refused: a function must not forge Lambda's own metrics.
  *
  * A function gets at most MAX_SERIES_PER_MINUTE distinct (series, minute) tallies per minute of
@@ -31,6 +32,8 @@ const MAX_DIRECTIVES = 100;
 const MAX_DIMENSION_SETS = 30;
 /** Samples one record may give (values × dimension sets): bounds the work one line can ask for. */
 const MAX_SAMPLES = 10_000;
+/** Nesting of the whole line (the record's own structure needs 5 levels; the rest is the function's). */
+const MAX_DEPTH = 64;
 const MINUTE_MS = 60_000;
 const TWO_WEEKS_MS = 14 * 24 * 3600 * 1000;
 const TWO_HOURS_MS = 2 * 3600 * 1000;
@@ -96,6 +99,8 @@ function goodName(v: unknown, max: number): v is string {
     v.length <= max &&
     // biome-ignore lint/suspicious/noControlCharactersInRegex: control characters are what it refuses
     !/[\u0000-\u001f\u007f]/.test(v) &&
+    // A lone surrogate has no UTF-8 form: stored, it would come back as another name.
+    !/\p{Cs}/u.test(v) &&
     /\S/.test(v)
   );
 }
@@ -113,6 +118,31 @@ function goodValue(v: unknown): v is number {
   return a === 0 || (a >= SMALLEST && a <= LARGEST);
 }
 
+/**
+ * Whether JSON text nests no deeper than `max` (brackets inside strings do not count). V8's
+ * JSON.parse is tens of times slower on deep nesting than on flat text of the same size, so a
+ * line nested deeper is refused before it is parsed.
+ */
+function nestingWithin(text: string, max: number): boolean {
+  let depth = 0;
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (c === 34) {
+      // Skip the string: to its closing quote, past escaped characters.
+      for (i++; i < text.length; i++) {
+        const d = text.charCodeAt(i);
+        if (d === 92) i++;
+        else if (d === 34) break;
+      }
+    } else if (c === 123 || c === 91) {
+      if (++depth > max) return false;
+    } else if (c === 125 || c === 93) {
+      depth--;
+    }
+  }
+  return true;
+}
+
 /** A document member by name: own members only (`__proto__`, `constructor` are plain names). */
 function member(doc: Json, name: string): unknown {
   return Object.hasOwn(doc, name) ? doc[name] : undefined;
@@ -124,6 +154,7 @@ function member(doc: Json, name: string): unknown {
  */
 export function parseEmf(line: string, now: number): EmfRecord | undefined {
   if (line.charCodeAt(0) !== 123 || !line.includes('"_aws"')) return undefined;
+  if (!nestingWithin(line, MAX_DEPTH)) return undefined;
   let doc: unknown;
   try {
     doc = JSON.parse(line);
