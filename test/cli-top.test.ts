@@ -59,6 +59,42 @@ describe("lambent top", () => {
     if (sample.metricsError) expect(lines[1]).toBe(`metrics unavailable: ${sample.metricsError}`);
   });
 
+  it("shows the invocations and errors of known invokes, in JSON and in the table", {
+    timeout: 180_000,
+  }, async () => {
+    await server.deploy("top-n-ok", "node-cjs");
+    await server.deploy("top-n-err", "node-errors", { Handler: "index.throws" });
+    for (let i = 0; i < 3; i++) await server.lambda.send(new InvokeCommand({ FunctionName: "top-n-ok" }));
+    for (let i = 0; i < 2; i++) await server.lambda.send(new InvokeCommand({ FunctionName: "top-n-err" }));
+    // Await the values: write what the recorder holds, then read top until it shows them (one
+    // round when nothing else is slow; a sample racing the write just reads again).
+    let sample: TopSample;
+    for (;;) {
+      await server.platform.metrics.flush();
+      sample = JSON.parse((await lambent(["top", "--json", "--endpoint", server.url])).stdout) as TopSample;
+      if (row(sample, "top-n-ok")?.invocations === 3 && row(sample, "top-n-err")?.invocations === 2) break;
+    }
+    expect(sample.metricsError).toBeUndefined();
+    expect(row(sample, "top-n-ok")).toMatchObject({
+      invocations: 3,
+      errors: 0,
+      throttles: 0,
+      environments: 1,
+    });
+    expect(row(sample, "top-n-err")).toMatchObject({ invocations: 2, errors: 2, throttles: 0 });
+    for (const name of ["top-n-ok", "top-n-err"]) {
+      const r = row(sample, name);
+      expect(r?.invocationsPerSecond).toBeGreaterThan(0);
+      expect(r?.p50).toBeGreaterThan(0);
+      expect(r?.p99).toBeGreaterThanOrEqual(r?.p50 ?? 0);
+    }
+    const table = (await lambent(["top", "--endpoint", server.url])).stdout.split("\n");
+    expect(table.find((l) => l.startsWith("top-n-ok "))).toMatch(
+      /^top-n-ok\s+\S+\s+3\s+0\s+0\s+\S+\s+\S+\s+[1-9]\d*\s+\d+$/,
+    );
+    expect(table.find((l) => l.startsWith("top-n-err "))).toMatch(/^top-n-err\s+\S+\s+2\s+2\s+0\s+/);
+  });
+
   it("refuses bad options and explains a denied key", { timeout: 180_000 }, async () => {
     for (const bad of [
       ["--interval", "0"],
