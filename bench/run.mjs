@@ -56,8 +56,9 @@ if (opts.help) {
   console.log(`npm run bench -- [options]
   --quick             small counts and short durations (~1-2 min): a smoke run, not numbers to publish
   --only a,b          scenarios: ${SCENARIOS.join(",")} 
-  --systems a,b       system ids (prefix match): lambent-process, lambent-process-stem, lambent-bwrap,
-                      lambent-bwrap-stem, sls, sls-inprocess, floor (the floor is always kept)
+  --systems a,b       system ids (prefix match): lambent-process, lambent-process-stem,
+                      lambent-process-nometrics, lambent-bwrap, lambent-bwrap-stem, sls, sls-inprocess,
+                      floor (the floor is always kept); lambent-process also selects its variants
   --prewarm N         stem cells for the "stem" systems when the server has --prewarm (default 4)
   --postgres URL      PostgreSQL server for lambent-process-pg (async scenario only; a throwaway database
                       is created and dropped; default postgres://root@127.0.0.1:5432/postgres)
@@ -197,6 +198,15 @@ async function main() {
         stem: true,
       },
     ];
+    // The same server recording no metrics, beside lambent-process: what recording costs a warm invoke.
+    variants.push({
+      id: "lambent-process-nometrics",
+      label: "Lambent, process driver, --no-metrics (warm and throughput only)",
+      driver: "process",
+      stem: false,
+      extraArgs: ["--no-metrics"],
+      scenarios: ["warm", "throughput"],
+    });
     // The same server on PostgreSQL, for the async scenario only (the queue is the store).
     variants.push({
       id: "lambent-process-pg",
@@ -228,9 +238,10 @@ async function main() {
           dataRoot,
           logDir,
           prewarm: hasPrewarm ? (v.stem ? prewarm : 0) : undefined,
-          ...(database ? { extraArgs: ["--database", database.url] } : {}),
+          extraArgs: [...(v.extraArgs ?? []), ...(database ? ["--database", database.url] : [])],
         });
         sys.asyncOnly = v.asyncOnly === true;
+        if (v.scenarios) sys.scenarios = v.scenarios;
         systems.push(sys);
         const h = await sys.health();
         if (h.sandbox.driver !== v.driver) {
@@ -332,7 +343,9 @@ async function main() {
     };
     const step = async (name, fn) => {
       if (!only.has(name)) return;
-      const running = alive().filter((s) => name === "async" || !s.asyncOnly);
+      const running = alive().filter(
+        (s) => (name === "async" || !s.asyncOnly) && (!s.scenarios || s.scenarios.includes(name)),
+      );
       log(`${name} …`);
       const s0 = Date.now();
       let death;

@@ -80,6 +80,43 @@ export function render({ meta, status, results, failures = [] }) {
     );
   } else if (W) out.push("", `**Warm invoke**: failed: ${W.failed}`);
 
+  // Recording metrics (AWS/Lambda tallies, the Prometheus view) vs --no-metrics, same server otherwise.
+  const on = "lambent-process";
+  const off = "lambent-process-nometrics";
+  const T0 = results.throughput;
+  const warmPair = W && !failed(W) && W[on] && W[off];
+  const tputPair = T0 && !failed(T0) && T0[on] && T0[off];
+  if (warmPair || tputPair) {
+    const cs = meta.config.throughput.concurrency;
+    out.push(
+      "",
+      `**Metrics on vs off** (\`${on}\` records metrics, \`${off}\` runs with \`--no-metrics\`; warm: the sequential invokes above; throughput: invokes/s)`,
+      "",
+    );
+    const row = (id) => [
+      `\`${id}\``,
+      ...(warmPair ? [ms(W[id].p50), ms(W[id].p99), ms(W[id].mean)] : []),
+      ...(tputPair ? cs.map((c) => num(T0[id][c]?.rps)) : []),
+    ];
+    const delta = [
+      "on − off",
+      ...(warmPair
+        ? ["p50", "p99", "mean"].map((k) => `${W[on][k] >= W[off][k] ? "+" : ""}${ms(W[on][k] - W[off][k])}`)
+        : []),
+      ...(tputPair ? cs.map((c) => ratio(T0[on][c]?.rps, T0[off][c]?.rps)) : []),
+    ];
+    out.push(
+      table(
+        [
+          "system",
+          ...(warmPair ? ["warm p50", "warm p99", "warm mean"] : []),
+          ...(tputPair ? cs.map((c) => `c=${c}`) : []),
+        ],
+        [row(on), row(off), delta],
+      ),
+    );
+  }
+
   const P = results.payload;
   if (P && !failed(P)) {
     out.push(
