@@ -240,6 +240,7 @@ export class Platform {
       ...(options.database ? { database: options.database } : {}),
     });
     if (refusal) throw new ServerOptionError(refusal);
+    if (options.metricsToken !== undefined) checkMetricsToken(options.metricsToken);
     let egress: EgressPolicy;
     try {
       egress = new EgressPolicy({
@@ -379,7 +380,6 @@ export class Platform {
       burstBytes: limits.logBurstBytes,
     });
     acquired.push(() => logs.flush());
-    if (options.metricsToken !== undefined) checkMetricsToken(options.metricsToken);
     const metrics = new MetricsRecorder(store, {
       retentionDays: options.metricsRetentionDays,
       enabled: options.metrics,

@@ -6,9 +6,11 @@
  * ProvisionedConcurrencyInvocations, ProvisionedConcurrencySpilloverInvocations) read back through
  * the AWS SDK v3's CloudWatchClient.
  */
-import { mkdtempSync, rmSync } from "node:fs";
+import { execFile } from "node:child_process";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { promisify } from "node:util";
 import { CloudWatchClient, GetMetricStatisticsCommand } from "@aws-sdk/client-cloudwatch";
 import {
   CreateAliasCommand,
@@ -24,12 +26,14 @@ import { fetch } from "undici";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { ServerOptionError } from "../src/config.js";
 import { Platform } from "../src/platform.js";
+import { buildAsync, startChild } from "./helpers/child-server.js";
 import { GATED_HANDLER, type Gate, startGate } from "./helpers/gate.js";
 import { histogramOf, type PromFamily, parsePrometheus, sampleOf } from "./helpers/prometheus.js";
 import { ROLE, startServer, type TestServer } from "./helpers/server.js";
 import { signedFetch } from "./helpers/signed.js";
 import { zipEntries } from "./helpers/zip.js";
 
+const run = promisify(execFile);
 const TOKEN = "prom-scrape-token-0123456789abcdef0123456789abcdef";
 
 let server: TestServer;
@@ -187,6 +191,47 @@ describe("GET /metrics (Prometheus)", () => {
     expect(denied.status).toBe(403);
     expect(denied.headers.get("x-amzn-errortype")).toMatch(/^AccessDeniedException/);
     expect(await denied.text()).toMatch(/not authorized to perform: lambent:GetMetrics/);
+  });
+
+  it("`lambent server --metrics-token-file` takes the file's token; a bad file or token stops the start", {
+    timeout: 120_000,
+  }, async () => {
+    await buildAsync();
+    const dir = mkdtempSync(join(tmpdir(), "lambent-prom-cli-"));
+    try {
+      const file = join(dir, "metrics.token");
+      const refused = async (args: string[], env: Record<string, string> = {}) => {
+        const r = await run(
+          process.execPath,
+          ["bin/lambent.js", "server", "--port", "0", "--data-dir", dir, ...args],
+          {
+            env: { PATH: process.env.PATH ?? "", ...env },
+          },
+        ).catch((e: { code: number; stderr: string; stdout: string }) => e);
+        expect((r as { code: number }).code).toBe(2);
+        expect((r as { stdout: string }).stdout).not.toContain("ready at");
+        return (r as { stderr: string }).stderr;
+      };
+      expect(await refused(["--metrics-token-file", join(dir, "missing")])).toMatch(
+        /--metrics-token-file .*ENOENT/,
+      );
+      writeFileSync(file, "too-short\n");
+      expect(await refused(["--metrics-token-file", file])).toMatch(/must be 32 to 4096 characters/);
+      expect(await refused([], { LAMBENT_METRICS_TOKEN: "x y" })).toMatch(/must be 32 to 4096 characters/);
+
+      writeFileSync(file, `${TOKEN}\n`);
+      const child = await startChild(join(dir, "data"), ["--metrics-token-file", file]);
+      try {
+        const ok = await fetch(`${child.url}/metrics`, { headers: { authorization: `Bearer ${TOKEN}` } });
+        expect(ok.status).toBe(200);
+        expect(await ok.text()).toContain("# TYPE lambda_invocations_total counter");
+        expect((await fetch(`${child.url}/metrics`)).status).toBe(403);
+      } finally {
+        await child.stop();
+      }
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it("refuses a guessable token at start", async () => {
