@@ -186,6 +186,7 @@ export class Platform {
       concurrency: () => frontend.peaks.current(),
       provisioned: () => frontend.provisioned.current(),
       queueDepth: () => parts.asyncInvoke.queue.depth(),
+      emf: () => parts.emf.counts,
       ...(local
         ? {
             environments: () => worker.environmentStates(),

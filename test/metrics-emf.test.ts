@@ -28,6 +28,7 @@ import { MetricsRecorder } from "../src/metrics/recorder.js";
 import { Store } from "../src/store/store.js";
 import { createTestDatabase } from "./helpers/postgres.js";
 import { ROLE, startServer, type TestServer } from "./helpers/server.js";
+import { signedFetch } from "./helpers/signed.js";
 import { zipEntries } from "./helpers/zip.js";
 
 const CREDENTIALS = { accessKeyId: "test", secretAccessKey: "test" };
@@ -364,6 +365,12 @@ describe("hostile EMF records", () => {
     expect(messages).toContain(lines[0]);
     expect(messages).toContain(lines.at(-1));
     await invokeAndSettle(server, "shop", { orders: 1 });
+
+    // GET /metrics counts the records taken.
+    const scrape = await (await signedFetch(`${server.url}/metrics`)).text();
+    const recorded = /^lambent_emf_records_total\{outcome="recorded"\} (\d+)$/m.exec(scrape);
+    expect(Number(recorded?.[1])).toBe(server.platform.emf.counts.records);
+    expect(scrape).toMatch(/^lambent_emf_records_total\{outcome="dropped"\} 0$/m);
   }, 120_000);
 });
 

@@ -16,7 +16,8 @@
  *   qualified resource; the unqualified share is the difference.
  * - gauges read at scrape: concurrent executions per function and unreserved, provisioned
  *   executions and utilization per resource, the async queue's depth, environments by state, stem
- *   cells per runtime; the store's write latency; Node's process metrics.
+ *   cells per runtime; the store's write latency; EMF records recorded and dropped; Node's process
+ *   metrics.
  */
 import { Counter, collectDefaultMetrics, Gauge, Histogram, type Metric, Registry } from "prom-client";
 import { type Buckets, bucketValue } from "./histogram.js";
@@ -87,6 +88,8 @@ export interface PrometheusSources {
   environments?(): ReadonlyMap<string, number>;
   /** Stem cells waiting per runtime (absent without a local worker). */
   stemCells?(): ReadonlyMap<string, number>;
+  /** EMF records taken from function logs, and dropped over the series cap, since the start. */
+  emf?(): { records: number; dropped: number };
 }
 
 interface BucketSeries {
@@ -309,6 +312,21 @@ export class PrometheusView {
         collect() {
           this.reset();
           for (const [runtime, n] of stemCells()) this.set({ runtime }, n);
+        },
+      });
+    }
+    if (sources.emf) {
+      const emf = sources.emf;
+      new Counter({
+        name: "lambent_emf_records_total",
+        help: "EMF records in function logs: recorded as metrics, or dropped over a function's series cap.",
+        labelNames: ["outcome"],
+        registers,
+        collect() {
+          const c = emf();
+          this.reset();
+          this.inc({ outcome: "recorded" }, c.records);
+          this.inc({ outcome: "dropped" }, c.dropped);
         },
       });
     }
