@@ -4,7 +4,7 @@
  * port with a temp data dir.
  */
 import { randomBytes } from "node:crypto";
-import { mkdirSync } from "node:fs";
+import { mkdirSync, realpathSync } from "node:fs";
 import { join, resolve } from "node:path";
 import type { FastifyInstance } from "fastify";
 import { buildApp } from "./api/app.js";
@@ -427,7 +427,12 @@ export class Platform {
       runDir: join(options.dataDir, "run", "sandbox"),
       network: options.sandboxNetwork,
       allowHostPorts: options.sandboxAllowHostPorts,
-      adoptableRoots: [join(options.dataDir, "code"), join(options.dataDir, "layers")],
+      // Stem cells adopt uploaded code and layers, and dev-mounted folders (bound read-only as they are).
+      adoptableRoots: [
+        join(options.dataDir, "code"),
+        join(options.dataDir, "layers"),
+        ...(options.devRoot !== undefined && !cluster ? [realpathSync(options.devRoot)] : []),
+      ],
     });
     if (!cluster && !sandbox.driver.isolates && !sandbox.warning) {
       sandbox.warning =
@@ -467,6 +472,7 @@ export class Platform {
       (name, version) => devMounts.folderOf(name, version),
     );
     const frontend = new Frontend(functions, aliases, concurrency, workers, counter, assignments, metrics);
+    devMounts.changed = (name, region) => frontend.prewarm(name, region);
     await frontend.loadReservations();
     await frontend.loadProvisioned();
     // ConcurrentExecutions: the most running at once in each flush interval (account, pool, function).

@@ -96,6 +96,30 @@ describe("dev mounts", () => {
     expect((await invoke(server.lambda, "dev-fn")).json).toBe("uploaded");
   });
 
+  it("start an environment from a stem cell as soon as a mount is set: the next invoke finds it initialised", async () => {
+    const worker = server.platform.worker;
+    const latest = () => worker.environmentsOf("dev-fn").filter((e) => e.fn.version === "$LATEST");
+    const readyAgain = new Promise<void>((resolve) => {
+      const off = worker.onEnvironmentsChanged(() => {
+        const envs = latest();
+        if (envs.length === 1 && envs[0]?.state === "ready") {
+          off();
+          resolve();
+        }
+      });
+    });
+    await worker.stemCells.whenReady("nodejs20.x");
+    const taken = worker.stemCells.stats.taken;
+    writeFileSync(join(project, "index.js"), handler("dev-3"));
+    expect((await mount("dev-fn", { Path: project })).status).toBe(200);
+    // No invoke yet: the reload itself started (and initialised) the environment, from a stem cell.
+    await readyAgain;
+    expect(worker.stemCells.stats.taken).toBe(taken + 1);
+    expect((await invoke(server.lambda, "dev-fn")).json).toBe("dev-3");
+    expect(latest()).toHaveLength(1);
+    expect((await mount("dev-fn", null, undefined, "DELETE")).status).toBe(204);
+  });
+
   it("refuses paths outside the dev root, relative or odd paths, files, and unknown functions", async () => {
     const refused = async (body: unknown, pattern: RegExp, fn = "dev-fn") => {
       const r = await mount(fn, body);

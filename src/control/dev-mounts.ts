@@ -13,8 +13,9 @@
  *
  * Setting one (again) is also how a change is announced: it emits the
  * functions' "change" event, so the frontend forgets the cached assignment and
- * the worker retires the function's environments; the next invoke starts one
- * that loads the folder as it is now.
+ * the worker retires the function's environments; then `changed` starts one
+ * environment right away (a stem cell, the folder bound read-only as
+ * /var/task), so the next invoke finds the edit initialised.
  */
 import { realpathSync, statSync } from "node:fs";
 import { isAbsolute, sep } from "node:path";
@@ -25,6 +26,9 @@ export class DevMounts {
   private readonly byName = new Map<string, string>();
   /** The dev root with symbolic links resolved; undefined when dev mounts are off. */
   readonly root: string | undefined;
+
+  /** Told after a mount was set (again), once the old environments are retired. */
+  changed: (name: string, region: string) => Promise<void> = async () => {};
 
   constructor(
     root: string | undefined,
@@ -57,6 +61,8 @@ export class DevMounts {
     await this.functions.getVersion({ name }, region);
     this.byName.set(name, real);
     this.functions.events.emit("change", { name, version: LATEST });
+    // A failed start is the next invoke's to report: it starts an environment again.
+    this.changed(name, region).catch(() => {});
     return { FunctionName: name, Path: real };
   }
 

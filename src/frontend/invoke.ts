@@ -128,6 +128,16 @@ export class Frontend {
     await this.loadReservations();
   }
 
+  /**
+   * Start an environment of a function's $LATEST before the next invoke asks for one (its dev mount
+   * changed: the edit is initialised by the time it is invoked). Where the worker cannot, nothing.
+   */
+  async prewarm(name: string, region: string): Promise<void> {
+    if (!this.worker.prewarm) return;
+    const fn = await this.resolve({ name }, region);
+    this.worker.prewarm(await this.assignments.of(fn));
+  }
+
   private forgetAliases(name: string): void {
     for (const [key, a] of this.aliasCache) if (a.functionName === name) this.aliasCache.delete(key);
   }

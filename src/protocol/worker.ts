@@ -64,6 +64,11 @@ export interface WorkerClient {
    */
   retire(name: string, version?: string, keepRevision?: string): void;
   /**
+   * Start one environment of this assignment before an invoke asks (a dev-mounted function whose
+   * folder changed), when it has none; workers that cannot (other nodes) leave it out.
+   */
+  prewarm?(assignment: Assignment): void;
+  /**
    * Set when retire messages may arrive late (other nodes): the frontend then names the revision to
    * keep, so a late retire never stops environments of the current code.
    */

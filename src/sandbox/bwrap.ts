@@ -572,13 +572,18 @@ class EnvironmentResources {
     return disk.path;
   }
 
-  /** A stem cell gets its function: code and layers on its shared mount points, its /tmp disk. */
+  /**
+   * A stem cell gets its function: code and layers on its shared mount points, its /tmp disk. Live
+   * code (a dev mount) is bound as it is, read-only, so edits show; packages go through an overlay.
+   */
   async adopt(views: ReadOnlyViews, mounts: SandboxMounts, limits: SandboxLimits): Promise<void> {
     const stemDir = this.stemDir as string;
     const bindOverlay = async (hostDir: string, at: string) =>
       bindMount(await this.overlay(views.readOnly(hostDir)), at);
     await Promise.all([
-      bindOverlay(mounts.codeDir, `${stemDir}/task`),
+      mounts.codeLive
+        ? bindMount(views.readOnly(mounts.codeDir), `${stemDir}/task`)
+        : bindOverlay(mounts.codeDir, `${stemDir}/task`),
       mounts.optDir !== undefined ? bindOverlay(mounts.optDir, `${stemDir}/opt`) : undefined,
       this.scratch.unavailable === undefined
         ? this.disk(limits.ephemeralStorageMb, `${stemDir}/tmp`)

@@ -453,6 +453,7 @@ export class ExecutionEnvironment {
   /** A stem cell's booted runtime, given this function (a fresh spawn if the cell cannot take it). */
   private async adopt(stem: StemCell, codeDir: string, opt?: MergedLayers): Promise<Sandbox> {
     const mounts: SandboxMounts = { codeDir, runtimeDir: this.deps.runtimesDir };
+    if (this.fn.codeDir !== undefined) mounts.codeLive = true;
     if (opt) mounts.optDir = opt.dir;
     try {
       if (stem.dead) throw new Error("stem cell died");

@@ -52,6 +52,8 @@ export class FunctionPool {
   /** Invokes in flight: retire() waits for these. */
   private inFlight = 0;
   private drained: (() => void) | null = null;
+  /** An environment started ahead of any invoke (prewarm), until an invoke claims it or it goes idle. */
+  private warming: { env: ExecutionEnvironment; ready: Promise<boolean> } | undefined;
 
   constructor(
     readonly fn: Assignment,
@@ -89,7 +91,7 @@ export class FunctionPool {
     if (this.slots > 1) return this.invokeShared(input);
     this.inFlight++;
     try {
-      let env = this.takeIdle();
+      let env = this.takeIdle() ?? (await this.claimWarming());
       if (!env) {
         if (input.warmOnly) throw workerBusy();
         if (!this.scale.tryTake()) {
@@ -103,15 +105,8 @@ export class FunctionPool {
             await env.destroy("failure");
             return this.initFailure(env, input, layerFailure(err));
           }
-          // Functions with external extensions always start fresh (the launcher starts them before the runtime),
-          // and so do dev-mounted ones (a stem cell adopts only code under the data dir).
-          const family =
-            (opt && opt.extensions.length > 0) || this.fn.codeDir !== undefined
-              ? undefined
-              : stemFamily(this.fn.config.Runtime);
-          const stem = family ? this.deps.stemCells?.take(family) : undefined;
           try {
-            await env.init(await this.codeDir(), stem, opt);
+            await env.init(await this.codeDir(), this.stemFor(opt), opt);
           } catch (failure) {
             if (isOutcome(failure)) return this.initFailure(env, input, failure);
             throw failure;
@@ -125,6 +120,49 @@ export class FunctionPool {
       this.inFlight--;
       if (this.inFlight === 0) this.drained?.();
     }
+  }
+
+  /** A stem cell for a new environment, if one can take it. */
+  private stemFor(opt: MergedLayers | undefined) {
+    // Functions with external extensions always start fresh (the launcher starts them before the runtime).
+    const family = opt && opt.extensions.length > 0 ? undefined : stemFamily(this.fn.config.Runtime);
+    return family ? this.deps.stemCells?.take(family) : undefined;
+  }
+
+  /**
+   * Start one environment before any invoke asks for it (a dev-mounted function right after its
+   * folder changed): the next invoke finds it initialised, or waits for its Init instead of starting
+   * another. Nothing happens when the pool has environments already or is over its scaling rate. An
+   * Init that fails ends the environment quietly: the next invoke starts one and reports the failure.
+   */
+  prewarm(): void {
+    if (this.retired || this.all.size > 0 || this.slots > 1 || !this.scale.tryTake()) return;
+    const env = this.newEnvironment("on-demand");
+    const ready = (async () => {
+      try {
+        const opt = await this.layers();
+        await env.init(await this.codeDir(), this.stemFor(opt), opt);
+        return true;
+      } catch {
+        await env.destroy("failure");
+        return false;
+      }
+    })();
+    const warming = { env, ready };
+    this.warming = warming;
+    void ready.then((ok) => {
+      if (this.warming !== warming) return;
+      this.warming = undefined;
+      if (ok) this.release(env);
+    });
+  }
+
+  /** The environment a prewarm is starting, once its Init is done (undefined if it failed). */
+  private async claimWarming(): Promise<ExecutionEnvironment | undefined> {
+    const warming = this.warming;
+    if (!warming) return undefined;
+    this.warming = undefined;
+    return (await warming.ready) && !this.retired ? warming.env : undefined;
   }
 
   /** An invoke of a multi-concurrency function: into a free slot, else a new environment. */

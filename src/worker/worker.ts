@@ -125,6 +125,10 @@ export class Worker implements WorkerClient, EnvironmentView {
     this.pool(fn).setProvisioned(source, count, report);
   }
 
+  prewarm(fn: Assignment): void {
+    this.pool(fn).prewarm();
+  }
+
   /** Retire the environments of a function (all versions, or one) whose code or configuration changed. */
   retire(name: string, version?: string, keepRevision?: string): void {
     for (const [key, pool] of this.pools) {
