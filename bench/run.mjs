@@ -35,6 +35,7 @@ const SCENARIOS = [
   "flood",
   "url",
   "multi",
+  "dev",
 ];
 
 const { values: opts } = parseArgs({
@@ -106,6 +107,7 @@ const cfg = {
     durationMs: Q ? 600 : 2000,
   },
   multi: { concurrency: 16, slots: 16, sleepMs: 50, warmupMs: Q ? 500 : 1000, durationMs: Q ? 1000 : 3000 },
+  dev: { rounds: Q ? 5 : 20, pauseMs: 500, memoryMb: 128 },
 };
 
 const log = (m) => process.stderr.write(`${m}\n`);
@@ -386,6 +388,7 @@ async function main() {
     await step("flood", (sys) => scenarios.flood(sys, cfg.flood, log));
     await step("url", (sys) => scenarios.functionUrls(sys, cfg.url, log));
     await step("multi", (sys) => scenarios.multi(sys, cfg.multi, log));
+    await step("dev", (sys) => scenarios.devReload(sys, cfg.dev, log));
     // A server that died between scenarios (or after the last) is a failure too.
     recordDeaths("the run (between scenarios)", systems);
 

@@ -366,8 +366,42 @@ export function render({ meta, status, results, failures = [] }) {
     );
   } else if (U) out.push("", `**Function URLs**: failed: ${U.failed}`);
 
+  const DV = results.dev;
+  if (DV && !failed(DV)) {
+    const c = meta.config.dev;
+    out.push(
+      "",
+      `**Dev reload** (\`lambent dev\` on a one-function template, plain JS handler, MemorySize ${c.memoryMb}: write index.js, invoke until the answer carries the edit; ${c.rounds} edits ${c.pauseMs} ms apart; "reload" is the watcher → \`PUT /_lambent/dev-mounts\` part, as \`lambent dev\` prints it; "edit → reloaded": from the write until that line reaches the bench)`,
+      "",
+      table(
+        [
+          "system",
+          "edit → invoke p50",
+          "p90",
+          "max",
+          "edit → reloaded p50",
+          "reload p50",
+          "reload p90",
+          "invokes per edit",
+          "errors",
+        ],
+        Object.entries(DV).map(([id, r]) => [
+          label[id] ?? id,
+          ms(r.p50),
+          ms(r.p90),
+          ms(r.max),
+          ms(r.editToReloaded?.p50),
+          ms(r.reload?.p50),
+          ms(r.reload?.p90),
+          r.invokesPerRound.toFixed(1),
+          r.errors ? `${r.errors} (${r.notes?.[0] ?? ""})` : 0,
+        ]),
+      ),
+    );
+  } else if (DV) out.push("", `**Dev reload**: failed: ${DV.failed}`);
+
   const goals = evaluate({ results, lambentIds, status });
-  out.push("", "**Goals** (issue 9)", "");
+  out.push("", "**Goals** (issues 9 and 17)", "");
   out.push(
     table(
       ["goal", "target", "system", "measured", ""],
@@ -472,6 +506,19 @@ function evaluate({ results, lambentIds, status }) {
         `${ms(t.p50)} ms`,
         t.p50 <= 50 && A[id].trickle.started === A[id].trickle.sent,
       );
+  }
+  const DV = results.dev;
+  for (const id of lambentIds) {
+    if (!DV?.[id] || failed(DV)) continue;
+    const v = DV[id].p50;
+    add(
+      "dev: edit → first invoke seeing it, p50",
+      "≤ 300 ms",
+      id,
+      v,
+      `${ms(v)} ms`,
+      v <= 300 && DV[id].errors === 0,
+    );
   }
   return goals;
 }

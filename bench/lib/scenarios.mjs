@@ -3,10 +3,11 @@
  * (round r visits every system, in an order rotated by r), and returns plain data.
  */
 import { spawn } from "node:child_process";
+import { chmodSync, mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { Pool, request } from "undici";
-import { cleanEnv, commOf, descendants, memoryOf } from "./procs.mjs";
+import { cleanEnv, commOf, descendants, memoryOf, startChild } from "./procs.mjs";
 import { signedHeaders } from "./sign.mjs";
 import { summarize } from "./stats.mjs";
 import { BENCH_DIR, SLS_COLD_FUNCTIONS, SLS_SCALE_FUNCTIONS } from "./systems.mjs";
@@ -712,5 +713,114 @@ export async function functionUrls(systems, cfg, log) {
       errors: o.errors,
       statuses: o.statuses,
     };
+  return result;
+}
+
+// ---------------------------------------------------------------------------------------------
+
+/**
+ * `lambent dev`'s edit loop (issue 17: goal under 300 ms for a plain JS handler): per Lambent
+ * system, `lambent dev` runs on a one-function template in a folder under the server's --dev-root;
+ * each round writes index.js with a new value and invokes in a loop until the answer carries it.
+ * Timed is what a user waits for: the watcher, the reload request, the environment restart and the
+ * first invoke of the edit. The reload alone is what `lambent dev` prints (`dev: reloaded … in N ms`).
+ */
+export async function devReload(systems, cfg, log) {
+  const targets = systems.filter((s) => s.kind === "lambent" && s.devRoot);
+  const handler = (n) => `exports.handler = async () => ({ round: ${n} });\n`;
+  const runs = [];
+  const result = {};
+  try {
+    for (const s of targets) {
+      const app = join(s.devRoot, "dev-reload");
+      mkdirSync(join(app, "src"), { recursive: true });
+      for (const dir of [s.devRoot, app, join(app, "src")]) chmodSync(dir, 0o755);
+      writeFileSync(join(app, "src", "index.js"), handler(0));
+      writeFileSync(
+        join(app, "template.yaml"),
+        [
+          "Transform: AWS::Serverless-2016-10-31",
+          "Resources:",
+          "  Edited:",
+          "    Type: AWS::Serverless::Function",
+          "    Properties:",
+          "      CodeUri: src/",
+          "      Handler: index.handler",
+          "      Runtime: nodejs20.x",
+          `      MemorySize: ${cfg.memoryMb}`,
+          "",
+        ].join("\n"),
+      );
+      const dev = startChild(
+        process.execPath,
+        [
+          join(BENCH_DIR, "..", "bin", "lambent.js"),
+          "dev",
+          "--template",
+          join(app, "template.yaml"),
+          "--endpoint",
+          s.origin,
+        ],
+        { cwd: app },
+      );
+      const r = { s, app, dev, p: pool(s, 1), samples: [], toReload: [], invokes: 0, errors: 0, notes: [] };
+      // When each `dev: reloaded` line arrives: the edit → reload part of a round.
+      r.reloadedAt = [];
+      dev.child.stderr.on("data", (chunk) => {
+        for (const _ of chunk.toString().matchAll(/dev: reloaded Edited in/g))
+          r.reloadedAt.push(performance.now());
+      });
+      runs.push(r);
+    }
+    for (const r of runs) {
+      await r.dev.waitFor(/dev: watching 1 function folder/, 180_000);
+      r.name = /dev: Edited \((\S+)\) runs from/.exec(r.dev.output())?.[1];
+      // The first invoke starts the function's first environment: not part of an edit.
+      await invoke(r.p, r.s.path(r.name), "{}");
+    }
+    for (let round = 1; round <= cfg.rounds; round++) {
+      for (const r of rotate(runs, round)) {
+        const t0 = performance.now();
+        const reloads = r.reloadedAt.length;
+        writeFileSync(join(r.app, "src", "index.js"), handler(round));
+        for (;;) {
+          r.invokes++;
+          const res = await invoke(r.p, r.s.path(r.name), "{}");
+          if (!ok(res)) {
+            r.errors++;
+            if (r.notes.length < 3) r.notes.push(`${res.status} ${res.body?.toString().slice(0, 120)}`);
+            if (r.errors > 20) throw new Error(`${r.s.id}: dev reload invokes keep failing: ${r.notes[0]}`);
+            continue;
+          }
+          if (JSON.parse(res.body.toString()).round === round) break;
+        }
+        r.samples.push(performance.now() - t0);
+        if (r.reloadedAt.length > reloads) r.toReload.push(r.reloadedAt[reloads] - t0);
+        // The edits of a user come seconds apart: let this one's environment settle first.
+        await sleep(cfg.pauseMs);
+      }
+    }
+    log(`  dev: ${cfg.rounds} rounds`);
+    for (const r of runs) {
+      const reloads = [...r.dev.output().matchAll(/dev: reloaded Edited in (\d+) ms/g)].map((m) =>
+        Number(m[1]),
+      );
+      result[r.s.id] = {
+        ...summarize(r.samples),
+        invokesPerRound: r.invokes / cfg.rounds,
+        reload: summarize(reloads),
+        editToReloaded: summarize(r.toReload),
+        errors: r.errors,
+        ...(r.notes.length ? { notes: r.notes } : {}),
+      };
+    }
+  } finally {
+    for (const r of runs) {
+      r.dev.child.kill("SIGINT");
+      await Promise.race([r.dev.exited, sleep(10_000)]);
+      await r.dev.stop(1000);
+      await r.p.close().catch(() => {});
+    }
+  }
   return result;
 }

@@ -53,20 +53,26 @@ async function json(origin, method, path, body) {
 const logOpt = (logDir, id) => (logDir ? { log: join(logDir, `${id}.log`) } : {});
 
 /** `lambent server --help`, to see which options this build has. */
+let help;
 export function lambentHelp() {
+  if (help !== undefined) return help;
   try {
-    return execFileSync(process.execPath, [LAMBENT_BIN, "server", "--help"], {
+    help = execFileSync(process.execPath, [LAMBENT_BIN, "server", "--help"], {
       env: cleanEnv(),
       encoding: "utf8",
     });
   } catch (err) {
-    return String(err.stdout ?? err.message);
+    help = String(err.stdout ?? err.message);
   }
+  return help;
 }
 
 export async function startLambent({ id, label, driver, prewarm, dataRoot, logDir, extraArgs = [] }) {
   const dataDir = join(dataRoot, id);
   rmSync(dataDir, { recursive: true, force: true });
+  // Folders `lambent dev` may mount (the dev scenario), beside the data dir.
+  const devRoot = join(dataRoot, `${id}-dev`);
+  mkdirSync(devRoot, { recursive: true });
   const args = [
     LAMBENT_BIN,
     "server",
@@ -79,6 +85,7 @@ export async function startLambent({ id, label, driver, prewarm, dataRoot, logDi
     "--idle-timeout",
     "3600",
     ...(prewarm !== undefined ? ["--prewarm", String(prewarm)] : []),
+    ...(/--dev-root\b/.test(lambentHelp()) ? ["--dev-root", devRoot] : []),
     ...extraArgs,
   ];
   const proc = startChild(process.execPath, args, { cwd: ROOT, ...logOpt(logDir, id) });
@@ -96,6 +103,7 @@ export async function startLambent({ id, label, driver, prewarm, dataRoot, logDi
     label,
     kind: "lambent",
     dataDir,
+    devRoot: args.includes("--dev-root") ? devRoot : undefined,
     pid: proc.pid,
     origin,
     proc,
