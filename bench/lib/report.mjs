@@ -386,15 +386,17 @@ export function render({ meta, status, results, failures = [] }) {
           "errors",
         ],
         Object.entries(DV).map(([id, r]) => [
-          label[id] ?? id,
+          r.floor
+            ? "spawn-floor (a bare `node` spawn meanwhile: how loaded the machine was)"
+            : (label[id] ?? id),
           ms(r.p50),
           ms(r.p90),
           ms(r.max),
           ms(r.editToReloaded?.p50),
           ms(r.reload?.p50),
           ms(r.reload?.p90),
-          r.invokesPerRound.toFixed(1),
-          r.errors ? `${r.errors} (${r.notes?.[0] ?? ""})` : 0,
+          r.floor ? "–" : r.invokesPerRound.toFixed(1),
+          r.floor ? "–" : r.errors ? `${r.errors} (${r.notes?.[0] ?? ""})` : 0,
         ]),
       ),
     );
@@ -509,7 +511,7 @@ function evaluate({ results, lambentIds, status }) {
   }
   const DV = results.dev;
   for (const id of lambentIds) {
-    if (!DV?.[id] || failed(DV)) continue;
+    if (!DV?.[id] || failed(DV) || DV[id].floor) continue;
     const v = DV[id].p50;
     add(
       "dev: edit → first invoke seeing it, p50",

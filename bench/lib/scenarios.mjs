@@ -778,7 +778,10 @@ export async function devReload(systems, cfg, log) {
       // The first invoke starts the function's first environment: not part of an edit.
       await invoke(r.p, r.s.path(r.name), "{}");
     }
+    // How loaded the machine is meanwhile: a bare `node` spawn to its first output line, once a round.
+    const floor = [];
     for (let round = 1; round <= cfg.rounds; round++) {
+      floor.push(await spawnFloorOnce());
       for (const r of rotate(runs, round)) {
         const t0 = performance.now();
         const reloads = r.reloadedAt.length;
@@ -801,6 +804,7 @@ export async function devReload(systems, cfg, log) {
       }
     }
     log(`  dev: ${cfg.rounds} rounds`);
+    result["spawn-floor"] = { ...summarize(floor), floor: true };
     for (const r of runs) {
       const reloads = [...r.dev.output().matchAll(/dev: reloaded Edited in (\d+) ms/g)].map((m) =>
         Number(m[1]),
