@@ -6,17 +6,23 @@
  * tracepoints; else /proc context-switch counters only).
  *
  *   node bench/split.mjs [--sandbox bwrap] [--concurrency 16] [--invokes 4000] [--rounds 3]
- *                         [--server-arg=--flag …]
+ *                         [--server-arg=--flag …] [--event [--postgres URL]] [--handler hello]
  *
  * Each round measures `--invokes` hello-world invokes at `--concurrency` (after a warm-up of the
  * same size); the medians over rounds are printed as a Markdown table.
+ *
+ * --event sends `InvocationType: Event` invokes and each round lasts until the queue has run them
+ * all (GET /_lambent/queue), so a row is the CPU of one event enqueued over HTTP and run. With
+ * --postgres the server's store is a throwaway database on that server, and the PostgreSQL
+ * backends serving it are a row of their own.
  */
 import { spawn } from "node:child_process";
 import { mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
-import { Pool } from "undici";
+import { Pool, request } from "undici";
+import { createBenchDatabase } from "./lib/postgres.mjs";
 import { commOf, descendants, memoryOf } from "./lib/procs.mjs";
 import { signedHeaders } from "./lib/sign.mjs";
 import { startLambent } from "./lib/systems.mjs";
@@ -28,6 +34,9 @@ const { values: opts } = parseArgs({
     invokes: { type: "string", default: "4000" },
     rounds: { type: "string", default: "3" },
     "server-arg": { type: "string", multiple: true, default: [] },
+    event: { type: "boolean", default: false },
+    postgres: { type: "string" },
+    handler: { type: "string", default: "hello" },
   },
 });
 const TICK_US = 1e6 / 100; // USER_HZ
@@ -58,9 +67,16 @@ function group(pid) {
   return comm;
 }
 
-function snapshot(serverPid) {
+/** PostgreSQL backends serving the bench's database (root can read their /proc). */
+let pgBackends = async () => [];
+
+async function snapshot(serverPid) {
   const procs = new Map();
   procs.set(serverPid, { group: "server", ...usage(serverPid) });
+  for (const pid of await pgBackends()) {
+    const u = usage(pid);
+    if (u) procs.set(pid, { group: "postgres", ...u });
+  }
   for (const pid of descendants(serverPid)) {
     const u = usage(pid);
     if (u) procs.set(pid, { group: group(pid), ...u });
@@ -122,20 +138,42 @@ const median = (xs) => {
 };
 
 const dataRoot = mkdtempSync(join(tmpdir(), "lambent-split-"));
+let closeAdmin = async () => {};
+const database = opts.postgres ? await createBenchDatabase(opts.postgres) : undefined;
+if (database) {
+  const { default: pg } = await import("pg");
+  const admin = new pg.Pool({ connectionString: opts.postgres, max: 1 });
+  pgBackends = async () =>
+    (await admin.query("select pid from pg_stat_activity where datname = $1", [database.name])).rows.map(
+      (r) => r.pid,
+    );
+  closeAdmin = () => admin.end();
+}
 const sys = await startLambent({
   id: `split-${opts.sandbox}`,
   label: opts.sandbox,
   driver: opts.sandbox,
   prewarm: 0,
   dataRoot,
-  extraArgs: opts["server-arg"],
+  extraArgs: [...opts["server-arg"], ...(database ? ["--database", database.url] : [])],
 });
 try {
-  const fn = await sys.fn("hello");
+  const fn = await sys.fn(opts.handler);
   const path = sys.path(fn);
   const c = Number(opts.concurrency);
   const n = Number(opts.invokes);
   const pool = new Pool(sys.origin, { connections: c });
+  const event = opts.event ? { "x-amz-invocation-type": "Event" } : {};
+  /** Events this function's queue has finished so far (all servers). */
+  const finished = async () => {
+    const r = await request(`${sys.origin}/_lambent/queue`, {
+      headers: signedHeaders(sys.origin, "/_lambent/queue", "GET"),
+    });
+    const body = await r.body.json();
+    const f = body.functions?.find((x) => x.functionName === fn);
+    return (f?.succeeded ?? 0) + (f?.failed ?? 0);
+  };
+  let expected = opts.event ? await finished() : 0;
   const run = async (count) => {
     let left = count;
     const t = performance.now();
@@ -146,13 +184,18 @@ try {
             path,
             method: "POST",
             body: "{}",
-            headers: signedHeaders(sys.origin, path, "POST", "{}"),
+            headers: signedHeaders(sys.origin, path, "POST", "{}", event),
           });
-          if (r.statusCode !== 200) throw new Error(`invoke → ${r.statusCode} ${await r.body.text()}`);
+          const ok = opts.event ? 202 : 200;
+          if (r.statusCode !== ok) throw new Error(`invoke → ${r.statusCode} ${await r.body.text()}`);
           await r.body.dump();
         }
       }),
     );
+    if (opts.event) {
+      expected += count;
+      while ((await finished()) < expected) await new Promise((r) => setTimeout(r, 50));
+    }
     return performance.now() - t;
   };
   console.error(`warm-up: ${((n / (await run(n))) * 1000).toFixed(0)} invokes/s`);
@@ -163,9 +206,9 @@ try {
     const perfSandboxes = perfStat(sandboxPids);
     // perf needs a moment to attach; its counts start when it has.
     await new Promise((r) => setTimeout(r, 300));
-    const a = snapshot(sys.pid);
+    const a = await snapshot(sys.pid);
     const ms = await run(n);
-    const b = snapshot(sys.pid);
+    const b = await snapshot(sys.pid);
     const [ps, pb] = await Promise.all([perfServer?.stop(), perfSandboxes?.stop()]);
     rounds.push({ ms, groups: delta(a, b), perfServer: ps, perfSandboxes: pb });
     console.error(`round ${i + 1}: ${((n / ms) * 1000).toFixed(0)} invokes/s`);
@@ -173,7 +216,7 @@ try {
   await pool.close();
   const names = [...new Set(rounds.flatMap((r) => [...r.groups.keys()]))];
   console.log(
-    `\n${opts.sandbox} driver, ${n} invokes at concurrency ${c}, median of ${rounds.length} rounds: ` +
+    `\n${opts.sandbox} driver${opts.event ? `, Event invokes (${database ? "PostgreSQL" : "SQLite"} store)` : ""}, ${n} invokes at concurrency ${c}, median of ${rounds.length} rounds: ` +
       `${median(rounds.map((r) => (n / r.ms) * 1000)).toFixed(0)} invokes/s\n`,
   );
   console.log("| process | user µs/invoke | kernel µs/invoke | ctx switches/invoke (/proc) |");
@@ -221,5 +264,7 @@ try {
     );
 } finally {
   await sys.stop();
+  await closeAdmin();
+  await database?.drop();
   rmSync(dataRoot, { recursive: true, force: true });
 }

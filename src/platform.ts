@@ -601,11 +601,13 @@ export class Platform {
             events: options.role === "all" ? ["reserved"] : ["reserved", "provisioned"],
           },
           { name: "event-sources", emitter: eventSourceMappings.events, events: ["change"] },
+          { name: "event-invoke-configs", emitter: eventInvokeConfigs.events, events: ["change"] },
         ],
         (m) => options.quiet || console.error(`lambent: ${m}`),
         async () => {
           await frontend.resync();
           await provisioned.resync();
+          eventInvokeConfigs.forget();
         },
       );
       acquired.push(() => feed.close());

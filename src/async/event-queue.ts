@@ -2,7 +2,8 @@
  * The durable event queue: a table in the store. Enqueue commits before the
  * caller hears 202. Pollers claim due rows with a lease (`FOR UPDATE SKIP
  * LOCKED` on PostgreSQL, so several servers share the queue; SQLite is owned
- * by one server). A row is finished by deleting it under its lease, in the
+ * by one server); an event its server can run at once is stored already
+ * leased to it instead (see event-poller.ts). A row is finished by deleting it under its lease, in the
  * same transaction that writes its follow-ups (destination deliveries) and
  * bumps the outcome counters — so an outcome is recorded exactly once even
  * when a run is repeated after a lost lease.
@@ -27,6 +28,8 @@ export interface NewEvent {
   meta?: unknown;
   /** Epoch ms; now when absent. */
   enqueuedAt?: number;
+  /** Stored already leased to this server (its poller reserved a slot and runs it once committed). */
+  leased?: boolean;
 }
 
 export type StatName = Exclude<keyof AsyncStatsTable, "function_name">;
@@ -38,6 +41,9 @@ export interface QueueDepth {
   state: string;
   count: number;
 }
+
+/** Rows per INSERT (SQLite takes at most 32766 bound values per statement). */
+const INSERT_SLICE = 500;
 
 /** PostgreSQL NOTIFY channel that wakes every server's pollers. */
 export const NOTIFY_CHANNEL = "lambent_async";
@@ -66,22 +72,22 @@ export class AsyncQueue {
       attempts: 0,
       backoffs: 0,
       next_run_at: now,
-      lease_owner: null,
-      lease_expires_at: null,
+      lease_owner: e.leased ? this.owner : null,
+      lease_expires_at: e.leased ? now + this.leaseMs : null,
       enqueued_at: e.enqueuedAt ?? now,
-      state: "queued",
+      state: e.leased ? "running" : "queued",
       target: e.target ?? null,
       meta: e.meta === undefined ? null : JSON.stringify(e.meta),
     };
   }
 
   /**
-   * Store events durably (committed when this resolves). Enqueues that arrive
+   * Store events durably (committed when this resolves, or with `tx`). Enqueues that arrive
    * in the same turn of the event loop share one transaction (group commit);
-   * each caller still resolves only once its rows are committed.
+   * each caller still resolves only once its rows are committed. Resolves with the rows stored.
    */
-  async enqueue(events: NewEvent[], tx?: Transaction<Database>): Promise<void> {
-    if (events.length === 0) return;
+  async enqueue(events: NewEvent[], tx?: Transaction<Database>): Promise<QueuedEvent[]> {
+    if (events.length === 0) return [];
     if (tx) return this.insertEvents(events, tx);
     return new Promise((resolve, reject) => {
       this.pendingEnqueues.push({ events, resolve, reject });
@@ -89,21 +95,37 @@ export class AsyncQueue {
     });
   }
 
-  private async insertEvents(events: NewEvent[], t: Transaction<Database>): Promise<void> {
+  /**
+   * Insert events: in `t`, or (at most INSERT_SLICE of them) as one statement that commits on its
+   * own. Other servers' pollers hear of queued events (a leased one is this server's to run).
+   */
+  private async insertEvents(events: NewEvent[], t: Kysely<Database>): Promise<QueuedEvent[]> {
     const now = Date.now();
     const rows = events.map((e) => this.row(e, now));
+    const notify = this.store.engine === "postgres" && rows.some((r) => r.state === "queued");
+    if (notify && rows.length <= INSERT_SLICE) {
+      // One round trip: the insert and its NOTIFY (sent at commit) in one statement.
+      await t
+        .with("inserted", (db) => db.insertInto("async_events").values(rows).returning("id"))
+        .selectFrom("inserted")
+        .select(sql`pg_notify(${NOTIFY_CHANNEL}, '')`.as("notified"))
+        .limit(1)
+        .execute();
+      return rows;
+    }
     // SQLite takes at most 32766 bound values per statement: insert in slices.
-    for (let i = 0; i < rows.length; i += 500)
+    for (let i = 0; i < rows.length; i += INSERT_SLICE)
       await t
         .insertInto("async_events")
-        .values(rows.slice(i, i + 500))
+        .values(rows.slice(i, i + INSERT_SLICE))
         .execute();
-    if (this.store.engine === "postgres") await sql`select pg_notify(${NOTIFY_CHANNEL}, '')`.execute(t);
+    if (notify) await sql`select pg_notify(${NOTIFY_CHANNEL}, '')`.execute(t);
+    return rows;
   }
 
   private readonly pendingEnqueues: Array<{
     events: NewEvent[];
-    resolve: () => void;
+    resolve: (rows: QueuedEvent[]) => void;
     reject: (e: unknown) => void;
   }> = [];
   private readonly pendingCompletions: Array<{
@@ -111,6 +133,11 @@ export class AsyncQueue {
     followUps: NewEvent[];
     stats: StatBumps;
     resolve: (ok: boolean) => void;
+    reject: (e: unknown) => void;
+  }> = [];
+  private readonly pendingClaims: Array<{
+    limit: number;
+    resolve: (rows: QueuedEvent[]) => void;
     reject: (e: unknown) => void;
   }> = [];
   private flushScheduled = false;
@@ -133,12 +160,33 @@ export class AsyncQueue {
     this.flushing = run;
   }
 
-  /** Commit every enqueue and completion gathered since the last flush, in one transaction. */
+  /**
+   * Commit every enqueue, completion and claim gathered since the last flush, in one transaction
+   * (claims last, so they see the events enqueued in it).
+   */
   private async flush(): Promise<void> {
     const enqueues = this.pendingEnqueues.splice(0);
     const completions = this.pendingCompletions.splice(0);
-    if (enqueues.length === 0 && completions.length === 0) return;
+    const claims = this.pendingClaims.splice(0);
+    if (enqueues.length === 0 && completions.length === 0 && claims.length === 0) return;
     let results: boolean[] = [];
+    let stored: QueuedEvent[] = [];
+    let claimed: QueuedEvent[][] = [];
+    const inserts = enqueues.reduce((n, e) => n + e.events.length, 0);
+    if (completions.length === 0 && claims.length === 0 && inserts <= INSERT_SLICE) {
+      // Only new events: one statement, committed by itself (no BEGIN and COMMIT round trips).
+      try {
+        stored = await this.insertEvents(
+          enqueues.flatMap((e) => e.events),
+          this.db,
+        );
+      } catch (err) {
+        for (const e of enqueues) e.reject(err);
+        return;
+      }
+      this.resolveEnqueues(enqueues, stored);
+      return;
+    }
     try {
       await this.db.transaction().execute(async (tx) => {
         results = [];
@@ -173,23 +221,46 @@ export class AsyncQueue {
           }
           bumps.set(c.ev.function_name, sum);
         }
-        if (followUps.length > 0) await this.insertEvents(followUps, tx);
+        stored = followUps.length > 0 ? await this.insertEvents(followUps, tx) : [];
         for (const [fn, stats] of bumps) await bumpStats(tx, fn, stats);
+        claimed = [];
+        for (const c of claims) claimed.push(await this.claimIn(tx, c.limit));
       });
     } catch (err) {
       for (const e of enqueues) e.reject(err);
       for (const c of completions) c.reject(err);
+      for (const c of claims) c.reject(err);
       return;
     }
-    for (const e of enqueues) e.resolve();
+    for (const [i, c] of claims.entries()) c.resolve(claimed[i] as QueuedEvent[]);
+    this.resolveEnqueues(enqueues, stored);
     for (const [i, c] of completions.entries()) c.resolve(results[i] as boolean);
   }
 
-  /** Lease up to `limit` due events (oldest due first). */
+  /** Each enqueuer gets its rows: they come first in `stored`, in order. */
+  private resolveEnqueues(enqueues: typeof this.pendingEnqueues, stored: QueuedEvent[]): void {
+    let at = 0;
+    for (const e of enqueues) {
+      e.resolve(stored.slice(at, at + e.events.length));
+      at += e.events.length;
+    }
+  }
+
+  /**
+   * Lease up to `limit` due events (oldest due first). The claim rides in the next group commit,
+   * with the enqueues and completions that arrive meanwhile.
+   */
   async claim(limit: number): Promise<QueuedEvent[]> {
     if (limit <= 0) return [];
+    return new Promise((resolve, reject) => {
+      this.pendingClaims.push({ limit, resolve, reject });
+      this.scheduleFlush();
+    });
+  }
+
+  private async claimIn(tx: Transaction<Database>, limit: number): Promise<QueuedEvent[]> {
     const now = Date.now();
-    const due = this.db
+    const due = tx
       .selectFrom("async_events")
       .select("id")
       .where("next_run_at", "<=", now)
@@ -201,7 +272,7 @@ export class AsyncQueue {
       )
       .orderBy("next_run_at")
       .limit(limit);
-    const rows = await this.db
+    const rows = await tx
       .updateTable("async_events")
       .set({ state: "running", lease_owner: this.owner, lease_expires_at: now + this.leaseMs })
       .where("id", "in", this.store.engine === "postgres" ? due.forUpdate().skipLocked() : due)

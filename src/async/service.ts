@@ -188,21 +188,32 @@ export class AsyncService {
   async enqueue(req: InvokeRequest): Promise<{ requestId: string }> {
     await this.frontend.admit(req);
     const requestId = req.requestId ?? randomUUID();
-    await this.queue.enqueue([
-      {
-        kind: "invoke",
-        requestId,
-        functionName: req.ref.name,
-        ...(req.ref.qualifier !== undefined ? { qualifier: req.ref.qualifier } : {}),
-        region: req.region,
-        payload: req.payload,
-        // The chain the event belongs to travels with it (see lineage.ts).
-        ...(req.lineage ? { meta: { lineage: req.lineage } } : {}),
-      },
-    ]);
+    // A free slot and nothing waiting before it: the event is stored leased to this server and run
+    // as soon as it is committed (no claim).
+    const handOff = this.poller.reserve();
+    let stored: QueuedEvent[];
+    try {
+      stored = await this.queue.enqueue([
+        {
+          kind: "invoke",
+          requestId,
+          functionName: req.ref.name,
+          ...(req.ref.qualifier !== undefined ? { qualifier: req.ref.qualifier } : {}),
+          region: req.region,
+          payload: req.payload,
+          // The chain the event belongs to travels with it (see lineage.ts).
+          ...(req.lineage ? { meta: { lineage: req.lineage } } : {}),
+          ...(handOff ? { leased: true } : {}),
+        },
+      ]);
+    } catch (err) {
+      if (handOff) this.poller.unreserve();
+      throw err;
+    }
     this.counters.add(req.ref.name, "enqueued");
     this.metrics.lambda("AsyncEventsReceived", req.ref.name, req.ref.qualifier, 1);
-    this.poller.wake();
+    if (handOff) this.poller.adopt(stored[0] as QueuedEvent);
+    else this.poller.wake();
     return { requestId };
   }
 
@@ -344,7 +355,11 @@ export class AsyncService {
     change: Parameters<AsyncQueue["reschedule"]>[1],
     stats: StatBumps,
   ): Promise<void> {
-    if (await this.queue.reschedule(ev, change, stats)) this.count(ev, stats);
+    if (await this.queue.reschedule(ev, change, stats)) {
+      this.count(ev, stats);
+      // Its new due time: the poller's next claim and sleep take it into account.
+      this.poller.wake();
+    }
   }
 
   private async complete(ev: QueuedEvent, followUps: NewEvent[], stats: StatBumps): Promise<void> {

@@ -2,7 +2,11 @@
  * Event invoke configs (asynchronous invocation settings) per function and
  * qualifier: retry attempts, maximum event age and destinations. Put replaces,
  * Update merges; a config goes with its function (or version) when deleted.
+ * What the async pollers apply to each event is cached per function and
+ * qualifier and dropped on every change (through any server: the `change`
+ * events travel on the change feed).
  */
+import { EventEmitter } from "node:events";
 import { constraintViolation, InvalidParameterValue, integerIn, ResourceNotFound } from "../errors.js";
 import type { EventInvokeConfigsTable } from "../store/schema.js";
 import type { Store } from "../store/store.js";
@@ -37,6 +41,13 @@ const DESTINATION_ARN_RE =
   /^$|^arn:(aws[a-zA-Z0-9-]*):([a-zA-Z0-9-])+:([a-z]{2}(-gov)?-[a-z]+-\d{1})?:(\d{12})?:(.*)$/;
 
 export class EventInvokeConfigService {
+  /** Emits "change" with the function name whenever one of its configs is written or dropped. */
+  readonly events = new EventEmitter<{ change: [string] }>();
+  /** settings() per `name\0qualifier` (read once, then on every event of the function). */
+  private readonly cache = new Map<string, EventInvokeSettings>();
+  /** Bumped on every change: a read that overlapped one is not cached. */
+  private generation = 0;
+
   constructor(
     private readonly store: Store,
     private readonly functions: FunctionService,
@@ -47,6 +58,13 @@ export class EventInvokeConfigService {
       // Only deletions matter: a deleted function (no version) or a deleted published version.
       void this.dropIfGone(name, version).catch(() => {});
     });
+    this.events.on("change", () => this.forget());
+  }
+
+  /** Drop every cached setting (after a change, or when the change feed may have missed some). */
+  forget(): void {
+    this.generation++;
+    this.cache.clear();
   }
 
   private async dropIfGone(name: string, version: string | undefined): Promise<void> {
@@ -63,6 +81,7 @@ export class EventInvokeConfigService {
       .where("function_name", "=", name)
       .$if(version !== undefined, (d) => d.where("qualifier", "=", version as string))
       .execute();
+    this.events.emit("change", name);
   }
 
   /** The function and the qualifier (a version or an alias) must exist. */
@@ -169,6 +188,7 @@ export class EventInvokeConfigService {
         }),
       )
       .execute();
+    this.events.emit("change", ref.name);
     return toApi(row, region);
   }
 
@@ -180,6 +200,7 @@ export class EventInvokeConfigService {
       .where("qualifier", "=", qualifier)
       .executeTakeFirst();
     if (Number(res.numDeletedRows) === 0) throw this.missing(region, ref.name, qualifier);
+    this.events.emit("change", ref.name);
   }
 
   async list(name: string, region: string, marker: string | undefined, maxItems: number) {
@@ -199,13 +220,19 @@ export class EventInvokeConfigService {
 
   /** What the pollers apply to an event for `name` invoked with `qualifier` (defaults when unset). */
   async settings(name: string, qualifier: string | null): Promise<EventInvokeSettings> {
+    const key = `${name}\0${qualifier ?? LATEST}`;
+    const cached = this.cache.get(key);
+    if (cached) return cached;
+    const generation = this.generation;
     const row = await this.row(name, qualifier ?? LATEST);
-    return {
+    const settings: EventInvokeSettings = {
       maximumRetryAttempts: row?.maximum_retry_attempts ?? DEFAULT_MAX_RETRY_ATTEMPTS,
       maximumEventAgeSeconds: row?.maximum_event_age_seconds ?? DEFAULT_MAX_EVENT_AGE_SECONDS,
       ...(row?.on_success ? { onSuccess: row.on_success } : {}),
       ...(row?.on_failure ? { onFailure: row.on_failure } : {}),
     };
+    if (generation === this.generation) this.cache.set(key, settings);
+    return settings;
   }
 }
 
