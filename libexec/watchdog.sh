@@ -4,8 +4,8 @@
 # kills every process left in the server's cgroups (freeze → SIGKILL all → thaw, until empty; a
 # SIGKILL to a frozen task waits for the thaw that a dead server never sends), removes the cgroups,
 # unmounts what the server mounted under its run dir (its stage: overlays, /tmp disks, stem cells'
-# mount points), detaches its /tmp disks' loop devices and deletes their images, drops its
-# registration, and exits.
+# mount points), detaches its /tmp disks' loop devices and deletes their images, deletes its pooled
+# network namespaces (their veths go with them), drops its registration, and exits.
 # It runs as root outside every sandbox namespace, so no sandbox can signal it.
 #
 # usage: watchdog.sh INSTANCE_ID RUN_DIR REGISTRY_FILE PID_FILE FREEZER_ROOT|- CGROUP_ROOT...
@@ -83,6 +83,9 @@ for backing in /sys/block/loop*/loop/backing_file; do
   esac
 done
 rm -rf "$run_dir/scratch"
+
+# Its pooled network namespaces and their veths (the shared host rules stay: see netns.sh).
+/bin/bash "${BASH_SOURCE[0]%/*}/netns.sh" sweep "$instance" 2>/dev/null
 
 for root in "${roots[@]}"; do rmdir "$root" 2>/dev/null; done
 rm -f "$registry" "$pid_file"

@@ -70,7 +70,11 @@ export const DEFAULT_HTTP: HttpOptions = {
 };
 
 export type SandboxMode = "auto" | "bwrap" | "process";
-export type SandboxNetwork = "isolated" | "host";
+/**
+ * `isolated`: a network namespace per environment (from the pool of ready-made ones when the machine
+ * can, else slirp4netns); `isolated-slirp`: always slirp4netns; `host`: the host's network.
+ */
+export type SandboxNetwork = "isolated" | "isolated-slirp" | "host";
 
 export interface ServerOptions {
   host: string;

@@ -70,7 +70,7 @@ program
   )
   .addOption(
     new Option("--sandbox-network <mode>", "sandbox networking")
-      .choices(["isolated", "host"])
+      .choices(["isolated", "isolated-slirp", "host"])
       .default("isolated"),
   )
   .option(

@@ -27,6 +27,7 @@ import {
   withInstanceLock,
 } from "./instances.js";
 import { bindMount, ReadOnlyViews, removeMountPoints, sharedMountPoint } from "./mounts.js";
+import { NetnsPool, sweepNamespaces } from "./netns-pool.js";
 import {
   attachNetwork,
   HELPER_ENV,
@@ -68,6 +69,13 @@ export interface BwrapDriverOptions {
    * operator (`--sandbox-allow-host-port`). Nothing else of the host's loopback is reachable.
    */
   allowHostPorts?: readonly number[];
+  /**
+   * Isolated network from a pool of ready-made namespaces (veth + one host-side NAT, see
+   * netns-pool.ts) instead of a slirp4netns per sandbox (default true; needs an instanceId). When
+   * the machine cannot (no veth, no NAT, no iptables, only a loopback DNS resolver), the driver says
+   * so and uses slirp4netns.
+   */
+  netnsPool?: boolean;
 }
 
 /** Where things appear inside every environment. */
@@ -77,6 +85,7 @@ export const SANDBOX_PATHS = {
   optRoot: "/opt",
   langRoot: "/var/lang",
   runtimeApiSocket: "/run/lambent/runtime-api.sock",
+  platformApiSocket: "/run/lambent/platform-api.sock",
 } as const;
 
 const SAFE_ID = /^[A-Za-z0-9][A-Za-z0-9._-]*$/;
@@ -109,6 +118,10 @@ export class BwrapDriver implements SandboxDriver {
   #hostPortRelays: ChildProcess[] = [];
   #hostPorts: Array<{ port: number; socket: string }> = [];
   #blockedAddresses: string[] = [];
+  /** Ready-made network namespaces (isolated network without slirp4netns), when the machine can. */
+  #netns: NetnsPool | undefined;
+  /** Why the pool is not used, when it was wanted. */
+  netnsPoolUnavailable: string | undefined;
   readonly supportsStemCells: boolean;
   #watchdog: Watchdog | undefined;
   /** The sandbox's seccomp filter (BPF), read by bwrap from fd 5; undefined on an ABI it does not cover. */
@@ -176,9 +189,36 @@ export class BwrapDriver implements SandboxDriver {
         `lambent: loop devices unavailable (${this.#scratch.unavailable}): each sandbox's /tmp is a tmpfs, charged to the function's memory (a function filling /tmp is OOM-killed instead of getting ENOSPC)`,
       );
     }
-    await writeSandboxEtc(this.#stage.etcDir, this.#options.network);
+    if (this.#options.network === "isolated") await this.#startNetnsPool();
+    await writeSandboxEtc(
+      this.#stage.etcDir,
+      this.#options.network,
+      this.#netns ? hostResolvers() : undefined,
+    );
     if (this.supportsStemCells) await this.#views.mount();
     if (this.#options.network === "isolated") await this.#openHostPorts();
+  }
+
+  /** The namespace pool, or the reason it cannot be had (then every sandbox gets slirp4netns). */
+  async #startNetnsPool(): Promise<void> {
+    await this.#netns?.close();
+    this.#netns = undefined;
+    const { instanceId } = this.#options;
+    if (this.#options.netnsPool === false || instanceId === undefined) return;
+    if (hostResolvers().length === 0) {
+      this.netnsPoolUnavailable = "the host's DNS resolvers are all on its loopback";
+    } else {
+      try {
+        this.#netns = await NetnsPool.start(instanceId);
+        this.netnsPoolUnavailable = undefined;
+        return;
+      } catch (error) {
+        this.netnsPoolUnavailable = (error as Error).message;
+      }
+    }
+    console.warn(
+      `lambent: sandbox network namespaces via slirp4netns (slower cold starts): ${this.netnsPoolUnavailable}`,
+    );
   }
 
   /** One host-side relay per opened host port; the host's own addresses are read once, here. */
@@ -209,6 +249,7 @@ export class BwrapDriver implements SandboxDriver {
           await found.hierarchy.sweep();
           await found.hierarchy.release();
         }
+        await sweepNamespaces(instanceId).catch(() => undefined);
         if (runDir) {
           // Its stage (stem cells' mounts, overlays, /tmp disks) and read-only views; then its /tmp
           // images and their loop devices.
@@ -235,6 +276,7 @@ export class BwrapDriver implements SandboxDriver {
       ...(mounts.sdk ? { sdkRoot: mounts.sdk.at } : {}),
     };
     if (runtimeApi.kind === "unix") {
+      const { platformApiSocket } = SANDBOX_PATHS;
       return {
         taskRoot,
         runtimeRoot,
@@ -242,8 +284,12 @@ export class BwrapDriver implements SandboxDriver {
         runtimeApiAddress: `127.0.0.1:${RUNTIME_API_PORT}`,
         runtimeApiSocket,
         platformApiUrl: `http://127.0.0.1:${PLATFORM_API_PORT}`,
-        // Only the Runtime API's socket is inside: 9000 and opened host ports keep their socat.
-        relays: [{ port: RUNTIME_API_PORT, socket: runtimeApiSocket }],
+        // The Runtime API's and the platform API's sockets are inside (a runtime serving its relays
+        // carries both); opened host ports keep their socat.
+        relays: [
+          { port: RUNTIME_API_PORT, socket: runtimeApiSocket },
+          { port: PLATFORM_API_PORT, socket: platformApiSocket },
+        ],
         ...runtime,
       };
     }
@@ -296,6 +342,8 @@ export class BwrapDriver implements SandboxDriver {
     try {
       // The sandbox user must be able to connect(); the worker listens on it before spawning.
       if (socket !== undefined) await chmod(socket, 0o666);
+      if (spec.runtimeServesRelays && spec.platformApiSocket !== undefined)
+        await chmod(spec.platformApiSocket, 0o666);
       const sources = await this.#sources(spec, resources);
       const args = this.#args(spec, socket, sources);
       // A start can fail transiently (the blocked child vanishing before it joins its cgroups was seen
@@ -382,6 +430,8 @@ export class BwrapDriver implements SandboxDriver {
     await this.#stage.unmount().catch(report);
     await sweepScratch(this.#scratch.imagesDir).catch(report);
     await this.#views.unmountAll().catch(report);
+    await this.#netns?.close().catch(report);
+    this.#netns = undefined;
     for (const relay of this.#hostPortRelays) if (relay.exitCode === null) relay.kill("SIGKILL");
     this.#hostPortRelays = [];
     if (this.#options.instanceId) await unregisterInstance(this.#options.instanceId).catch(report);
@@ -402,6 +452,7 @@ export class BwrapDriver implements SandboxDriver {
     args: string[],
     resources: EnvironmentResources,
   ): Promise<BwrapSandbox> {
+    const pooled = socket !== undefined ? await this.#netns?.take() : undefined;
     const child = spawn(
       "/bin/sh",
       [
@@ -409,6 +460,7 @@ export class BwrapDriver implements SandboxDriver {
         JOIN_CGROUPS_AND_EXEC,
         "lambent-sandbox",
         this.#options.bwrap ?? "bwrap",
+        pooled?.path ?? "-",
         ...cgroup.procsFiles(),
         "--",
         ...dropToSandboxUser(),
@@ -435,6 +487,7 @@ export class BwrapDriver implements SandboxDriver {
     try {
       await childSpawned(child);
     } catch (cause) {
+      await pooled?.release();
       throw new SandboxError("SandboxStartFailure", "cannot start bwrap", { cause });
     }
     const closed = childExit(child);
@@ -446,6 +499,8 @@ export class BwrapDriver implements SandboxDriver {
           // The runtime may serve 127.0.0.1:9001 itself (see SandboxView.relays).
           ...(spec.runtimeServesRelays ? {} : { runtimeApiSocket: socket }),
           ...(spec.platformApiSocket !== undefined ? { platformApiSocket: spec.platformApiSocket } : {}),
+          ...(spec.runtimeServesRelays ? { platformApiServed: true } : {}),
+          ...(pooled !== undefined ? { pooled } : {}),
           hostPorts: this.#hostPorts,
           blockedAddresses: this.#blockedAddresses,
         });
@@ -462,6 +517,7 @@ export class BwrapDriver implements SandboxDriver {
       child.kill("SIGKILL");
       await closed;
       await network?.close();
+      await pooled?.release();
       throw error;
     }
     const adopt =
@@ -483,7 +539,8 @@ export class BwrapDriver implements SandboxDriver {
   #args(spec: SandboxSpec, socket: string | undefined, sources: MountSources): string[] {
     const { mounts, limits, env } = spec;
     const args = ["--unshare-ipc", "--unshare-pid", "--unshare-uts", "--unshare-cgroup-try"];
-    if (this.#options.network === "isolated") args.push("--unshare-net");
+    // A pooled namespace is joined before bwrap starts (see JOIN_CGROUPS_AND_EXEC).
+    if (this.#options.network === "isolated" && this.#netns === undefined) args.push("--unshare-net");
     args.push("--die-with-parent", "--new-session", "--hostname", "localhost", "--clearenv");
     for (const [name, value] of Object.entries(env)) args.push("--setenv", name, value);
     args.push(...sources.system, "--proc", "/proc", "--dev", "/dev");
@@ -505,6 +562,9 @@ export class BwrapDriver implements SandboxDriver {
     if (sources.opt !== undefined) args.push("--ro-bind", sources.opt, SANDBOX_PATHS.optRoot);
     args.push(...runtimeMountArgs(mounts, sources));
     if (socket !== undefined) args.push("--ro-bind", socket, SANDBOX_PATHS.runtimeApiSocket);
+    // The runtime serves 127.0.0.1:9000 from it (else a socat in the namespace does).
+    if (spec.runtimeServesRelays && spec.platformApiSocket !== undefined)
+      args.push("--ro-bind", spec.platformApiSocket, SANDBOX_PATHS.platformApiSocket);
     if (this.seccomp) args.push("--seccomp", "5");
     args.push("--chdir", SANDBOX_PATHS.taskRoot, "--info-fd", "3", "--block-fd", "4");
     return args;
@@ -512,11 +572,13 @@ export class BwrapDriver implements SandboxDriver {
 }
 
 /**
- * Joins the cgroups named as arguments (up to `--`), then becomes bwrap reading its options from fd 6;
+ * Joins the cgroups named as arguments (up to `--`), then becomes bwrap reading its options from fd 6
+ * — inside the pooled network namespace named by its second argument (`-`: none, bwrap makes one);
  * the command (in-sandbox paths only) follows `--` on the command line, where bwrap wants it.
  */
 const JOIN_CGROUPS_AND_EXEC =
-  'bwrap=$1; shift; while [ "$1" != -- ]; do echo $$ >"$1" || exit 125; shift; done; exec "$bwrap" --args 6 "$@"';
+  'bwrap=$1 net=$2; shift 2; while [ "$1" != -- ]; do echo $$ >"$1" || exit 125; shift; done; ' +
+  '[ "$net" = - ] && exec "$bwrap" --args 6 "$@"; exec nsenter --net="$net" -- "$bwrap" --args 6 "$@"';
 
 /** Host paths of a sandbox's mounts, every one on the stage (see stage.ts). */
 interface MountSources {
@@ -774,4 +836,17 @@ class BwrapSandbox implements Sandbox {
     await this.cgroup.destroy();
     await this.exited;
   }
+}
+
+/** The host's nameservers a sandbox can use through the NAT (not its loopback ones). */
+function hostResolvers(): string[] {
+  let text = "";
+  try {
+    text = readFileSync("/etc/resolv.conf", "utf8");
+  } catch {
+    return [];
+  }
+  return [...text.matchAll(/^\s*nameserver\s+(\S+)/gm)]
+    .map((m) => m[1] as string)
+    .filter((address) => /^\d+\.\d+\.\d+\.\d+$/.test(address) && !address.startsWith("127."));
 }

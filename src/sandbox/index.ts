@@ -21,7 +21,8 @@ export type SandboxMode = "auto" | "bwrap" | "process";
 export interface SandboxDriverOptions {
   /** The driver's working directory inside the server's data dir; it is wiped by `init()`. */
   runDir: string;
-  network: SandboxNetworkMode;
+  /** `isolated-slirp`: isolated, always through slirp4netns (no namespace pool). */
+  network: SandboxNetworkMode | "isolated-slirp";
   /** Host loopback ports an isolated sandbox may reach (`--sandbox-allow-host-port`). */
   allowHostPorts?: readonly number[];
   /** Directories whose subfolders stem cells may be given (code and layers caches). */
@@ -54,17 +55,19 @@ export async function detectSandboxDriver(
       warning: `functions run UNISOLATED (process sandbox): ${probe.reason}`,
     };
   }
-  const missing = options.network === "isolated" ? NETWORK_TOOLS.filter((tool) => !onPath(tool)) : [];
+  const isolated = options.network !== "host";
+  const missing = isolated ? NETWORK_TOOLS.filter((tool) => !onPath(tool)) : [];
   if (missing.length > 0 && mode === "bwrap") {
     throw new SandboxError("SandboxStartFailure", `isolated sandbox network needs ${missing.join(", ")}`);
   }
-  const network = missing.length > 0 ? "host" : options.network;
+  const network = missing.length > 0 || !isolated ? "host" : "isolated";
   return {
     driver: new BwrapDriver({
       runDir: options.runDir,
       network,
       cgroups: probe.cgroups,
       instanceId: instanceIdFor(options.runDir),
+      netnsPool: options.network !== "isolated-slirp",
       ...(options.allowHostPorts ? { allowHostPorts: options.allowHostPorts } : {}),
       ...(options.adoptableRoots ? { adoptableRoots: options.adoptableRoots } : {}),
     }),

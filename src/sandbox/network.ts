@@ -52,6 +52,14 @@ export function hostAddresses(): string[] {
 /** What one environment's network namespace is wired to. */
 export interface NamespaceWiring {
   /**
+   * A ready-made namespace from the pool (netns-pool.ts): it already has its veth, routes and the
+   * host's rules, so only the relays start (none at all when the runtime serves 9001 and 9000).
+   * Absent: the namespace of `pid` is new and gets slirp4netns and its firewall rules.
+   */
+  pooled?: { readonly path: string; release(): Promise<void> };
+  /** The runtime serves 127.0.0.1:9000 itself (`SandboxSpec.runtimeServesRelays`): no relay for it. */
+  platformApiServed?: boolean;
+  /**
    * The environment's Runtime API socket, served inside at 127.0.0.1:9001; absent when the runtime
    * serves that port itself (`SandboxSpec.runtimeServesRelays`).
    */
@@ -78,7 +86,31 @@ export interface SandboxNetwork {
  * host port the operator opened), each relaying to a Unix socket on the host. All start in parallel.
  */
 export async function attachNetwork(pid: number, wiring: NamespaceWiring): Promise<SandboxNetwork> {
-  const netns = `--net=/proc/${pid}/ns/net`;
+  const { pooled } = wiring;
+  const netns = `--net=${pooled?.path ?? `/proc/${pid}/ns/net`}`;
+  const relayTo = (port: number, socket: string) =>
+    spawnNamespaceRelay(netns, `TCP-LISTEN:${port},bind=127.0.0.1,reuseaddr,fork`, `UNIX-CONNECT:${socket}`);
+  const relays: ChildProcess[] = [];
+  if (wiring.runtimeApiSocket !== undefined) relays.push(relayTo(RUNTIME_API_PORT, wiring.runtimeApiSocket));
+  if (wiring.platformApiSocket !== undefined && !wiring.platformApiServed)
+    relays.push(relayTo(PLATFORM_API_PORT, wiring.platformApiSocket));
+  for (const { port, socket } of wiring.hostPorts ?? []) relays.push(relayTo(port, socket));
+  if (pooled !== undefined) {
+    const network: SandboxNetwork = {
+      helpers: relays,
+      close: async () => {
+        await closeHelpers(relays);
+        await pooled.release();
+      },
+    };
+    try {
+      await Promise.all(relays.map(relayListening));
+    } catch (error) {
+      await network.close();
+      throw error;
+    }
+    return network;
+  }
   const slirp = spawn(
     "slirp4netns",
     [
@@ -93,13 +125,6 @@ export async function attachNetwork(pid: number, wiring: NamespaceWiring): Promi
     // fd 4 stays open in this process: slirp4netns exits when the server dies.
     { env: HELPER_ENV, stdio: ["ignore", "ignore", "ignore", "pipe", "pipe"] },
   );
-  const relayTo = (port: number, socket: string) =>
-    spawnNamespaceRelay(netns, `TCP-LISTEN:${port},bind=127.0.0.1,reuseaddr,fork`, `UNIX-CONNECT:${socket}`);
-  const relays: ChildProcess[] = [];
-  if (wiring.runtimeApiSocket !== undefined) relays.push(relayTo(RUNTIME_API_PORT, wiring.runtimeApiSocket));
-  if (wiring.platformApiSocket !== undefined)
-    relays.push(relayTo(PLATFORM_API_PORT, wiring.platformApiSocket));
-  for (const { port, socket } of wiring.hostPorts ?? []) relays.push(relayTo(port, socket));
   const helpers = [slirp, ...relays];
   const network: SandboxNetwork = { helpers, close: () => closeHelpers(helpers) };
   try {

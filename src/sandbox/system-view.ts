@@ -73,10 +73,12 @@ export function systemViewArgs(etcDir: string, network: "isolated" | "host", roo
 export async function writeSandboxEtc(
   etcDir: string,
   network: "isolated" | "host" = "isolated",
+  /** Nameservers of a pooled namespace (the host's, through the NAT); default: slirp4netns's forwarder. */
+  resolvers?: readonly string[],
 ): Promise<void> {
   // As on Lambda, extensions listen on sandbox.localdomain. In an isolated namespace it is the
-  // namespace's own address (10.0.2.100, slirp4netns' tap), where the worker's telemetry relay
-  // reaches it.
+  // namespace's own address (10.0.2.100: slirp4netns' tap, or a pooled namespace's loopback), where
+  // the worker's telemetry relay reaches it.
   const sandboxAddress = network === "isolated" ? "10.0.2.100" : "127.0.0.1";
   await mkdir(etcDir, { recursive: true });
   await Promise.all([
@@ -86,7 +88,10 @@ export async function writeSandboxEtc(
       `${etcDir}/hosts`,
       `127.0.0.1\tlocalhost\n${sandboxAddress}\tsandbox.localdomain sandbox\n::1\tlocalhost ip6-localhost ip6-loopback\n`,
     ),
-    writeFile(`${etcDir}/resolv.conf`, "nameserver 10.0.2.3\n"),
+    writeFile(
+      `${etcDir}/resolv.conf`,
+      (resolvers ?? ["10.0.2.3"]).map((address) => `nameserver ${address}\n`).join(""),
+    ),
   ]);
 }
 

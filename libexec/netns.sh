@@ -1,0 +1,111 @@
+#!/bin/bash
+# Lambent's pool of sandbox network namespaces (src/sandbox/netns-pool.ts): each one `lambent-N`
+# (/run/netns/lambent-N), wired to the server's namespace by a veth pair, host side `lmbN` with
+# POOL.(2N) and the namespace side `eth0` with POOL.(2N+1) (a /31), routed out through ONE
+# masquerade rule. Index N is claimed by the file /run/lambent/netns/N (holding the owner's
+# instance id), made atomically by the server before it asks for `create`.
+#
+# usage: netns.sh rules POOL_CIDR           install the shared host rules (idempotent), turn on forwarding
+#        netns.sh create N HOST_IP NS_IP    make namespace N (what an earlier holder of N left goes first)
+#        netns.sh delete N...               remove namespaces N… and their claims
+#        netns.sh sweep INSTANCE_ID         remove every namespace claimed by INSTANCE_ID
+set -u
+CLAIMS=/run/lambent/netns
+IPT=(-w 10)
+
+remove() {
+  local n=$1
+  [ -e "/run/netns/lambent-$n" ] && ip netns del "lambent-$n" 2>/dev/null
+  # The namespace may outlive its mount for a moment (a process still in it): its veth goes now.
+  [ -e "/proc/sys/net/ipv4/conf/lmb$n" ] && ip link del "lmb$n" 2>/dev/null
+  return 0
+}
+
+case ${1:-} in
+rules)
+  pool=$2
+  # Sandbox → host (any of its addresses, the veth's own side and 0.0.0.0-bound services included):
+  # refused. Sandbox → sandbox: refused. Nothing outside opens a connection into a sandbox (the host's
+  # own processes included); replies to what a sandbox opened come back. Sources outside the pool
+  # are dropped (no spoofing, though the sandbox user cannot spoof anyway). slirp4netns's range
+  # (10.0.2.0/24: its host alias .2, its DNS .3) means nothing here and is refused, never routed out.
+  iptables-restore "${IPT[@]}" --noflush <<EOF || exit 1
+*filter
+:LAMBENT-SANDBOX-IN - [0:0]
+:LAMBENT-SANDBOX-FWD - [0:0]
+:LAMBENT-SANDBOX-OUT - [0:0]
+-A LAMBENT-SANDBOX-IN -p tcp -j REJECT --reject-with tcp-reset
+-A LAMBENT-SANDBOX-IN -j REJECT --reject-with icmp-port-unreachable
+-A LAMBENT-SANDBOX-FWD -i lmb+ -o lmb+ -j REJECT --reject-with icmp-port-unreachable
+-A LAMBENT-SANDBOX-FWD -o lmb+ -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT
+-A LAMBENT-SANDBOX-FWD -o lmb+ -j DROP
+-A LAMBENT-SANDBOX-FWD -i lmb+ ! -s $pool -j DROP
+-A LAMBENT-SANDBOX-FWD -i lmb+ -d 10.0.2.0/24 -p tcp -j REJECT --reject-with tcp-reset
+-A LAMBENT-SANDBOX-FWD -i lmb+ -d 10.0.2.0/24 -j REJECT --reject-with icmp-port-unreachable
+-A LAMBENT-SANDBOX-FWD -i lmb+ -j ACCEPT
+-A LAMBENT-SANDBOX-OUT -o lmb+ -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT
+-A LAMBENT-SANDBOX-OUT -o lmb+ -p tcp -j REJECT --reject-with tcp-reset
+-A LAMBENT-SANDBOX-OUT -o lmb+ -j REJECT --reject-with icmp-port-unreachable
+COMMIT
+*nat
+:LAMBENT-SANDBOX-NAT - [0:0]
+-A LAMBENT-SANDBOX-NAT -s $pool ! -o lmb+ -j MASQUERADE
+COMMIT
+EOF
+  jump() {
+    local table=$1 chain=$2
+    shift 2
+    iptables "${IPT[@]}" -t "$table" -C "$chain" "$@" 2>/dev/null ||
+      iptables "${IPT[@]}" -t "$table" -I "$chain" 1 "$@" || exit 1
+  }
+  jump filter INPUT -i lmb+ -j LAMBENT-SANDBOX-IN
+  jump filter FORWARD -j LAMBENT-SANDBOX-FWD
+  jump filter OUTPUT -o lmb+ -j LAMBENT-SANDBOX-OUT
+  jump nat POSTROUTING -s "$pool" -j LAMBENT-SANDBOX-NAT
+  # Routing for the veths (the FORWARD chain above decides what is forwarded).
+  [ "$(</proc/sys/net/ipv4/ip_forward)" = 1 ] || echo 1 >/proc/sys/net/ipv4/ip_forward || exit 1
+  ;;
+create)
+  n=$2 host=$3 inside=$4
+  remove "$n"
+  set -e
+  ip netns add "lambent-$n"
+  ip link add "lmb$n" type veth peer name eth0 netns "lambent-$n"
+  # No IPv6 on the host side (no link-local way to the host); strict reverse-path filtering.
+  echo 1 >"/proc/sys/net/ipv6/conf/lmb$n/disable_ipv6" 2>/dev/null || true
+  echo 1 >"/proc/sys/net/ipv4/conf/lmb$n/rp_filter"
+  ip -batch - <<EOF
+addr add $host/31 dev lmb$n
+link set lmb$n up
+EOF
+  # Inside: loopback (with sandbox.localdomain's address), the veth, a default route via the host.
+  ip -n "lambent-$n" -batch - <<EOF
+link set lo up
+addr add 10.0.2.100/32 dev lo
+addr add $inside/31 dev eth0
+link set eth0 up
+route add default via $host dev eth0
+EOF
+  ;;
+delete)
+  shift
+  for n in "$@"; do
+    remove "$n"
+    rm -f "$CLAIMS/$n"
+  done
+  ;;
+sweep)
+  instance=$2
+  for claim in "$CLAIMS"/*; do
+    [ -f "$claim" ] || continue
+    [ "$(<"$claim")" = "$instance" ] || continue
+    remove "${claim##*/}"
+    rm -f "$claim"
+  done
+  ;;
+*)
+  echo "usage: netns.sh rules|create|delete|sweep …" >&2
+  exit 2
+  ;;
+esac
+exit 0
