@@ -13,11 +13,18 @@ set -u
 CLAIMS=/run/lambent/netns
 IPT=(-w 10)
 
+# Removes namespaces N… (one `ip` for all; their veths go with them, and any veth whose namespace
+# a process still holds goes now too).
 remove() {
-  local n=$1
-  [ -e "/run/netns/lambent-$n" ] && ip netns del "lambent-$n" 2>/dev/null
-  # The namespace may outlive its mount for a moment (a process still in it): its veth goes now.
-  [ -e "/proc/sys/net/ipv4/conf/lmb$n" ] && ip link del "lmb$n" 2>/dev/null
+  local n namespaces="" links=""
+  for n in "$@"; do
+    [ -e "/run/netns/lambent-$n" ] && namespaces+="netns del lambent-$n"$'\n'
+  done
+  [ -n "$namespaces" ] && printf '%s' "$namespaces" | ip -force -batch - 2>/dev/null
+  for n in "$@"; do
+    [ -e "/proc/sys/net/ipv4/conf/lmb$n" ] && links+="link del lmb$n"$'\n'
+  done
+  [ -n "$links" ] && printf '%s' "$links" | ip -force -batch - 2>/dev/null
   return 0
 }
 
@@ -89,19 +96,17 @@ EOF
   ;;
 delete)
   shift
-  for n in "$@"; do
-    remove "$n"
-    rm -f "$CLAIMS/$n"
-  done
+  remove "$@"
+  for n in "$@"; do rm -f "$CLAIMS/$n"; done
   ;;
 sweep)
-  instance=$2
+  instance=$2 claimed=()
   for claim in "$CLAIMS"/*; do
-    [ -f "$claim" ] || continue
-    [ "$(<"$claim")" = "$instance" ] || continue
-    remove "${claim##*/}"
-    rm -f "$claim"
+    [ -f "$claim" ] && [ "$(<"$claim")" = "$instance" ] && claimed+=("${claim##*/}")
   done
+  [ ${#claimed[@]} -gt 0 ] || exit 0
+  remove "${claimed[@]}"
+  for n in "${claimed[@]}"; do rm -f "$CLAIMS/$n"; done
   ;;
 *)
   echo "usage: netns.sh rules|create|delete|sweep …" >&2

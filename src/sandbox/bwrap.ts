@@ -1,6 +1,6 @@
 import { type ChildProcess, spawn } from "node:child_process";
 import { readdirSync, readFileSync } from "node:fs";
-import { chmod, mkdir, rm } from "node:fs/promises";
+import { chmod, link, mkdir, rm } from "node:fs/promises";
 import { constants } from "node:os";
 import { resolve } from "node:path";
 import type { Readable, Writable } from "node:stream";
@@ -342,10 +342,19 @@ export class BwrapDriver implements SandboxDriver {
     try {
       // The sandbox user must be able to connect(); the worker listens on it before spawning.
       if (socket !== undefined) await chmod(socket, 0o666);
-      if (spec.runtimeServesRelays && spec.platformApiSocket !== undefined)
-        await chmod(spec.platformApiSocket, 0o666);
+      // The runtime serves 127.0.0.1:9000 itself: the platform API's socket is bound in, under a
+      // second name (a hard link on the stage) that says nothing of the server's own socket names.
+      const platformApi =
+        spec.runtimeServesRelays && spec.platformApiSocket !== undefined
+          ? await resources.link(spec.platformApiSocket, `${this.#stage.socketDir}/${spec.id}.9000`)
+          : undefined;
+      if (platformApi !== undefined) await chmod(platformApi, 0o666);
       const sources = await this.#sources(spec, resources);
-      const args = this.#args(spec, socket, sources);
+      const args = this.#args(
+        spec,
+        socket,
+        platformApi === undefined ? sources : { ...sources, platformApi },
+      );
       // A start can fail transiently (the blocked child vanishing before it joins its cgroups was seen
       // under heavy load); one more try before the invoke has to report it.
       const sandbox = await this.#start(spec, cgroup, socket, args, resources).catch(() =>
@@ -563,8 +572,8 @@ export class BwrapDriver implements SandboxDriver {
     args.push(...runtimeMountArgs(mounts, sources));
     if (socket !== undefined) args.push("--ro-bind", socket, SANDBOX_PATHS.runtimeApiSocket);
     // The runtime serves 127.0.0.1:9000 from it (else a socat in the namespace does).
-    if (spec.runtimeServesRelays && spec.platformApiSocket !== undefined)
-      args.push("--ro-bind", spec.platformApiSocket, SANDBOX_PATHS.platformApiSocket);
+    if (sources.platformApi !== undefined)
+      args.push("--ro-bind", sources.platformApi, SANDBOX_PATHS.platformApiSocket);
     if (this.seccomp) args.push("--seccomp", "5");
     args.push("--chdir", SANDBOX_PATHS.taskRoot, "--info-fd", "3", "--block-fd", "4");
     return args;
@@ -590,6 +599,8 @@ interface MountSources {
   opt?: string;
   /** Undefined: /tmp is a tmpfs (no loop devices). */
   tmp?: string;
+  /** The platform API's socket, bound in when the runtime serves 9000 (a link to it on the stage). */
+  platformApi?: string;
 }
 
 /**
@@ -607,6 +618,14 @@ class EnvironmentResources {
     readonly stemDir: string | undefined,
   ) {
     if (stemDir !== undefined) this.#releases.push(() => removeMountPoints(stemDir));
+  }
+
+  /** A second name for `target` (a Unix socket on the stage), removed when the environment ends. */
+  async link(target: string, name: string): Promise<string> {
+    await rm(name, { force: true });
+    await link(target, name);
+    this.#releases.push(() => rm(name, { force: true }));
+    return name;
   }
 
   async overlay(hostDir: string): Promise<string> {

@@ -85,6 +85,8 @@ export class NetnsPool {
   readonly #live = new Set<PooledNetns>();
   readonly #target: number;
   #making = 0;
+  /** Makes and deletes under way (close waits for them). */
+  readonly #pending = new Set<Promise<unknown>>();
   #closed = false;
   #lastError: Error | undefined;
 
@@ -128,7 +130,7 @@ export class NetnsPool {
       this.#ready.length + this.#making < this.#target + this.#waiting.length
     ) {
       this.#making++;
-      this.#make().then(
+      this.#track(this.#make()).then(
         (ns) => {
           this.#making--;
           this.#lastError = undefined;
@@ -163,7 +165,7 @@ export class NetnsPool {
       address,
       gateway,
       release: () => {
-        released ??= run(["delete", String(index)]).finally(() => this.#live.delete(ns));
+        released ??= this.#track(run(["delete", String(index)])).finally(() => this.#live.delete(ns));
         return released;
       },
     };
@@ -175,6 +177,13 @@ export class NetnsPool {
       throw error;
     }
     return ns;
+  }
+
+  #track<T>(promise: Promise<T>): Promise<T> {
+    this.#pending.add(promise);
+    const done = () => this.#pending.delete(promise);
+    promise.then(done, done);
+    return promise;
   }
 
   #claim(): number {
@@ -201,7 +210,9 @@ export class NetnsPool {
     const error = new SandboxError("SandboxStartFailure", "network pool closed");
     for (const waiter of this.#waiting.splice(0)) waiter.reject(error);
     this.#ready.length = 0;
-    await Promise.all([...this.#live].map((ns) => ns.release().catch(() => undefined)));
+    // One sweep deletes them all (ready, in use, being released or made: each index is claimed).
+    await Promise.allSettled([...this.#pending]);
     await sweepNamespaces(this.#instanceId).catch(() => undefined);
+    this.#live.clear();
   }
 }

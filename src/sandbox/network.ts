@@ -98,9 +98,11 @@ export async function attachNetwork(pid: number, wiring: NamespaceWiring): Promi
   if (pooled !== undefined) {
     const network: SandboxNetwork = {
       helpers: relays,
+      // The namespace is deleted in the background (the pool tracks it; its close waits): an
+      // environment's exit is reported without waiting for `ip`.
       close: async () => {
         await closeHelpers(relays);
-        await pooled.release();
+        pooled.release().catch((error: Error) => console.error(`lambent: ${error.message}`));
       },
     };
     try {
