@@ -59,7 +59,9 @@ if (opts.help) {
   --only a,b          scenarios: ${SCENARIOS.join(",")} 
   --systems a,b       system ids (prefix match): lambent-process, lambent-process-stem,
                       lambent-process-nometrics, lambent-bwrap, lambent-bwrap-stem, sls, sls-inprocess,
-                      floor (the floor is always kept); lambent-process also selects its variants
+                      floor (the floor is always kept); lambent-process also selects its variants;
+                      lambent-bwrap-slirp and lambent-bwrap-slirp-stem (a slirp4netns per sandbox,
+                      for comparison) only when named exactly
   --prewarm N         stem cells for the "stem" systems when the server has --prewarm (default 4)
   --postgres URL      PostgreSQL server for lambent-process-pg (async scenario only; a throwaway database
                       is created and dropped; default postgres://root@127.0.0.1:5432/postgres)
@@ -199,6 +201,24 @@ async function main() {
         driver: "bwrap",
         stem: true,
       },
+      // The isolated network through a slirp4netns per sandbox (the path before the namespace pool),
+      // for comparison: only when named exactly in --systems.
+      {
+        id: "lambent-bwrap-slirp",
+        label: "Lambent, bwrap driver, slirp4netns per sandbox",
+        driver: "bwrap",
+        stem: false,
+        optIn: true,
+        extraArgs: ["--sandbox-network", "isolated-slirp"],
+      },
+      {
+        id: "lambent-bwrap-slirp-stem",
+        label: `Lambent, bwrap driver, slirp4netns per sandbox, ${prewarm} stem cells`,
+        driver: "bwrap",
+        stem: true,
+        optIn: true,
+        extraArgs: ["--sandbox-network", "isolated-slirp"],
+      },
     ];
     // The same server recording no metrics, beside lambent-process: what recording costs a warm invoke.
     variants.push({
@@ -220,6 +240,7 @@ async function main() {
     let bwrapSkip = null;
     for (const v of variants) {
       if (!wantSystem(v.id)) continue;
+      if (v.optIn && !opts.systems?.split(",").some((p) => p.trim() === v.id)) continue;
       if (v.stem && !hasPrewarm) {
         status.push({
           id: v.id,

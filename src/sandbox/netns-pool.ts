@@ -30,8 +30,11 @@ export const POOL_CIDR = "100.72.0.0/16";
 const POOL_SIZE = 1 << 15;
 const CLAIMS = "/run/lambent/netns";
 /** Sandbox namespaces kept ready. */
-const DEFAULT_READY = 4;
-/** Namespaces made at once while refilling (each is a few `ip` processes). */
+const DEFAULT_READY = 6;
+/**
+ * Namespaces made at once in the background (each is a few `ip` processes); a start waiting for
+ * one gets its own make besides, as a start through slirp4netns would make its own namespace.
+ */
 const PARALLEL = 2;
 
 /** One sandbox's namespace, taken from the pool. */
@@ -126,7 +129,7 @@ export class NetnsPool {
   #refill(): void {
     while (
       !this.#closed &&
-      this.#making < PARALLEL &&
+      this.#making < PARALLEL + this.#waiting.length &&
       this.#ready.length + this.#making < this.#target + this.#waiting.length
     ) {
       this.#making++;
