@@ -6,6 +6,7 @@
 #   iptables-restore iptables     route the namespace's 127.0.0.1:PORT to the host's loopback
 #   socat            socat        AWS_LAMBDA_RUNTIME_API=127.0.0.1:9001 → the per-sandbox Unix socket
 #   nsenter, setpriv util-linux   enter a sandbox's netns; drop to the sandbox user
+#   ip               iproute2     the pool of sandbox network namespaces (veth pairs, addresses, routes)
 #   /usr/bin/python3 python3      python3.11 runs on bookworm's system interpreter
 #   debootstrap      debootstrap  Python runtimes of other versions are Debian root filesystems
 # With --test also chromium (the console's browser tests drive it headless with playwright-core).
@@ -31,6 +32,7 @@ need iptables-restore iptables
 need socat socat
 need nsenter util-linux
 need setpriv util-linux
+need ip iproute2
 need debootstrap debootstrap
 [ -x /usr/bin/python3 ] || missing+=(python3)
 if $test_mode; then
