@@ -77,7 +77,8 @@ try {
         const procs = {};
         for (const pid of descendants(sys.pid)) {
           const comm = commOf(pid);
-          const p = (procs[comm] ??= { count: 0, rssMb: 0 });
+          procs[comm] ??= { count: 0, rssMb: 0 };
+          const p = procs[comm];
           p.count++;
           p.rssMb += memoryOf(pid).rss / 1e6;
         }
