@@ -55,14 +55,14 @@ import { dimensionsKey, LAMBDA_NAMESPACE, MetricsRecorder } from "./metrics/reco
 import { checkClusterSecret } from "./protocol/node-auth.js";
 import { checkRuntime } from "./runtimes/policy.js";
 import { RuntimeStore } from "./runtimes/store.js";
-import { type DetectedSandboxDriver, detectSandboxDriver } from "./sandbox/index.js";
+import type { DetectedSandboxDriver } from "./sandbox/index.js";
 import { AdvisoryLockOwnership, soleOwner } from "./sources/ownership.js";
 import { EventSourceSupervisor } from "./sources/supervisor.js";
 import { ChangeFeed } from "./store/changes.js";
 import { Store } from "./store/store.js";
 import { PlatformApiChannel } from "./worker/platform-api.js";
-import { RUNTIMES_DIR } from "./worker/runtimes.js";
 import { Worker } from "./worker/worker.js";
+import { detectWorkerSandbox, workerOptions } from "./worker-options.js";
 
 export const VERSION = "0.1.0";
 
@@ -423,42 +423,29 @@ export class Platform {
       counter = fleet;
     }
     // Cluster frontends and pollers run no function: their (never started) worker gets the plain driver.
-    const sandbox = await detectSandboxDriver(cluster ? "process" : options.sandbox, {
-      runDir: join(options.dataDir, "run", "sandbox"),
-      network: options.sandboxNetwork,
-      allowHostPorts: options.sandboxAllowHostPorts,
-      // Stem cells adopt uploaded code and layers, and dev-mounted folders (bound read-only as they are).
-      adoptableRoots: [
-        join(options.dataDir, "code"),
-        join(options.dataDir, "layers"),
-        ...(options.devRoot !== undefined && !cluster ? [realpathSync(options.devRoot)] : []),
-      ],
-    });
+    // Stem cells also adopt dev-mounted folders (bound read-only as they are).
+    const sandbox = await detectWorkerSandbox(
+      options,
+      cluster ? "process" : options.sandbox,
+      options.devRoot !== undefined && !cluster ? [realpathSync(options.devRoot)] : [],
+    );
     if (!cluster && !sandbox.driver.isolates && !sandbox.warning) {
       sandbox.warning =
         "functions run UNISOLATED (process sandbox, chosen with --sandbox process): no limits are enforced";
     }
     const platformApi = new PlatformApiChannel();
-    const worker = new Worker({
-      driver: sandbox.driver,
-      platformApi,
-      credentials: (a) => auth.environmentCredentials(a.config.Role, a.name),
-      logs,
-      emf: (fn, line) => emf.line(fn, line),
-      runDir: join(options.dataDir, "run", "rapi"),
-      runtimesDir: RUNTIMES_DIR,
-      runtimes,
-      region: options.region,
-      maxResponseBytes: limits.syncPayloadBytes,
-      initTimeoutMs: limits.initTimeoutMs,
-      freezeIdle: sandbox.driver.isolates,
-      pidsLimit: 1024,
-      outputLimits: { lineBytes: limits.logLineBytes, windowBytes: limits.logInvokeBytes },
-      idleTimeoutSeconds: options.idleTimeoutSeconds,
-      scaleRate: options.scaleRate,
-      prewarm: options.prewarm,
-      artifacts: { code: (sha) => codeCache.ensure(sha), layers: (shas) => layerCache.merged(shas) },
-    });
+    const worker = new Worker(
+      workerOptions(options, {
+        sandbox,
+        platformApi,
+        credentials: (a) => auth.environmentCredentials(a.config.Role, a.name),
+        logs,
+        emf: (fn, line) => emf.line(fn, line),
+        runtimes,
+        codeCache,
+        layerCache,
+      }),
+    );
     // The sandbox driver's probe already made its cgroup root; the worker's close releases it,
     // the stem cells, mounts and sandboxes its start made, even if that start failed halfway.
     acquired.push(() => worker.close());

@@ -25,11 +25,11 @@ import { EmfExtractor } from "../metrics/emf.js";
 import { MetricsRecorder } from "../metrics/recorder.js";
 import { checkClusterSecret } from "../protocol/node-auth.js";
 import { RuntimeStore } from "../runtimes/store.js";
-import { type DetectedSandboxDriver, detectSandboxDriver } from "../sandbox/index.js";
+import type { DetectedSandboxDriver } from "../sandbox/index.js";
 import { Store } from "../store/store.js";
 import { WorkerNodeServer } from "../worker/node-server.js";
-import { RUNTIMES_DIR } from "../worker/runtimes.js";
 import { Worker } from "../worker/worker.js";
+import { detectWorkerSandbox, workerOptions } from "../worker-options.js";
 import { HEARTBEAT_MS, WorkerRegistry } from "./registry.js";
 
 export interface WorkerNodeOptions {
@@ -105,38 +105,25 @@ export class WorkerNode {
       metrics.start();
       acquired.push(() => metrics.stop());
       const emf = new EmfExtractor(metrics, { log });
-      const sandbox = await detectSandboxDriver(options.sandbox, {
-        runDir: join(options.dataDir, "run", "sandbox"),
-        network: options.sandboxNetwork,
-        allowHostPorts: options.sandboxAllowHostPorts,
-        adoptableRoots: [join(options.dataDir, "code"), join(options.dataDir, "layers")],
-      });
-      const worker = new Worker({
-        driver: sandbox.driver,
-        credentials: (a) => {
-          const s = keys.issueSession(a.config.Role, a.name);
-          return {
-            AWS_ACCESS_KEY_ID: s.accessKeyId,
-            AWS_SECRET_ACCESS_KEY: s.secretAccessKey,
-            AWS_SESSION_TOKEN: s.sessionToken,
-          };
-        },
-        logs,
-        emf: (fn, line) => emf.line(fn, line),
-        runDir: join(options.dataDir, "run", "rapi"),
-        runtimesDir: RUNTIMES_DIR,
-        runtimes: new RuntimeStore(options.runtimesDir),
-        region: options.region,
-        maxResponseBytes: limits.syncPayloadBytes,
-        initTimeoutMs: limits.initTimeoutMs,
-        freezeIdle: sandbox.driver.isolates,
-        pidsLimit: 1024,
-        outputLimits: { lineBytes: limits.logLineBytes, windowBytes: limits.logInvokeBytes },
-        idleTimeoutSeconds: options.idleTimeoutSeconds,
-        scaleRate: options.scaleRate,
-        prewarm: options.prewarm,
-        artifacts: { code: (sha) => codeCache.ensure(sha), layers: (shas) => layerCache.merged(shas) },
-      });
+      const sandbox = await detectWorkerSandbox(options, options.sandbox);
+      const worker = new Worker(
+        workerOptions(options, {
+          sandbox,
+          logs,
+          emf: (fn, line) => emf.line(fn, line),
+          runtimes: new RuntimeStore(options.runtimesDir),
+          codeCache,
+          layerCache,
+          credentials: (a) => {
+            const s = keys.issueSession(a.config.Role, a.name);
+            return {
+              AWS_ACCESS_KEY_ID: s.accessKeyId,
+              AWS_SECRET_ACCESS_KEY: s.secretAccessKey,
+              AWS_SESSION_TOKEN: s.sessionToken,
+            };
+          },
+        }),
+      );
       acquired.push(() => worker.close());
       await worker.start();
       const server = new WorkerNodeServer({ worker, secret, host: options.host, port: options.port });
