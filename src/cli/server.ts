@@ -142,9 +142,19 @@ export async function runServer(flags: ServerFlags): Promise<void> {
   console.log(
     `lambent ${h.version} ready at ${platform.url} (store: ${h.store}, sandbox: ${h.sandbox.driver}, data dir: ${platform.options.dataDir})`,
   );
+  stopOnSignals("shutting down", "waiting for in-flight invokes and environments to stop", () =>
+    platform.stop(),
+  );
+}
+
+/**
+ * On the first SIGTERM or SIGINT: says so (`lambent: SIGTERM received, <doing>`), runs `stop` with
+ * `waiting` as its progress line, then exits 0, or 1 if the stop failed.
+ */
+function stopOnSignals(doing: string, waiting: string, stop: () => Promise<void>): void {
   const shutdown = (signal: string) => {
-    console.error(`lambent: ${signal} received, shutting down`);
-    withProgress("lambent: waiting for in-flight invokes and environments to stop", platform.stop()).then(
+    console.error(`lambent: ${signal} received, ${doing}`);
+    withProgress(`lambent: ${waiting}`, stop()).then(
       () => process.exit(0),
       (err: unknown) => {
         console.error("lambent: shutdown failed:", err);
@@ -200,16 +210,5 @@ async function runWorkerNode(flags: ServerFlags, clusterSecret: string | undefin
   console.log(
     `lambent worker ${node.id} ready at ${node.address} (zone ${node.zone}, sandbox: ${node.sandbox.driver.name})`,
   );
-  const shutdown = (signal: string) => {
-    console.error(`lambent: ${signal} received, draining`);
-    withProgress("lambent: draining (in-flight invokes finish)", node.stop()).then(
-      () => process.exit(0),
-      (err: unknown) => {
-        console.error("lambent: shutdown failed:", err);
-        process.exit(1);
-      },
-    );
-  };
-  process.once("SIGTERM", () => shutdown("SIGTERM"));
-  process.once("SIGINT", () => shutdown("SIGINT"));
+  stopOnSignals("draining", "draining (in-flight invokes finish)", () => node.stop());
 }
