@@ -1,4 +1,5 @@
 /** The parts of the APIs' answers the console reads (AWS's own shapes; every field may be absent). */
+import type { AsyncFunctionStatus } from "../../src/async/status.js";
 
 export interface FunctionConfiguration {
   FunctionName: string;
@@ -78,20 +79,7 @@ export interface MappingStatus {
 }
 
 /** One function of `GET /_lambent/queue`. */
-export interface QueueRow {
-  functionName: string;
-  waiting: number;
-  running: number;
-  deliveriesWaiting: number;
-  succeeded: number;
-  failed: number;
-  expired: number;
-  dropped: number;
-  retries: number;
-  throttles: number;
-  delivered: number;
-  deliveryFailures: number;
-}
+export type QueueRow = AsyncFunctionStatus;
 
 export interface FunctionUrlConfig {
   FunctionUrl?: string;

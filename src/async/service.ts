@@ -47,6 +47,7 @@ import {
 } from "./lineage.js";
 import { type AttemptResult, type Condition, invocationRecord } from "./record.js";
 import { retryDelayMs } from "./retry.js";
+import type { AsyncFunctionStatus, AsyncStatus } from "./status.js";
 
 /** Events (and deliveries) one server runs at once. */
 const DEFAULT_CONCURRENCY = 16;
@@ -111,23 +112,6 @@ function deliveryMetaColumn(text: string): DeliveryMeta {
   const v = objectColumn("async_events", "meta", text);
   requireMembers<DeliveryMeta>("async_events", "meta", v, { attributes: "object?" });
   return v;
-}
-
-export interface AsyncStatus {
-  functions: Array<{
-    functionName: string;
-    waiting: number;
-    running: number;
-    deliveriesWaiting: number;
-    succeeded: number;
-    failed: number;
-    expired: number;
-    dropped: number;
-    retries: number;
-    throttles: number;
-    delivered: number;
-    deliveryFailures: number;
-  }>;
 }
 
 export class AsyncService {
@@ -276,7 +260,7 @@ export class AsyncService {
   /** Queue depth and outcomes per function (all servers sharing the store). */
   async status(): Promise<AsyncStatus> {
     const [depth, stats] = await Promise.all([this.queue.depth(), this.queue.stats()]);
-    const byName = new Map<string, AsyncStatus["functions"][number]>();
+    const byName = new Map<string, AsyncFunctionStatus>();
     const entry = (name: string) => {
       let e = byName.get(name);
       if (!e) {

@@ -1,9 +1,7 @@
 /** `lambent queue`: the async invoke queue per function (waiting, running, outcomes). */
 import type { Command } from "commander";
-import type { AsyncStatus } from "../async/service.js";
+import type { AsyncFunctionStatus as QueueRow } from "../async/status.js";
 import { signedFetch } from "./signed-fetch.js";
-
-type QueueRow = AsyncStatus["functions"][number];
 
 const COLUMNS: Array<[keyof QueueRow, string]> = [
   ["functionName", "FUNCTION"],
