@@ -7,16 +7,14 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { InvokeCommand, type LambdaClient } from "@aws-sdk/client-lambda";
-import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { deployProbe } from "./helpers/async-fns.js";
+import { deployProbe, queueDrained } from "./helpers/async-fns.js";
 import { buildAsync, type ChildServer, startChild } from "./helpers/child-server.js";
 import { Collector } from "./helpers/collector.js";
+import { createTestDatabase } from "./helpers/postgres.js";
 import { lambdaClient } from "./helpers/server.js";
-import { signedFetch } from "./helpers/signed.js";
 
 const EVENTS = 300;
-const PG = "postgres://root@127.0.0.1:5432";
 
 let sink: Collector;
 const dirs: string[] = [];
@@ -79,23 +77,6 @@ function delivered(tag: string): { unique: Set<number>; total: number } {
   };
 }
 
-async function queueStatus(url: string, fn: string) {
-  const res = await signedFetch(`${url}/_lambent/queue`);
-  const body = (await res.json()) as {
-    functions: Array<{ functionName: string; waiting: number; running: number; succeeded: number }>;
-  };
-  return body.functions.find((f) => f.functionName === fn);
-}
-
-/** Poll the queue endpoint until nothing waits or runs for `fn` (the finish is not pushed to the test). */
-async function drained(url: string, fn: string) {
-  for (;;) {
-    const s = await queueStatus(url, fn);
-    if (s && s.waiting === 0 && s.running === 0) return s;
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
-
 describe("async durability", () => {
   it("SQLite: every event accepted before a kill -9 is delivered after a restart", async () => {
     const dir = tempDir();
@@ -113,7 +94,7 @@ describe("async durability", () => {
     const drainMs = performance.now() - t0;
     const after = delivered("sqlite");
     expect([...after.unique].sort((a, b) => a - b)).toEqual(Array.from({ length: EVENTS }, (_, i) => i));
-    const status = await drained(server.url, "slow");
+    const status = await queueDrained(server.url, "slow", { listed: true });
     // Each event's outcome is recorded exactly once, however many times it ran.
     expect(status?.succeeded).toBe(EVENTS);
     console.log(
@@ -122,14 +103,11 @@ describe("async durability", () => {
         `${after.total - after.unique.size} delivered twice`,
     );
     expect(await server.stop()).toBe(0);
-  }, 60_000);
+  }, 120_000);
 
   it("PostgreSQL: two servers share the queue; a kill -9 of one loses nothing", async () => {
-    const dbName = `lambent_async_${process.pid}_${Date.now()}`;
-    const admin = new pg.Client({ connectionString: `${PG}/postgres` });
-    await admin.connect();
-    await admin.query(`CREATE DATABASE ${dbName}`);
-    const database = `${PG}/${dbName}`;
+    const db = await createTestDatabase();
+    const database = db.url;
     try {
       const dirA = tempDir();
       let a = await child(dirA, ["--database", database]);
@@ -147,7 +125,7 @@ describe("async durability", () => {
       await sink.waitUntil(() => delivered("pg").unique.size === EVENTS);
       const after = delivered("pg");
       expect(after.unique.size).toBe(EVENTS);
-      const status = await drained(b.url, "slowpg");
+      const status = await queueDrained(b.url, "slowpg", { listed: true });
       expect(status?.succeeded).toBe(EVENTS);
       console.log(
         `PostgreSQL durability: ${EVENTS} events enqueued over two servers in ${enqueueMs.toFixed(0)} ms; ` +
@@ -157,8 +135,7 @@ describe("async durability", () => {
       expect(await a.stop()).toBe(0);
       expect(await b.stop()).toBe(0);
     } finally {
-      await admin.query(`DROP DATABASE IF EXISTS ${dbName} WITH (FORCE)`);
-      await admin.end();
+      await db.drop();
     }
-  }, 60_000);
+  }, 120_000);
 });

@@ -29,7 +29,7 @@ import {
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { rejection } from "./helpers/control-plane.js";
 import { startServer, type TestServer } from "./helpers/server.js";
-import { signedFetch } from "./helpers/signed.js";
+import { createAccessKey, type AccessKey as Key, signedFetch } from "./helpers/signed.js";
 import { zipEntries } from "./helpers/zip.js";
 
 const run = promisify(execFile);
@@ -37,26 +37,8 @@ let server: TestServer;
 const ARN = (fn: string, q?: string) =>
   `arn:aws:lambda:us-east-1:000000000000:function:${fn}${q ? `:${q}` : ""}`;
 
-interface Key {
-  accessKeyId: string;
-  secretAccessKey: string;
-  arn: string;
-}
-
-async function keyWith(name: string, statements: unknown[] | null): Promise<Key> {
-  const res = await signedFetch(`${server.url}/_lambent/keys`, {
-    method: "POST",
-    headers: { "content-type": "application/json" },
-    body: JSON.stringify({
-      UserName: name,
-      ...(statements ? { Policy: JSON.stringify({ Version: "2012-10-17", Statement: statements }) } : {}),
-    }),
-  });
-  expect(res.status).toBe(201);
-  const k = (
-    (await res.json()) as { AccessKey: { AccessKeyId: string; SecretAccessKey: string; Arn: string } }
-  ).AccessKey;
-  return { accessKeyId: k.AccessKeyId, secretAccessKey: k.SecretAccessKey, arn: k.Arn };
+function keyWith(name: string, statements: unknown[] | null): Promise<Key> {
+  return createAccessKey(server.url, name, statements);
 }
 
 function as(k: Key): LambdaClient {

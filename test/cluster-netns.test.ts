@@ -23,9 +23,6 @@
  */
 import { execFileSync } from "node:child_process";
 import { randomBytes, randomInt } from "node:crypto";
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
 import {
   CreateFunctionCommand,
   GetProvisionedConcurrencyConfigCommand,
@@ -38,7 +35,7 @@ import {
 import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { buildAsync } from "./helpers/child-server.js";
-import { type ClusterNode, startClusterNode } from "./helpers/cluster-node.js";
+import { type ClusterNode, startCluster, type TestCluster } from "./helpers/cluster.js";
 import { Collector, type Received } from "./helpers/collector.js";
 import { invoke } from "./helpers/invoke.js";
 import {
@@ -49,7 +46,6 @@ import {
 import { lambdaClient, ROLE } from "./helpers/server.js";
 import { zipEntries } from "./helpers/zip.js";
 
-const SECRET = randomBytes(24).toString("hex");
 const TAG = randomBytes(3).toString("hex");
 const NET = `198.18.${randomInt(1, 255)}`;
 const BRIDGE = `lbr${TAG}`;
@@ -127,32 +123,16 @@ function removeNetwork(): void {
 }
 
 let pgServer: PrivatePostgres | undefined;
-let root = "";
-let keyFile = "";
+let cluster: TestCluster | undefined;
 let collector: Collector;
-const nodes: ClusterNode[] = [];
 let networkMade = false;
+const nodes = (): ClusterNode[] => cluster?.nodes ?? [];
 
-async function startNode(name: string, args: string[], netns?: string): Promise<ClusterNode> {
-  const node = await startClusterNode({
-    name,
-    root,
-    secret: SECRET,
-    keyFile,
-    args,
-    ...(netns ? { netns } : {}),
-  });
-  nodes.push(node);
-  return node;
-}
-
-const byName = (name: string) => nodes.find((n) => n.name === name) as ClusterNode;
+const byName = (name: string) => nodes().find((n) => n.name === name) as ClusterNode;
 
 /** The worker whose data dir holds this code directory. */
 function workerOf(dir: string): string {
-  const hit = nodes.find((n) => dir.startsWith(`${n.dataDir}/`));
-  if (!hit) throw new Error(`no worker holds ${dir}`);
-  return hit.name;
+  return (cluster as TestCluster).ranOn({ dir });
 }
 
 /**
@@ -225,7 +205,7 @@ let a: LambdaClient;
 let b: LambdaClient;
 
 const cleanupOnExit = () => {
-  for (const n of nodes) if (n.alive()) n.proc.kill("SIGKILL");
+  for (const n of nodes()) if (n.alive()) n.proc.kill("SIGKILL");
   if (networkMade) removeNetwork();
 };
 
@@ -233,19 +213,17 @@ beforeAll(async () => {
   if (!canRun) return;
   process.once("exit", cleanupOnExit);
   await buildAsync();
-  root = mkdtempSync(join(tmpdir(), "lambent-netns-"));
-  keyFile = join(root, "server.key");
-  writeFileSync(keyFile, randomBytes(32).toString("hex"), { mode: 0o600 });
   networkMade = true;
   makeNetwork();
-  pgServer = await startPrivatePostgres(["127.0.0.1", `${NET}.1`], ["127.0.0.1/32", `${NET}.0/24`]);
+  const server = await startPrivatePostgres(["127.0.0.1", `${NET}.1`], ["127.0.0.1/32", `${NET}.0/24`]);
+  pgServer = server;
+  cluster = await startCluster("netns", { url: server.url, drop: () => server.stop() });
   collector = await Collector.start(`${NET}.1`);
-  const db = pgServer.url;
   // The first node to start runs the migrations; the others find them done.
-  const fa = await startNode("frontend-a", ["--role", "frontend", "--database", db]);
+  const fa = await cluster.start("frontend-a", ["--role", "frontend"]);
   await Promise.all(
     WORKERS.map((w) =>
-      startNode(
+      cluster?.start(
         w.name,
         [
           "--role",
@@ -258,15 +236,13 @@ beforeAll(async () => {
           "4096",
           "--host",
           w.ip,
-          "--database",
-          pgServer?.urlAt(`${NET}.1`) as string,
         ],
-        w.ns,
+        { database: server.urlAt(`${NET}.1`), netns: w.ns },
       ),
     ),
   );
-  const fb = await startNode("frontend-b", ["--role", "frontend", "--database", db]);
-  await startNode("poller", ["--role", "poller", "--database", db]);
+  const fb = await cluster.start("frontend-b", ["--role", "frontend"]);
+  await cluster.start("poller", ["--role", "poller"]);
   a = lambdaClient(fa.address);
   b = lambdaClient(fb.address);
 }, 180_000);
@@ -274,12 +250,12 @@ beforeAll(async () => {
 afterAll(async () => {
   a?.destroy();
   b?.destroy();
-  for (const n of [...nodes].reverse()) await n.stop();
+  // Stopping the cluster stops its PostgreSQL too.
+  if (cluster) await cluster.stop();
+  else await pgServer?.stop();
   await collector?.close();
-  await pgServer?.stop();
   if (networkMade) removeNetwork();
   process.off("exit", cleanupOnExit);
-  if (root) rmSync(root, { recursive: true, force: true });
 }, 60_000);
 
 describe.skipIf(!canRun)("a cluster across network namespaces: 2 frontends, 3 workers in 2 zones", () => {

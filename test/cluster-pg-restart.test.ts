@@ -6,10 +6,6 @@
  * follows every reconnect. The test restarts a PostgreSQL server of its own
  * (`helpers/private-postgres.ts`), never the shared one.
  */
-import { randomBytes } from "node:crypto";
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
 import {
   CreateFunctionCommand,
   type LambdaClient,
@@ -20,7 +16,7 @@ import {
 import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { buildAsync } from "./helpers/child-server.js";
-import { type ClusterNode, startClusterNode } from "./helpers/cluster-node.js";
+import { type ClusterNode, startCluster, type TestCluster } from "./helpers/cluster.js";
 import { invoke } from "./helpers/invoke.js";
 import {
   canRunPrivatePostgres,
@@ -30,12 +26,10 @@ import {
 import { lambdaClient, ROLE } from "./helpers/server.js";
 import { zipEntries } from "./helpers/zip.js";
 
-const SECRET = randomBytes(24).toString("hex");
 const canRun = canRunPrivatePostgres();
 
 let pgServer: PrivatePostgres | undefined;
-let root = "";
-const nodes: ClusterNode[] = [];
+let cluster: TestCluster | undefined;
 let a: LambdaClient;
 let b: LambdaClient;
 
@@ -45,35 +39,14 @@ const answerOf = async (lambda: LambdaClient) =>
 beforeAll(async () => {
   if (!canRun) return;
   await buildAsync();
-  root = mkdtempSync(join(tmpdir(), "lambent-pgrestart-"));
-  const keyFile = join(root, "server.key");
-  writeFileSync(keyFile, randomBytes(32).toString("hex"), { mode: 0o600 });
-  pgServer = await startPrivatePostgres();
-  const start = async (name: string, args: string[]) => {
-    const n = await startClusterNode({
-      name,
-      root,
-      secret: SECRET,
-      keyFile,
-      args: [...args, "--database", pgServer?.url as string],
-    });
-    nodes.push(n);
-    return n;
-  };
+  const server = await startPrivatePostgres();
+  pgServer = server;
+  cluster = await startCluster("pgrestart", { url: server.url, drop: () => server.stop() });
   // The first node runs the migrations.
-  const fa = await start("frontend-a", ["--role", "frontend"]);
-  await start("worker", [
-    "--role",
-    "worker",
-    "--zone",
-    "zone-a",
-    "--worker-id",
-    "w1",
-    "--worker-memory",
-    "4096",
-  ]);
-  const fb = await start("frontend-b", ["--role", "frontend"]);
-  await start("poller", ["--role", "poller"]);
+  const fa = await cluster.start("frontend-a", ["--role", "frontend"]);
+  await cluster.worker("w1", "zone-a");
+  const fb = await cluster.start("frontend-b", ["--role", "frontend"]);
+  await cluster.start("poller", ["--role", "poller"]);
   a = lambdaClient(fa.address);
   b = lambdaClient(fb.address);
 }, 180_000);
@@ -81,9 +54,9 @@ beforeAll(async () => {
 afterAll(async () => {
   a?.destroy();
   b?.destroy();
-  for (const n of [...nodes].reverse()) await n.stop();
-  await pgServer?.stop();
-  if (root) rmSync(root, { recursive: true, force: true });
+  // Stopping the cluster stops its PostgreSQL too.
+  if (cluster) await cluster.stop();
+  else await pgServer?.stop();
 }, 60_000);
 
 describe.skipIf(!canRun)("PostgreSQL restarting under a cluster", () => {
@@ -128,6 +101,7 @@ describe.skipIf(!canRun)("PostgreSQL restarting under a cluster", () => {
     );
     expect(await answerOf(a)).toBe("two");
     // B's LISTEN connection comes back and resyncs its caches with the store.
+    const nodes = cluster?.nodes ?? [];
     const fb = nodes.find((n) => n.name === "frontend-b") as ClusterNode;
     while (!fb.stderr().includes("resynchronising caches")) await new Promise((r) => setTimeout(r, 100));
     // (The resync's store reads may still be under way when the line is logged.)

@@ -10,7 +10,6 @@
  */
 import {
   InvokeWithResponseStreamCommand,
-  type InvokeWithResponseStreamResponseEvent,
   type LambdaClient,
   PutFunctionConcurrencyCommand,
   TooManyRequestsException,
@@ -22,6 +21,7 @@ import { type ClusterNode, deployFunction, startCluster, type TestCluster } from
 import { type Gate, startGate } from "./helpers/gate.js";
 import { invoke } from "./helpers/invoke.js";
 import { lambdaClient } from "./helpers/server.js";
+import { drainAfterFirst, drainStream } from "./helpers/stream.js";
 import { zipEntries } from "./helpers/zip.js";
 
 /** Waits at the gate when the event names one; answers with its code directory (which worker ran it). */
@@ -240,38 +240,23 @@ describe("response streaming from a worker on another node", () => {
       }),
     );
 
-  async function drain(events: AsyncIterable<InvokeWithResponseStreamResponseEvent>) {
-    let text = "";
-    let complete: InvokeWithResponseStreamResponseEvent["InvokeComplete"];
-    for await (const e of events) {
-      if (e.PayloadChunk?.Payload) text += Buffer.from(e.PayloadChunk.Payload).toString("utf8");
-      if (e.InvokeComplete) complete = e.InvokeComplete;
-    }
-    return { text, complete };
-  }
-
   it("delivers the first chunk while the function still runs on the worker", async () => {
     await deployFunction(a, "streamer", await zipEntries([{ name: "index.js", content: STREAMING }]));
     const out = await send(b, { gate: gate.url });
     expect(out.StatusCode).toBe(200);
     expect(out.ResponseStreamContentType).toBe("text/plain");
-    const it = (out.EventStream as AsyncIterable<InvokeWithResponseStreamResponseEvent>)[
-      Symbol.asyncIterator
-    ]();
-    const first = await it.next();
-    expect(Buffer.from(first.value?.PayloadChunk?.Payload ?? []).toString()).toBe("first;");
-    // The function is still held at the gate: the first chunk crossed the node protocol before it finished.
-    await gate.waiting(1);
-    gate.open();
-    const rest = await drain({ [Symbol.asyncIterator]: () => it });
+    const { first, rest } = await drainAfterFirst(out, async () => {
+      // The function is still held at the gate: the first chunk crossed the node protocol before it finished.
+      await gate.waiting(1);
+      gate.open();
+    });
+    expect(first).toBe("first;");
     expect(rest.text).toBe("second;streamer");
     expect(rest.complete).toEqual({});
   });
 
   it("reports a failure part-way after the chunks written before it", async () => {
-    const got = await drain(
-      (await send(a, { mode: "fail" })).EventStream as AsyncIterable<InvokeWithResponseStreamResponseEvent>,
-    );
+    const got = await drainStream(await send(a, { mode: "fail" }));
     expect(got.text).toBe("first;");
     expect(got.complete?.ErrorCode).toBe("TypeError");
     expect(got.complete?.ErrorDetails).toBe("broke part-way");

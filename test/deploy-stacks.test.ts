@@ -14,7 +14,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { LambentClient } from "../src/deploy/api.js";
 import { deployStack } from "../src/deploy/deploy.js";
 import { startServer, type TestServer } from "./helpers/server.js";
-import { signedFetch } from "./helpers/signed.js";
+import { createAccessKey, signedFetch } from "./helpers/signed.js";
 
 const run = promisify(execFile);
 let server: TestServer;
@@ -112,27 +112,14 @@ describe("/_lambent/stacks", () => {
   });
 
   it("needs lambent:*Stack permissions; a key limited to one stack reaches only that one", async () => {
-    const res = await signedFetch(`${server.url}/_lambent/keys`, {
-      method: "POST",
-      headers: { "content-type": "application/json" },
-      body: JSON.stringify({
-        UserName: "deployer",
-        Policy: JSON.stringify({
-          Version: "2012-10-17",
-          Statement: [
-            { Effect: "Allow", Action: ["lambda:*", "scheduler:*"], Resource: "*" },
-            {
-              Effect: "Allow",
-              Action: "lambent:*Stack",
-              Resource: "arn:aws:lambent:us-east-1:000000000000:stack/mine",
-            },
-          ],
-        }),
-      }),
-    });
-    const k = ((await res.json()) as { AccessKey: { AccessKeyId: string; SecretAccessKey: string } })
-      .AccessKey;
-    const creds = { accessKeyId: k.AccessKeyId, secretAccessKey: k.SecretAccessKey };
+    const creds = await createAccessKey(server.url, "deployer", [
+      { Effect: "Allow", Action: ["lambda:*", "scheduler:*"], Resource: "*" },
+      {
+        Effect: "Allow",
+        Action: "lambent:*Stack",
+        Resource: "arn:aws:lambent:us-east-1:000000000000:stack/mine",
+      },
+    ]);
     expect((await put("mine", { ExpectedRevision: 0, Status: "CREATE_COMPLETE" }, creds)).status).toBe(200);
     const other = await put("theirs", { ExpectedRevision: 0, Status: "CREATE_COMPLETE" }, creds);
     expect(other.status).toBe(403);

@@ -14,7 +14,7 @@ import {
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { invoke } from "./helpers/invoke.js";
 import { ROLE, startServer, type TestServer } from "./helpers/server.js";
-import { signedFetch } from "./helpers/signed.js";
+import { createAccessKey, signedFetch } from "./helpers/signed.js";
 import { zipEntries } from "./helpers/zip.js";
 
 const top = mkdtempSync(join(tmpdir(), "lambent-devmount-"));
@@ -147,46 +147,22 @@ describe("dev mounts", () => {
   });
 
   it("needs lambent:DevMount: a key allowed lambda:* is denied", async () => {
-    const res = await signedFetch(`${server.url}/_lambent/keys`, {
-      method: "POST",
-      headers: { "content-type": "application/json" },
-      body: JSON.stringify({
-        UserName: "deployer",
-        Policy: JSON.stringify({
-          Version: "2012-10-17",
-          Statement: [{ Effect: "Allow", Action: "lambda:*", Resource: "*" }],
-        }),
-      }),
-    });
-    const key = ((await res.json()) as { AccessKey: { AccessKeyId: string; SecretAccessKey: string } })
-      .AccessKey;
-    const creds = { accessKeyId: key.AccessKeyId, secretAccessKey: key.SecretAccessKey };
+    const creds = await createAccessKey(server.url, "deployer", [
+      { Effect: "Allow", Action: "lambda:*", Resource: "*" },
+    ]);
     expect(await mount("dev-fn", { Path: project }, creds)).toMatchObject({
       status: 403,
       type: "AccessDeniedException",
     });
     expect((await mount("dev-fn", null, creds, "DELETE")).status).toBe(403);
 
-    const allowed = await signedFetch(`${server.url}/_lambent/keys`, {
-      method: "POST",
-      headers: { "content-type": "application/json" },
-      body: JSON.stringify({
-        UserName: "developer",
-        Policy: JSON.stringify({
-          Version: "2012-10-17",
-          Statement: [
-            {
-              Effect: "Allow",
-              Action: "lambent:DevMount",
-              Resource: "arn:aws:lambda:us-east-1:000000000000:function:dev-fn",
-            },
-          ],
-        }),
-      }),
-    });
-    const dev = ((await allowed.json()) as { AccessKey: { AccessKeyId: string; SecretAccessKey: string } })
-      .AccessKey;
-    const devCreds = { accessKeyId: dev.AccessKeyId, secretAccessKey: dev.SecretAccessKey };
+    const devCreds = await createAccessKey(server.url, "developer", [
+      {
+        Effect: "Allow",
+        Action: "lambent:DevMount",
+        Resource: "arn:aws:lambda:us-east-1:000000000000:function:dev-fn",
+      },
+    ]);
     expect((await mount("dev-fn", { Path: project }, devCreds)).status).toBe(200);
     expect((await mount("other-fn", { Path: project }, devCreds)).status).toBe(403);
     expect((await mount("dev-fn", null, devCreds, "DELETE")).status).toBe(204);

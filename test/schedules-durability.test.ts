@@ -13,17 +13,15 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { CreateFunctionCommand, type LambdaClient, waitUntilFunctionActiveV2 } from "@aws-sdk/client-lambda";
 import { CreateScheduleCommand, SchedulerClient, UpdateScheduleCommand } from "@aws-sdk/client-scheduler";
-import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { fnArn } from "./helpers/async-fns.js";
+import { fnArn, queueDrained } from "./helpers/async-fns.js";
 import { buildAsync, type ChildServer, startChild } from "./helpers/child-server.js";
 import { Collector } from "./helpers/collector.js";
+import { createTestDatabase } from "./helpers/postgres.js";
 import { lambdaClient, ROLE } from "./helpers/server.js";
-import { signedFetch } from "./helpers/signed.js";
 import { zipEntries } from "./helpers/zip.js";
 
 const SPEED = 600;
-const PG = "postgres://root@127.0.0.1:5432";
 const HANDLER = `
 exports.handler = async (event, context) => {
   await fetch(process.env.REPORT_URL, { method: "POST", body: JSON.stringify({ event, requestId: context.awsRequestId }) });
@@ -96,18 +94,6 @@ function ticksOn(path: string): Map<number, Set<string>> {
   return out;
 }
 
-async function drained(url: string, fn: string): Promise<void> {
-  for (;;) {
-    const res = await signedFetch(`${url}/_lambent/queue`);
-    const body = (await res.json()) as {
-      functions: Array<{ functionName: string; waiting: number; running: number }>;
-    };
-    const s = body.functions.find((f) => f.functionName === fn);
-    if (!s || (s.waiting === 0 && s.running === 0)) return;
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
-
 /** Every tick once (one request id), one minute apart, no gap. Returns how many. */
 function expectExactlyOnce(path: string): number {
   const ticks = ticksOn(path);
@@ -152,7 +138,7 @@ describe("schedules exactly once", () => {
     // The restart takes real time, so several minutes of the fast clock passed: those ticks fire now.
     await sink.waitFor((r) => r.path === "/sq", beforeRestart + 15);
     await scheduler.send(new UpdateScheduleCommand({ ...everyMinute("sq"), State: "DISABLED" }));
-    await drained(server.url, "sq");
+    await queueDrained(server.url, "sq");
     const n = expectExactlyOnce("/sq");
     expect(n).toBeGreaterThanOrEqual(beforeRestart + 15);
     console.log(`SQLite: ${beforeRestart} ticks before kill -9, ${n} in all, each once, none missing`);
@@ -162,11 +148,8 @@ describe("schedules exactly once", () => {
   }, 180_000);
 
   it("PostgreSQL: two servers fire each tick once (and one of them is killed midway)", async () => {
-    const dbName = `lambent_sched_${process.pid}_${Date.now()}`;
-    const admin = new pg.Client({ connectionString: `${PG}/postgres` });
-    await admin.connect();
-    await admin.query(`CREATE DATABASE ${dbName}`);
-    const database = `${PG}/${dbName}`;
+    const db = await createTestDatabase();
+    const database = db.url;
     const t0 = Date.now();
     // Where the time went, when a loaded machine makes this slow (each server start costs seconds of CPU).
     const step = (what: string) =>
@@ -192,8 +175,8 @@ describe("schedules exactly once", () => {
       await sink.waitFor((r) => r.path === "/pgs", before + 20);
       step("20 more");
       await sb.send(new UpdateScheduleCommand({ ...everyMinute("pgs"), State: "DISABLED" }));
-      await drained(a.url, "pgs");
-      await drained(b.url, "pgs");
+      await queueDrained(a.url, "pgs");
+      await queueDrained(b.url, "pgs");
       step("drained");
       const n = expectExactlyOnce("/pgs");
       console.log(
@@ -203,8 +186,7 @@ describe("schedules exactly once", () => {
       expect(await a.stop()).toBe(0);
       expect(await b.stop()).toBe(0);
     } finally {
-      await admin.query(`DROP DATABASE IF EXISTS ${dbName} WITH (FORCE)`);
-      await admin.end();
+      await db.drop();
     }
   }, 180_000);
 });

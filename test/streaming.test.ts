@@ -8,7 +8,6 @@ import { readFileSync } from "node:fs";
 import {
   CreateFunctionCommand,
   InvokeWithResponseStreamCommand,
-  type InvokeWithResponseStreamResponseEvent,
   waitUntilFunctionActiveV2,
 } from "@aws-sdk/client-lambda";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -18,6 +17,7 @@ import { detectSandboxDriver } from "../src/sandbox/index.js";
 import { type Gate, startGate } from "./helpers/gate.js";
 import { invoke } from "./helpers/invoke.js";
 import { ROLE, startServer, type TestServer } from "./helpers/server.js";
+import { drainAfterFirst, drainStream } from "./helpers/stream.js";
 import { zipEntries } from "./helpers/zip.js";
 
 const STREAMING = `
@@ -133,46 +133,25 @@ function scenario(label: string, overrides: Partial<ServerOptions>) {
         }),
       );
 
-    type Complete = NonNullable<InvokeWithResponseStreamResponseEvent["InvokeComplete"]>;
-
-    async function drain(
-      events: AsyncIterable<InvokeWithResponseStreamResponseEvent>,
-    ): Promise<{ text: string; chunks: number; complete?: Complete }> {
-      let text = "";
-      let chunks = 0;
-      let complete: Complete | undefined;
-      for await (const e of events) {
-        if (e.PayloadChunk?.Payload) {
-          chunks++;
-          text += Buffer.from(e.PayloadChunk.Payload).toString("utf8");
-        }
-        if (e.InvokeComplete) complete = e.InvokeComplete;
-      }
-      return { text, chunks, ...(complete ? { complete } : {}) };
-    }
-
     describe("InvokeWithResponseStream", () => {
       it("delivers the first chunk while the function still runs, then the rest and InvokeComplete", async () => {
         const out = await send("streamer", { gate: gate.url });
         expect(out.StatusCode).toBe(200);
         expect(out.ExecutedVersion).toBe("$LATEST");
         expect(out.ResponseStreamContentType).toBe("text/plain");
-        const it = (out.EventStream as AsyncIterable<InvokeWithResponseStreamResponseEvent>)[
-          Symbol.asyncIterator
-        ]();
-        const first = await it.next();
-        expect(Buffer.from(first.value?.PayloadChunk?.Payload ?? []).toString()).toBe("first;");
-        // The function is still held at the gate: the first chunk came before it finished.
-        await gate.waiting(1);
-        gate.open();
-        const rest = await drain({ [Symbol.asyncIterator]: () => it });
+        const { first, rest } = await drainAfterFirst(out, async () => {
+          // The function is still held at the gate: the first chunk came before it finished.
+          await gate.waiting(1);
+          gate.open();
+        });
+        expect(first).toBe("first;");
         expect(rest.text).toBe("second;streamer");
         expect(rest.complete).toEqual({});
       });
 
       it("reports a failure part-way in InvokeComplete, after the chunks written before it", async () => {
         const out = await send("streamer", { mode: "fail" }, { LogType: "Tail" });
-        const got = await drain(out.EventStream as AsyncIterable<InvokeWithResponseStreamResponseEvent>);
+        const got = await drainStream(out);
         expect(got.text).toBe("first;");
         expect(got.complete?.ErrorCode).toBe("TypeError");
         expect(got.complete?.ErrorDetails).toBe("broke part-way");
@@ -183,7 +162,7 @@ function scenario(label: string, overrides: Partial<ServerOptions>) {
 
       it("streams past the 6 MB buffered limit (8 MB in 64 KB writes, with backpressure)", async () => {
         const out = await send("streamer", { mode: "big" });
-        const got = await drain(out.EventStream as AsyncIterable<InvokeWithResponseStreamResponseEvent>);
+        const got = await drainStream(out);
         expect(got.complete).toEqual({});
         expect(got.text.length).toBe(6 + 8 * 1024 * 1024);
         expect(got.text.replace(/x/g, "")).toBe("first;");
@@ -192,19 +171,19 @@ function scenario(label: string, overrides: Partial<ServerOptions>) {
       it("ends the stream with Sandbox.Timedout when the function runs past its timeout part-way", async () => {
         await deploy(server, "slow", STREAMING, { Timeout: 1 });
         const out = await send("slow", { mode: "hang" });
-        const got = await drain(out.EventStream as AsyncIterable<InvokeWithResponseStreamResponseEvent>);
+        const got = await drainStream(out);
         expect(got.text).toBe("first;");
         expect(got.complete?.ErrorCode).toBe("Sandbox.Timedout");
         expect(got.complete?.ErrorDetails).toMatch(/Task timed out after 1\.00 seconds/);
         // The environment was replaced: the next invoke streams in full.
         const next = await send("slow", {});
-        const again = await drain(next.EventStream as AsyncIterable<InvokeWithResponseStreamResponseEvent>);
+        const again = await drainStream(next);
         expect(again.text).toBe("first;second;slow");
       });
 
       it("ends the stream when the handler's promise settles without end()", async () => {
         const out = await send("streamer", { mode: "noend" });
-        const got = await drain(out.EventStream as AsyncIterable<InvokeWithResponseStreamResponseEvent>);
+        const got = await drainStream(out);
         expect(got.text).toBe("first;second;streamer");
         expect(got.complete).toEqual({});
       });
@@ -212,7 +191,7 @@ function scenario(label: string, overrides: Partial<ServerOptions>) {
       it("passes HttpResponseStream's prelude and 8 NUL bytes through with its content type", async () => {
         const out = await send("streamer", { mode: "http" });
         expect(out.ResponseStreamContentType).toBe("application/vnd.awslambda.http-integration-response");
-        const got = await drain(out.EventStream as AsyncIterable<InvokeWithResponseStreamResponseEvent>);
+        const got = await drainStream(out);
         const prelude = JSON.stringify({ statusCode: 201, headers: { "x-custom": "yes" }, cookies: ["a=1"] });
         expect(got.text).toBe(`${prelude}${"\0".repeat(8)}first;second;streamer`);
       });
@@ -220,13 +199,13 @@ function scenario(label: string, overrides: Partial<ServerOptions>) {
       it("returns a function that does not stream as chunks of its whole answer", async () => {
         const out = await send("buffered", { size: 200_000 });
         expect(out.ResponseStreamContentType).toBe("application/json");
-        const got = await drain(out.EventStream as AsyncIterable<InvokeWithResponseStreamResponseEvent>);
+        const got = await drainStream(out);
         expect(got.chunks).toBeGreaterThan(1);
         expect(JSON.parse(got.text)).toEqual({ big: "x".repeat(200_000) });
         expect(got.complete).toEqual({});
 
         const failed = await send("buffered", { fail: true });
-        const f = await drain(failed.EventStream as AsyncIterable<InvokeWithResponseStreamResponseEvent>);
+        const f = await drainStream(failed);
         expect(f.text).toBe("");
         expect(f.complete?.ErrorCode).toBe("RangeError");
         expect(f.complete?.ErrorDetails).toBe("not streaming, still failing");
@@ -235,19 +214,16 @@ function scenario(label: string, overrides: Partial<ServerOptions>) {
       it("streams a custom runtime's chunked response as it arrives, and its error trailers", async () => {
         const out = await send("sh-stream", { gate: gate.url });
         expect(out.ResponseStreamContentType).toBe("text/plain");
-        const it = (out.EventStream as AsyncIterable<InvokeWithResponseStreamResponseEvent>)[
-          Symbol.asyncIterator
-        ]();
-        const first = await it.next();
-        expect(Buffer.from(first.value?.PayloadChunk?.Payload ?? []).toString()).toBe("first;");
-        await gate.waiting(1); // the bootstrap is still between its chunks
-        gate.open();
-        const rest = await drain({ [Symbol.asyncIterator]: () => it });
+        const { first, rest } = await drainAfterFirst(out, async () => {
+          await gate.waiting(1); // the bootstrap is still between its chunks
+          gate.open();
+        });
+        expect(first).toBe("first;");
         expect(rest.text).toMatch(/^second;[0-9a-f-]{36}$/);
         expect(rest.complete).toEqual({});
 
         const failed = await send("sh-stream-fail", {});
-        const f = await drain(failed.EventStream as AsyncIterable<InvokeWithResponseStreamResponseEvent>);
+        const f = await drainStream(failed);
         expect(f.text).toBe("first;");
         expect(f.complete?.ErrorCode).toBe("ShellError");
         expect(f.complete?.ErrorDetails).toBe("broke part-way");

@@ -5,7 +5,9 @@ import {
   type LambdaClient,
   waitUntilFunctionActiveV2,
 } from "@aws-sdk/client-lambda";
+import type { AsyncFunctionStatus, AsyncStatus } from "../../src/async/status.js";
 import { ROLE } from "./server.js";
+import { signedFetch } from "./signed.js";
 import { zipEntries } from "./zip.js";
 
 /**
@@ -60,4 +62,23 @@ export async function deployProbe(
 export function fnArn(name: string, qualifier?: string): string {
   const base = `arn:aws:lambda:us-east-1:000000000000:function:${name}`;
   return qualifier ? `${base}:${qualifier}` : base;
+}
+
+/**
+ * Polls `GET /_lambent/queue` until nothing waits or runs for `fn` (a finish is not pushed to the
+ * test); returns that function's counters. `listed`: also wait until the queue lists `fn` at all
+ * (for a caller that knows its events were accepted).
+ */
+export async function queueDrained(
+  url: string,
+  fn: string,
+  { listed = false } = {},
+): Promise<AsyncFunctionStatus | undefined> {
+  for (;;) {
+    const res = await signedFetch(`${url}/_lambent/queue`);
+    const body = (await res.json()) as AsyncStatus;
+    const s = body.functions.find((f) => f.functionName === fn);
+    if (s ? s.waiting === 0 && s.running === 0 : !listed) return s;
+    await new Promise((r) => setTimeout(r, 50));
+  }
 }

@@ -9,11 +9,18 @@ import { ROLE } from "./server.js";
 
 export type { ClusterNode };
 
+/** The cluster's PostgreSQL database, and how to be rid of it when the cluster stops. */
+export type ClusterDatabase = Pick<TestDatabase, "url" | "drop">;
+
 export interface TestCluster {
-  db: TestDatabase;
+  db: ClusterDatabase;
   secret: string;
   nodes: ClusterNode[];
-  start(name: string, args: string[]): Promise<ClusterNode>;
+  /**
+   * Starts a node with `--database db.url` (or `where.database`: the same database at another
+   * address), inside the network namespace `where.netns` if given.
+   */
+  start(name: string, args: string[], where?: { database?: string; netns?: string }): Promise<ClusterNode>;
   worker(name: string, zone: string, extra?: string[]): Promise<ClusterNode>;
   /** The worker (by its data dir's name) whose code directory answered `{dir}`. */
   ranOn(json: unknown): string;
@@ -21,21 +28,27 @@ export interface TestCluster {
   stop(): Promise<void>;
 }
 
-export async function startCluster(prefix: string): Promise<TestCluster> {
-  const db = await createTestDatabase();
+/** Data dirs, a shared server key and cluster secret; the database: a new one on the shared server, or `database`. */
+export async function startCluster(prefix: string, database?: ClusterDatabase): Promise<TestCluster> {
+  const db = database ?? (await createTestDatabase());
   const root = mkdtempSync(join(tmpdir(), `lambent-${prefix}-`));
   const keyFile = join(root, "server.key");
   writeFileSync(keyFile, randomBytes(32).toString("hex"), { mode: 0o600 });
   const secret = randomBytes(24).toString("hex");
   const nodes: ClusterNode[] = [];
 
-  async function start(name: string, args: string[]): Promise<ClusterNode> {
+  async function start(
+    name: string,
+    args: string[],
+    where: { database?: string; netns?: string } = {},
+  ): Promise<ClusterNode> {
     const node = await startClusterNode({
       name,
       root,
       secret,
       keyFile,
-      args: ["--database", db.url, ...args],
+      args: ["--database", where.database ?? db.url, ...args],
+      ...(where.netns ? { netns: where.netns } : {}),
     });
     nodes.push(node);
     return node;

@@ -10,3 +10,33 @@ export function signedFetch(
 ): Promise<Response> {
   return cliSignedFetch(url, init, credentials);
 }
+
+export interface AccessKey {
+  accessKeyId: string;
+  secretAccessKey: string;
+  arn: string;
+}
+
+/**
+ * `POST /_lambent/keys` (signed with the development credentials): a new user's access key, with an
+ * identity policy of these statements (none: a key whose policy allows nothing).
+ */
+export async function createAccessKey(
+  serverUrl: string,
+  userName: string,
+  statements: unknown[] | null,
+): Promise<AccessKey> {
+  const res = await signedFetch(`${serverUrl}/_lambent/keys`, {
+    method: "POST",
+    headers: { "content-type": "application/json" },
+    body: JSON.stringify({
+      UserName: userName,
+      ...(statements ? { Policy: JSON.stringify({ Version: "2012-10-17", Statement: statements }) } : {}),
+    }),
+  });
+  if (res.status !== 201) throw new Error(`POST /_lambent/keys: ${res.status} ${await res.text()}`);
+  const k = (
+    (await res.json()) as { AccessKey: { AccessKeyId: string; SecretAccessKey: string; Arn: string } }
+  ).AccessKey;
+  return { accessKeyId: k.AccessKeyId, secretAccessKey: k.SecretAccessKey, arn: k.Arn };
+}
