@@ -1,4 +1,5 @@
 import { defineConfig } from "vitest/config";
+import SlowFirstSequencer from "./test/helpers/sequencer.js";
 
 export default defineConfig({
   test: {
@@ -9,6 +10,8 @@ export default defineConfig({
     // Two cores in CI: two test files at a time, each starting its own servers.
     maxWorkers: 2,
     minWorkers: 1,
+    // The longest files first (test/helpers/sequencer.ts), so neither worker is left with a long one at the end.
+    sequence: { sequencer: SlowFirstSequencer },
     reporters: ["default", "./test/helpers/summary-reporter.ts"],
   },
 });
