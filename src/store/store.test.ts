@@ -8,6 +8,7 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { sql } from "kysely";
+import Pg from "pg";
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { createTestDatabase, type TestDatabase } from "../../test/helpers/postgres.js";
 import { zipEntries } from "../../test/helpers/zip.js";
@@ -306,5 +307,44 @@ describe.each(["sqlite", "postgres"] as const)("store on %s", (engine) => {
     expect((await fns.getVersion({ name: "pubd-fn", qualifier: "1" }, REGION)).config.Description).toBe(
       "first",
     );
+  });
+});
+
+describe("store on postgres: a connection that dies", () => {
+  let db: TestDatabase;
+  let dataDir: string;
+  beforeAll(async () => {
+    db = await createTestDatabase();
+    dataDir = mkdtempSync(join(tmpdir(), "lambent-store-"));
+  });
+  afterAll(async () => {
+    await db?.drop();
+    rmSync(dataDir, { recursive: true, force: true });
+  });
+
+  it("between two queries of a transaction fails that transaction, not the process", async () => {
+    const store = await Store.open({ dataDir, database: db.url });
+    const admin = new Pg.Client({ connectionString: db.url });
+    await admin.connect();
+    try {
+      const gone = store.db.transaction().execute(async (trx) => {
+        const pid = (await sql<{ pid: number }>`select pg_backend_pid() as pid`.execute(trx)).rows[0]?.pid;
+        // What a PostgreSQL restart does to every connection, while this one is checked out and idle.
+        await admin.query("select pg_terminate_backend($1)", [pid]);
+        for (;;) {
+          const r = await admin.query("select 1 from pg_stat_activity where pid = $1", [pid]);
+          if (r.rowCount === 0) break;
+        }
+        // The backend is gone; its goodbye reached this process's socket in the same poll.
+        await new Promise((res) => setImmediate(res));
+        await sql`select 1`.execute(trx);
+      });
+      await expect(gone).rejects.toThrow(/connection|terminat/i);
+      // The pool drops the dead connection; the store carries on with a new one.
+      expect((await sql<{ n: number }>`select 1 as n`.execute(store.db)).rows[0]?.n).toBe(1);
+    } finally {
+      await admin.end();
+      await store.close();
+    }
   });
 });

@@ -87,8 +87,12 @@ export class Store {
 
   private static postgres(connectionString: string): Store {
     const pool = new pg.Pool({ connectionString, max: 10 });
-    // An idle client's error (server restart) must not crash the process; the pool replaces it.
+    // A connection's error (server restart, pg_terminate_backend) must never crash the process. The
+    // pool listens only on idle clients and replaces them; a checked-out client between two queries
+    // of a transaction has no listener of the pool's, so each client gets one of its own. Its next
+    // query fails, and the pool drops it when it is released.
     pool.on("error", () => {});
+    pool.on("connect", (client) => client.on("error", () => {}));
     return new Store(new Kysely<Database>({ dialect: new PostgresDialect({ pool }) }), "postgres");
   }
 
