@@ -7,6 +7,11 @@ set -euo pipefail
 VERSION=3.3.0
 cd "$(dirname "$0")/.."
 DEST=".cache/ric-$VERSION"
+# One build at a time: `npm test` starts one in the background, and the ric test starts one itself
+# when the fixture is missing (a file run on its own); the second waits for the first, then finds it.
+mkdir -p .cache
+exec 9>.cache/ric-fixture.lock
+flock 9
 [ -f "$DEST/node_modules/aws-lambda-ric/dist/rapid-client.node" ] && exit 0
 rm -rf "$DEST.tmp" && mkdir -p "$DEST.tmp"
 cat > "$DEST.tmp/package.json" <<JSON
