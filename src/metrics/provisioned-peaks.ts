@@ -73,23 +73,20 @@ export class ProvisionedPeaks {
 
   /** Each configured resource's peak since the last call (capped at its allocation); counting restarts. */
   take(): ProvisionedSample[] {
-    const out: ProvisionedSample[] = [];
-    for (const [functionName, qualifiers] of this.byFunction) {
-      for (const [qualifier, r] of qualifiers) {
-        out.push({
-          functionName,
-          resource: `${functionName}:${qualifier}`,
-          allocated: r.allocated,
-          executions: Math.min(r.peak, r.allocated),
-        });
-        r.peak = r.running;
-      }
-    }
-    return out;
+    return this.samples((r) => {
+      const peak = r.peak;
+      r.peak = r.running;
+      return peak;
+    });
   }
 
   /** Executions on provisioned concurrency now, per resource (the Prometheus gauges). */
   current(): ProvisionedSample[] {
+    return this.samples((r) => r.running);
+  }
+
+  /** One sample per configured resource, `pick` saying how many executions (capped at its allocation). */
+  private samples(pick: (r: Resource) => number): ProvisionedSample[] {
     const out: ProvisionedSample[] = [];
     for (const [functionName, qualifiers] of this.byFunction) {
       for (const [qualifier, r] of qualifiers) {
@@ -97,7 +94,7 @@ export class ProvisionedPeaks {
           functionName,
           resource: `${functionName}:${qualifier}`,
           allocated: r.allocated,
-          executions: Math.min(r.running, r.allocated),
+          executions: Math.min(pick(r), r.allocated),
         });
       }
     }
