@@ -11,7 +11,7 @@ import { withProgress } from "../src/cli/progress.js";
 import type { TopSample } from "../src/cli/top.js";
 import { buildAsync } from "./helpers/child-server.js";
 import { startServer, type TestServer } from "./helpers/server.js";
-import { signedFetch } from "./helpers/signed.js";
+import { createAccessKey } from "./helpers/signed.js";
 
 const run = promisify(execFile);
 let server: TestServer;
@@ -108,25 +108,12 @@ describe("lambent top", () => {
       expect((r as { code: number }).code, bad.join(" ")).toBe(1);
       expect((r as { stderr: string }).stderr).toMatch(/must be an integer from \d+ to \d+/);
     }
-    const created = await signedFetch(`${server.url}/_lambent/keys`, {
-      method: "POST",
-      headers: { "content-type": "application/json" },
-      body: JSON.stringify({
-        UserName: "top-viewer",
-        Policy: {
-          Version: "2012-10-17",
-          Statement: [
-            { Effect: "Allow", Action: ["lambda:List*", "cloudwatch:GetMetricData"], Resource: "*" },
-          ],
-        },
-      }),
-    });
-    const { AccessKey } = (await created.json()) as {
-      AccessKey: { AccessKeyId: string; SecretAccessKey: string };
-    };
+    const key = await createAccessKey(server.url, "top-viewer", [
+      { Effect: "Allow", Action: ["lambda:List*", "cloudwatch:GetMetricData"], Resource: "*" },
+    ]);
     const denied = await lambent(["top", "--once", "--endpoint", server.url], {
-      AWS_ACCESS_KEY_ID: AccessKey.AccessKeyId,
-      AWS_SECRET_ACCESS_KEY: AccessKey.SecretAccessKey,
+      AWS_ACCESS_KEY_ID: key.accessKeyId,
+      AWS_SECRET_ACCESS_KEY: key.secretAccessKey,
     }).catch((e: { code: number; stderr: string }) => e);
     expect((denied as { code: number }).code).toBe(1);
     expect((denied as { stderr: string }).stderr).toMatch(

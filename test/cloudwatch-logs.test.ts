@@ -40,7 +40,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { LogPruner } from "../src/logs/log-pruner.js";
 import { createTestDatabase } from "./helpers/postgres.js";
 import { startServer, type TestServer } from "./helpers/server.js";
-import { signedFetch } from "./helpers/signed.js";
+import { createAccessKey, signedFetch } from "./helpers/signed.js";
 
 const run = promisify(execFile);
 const FN = "logger";
@@ -485,28 +485,14 @@ describe("protocol, authentication and authorization", () => {
   });
 
   it("policies name logs:<Operation> on the log group's ARN", async () => {
-    const res = await signedFetch(`${server.url}/_lambent/keys`, {
-      method: "POST",
-      headers: { "content-type": "application/json" },
-      body: JSON.stringify({
-        UserName: "log-reader",
-        Policy: JSON.stringify({
-          Version: "2012-10-17",
-          Statement: [
-            {
-              Effect: "Allow",
-              Action: ["logs:FilterLogEvents", "logs:GetLogEvents"],
-              Resource: `arn:aws:logs:*:*:log-group:${GROUP}:*`,
-            },
-          ],
-        }),
-      }),
-    });
-    expect(res.status).toBe(201);
-    const key = (
-      (await res.json()) as { AccessKey: { AccessKeyId: string; SecretAccessKey: string; Arn: string } }
-    ).AccessKey;
-    const reader = logsClient({ accessKeyId: key.AccessKeyId, secretAccessKey: key.SecretAccessKey });
+    const key = await createAccessKey(server.url, "log-reader", [
+      {
+        Effect: "Allow",
+        Action: ["logs:FilterLogEvents", "logs:GetLogEvents"],
+        Resource: `arn:aws:logs:*:*:log-group:${GROUP}:*`,
+      },
+    ]);
+    const reader = logsClient({ accessKeyId: key.accessKeyId, secretAccessKey: key.secretAccessKey });
     try {
       const ok = await reader.send(
         new FilterLogEventsCommand({ logGroupName: GROUP, filterPattern: "WARN" }),
@@ -517,7 +503,7 @@ describe("protocol, authentication and authorization", () => {
       );
       expect(other.name).toBe("AccessDeniedException");
       expect(other.message).toBe(
-        `User: ${key.Arn} is not authorized to perform: logs:FilterLogEvents on resource: arn:aws:logs:us-east-1:000000000000:log-group:/app/put:* because no identity-based policy allows the logs:FilterLogEvents action`,
+        `User: ${key.arn} is not authorized to perform: logs:FilterLogEvents on resource: arn:aws:logs:us-east-1:000000000000:log-group:/app/put:* because no identity-based policy allows the logs:FilterLogEvents action`,
       );
       const del = await rejection(() => reader.send(new DeleteLogGroupCommand({ logGroupName: GROUP })));
       expect(del.name).toBe("AccessDeniedException");

@@ -16,7 +16,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { CONSOLE_CSP } from "../src/api/console.js";
 import { ROOT } from "./helpers/child-server.js";
 import { startServer, type TestServer } from "./helpers/server.js";
-import { signedFetch } from "./helpers/signed.js";
+import { createAccessKey } from "./helpers/signed.js";
 import { zipEntries } from "./helpers/zip.js";
 
 const run = promisify(execFile);
@@ -273,23 +273,11 @@ describe("console in chromium", () => {
   });
 
   it("a read-only key gets a read-only console: the invoke is denied by its policy", async () => {
-    const created = await signedFetch(`${server.url}/_lambent/keys`, {
-      method: "POST",
-      headers: { "content-type": "application/json" },
-      body: JSON.stringify({
-        UserName: "viewer",
-        Policy: {
-          Version: "2012-10-17",
-          Statement: [{ Effect: "Allow", Action: ["lambda:Get*", "lambda:List*", "logs:*"], Resource: "*" }],
-        },
-      }),
-    });
-    expect(created.status).toBe(201);
-    const { AccessKey } = (await created.json()) as {
-      AccessKey: { AccessKeyId: string; SecretAccessKey: string };
-    };
+    const key = await createAccessKey(server.url, "viewer", [
+      { Effect: "Allow", Action: ["lambda:Get*", "lambda:List*", "logs:*"], Resource: "*" },
+    ]);
     const { page, problems } = await newPage();
-    await login(page, AccessKey.AccessKeyId, AccessKey.SecretAccessKey);
+    await login(page, key.accessKeyId, key.secretAccessKey);
     await page.getByRole("row", { name: /echo/ }).waitFor();
     await page.goto(`${server.url}/console#/functions/echo/test`);
     await page.getByRole("button", { name: "Invoke" }).click();

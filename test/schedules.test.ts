@@ -30,7 +30,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { deployProbe, fnArn } from "./helpers/async-fns.js";
 import { Collector } from "./helpers/collector.js";
 import { ROLE, startServer, type TestServer } from "./helpers/server.js";
-import { signedFetch } from "./helpers/signed.js";
+import { createAccessKey, signedFetch } from "./helpers/signed.js";
 
 const SPEED = 600;
 const ANCHOR = Date.now();
@@ -516,30 +516,17 @@ describe("signing and policies", () => {
   });
 
   it("policies name scheduler:<Operation> on schedule ARNs", async () => {
-    const res = await signedFetch(`${server.url}/_lambent/keys`, {
-      method: "POST",
-      headers: { "content-type": "application/json" },
-      body: JSON.stringify({
-        UserName: "schedule-reader",
-        Policy: JSON.stringify({
-          Version: "2012-10-17",
-          Statement: [
-            {
-              Effect: "Allow",
-              Action: "scheduler:GetSchedule",
-              Resource: "arn:aws:scheduler:us-east-1:000000000000:schedule/default/*",
-            },
-          ],
-        }),
-      }),
-    });
-    const key = (
-      (await res.json()) as { AccessKey: { AccessKeyId: string; SecretAccessKey: string; Arn: string } }
-    ).AccessKey;
+    const key = await createAccessKey(server.url, "schedule-reader", [
+      {
+        Effect: "Allow",
+        Action: "scheduler:GetSchedule",
+        Resource: "arn:aws:scheduler:us-east-1:000000000000:schedule/default/*",
+      },
+    ]);
     const reader = new SchedulerClient({
       endpoint: server.url,
       region: "us-east-1",
-      credentials: { accessKeyId: key.AccessKeyId, secretAccessKey: key.SecretAccessKey },
+      credentials: { accessKeyId: key.accessKeyId, secretAccessKey: key.secretAccessKey },
       maxAttempts: 1,
     });
     await scheduler.send(new CreateScheduleCommand(schedule("readable")));
@@ -547,7 +534,7 @@ describe("signing and policies", () => {
     const denied = await rejection(reader.send(new DeleteScheduleCommand({ Name: "readable" })));
     expect(denied.name).toBe("AccessDeniedException");
     expect(denied.message).toBe(
-      `User: ${key.Arn} is not authorized to perform: scheduler:DeleteSchedule on resource: arn:aws:scheduler:us-east-1:000000000000:schedule/default/readable because no identity-based policy allows the scheduler:DeleteSchedule action`,
+      `User: ${key.arn} is not authorized to perform: scheduler:DeleteSchedule on resource: arn:aws:scheduler:us-east-1:000000000000:schedule/default/readable because no identity-based policy allows the scheduler:DeleteSchedule action`,
     );
     expect((await rejection(reader.send(new ListSchedulesCommand({})))).name).toBe("AccessDeniedException");
     reader.destroy();
