@@ -58,25 +58,7 @@ export interface EventSourceMapping {
 }
 
 /** One mapping of `GET /_lambent/event-source-mappings/stats`. */
-export interface MappingStatus {
-  UUID: string;
-  FunctionName: string;
-  EventSource: string;
-  Source: string;
-  Target: string;
-  State: string;
-  LastProcessingResult?: string;
-  recordsReceived: number;
-  recordsProcessed: number;
-  recordsFailed: number;
-  retries: number;
-  throttles: number;
-  inFlightRecords: number;
-  connected: boolean;
-  lastError: string | null;
-  lag: number | null;
-  recordsPerSecond: number;
-}
+export type { MappingStatus } from "../../src/sources/status.js";
 
 /** One function of `GET /_lambent/queue`. */
 export type QueueRow = AsyncFunctionStatus;

@@ -24,6 +24,7 @@ import type { MetricsRecorder } from "../metrics/recorder.js";
 import type { Connector, QueueConnector, SourceRecord, StreamConnector } from "./connector.js";
 import { runQueue } from "./queue-consumer.js";
 import type { RedisPollerState } from "./redis.js";
+import type { MappingStats } from "./status.js";
 import { runStream } from "./stream-consumer.js";
 
 export interface PollerDeps {
@@ -40,24 +41,6 @@ export interface PollerDeps {
   egress: EgressPolicy;
   /** IteratorAge of stream batches, RecursiveInvocationsDropped (AWS/Lambda). */
   metrics: MetricsRecorder;
-}
-
-/** Counters one poller keeps (this server only). */
-export interface MappingStats {
-  recordsReceived: number;
-  recordsProcessed: number;
-  recordsFiltered: number;
-  recordsFailed: number;
-  batches: number;
-  functionErrors: number;
-  retries: number;
-  throttles: number;
-  /** Records not run because they would loop back to the function a 17th time (RecursiveInvocationsDropped). */
-  recursiveLoopsStopped: number;
-  reconnects: number;
-  inFlightRecords: number;
-  connected: boolean;
-  lastError: string | null;
 }
 
 /** The counters of a poller that has not started (or of a mapping this server does not poll). */

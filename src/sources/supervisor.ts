@@ -7,27 +7,14 @@
  */
 import { redact } from "../control/broker-uri.js";
 import type { EventSourceMapping, EventSourceMappingService } from "../control/event-sources.js";
-import { emptyStats, MappingPoller, type MappingStats, type PollerDeps } from "./mapping-poller.js";
+import { emptyStats, MappingPoller, type PollerDeps } from "./mapping-poller.js";
 import { type MappingOwnership, soleOwner } from "./ownership.js";
+import type { MappingStats, MappingStatus } from "./status.js";
 
 /** How long a stopping poller may finish its in-flight batch. */
 const STOP_GRACE_MS = 30_000;
 /** With several servers: how often this one looks for mappings nobody polls (new, or whose owner died). */
 const OWNERSHIP_SCAN_MS = 5_000;
-
-export interface MappingStatus extends MappingStats {
-  UUID: string;
-  FunctionName: string;
-  EventSource: string;
-  Source: string;
-  Target: string;
-  State: string;
-  LastProcessingResult: string;
-  /** Records waiting in the broker that the mapping has not finished (null = unknown / not connected). */
-  lag: number | null;
-  /** Records finished (processed, filtered or failed) per second over the last minute. */
-  recordsPerSecond: number;
-}
 
 export class EventSourceSupervisor {
   private readonly pollers = new Map<string, MappingPoller>();
