@@ -85,6 +85,32 @@ describe("stem cells", () => {
     }
   });
 
+  it("resolve ES module imports through NODE_PATH (the SDK) once adopted, static and dynamic", async () => {
+    const stems = server.platform.worker.stemCells;
+    const sources = {
+      "index.mjs": `import { LambdaClient } from "@aws-sdk/client-lambda";
+export const handler = async () => ({ client: typeof LambdaClient });`,
+      "index.js": `exports.handler = async () => {
+  const { LambdaClient } = await import("@aws-sdk/client-lambda");
+  return { client: typeof LambdaClient };
+};`,
+    };
+    for (const [file, content] of Object.entries(sources)) {
+      const name = `stem-sdk-${file.replace(".", "-")}`;
+      await stems.whenReady("nodejs20.x");
+      const taken = stems.stats.taken;
+      await server.deploy(name, "node-cjs", {
+        MemorySize: 1024,
+        Timeout: 30,
+        Code: { ZipFile: await zipEntries([{ name: file, content }]) },
+      });
+      const r = await invoke(server.lambda, name, {}, { LogType: "Tail" });
+      expect(r.functionError, `${r.text}\n${r.log}`).toBeUndefined();
+      expect(r.json).toEqual({ client: "function" });
+      expect(stems.stats.taken).toBe(taken + 1);
+    }
+  });
+
   it("serve Python functions too", async () => {
     const stems = server.platform.worker.stemCells;
     await stems.whenReady("python3.11");

@@ -253,6 +253,11 @@ function patchConsole() {
  * NODE_PATH folder (/opt/nodejs/nodeXX/node_modules, /opt/nodejs/node_modules, the runtime's AWS SDK,
  * /var/runtime, /var/task). Node's ESM resolver ignores NODE_PATH, so a resolve hook retries a bare
  * specifier Node could not find from each of those folders.
+ *
+ * Node 22.15+ runs the hook in this thread (Module.registerHooks). Node 20 has only Module.register,
+ * whose hooks run in a thread of their own: starting it blocks this one for a worker thread's start
+ * (about half a bare `node` start's CPU, and ~12 MB of RSS). A stem cell starts that thread before it
+ * knows its function (startEsmHooks) and hands it the folders once it does, over a MessagePort.
  */
 function installEsmFallback() {
   const dirs = (env.NODE_PATH ?? "").split(":").filter((d) => d.startsWith("/"));
@@ -265,18 +270,39 @@ function installEsmFallback() {
     Module.registerHooks({
       resolve: (specifier, context, next) => resolveWithFallback(parents, specifier, context, next),
     });
-  } else if (typeof Module.register === "function") {
-    Module.register(
-      `data:text/javascript,${encodeURIComponent(`
-      const bare = ${BARE.toString()};
-      const fallback = ${resolveWithFallbackAsync.toString()};
-      let parents = [];
-      export function initialize(data) { parents = data; }
-      export function resolve(specifier, context, next) { return fallback(parents, specifier, context, next, bare); }
-    `)}`,
-      { data: parents },
-    );
+  } else if (startEsmHooks()) {
+    esmHooksPort.postMessage(parents);
   }
+}
+
+/** The hook thread's side of Node 20's resolve hook: the NODE_PATH parents arrive on `data.port`. */
+const esmHooksModule = () => `
+import { receiveMessageOnPort } from "node:worker_threads";
+const bare = ${BARE.toString()};
+const fallback = ${resolveWithFallbackAsync.toString()};
+let parents = [];
+let port;
+export function initialize(data) { port = data.port; }
+export function resolve(specifier, context, next) {
+  for (let m = receiveMessageOnPort(port); m; m = receiveMessageOnPort(port)) parents = m.message;
+  return fallback(parents, specifier, context, next, bare);
+}`;
+
+/** Where installEsmFallback sends Node 20's hook thread its NODE_PATH parents. */
+let esmHooksPort;
+
+/** Node 20: start the resolve hook's thread (once); false where Node has no off-thread hooks. */
+export function startEsmHooks() {
+  if (esmHooksPort) return true;
+  if (typeof Module.registerHooks === "function" || typeof Module.register !== "function") return false;
+  const { port1, port2 } = new MessageChannel();
+  port1.unref();
+  Module.register(`data:text/javascript,${encodeURIComponent(esmHooksModule())}`, {
+    data: { port: port2 },
+    transferList: [port2],
+  });
+  esmHooksPort = port1;
+  return true;
 }
 
 const BARE = (s) => !/^(\.{0,2}\/|[a-zA-Z][a-zA-Z0-9+.-]*:)/.test(s);
