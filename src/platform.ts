@@ -217,6 +217,7 @@ export class Platform {
     this.unlock = parts.unlock;
     this.cloudwatchLogs = new CloudWatchLogs(parts.store, parts.logs, {
       defaultRetentionDays: parts.options.logRetentionDays,
+      emf: (source, message) => parts.emf.line(source, message),
     });
     this.functionUrls = new FunctionUrlService(
       parts.store,
@@ -440,7 +441,7 @@ export class Platform {
         platformApi,
         credentials: (a) => auth.environmentCredentials(a.config.Role, a.name),
         logs,
-        emf: (fn, line) => emf.line(fn, line),
+        emf: (fn, line) => emf.line(`function ${fn}`, line),
         runtimes,
         codeCache,
         layerCache,

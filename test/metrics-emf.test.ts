@@ -4,7 +4,9 @@
  * GetMetricData, GetMetricStatistics and ListMetrics and the sums equal what was emitted. Hostile
  * records printed by a function (forged AWS/Lambda metrics, 101 metrics, non-numbers, huge arrays,
  * `__proto__` and `constructor` dimensions, deep nesting, a line past 256 KB, stale timestamps) stay
- * log lines and the server keeps serving. With `--no-metrics` nothing is recorded.
+ * log lines and the server keeps serving. Records sent with PutLogEvents count too (the
+ * `x-amzn-logs-format: json/emf` header or not), AWS/ namespaces refused there as well. With
+ * `--no-metrics` nothing is recorded.
  */
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -18,6 +20,13 @@ import {
   type Metric,
   paginateListMetrics,
 } from "@aws-sdk/client-cloudwatch";
+import {
+  CloudWatchLogsClient,
+  CreateLogGroupCommand,
+  CreateLogStreamCommand,
+  GetLogEventsCommand,
+  PutLogEventsCommand,
+} from "@aws-sdk/client-cloudwatch-logs";
 import { CreateFunctionCommand, InvokeCommand, waitUntilFunctionActiveV2 } from "@aws-sdk/client-lambda";
 import { build } from "esbuild";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -372,6 +381,74 @@ describe("hostile EMF records", () => {
     expect(Number(recorded?.[1])).toBe(server.platform.emf.counts.records);
     expect(scrape).toMatch(/^lambent_emf_records_total\{outcome="dropped"\} 0$/m);
   }, 120_000);
+});
+
+describe("EMF sent with PutLogEvents", () => {
+  it("becomes custom metrics, with or without x-amzn-logs-format: json/emf; AWS/ namespaces stay refused", async () => {
+    const logs = new CloudWatchLogsClient({
+      endpoint: server.url,
+      region: "us-east-1",
+      credentials: CREDENTIALS,
+      maxAttempts: 1,
+    });
+    // The header AWS's PutLogEvents example sends; CloudWatch Logs reads EMF without it too.
+    let emfHeader = true;
+    logs.middlewareStack.add(
+      (next) => async (args) => {
+        const request = args.request as { headers: Record<string, string> };
+        if (emfHeader) request.headers["x-amzn-logs-format"] = "json/emf";
+        return next(args);
+      },
+      { step: "build", name: "emfHeader" },
+    );
+    const record = (namespace: string, value: number) =>
+      JSON.stringify({
+        _aws: {
+          Timestamp: Date.now(),
+          CloudWatchMetrics: [{ Namespace: namespace, Dimensions: [["app"]], Metrics: [{ Name: "Jobs" }] }],
+        },
+        app: "batch",
+        Jobs: value,
+      });
+    try {
+      await logs.send(new CreateLogGroupCommand({ logGroupName: "/app/batch" }));
+      await logs.send(new CreateLogStreamCommand({ logGroupName: "/app/batch", logStreamName: "s" }));
+      const before = server.platform.emf.counts.records;
+      const put = (messages: string[]) =>
+        logs.send(
+          new PutLogEventsCommand({
+            logGroupName: "/app/batch",
+            logStreamName: "s",
+            logEvents: messages.map((message) => ({ timestamp: Date.now(), message })),
+          }),
+        );
+      await put([record("Batch", 3), "an ordinary line", record("AWS/Lambda", 1000)]);
+      emfHeader = false;
+      await put([record("Batch", 4)]);
+      expect(server.platform.emf.counts.records - before).toBe(2);
+      await server.platform.metrics.flush();
+      const stats = await cw.send(
+        new GetMetricStatisticsCommand({
+          Namespace: "Batch",
+          MetricName: "Jobs",
+          Dimensions: dims({ app: "batch" }),
+          Period: 60,
+          Statistics: ["Sum", "SampleCount"],
+          ...window(),
+        }),
+      );
+      expect(total(stats.Datapoints?.map((d) => d.Sum ?? 0))).toBe(7);
+      expect(total(stats.Datapoints?.map((d) => d.SampleCount ?? 0))).toBe(2);
+      // The forged AWS/Lambda record stayed a log line only.
+      expect(shapes(await listAll(cw, "AWS/Lambda")).filter((m) => m.startsWith("Jobs"))).toEqual([]);
+      const events = await logs.send(
+        new GetLogEventsCommand({ logGroupName: "/app/batch", logStreamName: "s" }),
+      );
+      expect(events.events?.map((e) => e.message)).toContain("an ordinary line");
+    } finally {
+      logs.destroy();
+    }
+  });
 });
 
 describe("--no-metrics", () => {

@@ -110,7 +110,7 @@ export class WorkerNode {
         workerOptions(options, {
           sandbox,
           logs,
-          emf: (fn, line) => emf.line(fn, line),
+          emf: (fn, line) => emf.line(`function ${fn}`, line),
           runtimes: new RuntimeStore(options.runtimesDir),
           codeCache,
           layerCache,

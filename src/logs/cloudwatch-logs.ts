@@ -83,6 +83,11 @@ export interface CloudWatchLogsOptions {
   /** The server's --log-retention-days (0: keep forever): what groups without their own show. */
   defaultRetentionDays: number;
   now?: () => number;
+  /**
+   * Each event PutLogEvents stores, for its embedded metric format records (CloudWatch Logs reads
+   * them whether or not the request says `x-amzn-logs-format: json/emf`).
+   */
+  emf?: (source: string, message: string) => void;
 }
 
 export class CloudWatchLogs {
@@ -448,7 +453,10 @@ export class CloudWatchLogs {
     // Too new: more than 2 hours ahead.
     while (end > expired && (events[end - 1] as { timestamp: number }).timestamp > now + 2 * HOUR) end--;
     if (end < events.length) rejected.tooNewLogEventStartIndex = end;
-    for (const e of events.slice(expired, end)) this.sink.write(group, stream, e.message, e.timestamp);
+    for (const e of events.slice(expired, end)) {
+      this.sink.write(group, stream, e.message, e.timestamp);
+      this.options.emf?.(`log group ${group}`, e.message);
+    }
     await this.sink.flush();
     return {
       nextSequenceToken: String(now).padStart(56, "0"),

@@ -259,14 +259,17 @@ export class EmfExtractor {
     this.max = options.maxSeriesPerMinute ?? MAX_SERIES_PER_MINUTE;
   }
 
-  /** A line function `fn` printed. Never throws; most lines cost two string checks. */
-  line(fn: string, line: string): void {
+  /**
+   * A line from `source` (`function <name>` for what a function printed, `log group <name>` for
+   * PutLogEvents), whose series budget it spends. Never throws; most lines cost two string checks.
+   */
+  line(source: string, line: string): void {
     if (!this.recorder.enabled) return;
     if (line.charCodeAt(0) !== 123 || !line.includes('"_aws"')) return;
     const now = this.now();
     const record = parseEmf(line, now);
     if (!record) return;
-    const budget = this.budget(fn, now);
+    const budget = this.budget(source, now);
     const minute = record.timestamp - (record.timestamp % MINUTE_MS);
     const fresh = new Set<string>();
     for (const s of record.series) {
@@ -278,7 +281,7 @@ export class EmfExtractor {
       this.counts.dropped++;
       if (budget.dropped === 1) {
         this.options.log?.(
-          `function ${fn}: EMF records over ${this.max} series a minute are dropped (this minute's first)`,
+          `${source}: EMF records over ${this.max} series a minute are dropped (this minute's first)`,
         );
       }
       return;
@@ -290,17 +293,17 @@ export class EmfExtractor {
     this.counts.records++;
   }
 
-  private budget(fn: string, now: number): Budget {
+  private budget(source: string, now: number): Budget {
     const minute = now - (now % MINUTE_MS);
-    let budget = this.budgets.get(fn);
+    let budget = this.budgets.get(source);
     if (budget && budget.minute === minute) return budget;
     if (budget && budget.dropped > 1) {
-      this.options.log?.(`function ${fn}: ${budget.dropped} EMF records dropped over the series cap`);
+      this.options.log?.(`${source}: ${budget.dropped} EMF records dropped over the series cap`);
     }
     // A new minute: forget every function's past budgets (bounded by the functions active now).
     for (const [name, b] of this.budgets) if (b.minute !== minute) this.budgets.delete(name);
     budget = { minute, tallies: new Set(), dropped: 0 };
-    this.budgets.set(fn, budget);
+    this.budgets.set(source, budget);
     return budget;
   }
 }

@@ -88,7 +88,7 @@ export interface PrometheusSources {
   environments?(): ReadonlyMap<string, number>;
   /** Stem cells waiting per runtime (absent without a local worker). */
   stemCells?(): ReadonlyMap<string, number>;
-  /** EMF records taken from function logs, and dropped over the series cap, since the start. */
+  /** EMF records taken from function logs and PutLogEvents, and dropped over the series cap, since the start. */
   emf?(): { records: number; dropped: number };
 }
 
@@ -319,7 +319,7 @@ export class PrometheusView {
       const emf = sources.emf;
       new Counter({
         name: "lambent_emf_records_total",
-        help: "EMF records in function logs: recorded as metrics, or dropped over a function's series cap.",
+        help: "EMF records in function logs and PutLogEvents: recorded as metrics, or dropped over a series cap.",
         labelNames: ["outcome"],
         registers,
         collect() {
