@@ -52,10 +52,15 @@ function configureTransport() {
     host = api.slice(0, colon).replace(/^\[(.*)\]$/, "$1");
     port = Number(api.slice(colon + 1));
   }
+  hostHeader = socketPath ? "localhost" : `${host.includes(":") ? `[${host}]` : host}:${port}`;
 }
-// One keep-alive connection per `next` loop (one, unless multi-concurrency): each loop's calls go over one
-// socket, one at a time. An idle keep-alive socket is unref'd by the agent, so it does not hold the event
-// loop open (beforeExit still fires).
+// The Runtime API client. Its calls (`next`, the answer, init errors) use a small HTTP/1.1 client of
+// its own over keep-alive connections: one per call in flight (one, unless multi-concurrency). At 16
+// clients each environment sees only a few hundred events before a bench ends, and node:http's
+// client (agent, streams, IncomingMessage) is several times more code per event to run and to
+// JIT-warm. A connection is unref'd while idle, so it does not hold the event loop open (beforeExit
+// still fires); one the server closes while idle is dropped. Streamed responses (chunked, with
+// trailers) still go through node:http, on a connection of their own (`agent`).
 const agent = new Agent({ keepAlive: true, maxSockets: 1 });
 /** Events this runtime runs at once (AWS_LAMBDA_MAX_CONCURRENCY; read at Init). */
 let loops = 1;
@@ -67,32 +72,146 @@ function fatal(err) {
   process.exit(1);
 }
 
-/** One HTTP call to the Runtime API; `done(res, bodyText)` runs once the whole answer is read. */
+/** Idle keep-alive connections to the Runtime API. */
+const idle = [];
+let hostHeader;
+
+/**
+ * A header value HTTP can carry (as node:http checks). An error type that is not (an `err.name` with a
+ * newline) is left out of the header: the server reads it from the body's `errorType` instead.
+ */
+const INVALID_HEADER_VALUE = /[^\t\x20-\x7e\x80-\xff]/;
+
+/**
+ * One HTTP call to the Runtime API; `done(res, bodyText)` runs once the whole answer is read, `res`
+ * being `{statusCode, headers (lower-case names), path}`.
+ */
 function call(method, path, body, errorType, done) {
-  let headers;
+  let head = `${method} ${path} HTTP/1.1\r\nHost: ${hostHeader}\r\n`;
   if (body !== undefined) {
-    headers = { "Content-Type": "application/json", "Content-Length": Buffer.byteLength(body) };
-    if (errorType) headers["Lambda-Runtime-Function-Error-Type"] = errorType;
+    head += `Content-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\n`;
+    if (errorType && !INVALID_HEADER_VALUE.test(errorType)) {
+      head += `Lambda-Runtime-Function-Error-Type: ${errorType}\r\n`;
+    }
   }
-  const req = request({ agent, socketPath, host, port, method, path, headers }, (res) => {
-    let first;
-    let rest;
-    res.on("data", (chunk) => {
-      if (first === undefined) first = chunk;
-      else if (rest === undefined) rest = [first, chunk];
-      else rest.push(chunk);
-    });
-    res.on("end", () => {
-      done(res, rest ? Buffer.concat(rest).toString() : first === undefined ? "" : first.toString());
-    });
+  const conn = idle.pop() ?? connection();
+  conn.call = { path, done };
+  conn.socket.ref();
+  conn.socket.write(body === undefined ? `${head}\r\n` : `${head}\r\n${body}`);
+}
+
+/** A new keep-alive connection and its response parser. */
+function connection() {
+  const socket = socketPath ? connect({ path: socketPath }) : connect({ host, port, noDelay: true });
+  const conn = { socket, call: null };
+  /** Bytes of the answer not parsed yet, and what is known of it. */
+  let buffered = null;
+  let res = null;
+  let length = -1; // the body's Content-Length; -1 chunked
+  let parts = [];
+  let got = 0;
+  const finish = (text) => {
+    const call = conn.call;
+    conn.call = null;
+    res.path = call.path;
+    const answered = res;
+    res = null;
+    parts = [];
+    got = 0;
+    socket.unref();
+    idle.push(conn);
+    call.done(answered, text);
+  };
+  socket.on("data", (chunk) => {
+    let data = buffered === null ? chunk : Buffer.concat([buffered, chunk]);
+    buffered = null;
+    while (data.length > 0) {
+      if (conn.call === null) return fatal(new Error("Runtime API sent data nobody asked for"));
+      if (res === null) {
+        const end = data.indexOf("\r\n\r\n");
+        if (end === -1) {
+          buffered = data;
+          return;
+        }
+        res = parseHead(data.latin1Slice(0, end));
+        if (res === null) return fatal(new Error("Runtime API sent a malformed answer"));
+        const te = res.headers["transfer-encoding"];
+        length =
+          te !== undefined && te.toLowerCase() !== "identity"
+            ? -1
+            : Number(res.headers["content-length"] ?? 0);
+        data = data.subarray(end + 4);
+        if (length === 0) {
+          finish("");
+          continue;
+        }
+      }
+      if (length >= 0) {
+        const take = Math.min(length - got, data.length);
+        parts.push(take === data.length ? data : data.subarray(0, take));
+        got += take;
+        data = data.subarray(take);
+        if (got === length)
+          finish(parts.length === 1 ? parts[0].toString() : Buffer.concat(parts).toString());
+        continue;
+      }
+      // Chunked: `<hex size>\r\n<bytes>\r\n` …, ended by a zero size, (trailers) and an empty line.
+      const eol = data.indexOf("\r\n");
+      if (eol === -1) {
+        buffered = data;
+        return;
+      }
+      const size = Number.parseInt(data.latin1Slice(0, eol), 16);
+      if (Number.isNaN(size)) return fatal(new Error("Runtime API sent a malformed chunk"));
+      if (size === 0) {
+        const end = data.indexOf("\r\n\r\n");
+        if (end === -1) {
+          buffered = data;
+          return;
+        }
+        data = data.subarray(end + 4);
+        finish(Buffer.concat(parts).toString());
+        continue;
+      }
+      if (data.length < eol + 2 + size + 2) {
+        buffered = data;
+        return;
+      }
+      parts.push(data.subarray(eol + 2, eol + 2 + size));
+      data = data.subarray(eol + 2 + size + 2);
+    }
   });
-  req.on("error", fatal);
-  req.end(body);
+  socket.on("error", (err) => {
+    if (conn.call !== null) fatal(err);
+  });
+  socket.on("close", () => {
+    const i = idle.indexOf(conn);
+    if (i !== -1) idle.splice(i, 1);
+    if (conn.call !== null) fatal(new Error("socket hang up"));
+  });
+  return conn;
+}
+
+/** `HTTP/1.1 200 OK` and its header lines → {statusCode, headers}, or null if it is not HTTP. */
+function parseHead(text) {
+  const lines = text.split("\r\n");
+  const m = /^HTTP\/1\.[01] (\d{3})/.exec(lines[0]);
+  if (!m) return null;
+  const headers = {};
+  for (let i = 1; i < lines.length; i++) {
+    const line = lines[i];
+    const colon = line.indexOf(":");
+    if (colon <= 0) continue;
+    const name = line.slice(0, colon).trim().toLowerCase();
+    const value = line.slice(colon + 1).trim();
+    headers[name] = headers[name] === undefined ? value : `${headers[name]}, ${value}`;
+  }
+  return { statusCode: Number(m[1]), headers };
 }
 
 function checkAccepted(res, body) {
   if (res.statusCode >= 300) {
-    process.stderr.write(`lambent runtime: ${res.req.path} answered ${res.statusCode}: ${body}\n`);
+    process.stderr.write(`lambent runtime: ${res.path} answered ${res.statusCode}: ${body}\n`);
   }
 }
 
