@@ -39,6 +39,97 @@ async function fn(s: TestServer, name: string, code: string, memory = 128, timeo
   );
 }
 
+async function pyFn(s: TestServer, name: string, code: string) {
+  await s.lambda.send(
+    new CreateFunctionCommand({
+      FunctionName: name,
+      Runtime: "python3.11",
+      Handler: "index.handler",
+      Role: ROLE,
+      Timeout: 30,
+      Code: { ZipFile: await zipEntries([{ name: "index.py", content: code }]) },
+    }),
+  );
+  await waitUntilFunctionActiveV2(
+    { client: s.lambda, minDelay: 0.1, maxDelay: 0.5, maxWaitTime: 30 },
+    { FunctionName: name },
+  );
+}
+
+/** Host processes (socat relays) whose command line names one of this sandbox's sockets. */
+const hostRelaysOf = (sandboxId: string | undefined) =>
+  readdirSync("/proc")
+    .filter((d) => /^\d+$/.test(d))
+    .map((pid) => {
+      try {
+        return readFileSync(`/proc/${pid}/cmdline`, "utf8").replaceAll("\0", " ");
+      } catch {
+        return "";
+      }
+    })
+    .filter((cmd) => cmd.includes(`/${sandboxId}.`));
+
+/**
+ * A Python function that talks to the sandbox's own 127.0.0.1:9001 (the Runtime API, as
+ * aws-lambda-ric would with urllib) and :9000 (the platform API), politely and not.
+ */
+const PY_LOOPBACK = `import os, socket, struct, urllib.error, urllib.request
+
+held = []
+
+
+def get(url):
+    try:
+        with urllib.request.urlopen(url, timeout=10) as r:
+            return "%d %s" % (r.status, r.read().decode())
+    except urllib.error.HTTPError as e:
+        return "%d %s" % (e.code, e.read().decode())
+    except Exception as e:
+        return "error %r" % (e,)
+
+
+def raw(data, half_close):
+    s = socket.create_connection(("127.0.0.1", 9001), timeout=10)
+    s.sendall(data)
+    if half_close:
+        s.shutdown(socket.SHUT_WR)
+    out = b""
+    while True:
+        chunk = s.recv(65536)
+        if not chunk:
+            break
+        out += chunk
+    s.close()
+    return out.decode().split("\\r\\n")[0]
+
+
+def handler(event, context):
+    action = event["action"]
+    if action == "apis":
+        procs = []
+        for pid in os.listdir("/proc"):
+            if pid.isdigit():
+                with open("/proc/%s/cmdline" % pid) as f:
+                    procs.append(f.read().replace("\\0", " ").strip())
+        return {
+            "runtime": get("http://127.0.0.1:9001/2018-06-01/none"),
+            "platform": get("http://127.0.0.1:9000/health"),
+            "processes": procs,
+        }
+    if action == "flood":
+        for _ in range(event["n"]):
+            held.append(socket.create_connection(("127.0.0.1", 9001), timeout=10))
+        return len(held)
+    if action == "half-close":
+        return raw(b"GET /2018-06-01/none HTTP/1.1\\r\\nHost: x\\r\\n\\r\\n", True)
+    if action == "reset":
+        s = socket.create_connection(("127.0.0.1", 9001), timeout=10)
+        s.sendall(b"POST /2018-06-01/none HTTP/1.1\\r\\nHost: x\\r\\nContent-Length: 100000\\r\\n\\r\\n" + b"x" * 50000)
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        s.close()
+        return get("http://127.0.0.1:9001/2018-06-01/none")
+`;
+
 const cgroupRoot = (dataDir: string, controller: string) =>
   `/sys/fs/cgroup/${controller}/lambent/${instanceIdFor(join(dataDir, "run", "sandbox"))}`;
 
@@ -205,19 +296,31 @@ describe("bwrap sandbox: what a function can see", () => {
     expect((await invoke(server.lambda, "own-api")).json).toMatch(/^404 .*Unknown Runtime API path/);
     const [env] = server.platform.worker.environmentsOf("own-api");
     expect(env?.sandboxId).toBeDefined();
-    // No process of the host relays to this environment's Runtime API socket (its platform API's
-    // socket, <id>.api.sock, keeps its relay).
-    const relays = readdirSync("/proc")
-      .filter((d) => /^\d+$/.test(d))
-      .map((pid) => {
-        try {
-          return readFileSync(`/proc/${pid}/cmdline`, "utf8").replaceAll("\0", " ");
-        } catch {
-          return "";
-        }
-      })
-      .filter((cmd) => cmd.includes(`/${env?.sandboxId}.sock`));
-    expect(relays).toEqual([]);
+    // No process of the host relays to this environment's sockets: neither its Runtime API's
+    // (<id>.sock) nor its platform API's (<id>.api.sock), which the runtime serves at 9000.
+    expect(hostRelaysOf(env?.sandboxId)).toEqual([]);
+  });
+
+  it("serves 127.0.0.1:9001 and :9000 from a Python stem cell itself: both answer, no relay process runs", async () => {
+    const stems = server.platform.worker.stemCells;
+    await stems.whenReady("python3.11");
+    const taken = stems.stats.taken;
+    await pyFn(server, "py-own-api", PY_LOOPBACK);
+    const r = (await invoke(server.lambda, "py-own-api", { action: "apis" })).json as {
+      runtime: string;
+      platform: string;
+      processes: string[];
+    };
+    expect(stems.stats.taken).toBe(taken + 1);
+    expect(r.runtime).toMatch(/^404 .*Unknown Runtime API path/);
+    expect(r.platform).toMatch(/^200 .*"status":"ok"/);
+    // In the sandbox: its init and the runtime, nothing else.
+    expect(r.processes.filter((cmd) => !cmd.startsWith("bwrap"))).toEqual([
+      expect.stringMatching(/python3? -s \/var\/runtime\/python\/stem\.py .*--tcp-relay=9001:/),
+    ]);
+    const [env] = server.platform.worker.environmentsOf("py-own-api");
+    expect(env?.sandboxId).toBeDefined();
+    expect(hostRelaysOf(env?.sandboxId)).toEqual([]);
   });
 
   it("does not reach a server on the host's 127.0.0.1 (see test/attacks/sandbox-network.test.ts)", async () => {
@@ -265,6 +368,45 @@ describe("bwrap sandbox: what a function can see", () => {
     const thawAt = Date.now();
     const after = (await invoke(server.lambda, "ticker")).json as number[];
     expect(after.filter((t) => t > frozenAt && t < thawAt)).toEqual([]);
+  });
+});
+
+describe("bwrap sandbox: the Python runtime's own 127.0.0.1:9001, attacked from inside", () => {
+  // No stem cells: the runtime (bootstrap.py) itself serves the ports from its first moment.
+  let plain: TestServer;
+  beforeAll(async () => {
+    plain = await startServer({ sandbox: "bwrap", prewarm: 0 });
+    await pyFn(plain, "py-loopback", PY_LOOPBACK);
+  });
+  afterAll(async () => {
+    await plain?.stop();
+  });
+
+  it("answers invokes and new connections while hundreds of connections are held open", async () => {
+    expect((await invoke(plain.lambda, "py-loopback", { action: "flood", n: 300 })).json).toBe(300);
+    expect((await invoke(plain.lambda, "py-loopback", { action: "flood", n: 100 })).json).toBe(400);
+    const r = (await invoke(plain.lambda, "py-loopback", { action: "apis" })).json as Record<string, string>;
+    expect(r.runtime).toMatch(/^404 .*Unknown Runtime API path/);
+    expect(r.platform).toMatch(/^200 /);
+    // One environment served all of it, with no relay process of the host.
+    const envs = plain.platform.worker.environmentsOf("py-loopback");
+    expect(envs).toHaveLength(1);
+    expect(hostRelaysOf(envs[0]?.sandboxId)).toEqual([]);
+  });
+
+  it("carries a client's half-close: the request, then its end, then the whole answer", async () => {
+    expect((await invoke(plain.lambda, "py-loopback", { action: "half-close" })).json).toBe(
+      "HTTP/1.1 404 Not Found",
+    );
+  });
+
+  it("survives a client that resets mid-request: the next connection is served", async () => {
+    const r = await invoke(plain.lambda, "py-loopback", { action: "reset" });
+    expect(r.functionError).toBeUndefined();
+    expect(r.json).toMatch(/^404 .*Unknown Runtime API path/);
+    expect((await invoke(plain.lambda, "py-loopback", { action: "half-close" })).json).toBe(
+      "HTTP/1.1 404 Not Found",
+    );
   });
 });
 

@@ -3,7 +3,8 @@
 A plain program that speaks only Lambda's public Runtime API (2018-06-01), so it behaves like the
 `python3.x` managed runtimes: run as `/usr/bin/python3 bootstrap.py [--runtime-api-socket=/path.sock]`
 with cwd = LAMBDA_TASK_ROOT and Lambda's environment (AWS_LAMBDA_RUNTIME_API, _HANDLER, ...). With
---runtime-api-socket it talks HTTP over that Unix socket, else TCP to AWS_LAMBDA_RUNTIME_API.
+--runtime-api-socket it talks HTTP over that Unix socket, else TCP to AWS_LAMBDA_RUNTIME_API. Each
+--tcp-relay=PORT:SOCKET makes it serve 127.0.0.1:PORT itself, relayed to SOCKET (see start_relays).
 
 Behaviour follows AWS's awslambdaric: handler resolution, the context object, error bodies
 ({errorMessage, errorType, requestId, stackTrace}), Runtime.* error types, the logging format and
@@ -139,6 +140,238 @@ class RuntimeAPIClient:
         status, _, answer = self.request("POST", path, body, headers)
         if status >= 300:
             sys.stderr.write("lambent runtime: POST %s answered %d: %r\n" % (path, status, answer[:500]))
+
+
+# ------------------------------------------------------------------ relays
+
+_relays_started = False
+
+
+def start_relays(argv):
+    """`--tcp-relay=PORT:SOCKET`: this process serves 127.0.0.1:PORT of the sandbox's own network (the
+    Runtime API at 9001 for code and custom clients, the platform API at 9000), each connection
+    carried both ways to the Unix socket SOCKET, so the sandbox needs no relay process for it.
+
+    The ports are bound here, before any user code is imported; one thread serves every connection
+    (epoll). Each direction ends on its own (half-close carried, as socat does); at most 64 KiB of a
+    direction waits in this process, and its source is not read until that is written (a client that
+    never reads holds the other side back, not this process's memory). A failing connection is
+    closed alone; a port that cannot be served is reported, and the runtime goes on (it talks to
+    its own Unix socket). Called again (the stem cell starts them, its runtime's main() asks again):
+    nothing more happens."""
+    global _relays_started
+    if _relays_started:
+        return
+    _relays_started = True
+    specs = dict.fromkeys(arg[12:] for arg in argv if arg.startswith("--tcp-relay="))
+    if not specs:
+        return
+    import _thread
+    import select
+
+    poller = select.epoll()
+    listeners = {}
+    for spec in specs:
+        port, _, target = spec.partition(":")
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            sock.bind(("127.0.0.1", int(port)))
+            sock.listen(511)
+            sock.setblocking(False)
+        except (OSError, ValueError, OverflowError) as e:
+            sock.close()
+            sys.stderr.write("lambent runtime: cannot serve 127.0.0.1:%s: %s\n" % (port, e))
+            continue
+        listeners[sock.fileno()] = (sock, target)
+    if not listeners:
+        poller.close()
+        return
+    relay = _RelayLoop(poller, listeners)
+    # A forked process (AWS_LAMBDA_MAX_CONCURRENCY, or os.fork in user code) has no relay thread: it
+    # lets go of the relay's descriptors, so a connection ends when this process closes it.
+    os.register_at_fork(after_in_child=relay.release)
+    _thread.start_new_thread(relay.run, ())
+
+
+class _RelayLoop:
+    """The relay thread: accepts on the listening sockets and moves bytes for every connection."""
+
+    CHUNK = 65536
+
+    def __init__(self, poller, listeners):
+        import errno
+        import select
+
+        self.poller = poller
+        self.listeners = listeners  # fd -> (listening socket, Unix socket path)
+        self.conns = {}  # fd -> (_RelayedConnection, side)
+        self.paused = []  # listeners not accepting until descriptors are free again
+        self.no_fds = (errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM)
+        self.IN, self.OUT = select.EPOLLIN, select.EPOLLOUT
+        self.DONE = select.EPOLLERR | select.EPOLLHUP
+        for fd in listeners:
+            poller.register(fd, self.IN)
+
+    def run(self):
+        poller = self.poller
+        while True:
+            # Out of descriptors: a closing connection frees some; otherwise try again in a second.
+            events = poller.poll(1.0 if self.paused else -1)
+            if self.paused and not events:
+                self.resume()
+            for fd, mask in events:
+                try:
+                    if fd in self.listeners:
+                        self.accept(fd)
+                    else:
+                        entry = self.conns.get(fd)
+                        if entry is not None:  # else closed earlier in this batch
+                            entry[0].on_event(entry[1], mask)
+                except Exception as e:  # noqa: BLE001 - one connection's trouble never ends the relay
+                    sys.stderr.write("lambent runtime: relay: %r\n" % (e,))
+
+    def accept(self, fd):
+        listener, target = self.listeners[fd]
+        while True:
+            upstream = None
+            try:
+                client, _ = listener.accept()
+            except BlockingIOError:
+                return
+            except OSError as e:
+                if e.errno in self.no_fds:
+                    self.pause(fd)
+                return
+            try:
+                client.setblocking(False)
+                client.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+                upstream = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+                upstream.setblocking(False)
+                upstream.connect(target)
+            except OSError as e:
+                # The target is gone or its backlog is full: this client is refused, the next is tried.
+                client.close()
+                if upstream is not None:
+                    upstream.close()
+                if e.errno in self.no_fds:
+                    self.pause(fd)
+                    return
+                continue
+            _RelayedConnection(self, client, upstream)
+
+    def pause(self, fd):
+        self.poller.unregister(fd)
+        self.paused.append(fd)
+
+    def resume(self):
+        for fd in self.paused:
+            self.poller.register(fd, self.IN)
+        self.paused = []
+
+    def release(self):
+        """In a forked child: close every descriptor of the relay (its thread did not come along)."""
+        for sock, _ in self.listeners.values():
+            sock.close()
+        for conn, _ in list(self.conns.values()):
+            for sock in conn.socks:
+                sock.close()
+        self.listeners, self.conns, self.paused = {}, {}, []
+        self.poller.close()
+
+
+class _RelayedConnection:
+    """A relayed connection: socks[0] the TCP client, socks[1] the Unix socket. pending[i] holds what
+    was read from socks[i] and not yet written to the other; ended[i]: socks[i] sent its end;
+    shut[i]: socks[i]'s sending side is shut down. Done when both directions are."""
+
+    __slots__ = ("loop", "socks", "fds", "pending", "ended", "shut", "masks")
+
+    def __init__(self, loop, client, upstream):
+        self.loop = loop
+        self.socks = (client, upstream)
+        self.fds = (client.fileno(), upstream.fileno())
+        self.pending = [b"", b""]
+        self.ended = [False, False]
+        self.shut = [False, False]
+        self.masks = [0, 0]
+        loop.conns[self.fds[0]] = (self, 0)
+        loop.conns[self.fds[1]] = (self, 1)
+        self.watch()
+
+    def on_event(self, side, mask):
+        loop = self.loop
+        try:
+            if self.pending[1 - side] and mask & (loop.OUT | loop.DONE):
+                self.flush(1 - side)
+            if not (self.ended[side] or self.pending[side]) and mask & (loop.IN | loop.DONE):
+                self.read(side)
+        except BlockingIOError:
+            pass
+        except OSError:  # reset, broken pipe: both sides end
+            self.close()
+            return
+        self.watch()
+
+    def read(self, side):
+        data = self.socks[side].recv(_RelayLoop.CHUNK)
+        if not data:
+            self.ended[side] = True
+            self.shutdown(1 - side)
+            return
+        try:
+            sent = self.socks[1 - side].send(data)
+        except BlockingIOError:
+            sent = 0
+        if sent < len(data):
+            self.pending[side] = data[sent:]
+
+    def flush(self, side):
+        data = self.pending[side]
+        sent = self.socks[1 - side].send(data)
+        self.pending[side] = data[sent:]
+        if not self.pending[side] and self.ended[side]:
+            self.shutdown(1 - side)
+
+    def shutdown(self, side):
+        self.shut[side] = True
+        self.socks[side].shutdown(socket.SHUT_WR)
+
+    def watch(self):
+        """Ask epoll for what each side waits for now (nothing: not registered, so a hung-up socket
+        does not wake the loop)."""
+        if self.shut[0] and self.shut[1]:
+            self.close()
+            return
+        loop = self.loop
+        for side in (0, 1):
+            want = 0 if self.ended[side] or self.pending[side] else loop.IN
+            if self.pending[1 - side]:
+                want |= loop.OUT
+            had = self.masks[side]
+            if want != had:
+                fd = self.fds[side]
+                if not had:
+                    loop.poller.register(fd, want)
+                elif not want:
+                    loop.poller.unregister(fd)
+                else:
+                    loop.poller.modify(fd, want)
+                self.masks[side] = want
+
+    def close(self):
+        loop = self.loop
+        for side in (0, 1):
+            fd = self.fds[side]
+            if self.masks[side]:
+                loop.poller.unregister(fd)
+                self.masks[side] = 0
+            if loop.conns.get(fd, (None,))[0] is self:
+                del loop.conns[fd]
+            self.socks[side].close()
+        self.shut = [True, True]
+        if loop.paused:
+            loop.resume()
 
 
 # ------------------------------------------------------------------ logging
@@ -540,10 +773,15 @@ def _start_processes(n):
     """Fork n - 1 more runtime processes (before Init: each loads the handler itself). The first
     process watches the others: when one exits, it exits too, with that status."""
     import signal
+    import warnings
 
     for started in range(1, n):
         try:
-            pid = os.fork()
+            # The relay thread (start_relays) is no concern of the child: it closes the relay's
+            # descriptors at once; Python >= 3.12 would warn of forking a threaded process.
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", DeprecationWarning)
+                pid = os.fork()
         except OSError as e:  # the sandbox's process limit: run with the processes there are
             sys.stderr.write("lambent runtime: %d of %d processes started: %s\n" % (started, n, e))
             break
@@ -575,6 +813,7 @@ def main():
     opt_root = "/opt"
     sdk_root = None
     argv = sys.argv[1:]
+    start_relays(argv)
     for i, arg in enumerate(argv):
         if arg.startswith("--opt-root="):
             opt_root = arg.split("=", 1)[1]

@@ -4,7 +4,7 @@ It asks the worker for its assignment (the function's environment and working
 dir) on `GET /lambent/stem-cell/assignment` at the Runtime API endpoint, takes
 it on, then runs the ordinary runtime (bootstrap.py) in this same process.
 
-    /usr/bin/python3 stem.py [--runtime-api-socket=/path.sock]
+    /usr/bin/python3 stem.py [--runtime-api-socket=/path.sock] [--tcp-relay=PORT:SOCKET ...]
 """
 
 import json
@@ -52,6 +52,8 @@ def load_runtime():
 
 def main():
     runtime = load_runtime()
+    # 127.0.0.1:9001 / :9000 are served from the cell's first moment, as the runtime's own would be.
+    runtime.start_relays(sys.argv[1:])
     try:
         assignment = fetch_assignment()
     except Exception as e:  # noqa: BLE001 - any failure means this cell is useless

@@ -98,8 +98,8 @@ export interface SandboxSpec {
    */
   stemCell?: boolean;
   /**
-   * The runtime serves `SandboxView.relays` itself from its first moment (Lambent's Node.js runtime
-   * with `--tcp-relay`, nothing started before it): the driver binds their sockets into the sandbox
+   * The runtime serves `SandboxView.relays` itself from its first moment (Lambent's Node.js and
+   * Python runtimes with `--tcp-relay`, nothing started before them): the driver binds their sockets into the sandbox
    * and starts no relay of its own.
    */
   runtimeServesRelays?: boolean;

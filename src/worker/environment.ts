@@ -401,8 +401,8 @@ export class ExecutionEnvironment {
     const view = driver.view(mounts, endpoint);
     const platformApiSocket = await this.openPlatformApi(view);
     const external = opt?.extensions ?? [];
-    // Without a launcher, Lambent's Node.js runtime relays 127.0.0.1:9001 itself (no relay process);
-    // external extensions need 9001 before the runtime starts.
+    // Without a launcher, Lambent's Node.js and Python runtimes serve 127.0.0.1:9001 and :9000 themselves
+    // (no relay process); external extensions need 9001 before the runtime starts.
     const relays = runtimeServesRelays(this.fn.config.Runtime, view, external.length > 0);
     const runtime = runtimeArgv(this.fn, view, installed, mounts, relays);
     const argv =

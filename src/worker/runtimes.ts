@@ -72,14 +72,15 @@ export function customBootstrap(mounts: SandboxMounts, view: SandboxView): strin
 
 /**
  * Whether the runtime serves the sandbox's TCP relays itself (`SandboxSpec.runtimeServesRelays`):
- * Lambent's Node.js runtime does, when it is the sandbox's first program (no launcher before it).
+ * Lambent's Node.js and Python runtimes do, when they are the sandbox's first program (no launcher
+ * before them). Custom runtimes (`provided`) do not.
  */
 export function runtimeServesRelays(runtime: Runtime, view: SandboxView, launcher: boolean): boolean {
-  return runtimeFamily(runtime) === "nodejs" && !launcher && (view.relays?.length ?? 0) > 0;
+  return runtimeFamily(runtime) !== "provided" && !launcher && (view.relays?.length ?? 0) > 0;
 }
 
-/** The Node.js runtime's arguments: its Runtime API socket, and the relays it serves. */
-export function nodeRuntimeArgs(view: SandboxView, relays: boolean): string[] {
+/** A built-in runtime's transport arguments: its Runtime API socket, and the relays it serves. */
+export function transportArgs(view: SandboxView, relays: boolean): string[] {
   const args = view.runtimeApiSocket ? [`--runtime-api-socket=${view.runtimeApiSocket}`] : [];
   if (relays) for (const { port, socket } of view.relays ?? []) args.push(`--tcp-relay=${port}:${socket}`);
   return args;
@@ -92,7 +93,6 @@ export function runtimeArgv(
   mounts?: SandboxMounts,
   relays = false,
 ): string[] {
-  const socket = view.runtimeApiSocket ? [`--runtime-api-socket=${view.runtimeApiSocket}`] : [];
   const family = runtimeFamily(fn.config.Runtime);
   if (family === "provided") return [mounts ? customBootstrap(mounts, view) : `${view.taskRoot}/bootstrap`];
   if (!rt) throw new RuntimeNotInstalled(fn.config.Runtime);
@@ -100,14 +100,14 @@ export function runtimeArgv(
     return [
       ...interpreter(rt, view),
       `${view.runtimeRoot}/nodejs/bootstrap.mjs`,
-      ...nodeRuntimeArgs(view, relays),
+      ...transportArgs(view, relays),
     ];
   // -s: no user site-packages; the runtime itself keeps host packages off sys.path.
   return [
     ...interpreter(rt, view),
     "-s",
     `${view.runtimeRoot}/python/bootstrap.py`,
-    ...socket,
+    ...transportArgs(view, relays),
     ...pythonRuntimeArgs(view),
   ];
 }

@@ -21,11 +21,11 @@ import { RuntimeApiServer } from "./runtime-api.js";
 import { ownProcessesOnly, tcpEndpoint } from "./runtime-api-peer.js";
 import {
   interpreter,
-  nodeRuntimeArgs,
   pythonRuntimeArgs,
   RuntimeNotInstalled,
   runtimeMounts,
   runtimeServesRelays,
+  transportArgs,
 } from "./runtimes.js";
 
 /** Stem cells are kept per runtime identifier: each runs its own language version. */
@@ -104,8 +104,7 @@ export class StemCell {
         this.platformOrigin,
       );
     }
-    const socket = view.runtimeApiSocket ? [`--runtime-api-socket=${view.runtimeApiSocket}`] : [];
-    // A Node.js cell relays 127.0.0.1:9001 itself (functions with external extensions never take a cell).
+    // A cell serves 127.0.0.1:9001 and :9000 itself (functions with external extensions never take a cell).
     const relays = runtimeServesRelays(this.family, view, false);
     let argv: string[];
     try {
@@ -113,16 +112,12 @@ export class StemCell {
       if (!rt) throw new RuntimeNotInstalled(this.family);
       argv =
         runtimeFamily(this.family) === "nodejs"
-          ? [
-              ...interpreter(rt, view),
-              `${view.runtimeRoot}/nodejs/stem.mjs`,
-              ...nodeRuntimeArgs(view, relays),
-            ]
+          ? [...interpreter(rt, view), `${view.runtimeRoot}/nodejs/stem.mjs`, ...transportArgs(view, relays)]
           : [
               ...interpreter(rt, view),
               "-s",
               `${view.runtimeRoot}/python/stem.py`,
-              ...socket,
+              ...transportArgs(view, relays),
               ...pythonRuntimeArgs(view).filter((a) => a.startsWith("--sdk-root=")),
             ];
     } catch (err) {
