@@ -10,7 +10,11 @@ import { createServer } from "node:http";
 import type { AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { CreateFunctionCommand, waitUntilFunctionActiveV2 } from "@aws-sdk/client-lambda";
+import {
+  CreateCapacityProviderCommand,
+  CreateFunctionCommand,
+  waitUntilFunctionActiveV2,
+} from "@aws-sdk/client-lambda";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { cpuQuotaUs, MEMORY_MB_PER_VCPU } from "../src/sandbox/cgroup-limits.js";
 import { instanceIdFor } from "../src/sandbox/index.js";
@@ -398,6 +402,61 @@ describe("bwrap sandbox: the Python runtime's own 127.0.0.1:9001, attacked from 
     expect((await invoke(plain.lambda, "py-loopback", { action: "half-close" })).json).toBe(
       "HTTP/1.1 404 Not Found",
     );
+  });
+
+  it("serves them from the first of N processes of a multi-concurrency environment; the others hold none of the relay's descriptors", async () => {
+    const provider = await plain.lambda.send(
+      new CreateCapacityProviderCommand({
+        CapacityProviderName: "relay-mc",
+        VpcConfig: { SubnetIds: ["subnet-0123456789abcdef0"], SecurityGroupIds: ["sg-0123456789abcdef0"] },
+        PermissionsConfig: { CapacityProviderOperatorRoleArn: "arn:aws:iam::000000000000:role/operator" },
+      }),
+    );
+    await plain.lambda.send(
+      new CreateFunctionCommand({
+        FunctionName: "py-mc",
+        Runtime: "python3.13",
+        Handler: "index.handler",
+        Role: ROLE,
+        Timeout: 30,
+        Code: {
+          ZipFile: await zipEntries([
+            {
+              name: "index.py",
+              // Sleeps so that the 4 invokes land in the 4 processes.
+              content: `import os, time, urllib.error, urllib.request
+def handler(event, context):
+    time.sleep(1)
+    try:
+        urllib.request.urlopen("http://127.0.0.1:9001/2018-06-01/none", timeout=10)
+    except urllib.error.HTTPError as e:
+        code = e.code
+    with open("/proc/self/status") as f:
+        threads = int(f.read().split("Threads:")[1].split()[0])
+    return {"pid": os.getpid(), "code": code, "threads": threads}
+`,
+            },
+          ]),
+        },
+        CapacityProviderConfig: {
+          LambdaManagedInstancesCapacityProviderConfig: {
+            CapacityProviderArn: provider.CapacityProvider?.CapacityProviderArn as string,
+            PerExecutionEnvironmentMaxConcurrency: 4,
+          },
+        },
+      }),
+    );
+    await waitUntilFunctionActiveV2(
+      { client: plain.lambda, minDelay: 0.1, maxDelay: 0.5, maxWaitTime: 60 },
+      { FunctionName: "py-mc" },
+    );
+    const answers = (await Promise.all([0, 1, 2, 3].map(() => invoke(plain.lambda, "py-mc")))).map(
+      (r) => r.json as { pid: number; code: number; threads: number },
+    );
+    expect(answers.map((a) => a.code)).toEqual([404, 404, 404, 404]);
+    expect(new Set(answers.map((a) => a.pid)).size).toBe(4);
+    // The relay thread lives in the first process only.
+    expect(answers.map((a) => a.threads).sort()).toEqual([1, 1, 1, 2]);
   });
 
   it("survives a client that resets mid-request: the next connection is served", async () => {
