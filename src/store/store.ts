@@ -79,6 +79,9 @@ export class Store {
     database.pragma("synchronous = NORMAL");
     database.pragma("foreign_keys = ON");
     database.pragma("busy_timeout = 5000");
+    // Statement journals and the temporary tables of RETURNING and sorts stay in memory: on disk each
+    // was a file in /var/tmp opened, written, unlinked and closed (several per flush of the queue).
+    database.pragma("temp_store = MEMORY");
     return new Store(
       new Kysely<Database>({ dialect: new SqliteDialect({ database: withStatementCache(database) }) }),
       "sqlite",
