@@ -1,8 +1,8 @@
 #!/bin/bash
 # Lambent's pool of sandbox network namespaces (src/sandbox/netns-pool.ts): each one `lambent-N`
 # (/run/netns/lambent-N), wired to the server's namespace by a veth pair, host side `lmbN` with
-# POOL.(2N) and the namespace side `eth0` with POOL.(2N+1) (a /31), routed out through ONE
-# masquerade rule. Index N is claimed by the file /run/lambent/netns/N (holding the owner's
+# POOL.(2N) and the namespace side `eth0` with POOL.(2N+1) (a /31), routed out through one
+# masquerade rule per pool range. Index N is claimed by the file /run/lambent/netns/N (holding the owner's
 # instance id), made atomically by the server before it asks for `create`.
 #
 # usage: netns.sh rules POOL_CIDR           install the shared host rules (idempotent), turn on forwarding
@@ -33,9 +33,14 @@ rules)
   pool=$2
   # Sandbox → host (any of its addresses, the veth's own side and 0.0.0.0-bound services included):
   # refused. Sandbox → sandbox: refused. Nothing outside opens a connection into a sandbox (the host's
-  # own processes included); replies to what a sandbox opened come back. Sources outside the pool
+  # own processes included); replies to what a sandbox opened come back. Sources outside the pools
   # are dropped (no spoofing, though the sandbox user cannot spoof anyway). slirp4netns's range
   # (10.0.2.0/24: its host alias .2, its DNS .3) means nothing here and is refused, never routed out.
+  # These chains are the same for every server of the machine and rewritten whole; each pool's range
+  # (servers may use different ones) is added to LAMBENT-SANDBOX-SRC and -NAT, never removed by another.
+  iptables "${IPT[@]}" -n -L LAMBENT-SANDBOX-SRC >/dev/null 2>&1 || iptables "${IPT[@]}" -N LAMBENT-SANDBOX-SRC || exit 1
+  iptables "${IPT[@]}" -t nat -n -L LAMBENT-SANDBOX-NAT >/dev/null 2>&1 ||
+    iptables "${IPT[@]}" -t nat -N LAMBENT-SANDBOX-NAT || exit 1
   iptables-restore "${IPT[@]}" --noflush <<EOF || exit 1
 *filter
 :LAMBENT-SANDBOX-IN - [0:0]
@@ -46,17 +51,13 @@ rules)
 -A LAMBENT-SANDBOX-FWD -i lmb+ -o lmb+ -j REJECT --reject-with icmp-port-unreachable
 -A LAMBENT-SANDBOX-FWD -o lmb+ -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT
 -A LAMBENT-SANDBOX-FWD -o lmb+ -j DROP
--A LAMBENT-SANDBOX-FWD -i lmb+ ! -s $pool -j DROP
 -A LAMBENT-SANDBOX-FWD -i lmb+ -d 10.0.2.0/24 -p tcp -j REJECT --reject-with tcp-reset
 -A LAMBENT-SANDBOX-FWD -i lmb+ -d 10.0.2.0/24 -j REJECT --reject-with icmp-port-unreachable
--A LAMBENT-SANDBOX-FWD -i lmb+ -j ACCEPT
+-A LAMBENT-SANDBOX-FWD -i lmb+ -j LAMBENT-SANDBOX-SRC
+-A LAMBENT-SANDBOX-FWD -i lmb+ -j DROP
 -A LAMBENT-SANDBOX-OUT -o lmb+ -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT
 -A LAMBENT-SANDBOX-OUT -o lmb+ -p tcp -j REJECT --reject-with tcp-reset
 -A LAMBENT-SANDBOX-OUT -o lmb+ -j REJECT --reject-with icmp-port-unreachable
-COMMIT
-*nat
-:LAMBENT-SANDBOX-NAT - [0:0]
--A LAMBENT-SANDBOX-NAT -s $pool ! -o lmb+ -j MASQUERADE
 COMMIT
 EOF
   jump() {
@@ -65,6 +66,8 @@ EOF
     iptables "${IPT[@]}" -t "$table" -C "$chain" "$@" 2>/dev/null ||
       iptables "${IPT[@]}" -t "$table" -I "$chain" 1 "$@" || exit 1
   }
+  jump filter LAMBENT-SANDBOX-SRC -s "$pool" -j ACCEPT
+  jump nat LAMBENT-SANDBOX-NAT -s "$pool" ! -o lmb+ -j MASQUERADE
   jump filter INPUT -i lmb+ -j LAMBENT-SANDBOX-IN
   jump filter FORWARD -j LAMBENT-SANDBOX-FWD
   jump filter OUTPUT -o lmb+ -j LAMBENT-SANDBOX-OUT

@@ -98,6 +98,11 @@ export interface ServerOptions {
    */
   sandboxAllowHostPorts: number[];
   /**
+   * The range isolated sandboxes' network namespaces take their addresses from (`--sandbox-pool-cidr`;
+   * undefined: the pool's default, 100.72.0.0/16).
+   */
+  sandboxPoolCidr?: string;
+  /**
    * The folder dev mounts (`lambent dev`) may name, itself or below; dev mounts are off without it.
    */
   devRoot?: string;

@@ -27,6 +27,7 @@ export function detectWorkerSandbox(
     runDir: join(options.dataDir, "run", "sandbox"),
     network: options.sandboxNetwork,
     allowHostPorts: options.sandboxAllowHostPorts,
+    ...(options.sandboxPoolCidr ? { poolCidr: options.sandboxPoolCidr } : {}),
     adoptableRoots: [join(options.dataDir, "code"), join(options.dataDir, "layers"), ...moreAdoptableRoots],
   });
 }

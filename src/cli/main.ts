@@ -2,6 +2,7 @@
 import { Command, InvalidArgumentError, Option } from "commander";
 import { parsePublicUrl } from "../config.js";
 import { parseAllowList } from "../control/egress.js";
+import { DEFAULT_POOL_CIDR, parsePoolCidr } from "../sandbox/netns-pool.js";
 import { intArg } from "./args.js";
 import { registerClientCommands } from "./client.js";
 import { registerDeployCommands } from "./deploy.js";
@@ -25,6 +26,14 @@ export function portList(raw: string): number[] {
   if (raw.trim() === "" || ports.some((n) => !Number.isInteger(n) || n < 1 || n > 65535))
     throw new InvalidArgumentError("takes TCP ports (1-65535), comma-separated, e.g. 5432,6379");
   return [...new Set(ports)];
+}
+
+function poolCidrArg(raw: string): string {
+  try {
+    return parsePoolCidr(raw).text;
+  } catch (err) {
+    throw new InvalidArgumentError((err as Error).message);
+  }
 }
 
 function allowListArg(raw: string): string[] {
@@ -78,6 +87,11 @@ program
     "host loopback ports isolated sandboxes may reach, comma-separated (never the API's or the store's)",
     portList,
     [] as number[],
+  )
+  .option(
+    "--sandbox-pool-cidr <cidr>",
+    `the IPv4 range (/8 to /24) isolated sandboxes' network namespaces take their addresses from (default ${DEFAULT_POOL_CIDR}); one that the host's routes or addresses overlap is refused, and sandboxes then go through slirp4netns`,
+    poolCidrArg,
   )
   .addOption(
     new Option(

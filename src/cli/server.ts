@@ -20,6 +20,7 @@ interface ServerFlags {
   sandbox: SandboxMode;
   sandboxNetwork: SandboxNetwork;
   sandboxAllowHostPort: number[];
+  sandboxPoolCidr?: string;
   allowDestinationHosts: string[];
   asyncRetryDelays: string;
   logRetentionDays: number;
@@ -101,6 +102,7 @@ export async function runServer(flags: ServerFlags): Promise<void> {
       sandbox: flags.sandbox,
       sandboxNetwork: flags.sandboxNetwork,
       sandboxAllowHostPorts: flags.sandboxAllowHostPort,
+      ...(flags.sandboxPoolCidr ? { sandboxPoolCidr: flags.sandboxPoolCidr } : {}),
       allowDestinationHosts: flags.allowDestinationHosts,
       asyncRetryDelaysMs: parseDelays(flags.asyncRetryDelays),
       logRetentionDays: flags.logRetentionDays,
@@ -186,6 +188,7 @@ async function runWorkerNode(flags: ServerFlags, clusterSecret: string | undefin
         sandbox: flags.sandbox,
         sandboxNetwork: flags.sandboxNetwork,
         sandboxAllowHostPorts: flags.sandboxAllowHostPort,
+        ...(flags.sandboxPoolCidr ? { sandboxPoolCidr: flags.sandboxPoolCidr } : {}),
         ...(flags.runtimesDir ? { runtimesDir: flags.runtimesDir } : {}),
         ...(flags.serverKeyFile ? { serverKeyFile: flags.serverKeyFile } : {}),
         ...(flags.database ? { database: flags.database } : {}),

@@ -27,7 +27,7 @@ import {
   withInstanceLock,
 } from "./instances.js";
 import { bindMount, ReadOnlyViews, removeMountPoints, sharedMountPoint } from "./mounts.js";
-import { NetnsPool, sweepNamespaces } from "./netns-pool.js";
+import { DEFAULT_POOL_CIDR, NetnsPool, parsePoolCidr, sweepNamespaces } from "./netns-pool.js";
 import {
   attachNetwork,
   HELPER_ENV,
@@ -76,6 +76,8 @@ export interface BwrapDriverOptions {
    * so and uses slirp4netns.
    */
   netnsPool?: boolean;
+  /** The pool's range (`--sandbox-pool-cidr`, checked by parsePoolCidr); DEFAULT_POOL_CIDR otherwise. */
+  poolCidr?: string;
 }
 
 /** Where things appear inside every environment. */
@@ -209,7 +211,10 @@ export class BwrapDriver implements SandboxDriver {
       this.netnsPoolUnavailable = "the host's DNS resolvers are all on its loopback";
     } else {
       try {
-        this.#netns = await NetnsPool.start(instanceId);
+        this.#netns = await NetnsPool.start(
+          instanceId,
+          parsePoolCidr(this.#options.poolCidr ?? DEFAULT_POOL_CIDR),
+        );
         this.netnsPoolUnavailable = undefined;
         return;
       } catch (error) {

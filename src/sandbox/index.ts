@@ -27,6 +27,8 @@ export interface SandboxDriverOptions {
   allowHostPorts?: readonly number[];
   /** Directories whose subfolders stem cells may be given (code and layers caches). */
   adoptableRoots?: readonly string[];
+  /** The namespace pool's range (`--sandbox-pool-cidr`); its default otherwise. */
+  poolCidr?: string;
 }
 
 export interface DetectedSandboxDriver {
@@ -68,6 +70,7 @@ export async function detectSandboxDriver(
       cgroups: probe.cgroups,
       instanceId: instanceIdFor(options.runDir),
       netnsPool: options.network !== "isolated-slirp",
+      ...(options.poolCidr ? { poolCidr: options.poolCidr } : {}),
       ...(options.allowHostPorts ? { allowHostPorts: options.allowHostPorts } : {}),
       ...(options.adoptableRoots ? { adoptableRoots: options.adoptableRoots } : {}),
     }),

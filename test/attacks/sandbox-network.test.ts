@@ -30,6 +30,9 @@ const tryOne = (host, port) => new Promise((resolve) => {
   s.once("error", (e) => done(e.code));
 });
 exports.handler = async (e) => {
+  if (e.address) {
+    return Object.values(require("node:os").networkInterfaces()).flat().find((a) => a.family === "IPv4" && !a.internal)?.address;
+  }
   if (e.fetch) {
     const res = await fetch(e.fetch);
     return { status: res.status, body: await res.text() };
@@ -257,5 +260,75 @@ describe("host ports an operator opens", () => {
     );
     expect(bad.status).not.toBe(0);
     expect(bad.stderr).toMatch(/comma-separated/);
+  });
+});
+
+describe("--sandbox-pool-cidr", { timeout: 120_000 }, () => {
+  // A range nothing on this machine uses, and one a route of the host's covers (as Tailscale's
+  // 100.64.0.0/10 would the default range).
+  const FREE = "100.99.7.0/24";
+  const TAKEN = "100.98.0.0/16";
+
+  it("gives sandboxes addresses from the range, beside a server on the default range; both reach out", async () => {
+    const other = await startServer({ sandbox: "bwrap", sandboxPoolCidr: FREE });
+    try {
+      await deployProbe(other, "probe");
+      expect((await invoke(other.lambda, "probe", { address: true })).json).toMatch(/^100\.99\.7\.\d+$/);
+      const fetchOutside = { fetch: `http://${outside.address}:8080/` };
+      expect((await invoke(other.lambda, "probe", fetchOutside)).json).toEqual({
+        status: 200,
+        body: "hello from outside",
+      });
+      // The first server's pool (the default range) still gets out: each range has its own NAT rule.
+      expect((await invoke(server.lambda, "probe", { address: true })).json).toMatch(/^100\.72\./);
+      expect((await invoke(server.lambda, "probe", fetchOutside)).json).toEqual({
+        status: 200,
+        body: "hello from outside",
+      });
+    } finally {
+      await other.stop();
+    }
+  });
+
+  it("refuses a range the host's routes overlap: the server says why and sandboxes go through slirp4netns", async () => {
+    expect(spawnSync("ip", ["route", "add", "blackhole", TAKEN]).status).toBe(0);
+    const warnings: string[] = [];
+    const warn = console.warn;
+    console.warn = (...args: unknown[]) => warnings.push(args.join(" "));
+    let other: TestServer | undefined;
+    try {
+      other = await startServer({ sandbox: "bwrap", sandboxPoolCidr: "100.98.5.0/24" });
+      expect(warnings.join("\n")).toContain(
+        `the sandbox pool's range 100.98.5.0/24 overlaps the host's route blackhole ${TAKEN}`,
+      );
+      await deployProbe(other, "probe");
+      expect((await invoke(other.lambda, "probe", { address: true })).json).toBe("10.0.2.100");
+      expect(
+        (await invoke(other.lambda, "probe", { fetch: `http://${outside.address}:8080/` })).json,
+      ).toEqual({
+        status: 200,
+        body: "hello from outside",
+      });
+    } finally {
+      console.warn = warn;
+      spawnSync("ip", ["route", "del", "blackhole", TAKEN]);
+      await other?.stop();
+    }
+  });
+
+  it("the CLI refuses a range that is not one, or is loopback or slirp4netns's", () => {
+    for (const [cidr, message] of [
+      ["100.72.0.0/33", /not an IPv4 range from \/8 to \/24/],
+      ["100.72.1.0/16", /host bits set/],
+      ["127.0.0.0/16", /overlaps 127.0.0.0\/8 \(loopback\)/],
+      ["10.0.0.0/8", /slirp4netns/],
+    ] as const) {
+      const r = spawnSync(process.execPath, ["bin/lambent.js", "server", "--sandbox-pool-cidr", cidr], {
+        encoding: "utf8",
+        timeout: 30_000,
+      });
+      expect(r.status, cidr).not.toBe(0);
+      expect(r.stderr, cidr).toMatch(message);
+    }
   });
 });
