@@ -134,6 +134,42 @@ def handler(event, context):
         return get("http://127.0.0.1:9001/2018-06-01/none")
 `;
 
+/** PY_LOOPBACK's Node.js twin. */
+const NODE_LOOPBACK = `const net = require("node:net");
+const held = [];
+const get = (url) => fetch(url).then(async (r) => r.status + " " + (await r.text()), (e) => "error " + (e.cause?.code ?? e.message));
+const raw = (data) => new Promise((resolve) => {
+  const s = net.connect(9001, "127.0.0.1", () => s.end(data));
+  let out = "";
+  s.on("data", (c) => (out += c));
+  s.on("end", () => resolve(out.split("\\r\\n")[0]));
+  s.on("error", (e) => resolve("error " + e.code));
+});
+exports.handler = async (event) => {
+  if (event.action === "apis")
+    return { runtime: await get("http://127.0.0.1:9001/2018-06-01/none"), platform: await get("http://127.0.0.1:9000/health") };
+  if (event.action === "flood") {
+    await Promise.all(Array.from({ length: event.n }, () => new Promise((resolve, reject) => {
+      const s = net.connect(9001, "127.0.0.1", resolve);
+      s.on("error", reject);
+      held.push(s);
+    })));
+    return held.length;
+  }
+  if (event.action === "half-close") return raw("GET /2018-06-01/none HTTP/1.1\\r\\nHost: x\\r\\n\\r\\n");
+  if (event.action === "reset") {
+    await new Promise((resolve) => {
+      const s = net.connect(9001, "127.0.0.1", () =>
+        s.write("POST /2018-06-01/none HTTP/1.1\\r\\nHost: x\\r\\nContent-Length: 100000\\r\\n\\r\\n" + "x".repeat(50000), () => {
+          s.resetAndDestroy();
+          resolve();
+        }),
+      );
+    });
+    return get("http://127.0.0.1:9001/2018-06-01/none");
+  }
+};`;
+
 const cgroupRoot = (dataDir: string, controller: string) =>
   `/sys/fs/cgroup/${controller}/lambent/${instanceIdFor(join(dataDir, "run", "sandbox"))}`;
 
@@ -375,34 +411,49 @@ describe("bwrap sandbox: what a function can see", () => {
   });
 });
 
-describe("bwrap sandbox: the Python runtime's own 127.0.0.1:9001, attacked from inside", () => {
-  // No stem cells: the runtime (bootstrap.py) itself serves the ports from its first moment.
+describe("bwrap sandbox: a runtime's own 127.0.0.1:9001, attacked from inside", () => {
+  // No stem cells: the runtime (bootstrap.py, bootstrap.mjs) itself serves the ports from its first moment.
   let plain: TestServer;
   beforeAll(async () => {
     plain = await startServer({ sandbox: "bwrap", prewarm: 0 });
     await pyFn(plain, "py-loopback", PY_LOOPBACK);
+    await fn(plain, "node-loopback", NODE_LOOPBACK, 128, 30);
   });
   afterAll(async () => {
     await plain?.stop();
   });
 
-  it("answers invokes and new connections while hundreds of connections are held open", async () => {
-    expect((await invoke(plain.lambda, "py-loopback", { action: "flood", n: 300 })).json).toBe(300);
-    expect((await invoke(plain.lambda, "py-loopback", { action: "flood", n: 100 })).json).toBe(400);
-    const r = (await invoke(plain.lambda, "py-loopback", { action: "apis" })).json as Record<string, string>;
-    expect(r.runtime).toMatch(/^404 .*Unknown Runtime API path/);
-    expect(r.platform).toMatch(/^200 /);
-    // One environment served all of it, with no relay process of the host.
-    const envs = plain.platform.worker.environmentsOf("py-loopback");
-    expect(envs).toHaveLength(1);
-    expect(hostRelaysOf(envs[0]?.sandboxId)).toEqual([]);
-  });
+  for (const [runtime, name] of [
+    ["Python", "py-loopback"],
+    ["Node.js", "node-loopback"],
+  ] as const) {
+    it(`${runtime}: answers invokes and new connections while hundreds of connections are held open`, async () => {
+      expect((await invoke(plain.lambda, name, { action: "flood", n: 300 })).json).toBe(300);
+      expect((await invoke(plain.lambda, name, { action: "flood", n: 100 })).json).toBe(400);
+      const r = (await invoke(plain.lambda, name, { action: "apis" })).json as Record<string, string>;
+      expect(r.runtime).toMatch(/^404 .*Unknown Runtime API path/);
+      expect(r.platform).toMatch(/^200 /);
+      // One environment served all of it, with no relay process of the host.
+      const envs = plain.platform.worker.environmentsOf(name);
+      expect(envs).toHaveLength(1);
+      expect(hostRelaysOf(envs[0]?.sandboxId)).toEqual([]);
+    });
 
-  it("carries a client's half-close: the request, then its end, then the whole answer", async () => {
-    expect((await invoke(plain.lambda, "py-loopback", { action: "half-close" })).json).toBe(
-      "HTTP/1.1 404 Not Found",
-    );
-  });
+    it(`${runtime}: carries a client's half-close: the request, then its end, then the whole answer`, async () => {
+      expect((await invoke(plain.lambda, name, { action: "half-close" })).json).toBe(
+        "HTTP/1.1 404 Not Found",
+      );
+    });
+
+    it(`${runtime}: survives a client that resets mid-request: the next connection is served`, async () => {
+      const r = await invoke(plain.lambda, name, { action: "reset" });
+      expect(r.functionError).toBeUndefined();
+      expect(r.json).toMatch(/^404 .*Unknown Runtime API path/);
+      expect((await invoke(plain.lambda, name, { action: "half-close" })).json).toBe(
+        "HTTP/1.1 404 Not Found",
+      );
+    });
+  }
 
   it("serves them from the first of N processes of a multi-concurrency environment; the others hold none of the relay's descriptors", async () => {
     const provider = await plain.lambda.send(
@@ -457,15 +508,6 @@ def handler(event, context):
     expect(new Set(answers.map((a) => a.pid)).size).toBe(4);
     // The relay thread lives in the first process only.
     expect(answers.map((a) => a.threads).sort()).toEqual([1, 1, 1, 2]);
-  });
-
-  it("survives a client that resets mid-request: the next connection is served", async () => {
-    const r = await invoke(plain.lambda, "py-loopback", { action: "reset" });
-    expect(r.functionError).toBeUndefined();
-    expect(r.json).toMatch(/^404 .*Unknown Runtime API path/);
-    expect((await invoke(plain.lambda, "py-loopback", { action: "half-close" })).json).toBe(
-      "HTTP/1.1 404 Not Found",
-    );
   });
 });
 
