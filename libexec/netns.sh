@@ -78,6 +78,10 @@ EOF
 create)
   n=$2 host=$3 inside=$4
   remove "$n"
+  # The address may have been an earlier namespace's: its NAT entries (a UDP flow's replies, a TCP
+  # connection's late segments) must not reach the new holder. Without the conntrack tool they age
+  # out on their own; indexes are claimed at random, so reuse soon after is rare.
+  if command -v conntrack >/dev/null 2>&1; then conntrack -D -s "$inside" >/dev/null 2>&1 || true; fi
   set -e
   ip netns add "lambent-$n"
   ip link add "lmb$n" type veth peer name eth0 netns "lambent-$n"

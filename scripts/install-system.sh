@@ -7,6 +7,7 @@
 #   socat            socat        AWS_LAMBDA_RUNTIME_API=127.0.0.1:9001 → the per-sandbox Unix socket
 #   nsenter, setpriv util-linux   enter a sandbox's netns; drop to the sandbox user
 #   ip               iproute2     the pool of sandbox network namespaces (veth pairs, addresses, routes)
+#   conntrack        conntrack    a pooled namespace's address is reused: the last holder's NAT entries go first
 #   /usr/bin/python3 python3      python3.11 runs on bookworm's system interpreter
 #   debootstrap      debootstrap  Python runtimes of other versions are Debian root filesystems
 # With --test also chromium (the console's browser tests drive it headless with playwright-core).
@@ -33,6 +34,7 @@ need socat socat
 need nsenter util-linux
 need setpriv util-linux
 need ip iproute2
+need conntrack conntrack
 need debootstrap debootstrap
 [ -x /usr/bin/python3 ] || missing+=(python3)
 if $test_mode; then

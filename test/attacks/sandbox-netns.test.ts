@@ -4,14 +4,17 @@
  * host side), for a host service bound to 0.0.0.0 through every host address, for another
  * sandbox's address; a host process reaches into a sandbox. Every one must fail. A server killed
  * with -9 leaves no namespace, veth or claim behind; `--sandbox-network isolated-slirp` still gives
- * the slirp4netns path. (Outbound reach through the NAT: sandbox-network.test.ts's outside host.)
+ * the slirp4netns path. A namespace index made again keeps none of its last holder's NAT entries.
+ * (Outbound reach through the NAT: sandbox-network.test.ts's outside host.)
  */
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
+import { spawnSync } from "node:child_process";
+import { closeSync, existsSync, mkdtempSync, openSync, readdirSync, readFileSync, rmSync } from "node:fs";
 import { connect, createServer, type Server } from "node:net";
 import { networkInterfaces, tmpdir } from "node:os";
 import { join } from "node:path";
 import { CreateFunctionCommand, type LambdaClient, waitUntilFunctionActiveV2 } from "@aws-sdk/client-lambda";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { NETNS_SCRIPT, poolAddresses } from "../../src/sandbox/netns-pool.js";
 import { eventually, instanceOf } from "../helpers/cgroups.js";
 import { buildAsync, type ChildServer, startChild } from "../helpers/child-server.js";
 import { invoke } from "../helpers/invoke.js";
@@ -186,6 +189,42 @@ describe("pooled sandbox network namespaces", { timeout: 60_000 }, () => {
     // Refused by the host's rule at once (a reset), not sent anywhere and timed out.
     expect(r.out["10.0.2.2:80"]).toBe("ECONNREFUSED");
     expect(r.out["10.0.2.3:53"]).toBe("ECONNREFUSED");
+  });
+});
+
+describe("a namespace index used again", { timeout: 60_000 }, () => {
+  it("starts with none of the last holder's NAT entries (conntrack): no late reply reaches the new one", () => {
+    const sh = (args: string[]) => spawnSync("bash", [NETNS_SCRIPT, ...args], { encoding: "utf8" });
+    const entries = (address: string) =>
+      spawnSync("conntrack", ["-L", "-s", address], { encoding: "utf8" }).stdout.split("\n").filter(Boolean);
+    // A free index, claimed as a server would (so no server of a parallel test takes it meanwhile).
+    let index = 30_000 + Math.floor(Math.random() * 2000);
+    for (; ; index++) {
+      try {
+        closeSync(openSync(`/run/lambent/netns/${index}`, "wx"));
+        break;
+      } catch {}
+    }
+    const { gateway, address } = poolAddresses(index);
+    try {
+      expect(sh(["create", String(index), gateway, address]).status).toBe(0);
+      // A UDP flow out through the NAT (TEST-NET-2: nobody answers; the entry stays ~30 s).
+      const send = spawnSync("ip", [
+        "netns",
+        "exec",
+        `lambent-${index}`,
+        "bash",
+        "-c",
+        "echo hi >/dev/udp/198.51.100.7/5353",
+      ]);
+      expect(send.status).toBe(0);
+      expect(entries(address).some((e) => e.includes("dport=5353"))).toBe(true);
+      // The namespace goes; the index is made again (as a claim of another server would).
+      expect(sh(["create", String(index), gateway, address]).status).toBe(0);
+      expect(entries(address)).toEqual([]);
+    } finally {
+      sh(["delete", String(index)]);
+    }
   });
 });
 
