@@ -82,28 +82,40 @@ let hostHeader;
  */
 const INVALID_HEADER_VALUE = /[^\t\x20-\x7e\x80-\xff]/;
 
+/** The text of one request to the Runtime API. */
+function requestText(method, path, body, errorType) {
+  let head = `${method} ${path} HTTP/1.1\r\nHost: ${hostHeader}\r\n`;
+  if (body === undefined) return `${head}\r\n`;
+  head += `Content-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\n`;
+  if (errorType && !INVALID_HEADER_VALUE.test(errorType)) {
+    head += `Lambda-Runtime-Function-Error-Type: ${errorType}\r\n`;
+  }
+  return `${head}\r\n${body}`;
+}
+
+/** An idle connection, or a new one; `send` writes its requests (their answers come in order). */
+const takeConnection = () => idle.pop() ?? connection();
+
+function send(conn, text) {
+  conn.socket.ref();
+  conn.socket.write(text);
+}
+
 /**
  * One HTTP call to the Runtime API; `done(res, bodyText)` runs once the whole answer is read, `res`
  * being `{statusCode, headers (lower-case names), path}`.
  */
 function call(method, path, body, errorType, done) {
-  let head = `${method} ${path} HTTP/1.1\r\nHost: ${hostHeader}\r\n`;
-  if (body !== undefined) {
-    head += `Content-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\n`;
-    if (errorType && !INVALID_HEADER_VALUE.test(errorType)) {
-      head += `Lambda-Runtime-Function-Error-Type: ${errorType}\r\n`;
-    }
-  }
-  const conn = idle.pop() ?? connection();
-  conn.call = { path, done };
-  conn.socket.ref();
-  conn.socket.write(body === undefined ? `${head}\r\n` : `${head}\r\n${body}`);
+  const conn = takeConnection();
+  conn.calls.push({ path, done });
+  send(conn, requestText(method, path, body, errorType));
 }
 
 /** A new keep-alive connection and its response parser. */
 function connection() {
   const socket = socketPath ? connect({ path: socketPath }) : connect({ host, port, noDelay: true });
-  const conn = { socket, call: null };
+  /** The calls sent on it and not answered yet, oldest first. */
+  const conn = { socket, calls: [] };
   /** Bytes of the answer not parsed yet, and what is known of it. */
   let buffered = null;
   let res = null;
@@ -111,22 +123,23 @@ function connection() {
   let parts = [];
   let got = 0;
   const finish = (text) => {
-    const call = conn.call;
-    conn.call = null;
+    const call = conn.calls.shift();
     res.path = call.path;
     const answered = res;
     res = null;
     parts = [];
     got = 0;
-    socket.unref();
-    idle.push(conn);
+    if (conn.calls.length === 0) {
+      socket.unref();
+      idle.push(conn);
+    }
     call.done(answered, text);
   };
   socket.on("data", (chunk) => {
     let data = buffered === null ? chunk : Buffer.concat([buffered, chunk]);
     buffered = null;
     while (data.length > 0) {
-      if (conn.call === null) return fatal(new Error("Runtime API sent data nobody asked for"));
+      if (conn.calls.length === 0) return fatal(new Error("Runtime API sent data nobody asked for"));
       if (res === null) {
         const end = data.indexOf("\r\n\r\n");
         if (end === -1) {
@@ -182,12 +195,12 @@ function connection() {
     }
   });
   socket.on("error", (err) => {
-    if (conn.call !== null) fatal(err);
+    if (conn.calls.length > 0) fatal(err);
   });
   socket.on("close", () => {
     const i = idle.indexOf(conn);
     if (i !== -1) idle.splice(i, 1);
-    if (conn.call !== null) fatal(new Error("socket hang up"));
+    if (conn.calls.length > 0) fatal(new Error("socket hang up"));
   });
   return conn;
 }
@@ -692,9 +705,16 @@ let waiting = 0;
 
 function next() {
   if (phase === "crashed") return;
+  const conn = takeConnection();
+  send(conn, nextRequest(conn));
+}
+
+/** The `next` call's text, its answer expected on `conn` (and the loop counted as waiting). */
+function nextRequest(conn) {
   phase = running.size > 0 ? "invoke" : "idle";
   waiting++;
-  call("GET", NEXT, undefined, undefined, nextEvent);
+  conn.calls.push({ path: NEXT, done: nextEvent });
+  return requestText("GET", NEXT);
 }
 
 function nextEvent(res, body) {
@@ -705,6 +725,18 @@ function nextEvent(res, body) {
   invoke(res, body);
 }
 
+/**
+ * An event's answer, and this loop's next `next` call right behind it on the same connection, in
+ * the same write (HTTP/1.1 pipelining): the runtime need not wake for the 202 before it asks for
+ * more, and the server reads both at once. Answers come in order, so `next`'s is the event after.
+ */
+function answer(path, body, errorType) {
+  const conn = takeConnection();
+  conn.calls.push({ path, done: checkAccepted });
+  const text = requestText("POST", path, body, errorType);
+  send(conn, phase === "crashed" ? text : text + nextRequest(conn));
+}
+
 function postResult(id, result) {
   let body;
   try {
@@ -713,24 +745,13 @@ function postResult(id, result) {
     postError(id, new Error("Unable to stringify response body"));
     return;
   }
-  call("POST", `${BASE}/invocation/${encodeURIComponent(id)}/response`, body ?? "null", undefined, afterPost);
+  answer(`${BASE}/invocation/${encodeURIComponent(id)}/response`, body ?? "null");
 }
 
 function postError(id, err) {
   logError("Invoke Error", err);
   const rapid = toRapidError(err);
-  call(
-    "POST",
-    `${BASE}/invocation/${encodeURIComponent(id)}/error`,
-    JSON.stringify(rapid),
-    rapid.errorType,
-    afterPost,
-  );
-}
-
-function afterPost(res, body) {
-  checkAccepted(res, body);
-  next();
+  answer(`${BASE}/invocation/${encodeURIComponent(id)}/error`, JSON.stringify(rapid), rapid.errorType);
 }
 
 function parseJsonHeader(value, name) {
