@@ -36,6 +36,7 @@ import {
   runtimeServesRelays,
   runtimeVersionLabel,
 } from "./runtimes.js";
+import type { StartGate } from "./start-gate.js";
 import type { StemCell, StemCellPool } from "./stem-cells.js";
 import { TELEMETRY_PATH, TelemetryApi } from "./telemetry-api.js";
 import { directTransport, namespaceTransport, type TelemetryTransport } from "./telemetry-transport.js";
@@ -55,6 +56,8 @@ export interface EnvironmentDeps {
   freezeIdle: boolean;
   /** Pre-started runtimes for cold starts (absent or empty: always spawn). */
   stemCells?: StemCellPool;
+  /** How many environments start at once (absent: no limit). */
+  starts?: StartGate;
   pidsLimit: number;
   /** The way back to this platform's API (absent: environments get no endpoint of their own). */
   platformApi?: PlatformApiChannel;

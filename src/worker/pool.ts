@@ -26,9 +26,13 @@ import {
 import { isIdle } from "./environment-state.js";
 import { invokeStatus } from "./platform-lines.js";
 import type { ScaleLimiter } from "./scale-limiter.js";
+import type { StartTurn } from "./start-gate.js";
 import { stemFamily } from "./stem-cells.js";
 
 export type { ProvisionedProgress } from "../protocol/invoke.js";
+
+/** Without a start gate: every start may go at once. */
+const ANY_TURN: StartTurn = { release: () => {} };
 
 /** How long an invoke over the scaling rate waits for a busy environment to free up. */
 const SCALE_WAIT_MS = 1000;
@@ -94,22 +98,30 @@ export class FunctionPool {
       let env = this.takeIdle() ?? (await this.claimWarming());
       if (!env) {
         if (input.warmOnly) throw workerBusy();
-        if (!this.scale.tryTake()) {
+        const next = await this.startTurn();
+        if ("env" in next) {
+          env = next.env;
+        } else if (!this.scale.tryTake()) {
+          next.turn.release();
           env = await this.waitForEnvironment();
         } else {
           env = this.newEnvironment("on-demand");
-          let opt: MergedLayers | undefined;
           try {
-            opt = await this.layers();
-          } catch (err) {
-            await env.destroy("failure");
-            return this.initFailure(env, input, layerFailure(err));
-          }
-          try {
-            await env.init(await this.codeDir(), this.stemFor(opt), opt);
-          } catch (failure) {
-            if (isOutcome(failure)) return this.initFailure(env, input, failure);
-            throw failure;
+            let opt: MergedLayers | undefined;
+            try {
+              opt = await this.layers();
+            } catch (err) {
+              await env.destroy("failure");
+              return this.initFailure(env, input, layerFailure(err));
+            }
+            try {
+              await env.init(await this.codeDir(), this.stemFor(opt), opt);
+            } catch (failure) {
+              if (isOutcome(failure)) return this.initFailure(env, input, failure);
+              throw failure;
+            }
+          } finally {
+            next.turn.release();
           }
         }
       }
@@ -120,6 +132,29 @@ export class FunctionPool {
       this.inFlight--;
       if (this.inFlight === 0) this.drained?.();
     }
+  }
+
+  /**
+   * The worker's turn to start an environment (see StartGate), or, when this function's environment
+   * frees up first, that environment: an invoke waiting for its turn takes it instead.
+   */
+  private startTurn(): Promise<{ turn: StartTurn } | { env: ExecutionEnvironment }> {
+    const gate = this.deps.starts;
+    if (!gate) return Promise.resolve({ turn: ANY_TURN });
+    const turn = gate.tryAcquire();
+    if (turn) return Promise.resolve({ turn });
+    return new Promise((resolve) => {
+      const waiter = (env: ExecutionEnvironment) => {
+        withdraw();
+        resolve({ env });
+      };
+      const withdraw = gate.enqueue((turn) => {
+        const i = this.waiters.indexOf(waiter);
+        if (i !== -1) this.waiters.splice(i, 1);
+        resolve({ turn });
+      });
+      this.waiters.push(waiter);
+    });
   }
 
   /** A stem cell for a new environment, if one can take it. */

@@ -27,6 +27,7 @@ import {
   runtimeServesRelays,
   transportArgs,
 } from "./runtimes.js";
+import type { StartGate, StartTurn } from "./start-gate.js";
 
 /** Stem cells are kept per runtime identifier: each runs its own language version. */
 export type StemFamily = Runtime;
@@ -41,6 +42,8 @@ export interface StemCellDeps {
   maxResponseBytes: number;
   pidsLimit: number;
   platformApi?: PlatformApiChannel;
+  /** Cells boot through the worker's start gate, behind the cold starts waiting there. */
+  starts?: StartGate;
 }
 
 /** The stem cells that can run this runtime, if any (`provided` runtimes bring their own bootstrap). */
@@ -280,35 +283,52 @@ export class StemCellPool {
     const missing = target - cells.length - (this.starting.get(family) ?? 0);
     for (let i = 0; i < missing; i++) {
       this.starting.set(family, (this.starting.get(family) ?? 0) + 1);
-      const started: Promise<unknown> = StemCell.start(family, this.deps).then(
-        (cell) => {
-          this.starting.set(family, (this.starting.get(family) ?? 1) - 1);
-          if (this.closed) return cell.destroy();
-          this.stats.started++;
-          cells.push(cell);
-          for (let i = this.watchers.length - 1; i >= 0; i--) {
-            const w = this.watchers[i] as { family: StemFamily; resolve: () => void };
-            if (w.family === family) {
-              this.watchers.splice(i, 1);
-              w.resolve();
-            }
+      const started: Promise<unknown> = this.turn()
+        .then(async (turn) => {
+          try {
+            return this.closed ? undefined : await StemCell.start(family, this.deps);
+          } finally {
+            turn.release();
           }
-          void cell.sandbox.exited.then(() => {
-            const i = cells.indexOf(cell);
-            if (i !== -1) cells.splice(i, 1);
-          });
-        },
-        (err: unknown) => {
-          this.starting.set(family, (this.starting.get(family) ?? 1) - 1);
-          console.error(
-            `lambent: could not start a ${family} stem cell:`,
-            err instanceof Error ? err.message : err,
-          );
-        },
-      );
+        })
+        .then(
+          (cell) => {
+            this.starting.set(family, (this.starting.get(family) ?? 1) - 1);
+            if (!cell) return;
+            if (this.closed) return cell.destroy();
+            this.stats.started++;
+            cells.push(cell);
+            for (let i = this.watchers.length - 1; i >= 0; i--) {
+              const w = this.watchers[i] as { family: StemFamily; resolve: () => void };
+              if (w.family === family) {
+                this.watchers.splice(i, 1);
+                w.resolve();
+              }
+            }
+            void cell.sandbox.exited.then(() => {
+              const i = cells.indexOf(cell);
+              if (i !== -1) cells.splice(i, 1);
+            });
+          },
+          (err: unknown) => {
+            this.starting.set(family, (this.starting.get(family) ?? 1) - 1);
+            console.error(
+              `lambent: could not start a ${family} stem cell:`,
+              err instanceof Error ? err.message : err,
+            );
+          },
+        );
       const settled = started.catch(() => undefined).finally(() => this.pending.delete(settled));
       this.pending.add(settled);
     }
+  }
+
+  /** A turn of the worker's start gate (at once without one). */
+  private turn(): Promise<StartTurn> {
+    const gate = this.deps.starts;
+    const turn = gate ? gate.tryAcquire() : { release: () => {} };
+    if (turn) return Promise.resolve(turn);
+    return new Promise((granted) => gate?.enqueue(granted));
   }
 
   /**

@@ -16,6 +16,7 @@ import type {
 import type { EnvironmentDeps } from "./environment.js";
 import { FunctionPool, workerBusy } from "./pool.js";
 import { ScaleLimiter } from "./scale-limiter.js";
+import { StartGate } from "./start-gate.js";
 import { StemCellPool } from "./stem-cells.js";
 
 export interface WorkerOptions extends EnvironmentDeps {
@@ -38,15 +39,15 @@ export class Worker implements WorkerClient, EnvironmentView {
   private readonly reaper: NodeJS.Timeout;
 
   readonly stemCells: StemCellPool;
-  /** What every environment of this worker is built with (the options plus the stem-cell pool). */
-  private readonly opts: WorkerOptions & { stemCells: StemCellPool };
+  /** What every environment of this worker is built with (the options plus the stem-cell pool and the start gate). */
+  private readonly opts: WorkerOptions & { stemCells: StemCellPool; starts: StartGate };
 
   /** The worker's own run dir (emptied at start); sockets go to the driver's socket dir when it has one. */
   private readonly ownRunDir: string;
 
   constructor(options: WorkerOptions) {
     this.ownRunDir = options.runDir;
-    const deps = { ...options, runDir: options.driver.socketDir ?? options.runDir };
+    const deps = { ...options, runDir: options.driver.socketDir ?? options.runDir, starts: new StartGate() };
     this.stemCells = new StemCellPool(deps, options.prewarm);
     this.opts = { ...deps, stemCells: this.stemCells };
     const idleMs = options.idleTimeoutSeconds * 1000;

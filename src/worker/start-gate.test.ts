@@ -1,0 +1,64 @@
+/** The worker's start gate: a few environment starts at once, the rest in order, none held forever. */
+import { afterEach, describe, expect, it, vi } from "vitest";
+import { StartGate, type StartTurn } from "./start-gate.js";
+
+afterEach(() => {
+  vi.useRealTimers();
+});
+
+describe("start gate", () => {
+  it("grants up to its limit at once, then one per released turn, first come first served", () => {
+    const gate = new StartGate(2);
+    const a = gate.tryAcquire() as StartTurn;
+    const b = gate.tryAcquire() as StartTurn;
+    expect(a).toBeDefined();
+    expect(b).toBeDefined();
+    expect(gate.tryAcquire()).toBeUndefined();
+    const order: string[] = [];
+    const turns: StartTurn[] = [];
+    for (const name of ["c", "d"]) {
+      gate.enqueue((turn) => {
+        order.push(name);
+        turns.push(turn);
+      });
+    }
+    expect(gate.waiting).toBe(2);
+    a.release();
+    // Released twice: still one turn handed on.
+    a.release();
+    expect(order).toEqual(["c"]);
+    // Someone is queued: a newcomer does not jump the queue.
+    b.release();
+    expect(order).toEqual(["c", "d"]);
+    expect(gate.tryAcquire()).toBeUndefined();
+    for (const t of turns) t.release();
+    expect(gate.tryAcquire()).toBeDefined();
+  });
+
+  it("lets a waiter withdraw (an environment of its function freed up first)", () => {
+    const gate = new StartGate(1);
+    const held = gate.tryAcquire() as StartTurn;
+    const granted = vi.fn();
+    const withdraw = gate.enqueue(granted);
+    expect(withdraw()).toBe(true);
+    expect(withdraw()).toBe(false);
+    held.release();
+    expect(granted).not.toHaveBeenCalled();
+    expect(gate.tryAcquire()).toBeDefined();
+  });
+
+  it("hands a turn on when an Init holds it past the hold time", () => {
+    vi.useFakeTimers();
+    const gate = new StartGate(1);
+    const slow = gate.tryAcquire() as StartTurn;
+    const granted = vi.fn();
+    gate.enqueue(granted);
+    vi.advanceTimersByTime(999);
+    expect(granted).not.toHaveBeenCalled();
+    vi.advanceTimersByTime(1);
+    expect(granted).toHaveBeenCalledTimes(1);
+    // The slow Init's own release later changes nothing.
+    slow.release();
+    expect(gate.tryAcquire()).toBeUndefined();
+  });
+});
