@@ -25,7 +25,7 @@ bash scripts/ric-fixture.sh >.cache/ric-fixture.log 2>&1 &
 ric=$!
 phase "brokers (PostgreSQL, Redis, RabbitMQ, Mosquitto, NATS)" bash scripts/services.sh
 phase "static checks" bash scripts/check.sh
-phase "build (tsc -p tsconfig.build.json)" node node_modules/typescript/bin/tsc -p tsconfig.build.json
+phase "build (tsc -p tsconfig.build.json; incremental: quick after npm ci built it)" node node_modules/typescript/bin/tsc -p tsconfig.build.json
 phase "console bundle (scripts/build-console.mjs)" node scripts/build-console.mjs
 export LAMBENT_DIST_BUILT=1 # tests that start child servers use this dist/ instead of rebuilding it
 phase "default runtimes (nodejs22.x, nodejs24.x, python3.13; quick once installed)" node bin/lambent.js runtimes install
