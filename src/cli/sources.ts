@@ -1,24 +1,10 @@
 /** `lambent sources`: event source mappings with state, lag, throughput and counters. */
 import type { Command } from "commander";
+import type { MappingStatus } from "../sources/status.js";
 import { signedFetch } from "./signed-fetch.js";
 
-interface SourceRow {
-  UUID: string;
-  FunctionName: string;
-  Source: string;
-  Target: string;
-  State: string;
-  LastProcessingResult: string;
-  lag: number | null;
-  recordsPerSecond: number;
-  recordsProcessed: number;
-  recordsFiltered: number;
-  recordsFailed: number;
-  retries: number;
-  throttles: number;
-  recursiveLoopsStopped: number;
-  reconnects: number;
-}
+/** One row: what the stats route answers (a plain-data shape, imported as a type). */
+type SourceRow = MappingStatus;
 
 const COLUMNS: Array<[string, (r: SourceRow) => string]> = [
   ["UUID", (r) => r.UUID],
