@@ -474,10 +474,14 @@ describe("bwrap sandbox: a runtime's own 127.0.0.1:9001, attacked from inside", 
           ZipFile: await zipEntries([
             {
               name: "index.py",
-              // Sleeps so that the 4 invokes land in the 4 processes.
+              // Each invoke waits until 4 run at once (a file each in the environment's /tmp), so the
+              // 4 land in the 4 processes.
               content: `import os, time, urllib.error, urllib.request
 def handler(event, context):
-    time.sleep(1)
+    open("/tmp/running-%d" % os.getpid(), "w").close()
+    deadline = time.time() + 20
+    while len([f for f in os.listdir("/tmp") if f.startswith("running-")]) < 4 and time.time() < deadline:
+        time.sleep(0.01)
     try:
         urllib.request.urlopen("http://127.0.0.1:9001/2018-06-01/none", timeout=10)
     except urllib.error.HTTPError as e:

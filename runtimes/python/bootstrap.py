@@ -297,21 +297,24 @@ class _RelayedConnection:
         self.masks = [0, 0]
         loop.conns[self.fds[0]] = (self, 0)
         loop.conns[self.fds[1]] = (self, 1)
-        self.watch()
+        try:
+            self.watch()
+        except OSError:
+            self.close()
 
     def on_event(self, side, mask):
         loop = self.loop
         try:
-            if self.pending[1 - side] and mask & (loop.OUT | loop.DONE):
-                self.flush(1 - side)
-            if not (self.ended[side] or self.pending[side]) and mask & (loop.IN | loop.DONE):
-                self.read(side)
-        except BlockingIOError:
-            pass
-        except OSError:  # reset, broken pipe: both sides end
+            try:
+                if self.pending[1 - side] and mask & (loop.OUT | loop.DONE):
+                    self.flush(1 - side)
+                if not (self.ended[side] or self.pending[side]) and mask & (loop.IN | loop.DONE):
+                    self.read(side)
+            except BlockingIOError:
+                pass
+            self.watch()
+        except OSError:  # reset, broken pipe, epoll out of room: both sides end
             self.close()
-            return
-        self.watch()
 
     def read(self, side):
         data = self.socks[side].recv(_RelayLoop.CHUNK)
