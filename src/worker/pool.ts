@@ -152,7 +152,7 @@ export class FunctionPool {
         const i = this.waiters.indexOf(waiter);
         if (i !== -1) this.waiters.splice(i, 1);
         resolve({ turn });
-      });
+      }, this.fn.name);
       this.waiters.push(waiter);
     });
   }

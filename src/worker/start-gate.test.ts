@@ -61,4 +61,34 @@ describe("start gate", () => {
     slow.release();
     expect(gate.tryAcquire()).toBeUndefined();
   });
+
+  it("goes round the functions waiting: a burst of one does not hold another's start behind all of it", () => {
+    const gate = new StartGate(1);
+    const held = gate.tryAcquire() as StartTurn;
+    const order: string[] = [];
+    const grant = (name: string) => (turn: StartTurn) => {
+      order.push(name);
+      turn.release();
+    };
+    gate.enqueue(grant("stem"));
+    for (let i = 0; i < 5; i++) gate.enqueue(grant(`burst${i}`), "burst");
+    gate.enqueue(grant("single"), "single");
+    gate.enqueue(grant("other"), "other");
+    expect(gate.waiting).toBe(8);
+    held.release();
+    expect(order).toEqual(["burst0", "single", "other", "burst1", "burst2", "burst3", "burst4", "stem"]);
+    expect(gate.waiting).toBe(0);
+  });
+
+  it("forgets a function whose waiters all withdrew", () => {
+    const gate = new StartGate(1);
+    const held = gate.tryAcquire() as StartTurn;
+    const withdraw = gate.enqueue(vi.fn(), "gone");
+    const granted = vi.fn();
+    gate.enqueue(granted, "kept");
+    expect(withdraw()).toBe(true);
+    expect(gate.waiting).toBe(1);
+    held.release();
+    expect(granted).toHaveBeenCalledTimes(1);
+  });
 });

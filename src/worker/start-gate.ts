@@ -6,6 +6,10 @@
  * still waiting for its turn takes an environment of its function that has meanwhile finished
  * its event instead (see FunctionPool).
  *
+ * Turns go round the functions waiting, one each in turn, so one function's burst of cold starts
+ * does not hold another's single start behind all of it; stem-cell refills (no function) get a
+ * turn only when no function is waiting.
+ *
  * A turn is held for the runtime's start, not for a long Init of the function's own: after
  * HOLD_MS it is handed on even if Init goes on (such an Init is waiting, mostly, not computing).
  */
@@ -18,32 +22,57 @@ export interface StartTurn {
   release(): void;
 }
 
+type Waiter = (turn: StartTurn) => void;
+
 export class StartGate {
   private active = 0;
-  private readonly queue: Array<(turn: StartTurn) => void> = [];
+  /** Waiters per function, in the order their functions take turns (a Map keeps insertion order). */
+  private readonly byFunction = new Map<string, Waiter[]>();
+  /** Starts for no function (stem cells), served when no function waits. */
+  private readonly background: Waiter[] = [];
 
   constructor(readonly limit = Math.max(2, 2 * availableParallelism())) {}
 
-  /** A turn now, if one is free. */
+  /** A turn now, if one is free and nobody is waiting for one. */
   tryAcquire(): StartTurn | undefined {
-    if (this.active >= this.limit || this.queue.length > 0) return undefined;
+    if (this.active >= this.limit || this.waiting > 0) return undefined;
     return this.grant();
   }
 
-  /** Wait for a turn; the returned function withdraws from the queue (false if the turn was granted already). */
-  enqueue(granted: (turn: StartTurn) => void): () => boolean {
-    this.queue.push(granted);
+  /**
+   * Wait for a turn, as a start of function `fn` (undefined: a start for no function). The returned
+   * function withdraws from the queue (false if the turn was granted already).
+   */
+  enqueue(granted: Waiter, fn?: string): () => boolean {
+    const queue = fn === undefined ? this.background : (this.byFunction.get(fn) ?? []);
+    if (fn !== undefined && queue.length === 0) this.byFunction.set(fn, queue);
+    queue.push(granted);
     return () => {
-      const i = this.queue.indexOf(granted);
+      const i = queue.indexOf(granted);
       if (i === -1) return false;
-      this.queue.splice(i, 1);
+      queue.splice(i, 1);
+      if (fn !== undefined && queue.length === 0 && this.byFunction.get(fn) === queue)
+        this.byFunction.delete(fn);
       return true;
     };
   }
 
   /** Starts waiting for a turn. */
   get waiting(): number {
-    return this.queue.length;
+    let n = this.background.length;
+    for (const queue of this.byFunction.values()) n += queue.length;
+    return n;
+  }
+
+  /** The next waiter: the first function in turn (which then goes to the back), else a background start. */
+  private next(): Waiter | undefined {
+    for (const [fn, queue] of this.byFunction) {
+      this.byFunction.delete(fn);
+      const waiter = queue.shift();
+      if (queue.length > 0) this.byFunction.set(fn, queue);
+      if (waiter) return waiter;
+    }
+    return this.background.shift();
   }
 
   private grant(): StartTurn {
@@ -57,7 +86,7 @@ export class StartGate {
         released = true;
         clearTimeout(timer);
         this.active--;
-        const next = this.queue.shift();
+        const next = this.next();
         if (next) next(this.grant());
       },
     };
