@@ -53,7 +53,7 @@ describe("start gate", () => {
     const slow = gate.tryAcquire() as StartTurn;
     const granted = vi.fn();
     gate.enqueue(granted);
-    vi.advanceTimersByTime(999);
+    vi.advanceTimersByTime(2999);
     expect(granted).not.toHaveBeenCalled();
     vi.advanceTimersByTime(1);
     expect(granted).toHaveBeenCalledTimes(1);

@@ -12,10 +12,12 @@
  *
  * A turn is held for the runtime's start, not for a long Init of the function's own: after
  * HOLD_MS it is handed on even if Init goes on (such an Init is waiting, mostly, not computing).
+ * 1 s was too short: under load 15-20 bwrap starts took longer than that, the gate handed on a turn
+ * a second, and 100 from zero ran into Init timeouts again (12-36 of 100; none at 3 s).
  */
 import { availableParallelism } from "node:os";
 
-const HOLD_MS = 1000;
+const HOLD_MS = 3000;
 
 /** A turn to start an environment; release() is idempotent. */
 export interface StartTurn {
