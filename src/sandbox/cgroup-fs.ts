@@ -50,6 +50,25 @@ export class ControlFile {
     }
   }
 
+  /**
+   * The whole file, however long (cgroup.procs): `pread`s from its start until one comes back empty
+   * (a seq_file may answer short before its end: it hands out whole lines only).
+   */
+  readAll(): string | undefined {
+    try {
+      const fd = this.#open();
+      let text = "";
+      for (let offset = 0; ; ) {
+        const length = readSync(fd, this.#buffer, 0, this.#buffer.length, offset);
+        if (length === 0) return text;
+        text += this.#buffer.toString("latin1", 0, length);
+        offset += length;
+      }
+    } catch {
+      return undefined;
+    }
+  }
+
   write(value: string): void {
     try {
       writeSync(this.#open(), value, 0);
@@ -76,7 +95,11 @@ export function readKey(dir: string, file: string, key: string): number | undefi
 }
 
 export function pidsOf(dir: string): number[] {
-  return (readControl(dir, "cgroup.procs") ?? "").split("\n").filter(Boolean).map(Number);
+  return parsePids(readControl(dir, "cgroup.procs") ?? "");
+}
+
+export function parsePids(text: string): number[] {
+  return text.split("\n").filter(Boolean).map(Number);
 }
 
 export function killAll(pids: Iterable<number>): void {

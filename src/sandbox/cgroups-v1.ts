@@ -4,6 +4,7 @@ import {
   ControlFile,
   KILL_DEADLINE_MS,
   killTree,
+  parsePids,
   pidsOf,
   readControl,
   readKey,
@@ -80,9 +81,12 @@ export class CgroupV1Hierarchy implements CgroupHierarchy {
 class CgroupV1 implements SandboxCgroup {
   readonly #freezerState: ControlFile;
   readonly #peak: ControlFile;
+  /** Read after every invoke (Max Memory Used): kept open, an open and a close saved each time. */
+  readonly #procs: ControlFile;
 
   processIds(): number[] {
-    return pidsOf(this.dirs.memory);
+    const text = this.#destroyed ? undefined : this.#procs.readAll();
+    return text === undefined ? pidsOf(this.dirs.memory) : parsePids(text);
   }
 
   #destroyed: Promise<void> | undefined;
@@ -90,6 +94,7 @@ class CgroupV1 implements SandboxCgroup {
   constructor(private readonly dirs: Dirs) {
     this.#freezerState = new ControlFile(`${dirs.freezer}/freezer.state`);
     this.#peak = new ControlFile(`${dirs.memory}/memory.max_usage_in_bytes`);
+    this.#procs = new ControlFile(`${dirs.memory}/cgroup.procs`, 4096, "r");
   }
 
   procsFiles(): string[] {
@@ -180,6 +185,7 @@ class CgroupV1 implements SandboxCgroup {
     this.#generation++;
     this.#freezerState.close();
     this.#peak.close();
+    this.#procs.close();
     const dirs = CONTROLLERS.map((c) => this.dirs[c]);
     // Dying tasks need CPU to exit: a throttled tree (128 MB = 7 % of a core) would die slowly.
     try {

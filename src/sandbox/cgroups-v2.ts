@@ -1,6 +1,15 @@
 import { closeSync, existsSync, openSync, readSync, writeSync } from "node:fs";
 import { mkdir, readdir, writeFile } from "node:fs/promises";
-import { pidsOf, readControl, readKey, removeCgroupDir, until, writeControl } from "./cgroup-fs.js";
+import {
+  ControlFile,
+  parsePids,
+  pidsOf,
+  readControl,
+  readKey,
+  removeCgroupDir,
+  until,
+  writeControl,
+} from "./cgroup-fs.js";
 import type { CgroupLimits } from "./cgroup-limits.js";
 import { CPU_PERIOD_US, cpuQuotaUs } from "./cgroup-limits.js";
 import type { CgroupHierarchy, SandboxCgroup } from "./cgroups.js";
@@ -65,11 +74,16 @@ class CgroupV2 implements SandboxCgroup {
   #destroyed: Promise<void> | undefined;
   /** memory.peak resets per open file (Linux ≥ 6.12): keep one descriptor for reset and read. */
   #peak: number | undefined;
+  /** Read after every invoke (Max Memory Used): kept open, an open and a close saved each time. */
+  readonly #procs: ControlFile;
 
-  constructor(private readonly dir: string) {}
+  constructor(private readonly dir: string) {
+    this.#procs = new ControlFile(`${dir}/cgroup.procs`, 4096, "r");
+  }
 
   processIds(): number[] {
-    return pidsOf(this.dir);
+    const text = this.#destroyed ? undefined : this.#procs.readAll();
+    return text === undefined ? pidsOf(this.dir) : parsePids(text);
   }
 
   procsFiles(): string[] {
@@ -136,6 +150,7 @@ class CgroupV2 implements SandboxCgroup {
   /** cgroup.kill takes the whole tree atomically, frozen or not; then wait until it is empty. */
   async #teardown(): Promise<void> {
     if (this.#peak !== undefined) closeSync(this.#peak);
+    this.#procs.close();
     if (existsSync(this.dir)) {
       writeControl(this.dir, "cgroup.kill", "1");
       await until(() => pidsOf(this.dir).length === 0, 5000, `empty ${this.dir}`);
