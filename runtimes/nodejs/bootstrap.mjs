@@ -81,6 +81,7 @@ let hostHeader;
  * newline) is left out of the header: the server reads it from the body's `errorType` instead.
  */
 const INVALID_HEADER_VALUE = /[^\t\x20-\x7e\x80-\xff]/;
+const INVALID_HEADER_VALUES = /[^\t\x20-\x7e\x80-\xff]/g;
 
 /** The text of one request to the Runtime API. */
 function requestText(method, path, body, errorType) {
@@ -650,7 +651,8 @@ function responseStream(id, highWaterMark, onDone) {
     const rapid = toRapidError(err);
     const r = open();
     r.addTrailers({
-      "Lambda-Runtime-Function-Error-Type": rapid.errorType,
+      // A trailer is the only place the type goes here: one HTTP cannot carry loses those characters.
+      "Lambda-Runtime-Function-Error-Type": rapid.errorType.replace(INVALID_HEADER_VALUES, " "),
       "Lambda-Runtime-Function-Error-Body": Buffer.from(JSON.stringify(rapid)).toString("base64"),
     });
     r.end();
