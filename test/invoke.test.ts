@@ -163,6 +163,16 @@ describe.each(["process", "bwrap"] as const)("with the %s sandbox driver", (sand
       expect(Array.isArray(e.trace) || Array.isArray(e.stackTrace)).toBe(true);
     });
 
+    it("reports an error whose name no HTTP header can carry (the runtime does not exit)", async () => {
+      await withHandler("errors", "index.throwsBadName");
+      for (let i = 0; i < 2; i++) {
+        const r = await invoke(server.lambda, "errors", {});
+        expect(r.status).toBe(200);
+        expect(r.functionError).toBe("Unhandled");
+        expect(r.json).toMatchObject({ errorType: "Bad\nName\u2603", errorMessage: "bad name" });
+      }
+    });
+
     it("reports Runtime.HandlerNotFound and Runtime.ImportModuleError", async () => {
       await withHandler("errors", "index.nope");
       const nf = await invoke(server.lambda, "errors");
