@@ -123,6 +123,8 @@ function connection() {
   let length = -1; // the body's Content-Length; -1 chunked
   let parts = [];
   let got = 0;
+  /** Chunked: bytes of the current chunk still to come; -1 its size line next, -2 the CRLF after it. */
+  let chunkLeft = -1;
   const finish = (text) => {
     const call = conn.calls.shift();
     res.path = call.path;
@@ -130,6 +132,7 @@ function connection() {
     res = null;
     parts = [];
     got = 0;
+    chunkLeft = -1;
     if (conn.calls.length === 0) {
       socket.unref();
       idle.push(conn);
@@ -170,6 +173,24 @@ function connection() {
         continue;
       }
       // Chunked: `<hex size>\r\n<bytes>\r\n` …, ended by a zero size, (trailers) and an empty line.
+      // A chunk's bytes are taken as they come; only size lines and the end are waited for whole.
+      if (chunkLeft > 0) {
+        const take = Math.min(chunkLeft, data.length);
+        parts.push(take === data.length ? data : data.subarray(0, take));
+        chunkLeft -= take;
+        data = data.subarray(take);
+        if (chunkLeft === 0) chunkLeft = -2;
+        continue;
+      }
+      if (chunkLeft === -2) {
+        if (data.length < 2) {
+          buffered = data;
+          return;
+        }
+        data = data.subarray(2);
+        chunkLeft = -1;
+        continue;
+      }
       const eol = data.indexOf("\r\n");
       if (eol === -1) {
         buffered = data;
@@ -187,12 +208,8 @@ function connection() {
         finish(Buffer.concat(parts).toString());
         continue;
       }
-      if (data.length < eol + 2 + size + 2) {
-        buffered = data;
-        return;
-      }
-      parts.push(data.subarray(eol + 2, eol + 2 + size));
-      data = data.subarray(eol + 2 + size + 2);
+      data = data.subarray(eol + 2);
+      chunkLeft = size;
     }
   });
   socket.on("error", (err) => {
