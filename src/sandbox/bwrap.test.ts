@@ -290,8 +290,10 @@ describe.skipIf(!available)("bwrap sandbox driver", () => {
     const started = await start(driver, `let n = 0; setInterval(() => console.log("TICK " + ++n), 5);`);
     await started.output.waitFor(/TICK 3\n/);
     await started.sandbox.freeze();
-    const frozenAt = started.output.text.length;
+    // A line written just before the freeze may still be in the pipe: let it arrive, then nothing more may.
     await new Promise((resolve) => setTimeout(resolve, 100));
+    const frozenAt = started.output.text.length;
+    await new Promise((resolve) => setTimeout(resolve, 200));
     expect(started.output.text.length).toBe(frozenAt);
     const last = Number(started.output.text.match(/TICK (\d+)\n$/)?.[1]);
     await started.sandbox.thaw();
