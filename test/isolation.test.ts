@@ -19,45 +19,18 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { cpuQuotaUs, MEMORY_MB_PER_VCPU } from "../src/sandbox/cgroup-limits.js";
 import { instanceIdFor } from "../src/sandbox/index.js";
 import { invoke } from "./helpers/invoke.js";
-import { lambdaClient, ROLE, startServer, type TestServer } from "./helpers/server.js";
+import { createInlineFunction, lambdaClient, ROLE, startServer, type TestServer } from "./helpers/server.js";
 import { zipEntries } from "./helpers/zip.js";
 
 type Obj = Record<string, unknown>;
 let server: TestServer;
 
 async function fn(s: TestServer, name: string, code: string, memory = 128, timeout = 10) {
-  await s.lambda.send(
-    new CreateFunctionCommand({
-      FunctionName: name,
-      Runtime: "nodejs20.x",
-      Handler: "index.handler",
-      Role: ROLE,
-      MemorySize: memory,
-      Timeout: timeout,
-      Code: { ZipFile: await zipEntries([{ name: "index.js", content: code }]) },
-    }),
-  );
-  await waitUntilFunctionActiveV2(
-    { client: s.lambda, minDelay: 0.1, maxDelay: 0.5, maxWaitTime: 30 },
-    { FunctionName: name },
-  );
+  await createInlineFunction(s.lambda, name, code, { MemorySize: memory, Timeout: timeout });
 }
 
 async function pyFn(s: TestServer, name: string, code: string) {
-  await s.lambda.send(
-    new CreateFunctionCommand({
-      FunctionName: name,
-      Runtime: "python3.11",
-      Handler: "index.handler",
-      Role: ROLE,
-      Timeout: 30,
-      Code: { ZipFile: await zipEntries([{ name: "index.py", content: code }]) },
-    }),
-  );
-  await waitUntilFunctionActiveV2(
-    { client: s.lambda, minDelay: 0.1, maxDelay: 0.5, maxWaitTime: 30 },
-    { FunctionName: name },
-  );
+  await createInlineFunction(s.lambda, name, code, { Runtime: "python3.11", Timeout: 30 });
 }
 
 /** Host processes (socat relays) whose command line names one of this sandbox's sockets. */

@@ -1,16 +1,7 @@
-/**
- * Attack: where the Runtime API is TCP on the host's loopback (`--sandbox-network host`, the process
- * driver), a function connects to another environment's Runtime API: long-polls its
- * `invocation/next` to steal the victim's event, posts a response in its place, and asks a waiting
- * stem cell for its assignment (the next function's environment, secrets included). Every attempt
- * must fail, and the victim's invokes must be unaffected.
- */
-import { CreateFunctionCommand, waitUntilFunctionActiveV2 } from "@aws-sdk/client-lambda";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { ServerOptions } from "../../src/config.js";
 import { invoke } from "../helpers/invoke.js";
-import { ROLE, startServer, type TestServer } from "../helpers/server.js";
-import { zipEntries } from "../helpers/zip.js";
+import { createInlineFunction, startServer, type TestServer } from "../helpers/server.js";
 
 const VICTIM = `let n = 0;
 exports.handler = async () => ({ n: ++n, api: process.env.AWS_LAMBDA_RUNTIME_API });`;
@@ -40,21 +31,10 @@ exports.handler = async (e) => {
 };`;
 
 async function deploy(s: TestServer, name: string, code: string): Promise<void> {
-  await s.lambda.send(
-    new CreateFunctionCommand({
-      FunctionName: name,
-      Runtime: "nodejs20.x",
-      Handler: "index.handler",
-      Role: ROLE,
-      Timeout: 30,
-      Environment: { Variables: { SECRET: `${name}-secret` } },
-      Code: { ZipFile: await zipEntries([{ name: "index.js", content: code }]) },
-    }),
-  );
-  await waitUntilFunctionActiveV2(
-    { client: s.lambda, minDelay: 0.1, maxDelay: 0.5, maxWaitTime: 30 },
-    { FunctionName: name },
-  );
+  await createInlineFunction(s.lambda, name, code, {
+    Timeout: 30,
+    Environment: { Variables: { SECRET: `${name}-secret` } },
+  });
 }
 
 const MODES: Array<[string, Partial<ServerOptions>]> = [

@@ -12,14 +12,13 @@ import { closeSync, existsSync, mkdtempSync, openSync, readdirSync, readFileSync
 import { connect, createServer, type Server } from "node:net";
 import { networkInterfaces, tmpdir } from "node:os";
 import { join } from "node:path";
-import { CreateFunctionCommand, type LambdaClient, waitUntilFunctionActiveV2 } from "@aws-sdk/client-lambda";
+import type { LambdaClient } from "@aws-sdk/client-lambda";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { NETNS_SCRIPT, poolAddresses } from "../../src/sandbox/netns-pool.js";
 import { eventually, instanceOf } from "../helpers/cgroups.js";
 import { buildAsync, type ChildServer, startChild } from "../helpers/child-server.js";
 import { invoke } from "../helpers/invoke.js";
-import { lambdaClient, ROLE, startServer, type TestServer } from "../helpers/server.js";
-import { zipEntries } from "../helpers/zip.js";
+import { createInlineFunction, lambdaClient, startServer, type TestServer } from "../helpers/server.js";
 
 /**
  * `{targets}`: tries each [host, port] ("connected" or the reason it did not); `{listen}`: keeps a
@@ -60,20 +59,7 @@ interface ProbeAnswer {
 }
 
 async function deployProbe(lambda: LambdaClient, name: string): Promise<void> {
-  await lambda.send(
-    new CreateFunctionCommand({
-      FunctionName: name,
-      Runtime: "nodejs20.x",
-      Handler: "index.handler",
-      Role: ROLE,
-      Timeout: 30,
-      Code: { ZipFile: await zipEntries([{ name: "index.js", content: PROBE }]) },
-    }),
-  );
-  await waitUntilFunctionActiveV2(
-    { client: lambda, minDelay: 0.1, maxDelay: 0.5, maxWaitTime: 30 },
-    { FunctionName: name },
-  );
+  await createInlineFunction(lambda, name, PROBE, { Timeout: 30 });
 }
 
 async function probe(lambda: LambdaClient, name: string, event: object): Promise<ProbeAnswer> {

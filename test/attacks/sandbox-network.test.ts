@@ -8,14 +8,12 @@ import { type ChildProcess, spawn, spawnSync } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { createServer, type Server } from "node:net";
 import { networkInterfaces } from "node:os";
-import { CreateFunctionCommand, waitUntilFunctionActiveV2 } from "@aws-sdk/client-lambda";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { hostPortsRefusal, ServerOptionError } from "../../src/config.js";
 import { Platform } from "../../src/platform.js";
 import { sandboxOriginOf } from "../../src/worker/platform-api.js";
 import { invoke } from "../helpers/invoke.js";
-import { ROLE, startServer, type TestServer } from "../helpers/server.js";
-import { zipEntries } from "../helpers/zip.js";
+import { createInlineFunction, startServer, type TestServer } from "../helpers/server.js";
 
 /** The host's loopback services on this machine kind (see scripts/services.sh). */
 const HOST_SERVICES = { postgresql: 5432, redis: 6379, rabbitmq: 5672, nats: 4222, mariadb: 3306 };
@@ -43,20 +41,7 @@ exports.handler = async (e) => {
 };`;
 
 async function deployProbe(s: TestServer, name: string): Promise<void> {
-  await s.lambda.send(
-    new CreateFunctionCommand({
-      FunctionName: name,
-      Runtime: "nodejs20.x",
-      Handler: "index.handler",
-      Role: ROLE,
-      Timeout: 30,
-      Code: { ZipFile: await zipEntries([{ name: "index.js", content: PROBE }]) },
-    }),
-  );
-  await waitUntilFunctionActiveV2(
-    { client: s.lambda, minDelay: 0.1, maxDelay: 0.5, maxWaitTime: 30 },
-    { FunctionName: name },
-  );
+  await createInlineFunction(s.lambda, name, PROBE, { Timeout: 30 });
 }
 
 function hostIPv4s(): string[] {

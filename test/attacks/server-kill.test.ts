@@ -7,7 +7,7 @@
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { CreateFunctionCommand, type LambdaClient, waitUntilFunctionActiveV2 } from "@aws-sdk/client-lambda";
+import type { LambdaClient } from "@aws-sdk/client-lambda";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import {
   eventually,
@@ -21,8 +21,7 @@ import {
 } from "../helpers/cgroups.js";
 import { buildAsync, type ChildServer, startChild } from "../helpers/child-server.js";
 import { invoke } from "../helpers/invoke.js";
-import { lambdaClient, ROLE } from "../helpers/server.js";
-import { zipEntries } from "../helpers/zip.js";
+import { createInlineFunction, lambdaClient } from "../helpers/server.js";
 
 /**
  * Starts a fork bomb in the background (at the lowest priority, so the runtime still gets CPU to
@@ -51,21 +50,7 @@ afterAll(async () => {
 });
 
 async function create(lambda: LambdaClient, name: string, code: string, memory: number): Promise<void> {
-  await lambda.send(
-    new CreateFunctionCommand({
-      FunctionName: name,
-      Runtime: "nodejs20.x",
-      Handler: "index.handler",
-      Role: ROLE,
-      MemorySize: memory,
-      Timeout: 600,
-      Code: { ZipFile: await zipEntries([{ name: "index.js", content: code }]) },
-    }),
-  );
-  await waitUntilFunctionActiveV2(
-    { client: lambda, minDelay: 0.1, maxDelay: 0.5, maxWaitTime: 30 },
-    { FunctionName: name },
-  );
+  await createInlineFunction(lambda, name, code, { MemorySize: memory, Timeout: 600 });
 }
 
 /** A bwrap server with two bombed environments: one idle (frozen with its bomb inside), one mid-invoke. */

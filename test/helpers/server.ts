@@ -13,7 +13,7 @@ import {
 } from "@aws-sdk/client-lambda";
 import type { ServerOptions } from "../../src/config.js";
 import { Platform } from "../../src/platform.js";
-import { zipFixture } from "./zip.js";
+import { zipEntries, zipFixture } from "./zip.js";
 
 export const ROLE = "arn:aws:iam::000000000000:role/lambda-role";
 
@@ -25,6 +25,33 @@ export interface TestServer {
   /** Create a function from a fixture folder and wait until it is Active. */
   deploy(name: string, fixture: string, extra?: Partial<CreateFunctionCommandInput>): Promise<void>;
   stop(): Promise<void>;
+}
+
+/**
+ * Creates a function whose code is one file (`index.js`, or `index.py` for a Python runtime; Node.js
+ * 20 unless `extra` names a runtime; handler `index.handler`) and waits until it is Active.
+ */
+export async function createInlineFunction(
+  lambda: LambdaClient,
+  name: string,
+  code: string,
+  extra: Partial<CreateFunctionCommandInput> = {},
+): Promise<void> {
+  const file = extra.Runtime?.startsWith("python") ? "index.py" : "index.js";
+  await lambda.send(
+    new CreateFunctionCommand({
+      FunctionName: name,
+      Runtime: "nodejs20.x",
+      Handler: "index.handler",
+      Role: ROLE,
+      ...extra,
+      Code: { ZipFile: await zipEntries([{ name: file, content: code }]) },
+    }),
+  );
+  await waitUntilFunctionActiveV2(
+    { client: lambda, minDelay: 0.1, maxDelay: 0.5, maxWaitTime: 30 },
+    { FunctionName: name },
+  );
 }
 
 export function lambdaClient(url: string, region = "us-east-1"): LambdaClient {
