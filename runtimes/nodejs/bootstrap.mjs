@@ -1,7 +1,7 @@
 // Lambent's built-in Node.js runtime.
 //
 // A plain program that speaks only Lambda's public Runtime API (2018-06-01), so it behaves like the
-// `nodejs*.x` managed runtimes: run as `node bootstrap.mjs [--runtime-api-socket=/path.sock]` with cwd =
+// `nodejs*.x` managed runtimes: run as `node bootstrap.mjs [--runtime-api-socket=/path.sock] [--node-path-view]` with cwd =
 // LAMBDA_TASK_ROOT and Lambda's environment (AWS_LAMBDA_RUNTIME_API, _HANDLER, AWS_LAMBDA_FUNCTION_*, ...).
 // With --runtime-api-socket it talks HTTP over that Unix socket, else TCP to AWS_LAMBDA_RUNTIME_API.
 //
@@ -408,8 +408,12 @@ function patchConsole() {
  * whose hooks run in a thread of their own: starting it blocks this one for a worker thread's start
  * (about half a bare `node` start's CPU, and ~12 MB of RSS). A stem cell starts that thread before it
  * knows its function (startEsmHooks) and hands it the folders once it does, over a MessagePort.
+ *
+ * With --node-path-view (the bwrap driver) there is no hook at all: the sandbox's /node_modules,
+ * where every ES module's resolution ends, links NODE_PATH's packages in NODE_PATH's order.
  */
 function installEsmFallback() {
+  if (nodePathView()) return;
   const dirs = (env.NODE_PATH ?? "").split(":").filter((d) => d.startsWith("/"));
   if (dirs.length === 0) return;
   // A specifier resolved "from" a file beside a folder's node_modules finds the folder's packages.
@@ -437,6 +441,11 @@ export function resolve(specifier, context, next) {
   for (let m = receiveMessageOnPort(port); m; m = receiveMessageOnPort(port)) parents = m.message;
   return fallback(parents, specifier, context, next, bare);
 }`;
+
+/** Whether the sandbox shows NODE_PATH's packages to ES modules itself (see installEsmFallback). */
+export function nodePathView() {
+  return process.argv.includes("--node-path-view", 2);
+}
 
 /** Where installEsmFallback sends Node 20's hook thread its NODE_PATH parents. */
 let esmHooksPort;

@@ -11,8 +11,9 @@ import Module, { createRequire } from "node:module";
 
 globalThis.__lambentStemCell = true;
 const runtime = await import("./bootstrap.mjs");
-// Node 20 resolves ES module imports through a hook thread: start it now, not on the cold path.
-runtime.startEsmHooks();
+// Node 20 resolves ES module imports through a hook thread: start it now, not on the cold path
+// (unless the sandbox shows NODE_PATH's packages to ES modules itself: then there is no hook).
+if (!runtime.nodePathView()) runtime.startEsmHooks();
 // The first CommonJS load pays for the loader's own warm-up: pay it now, with an empty module.
 createRequire(import.meta.url)("./warm.cjs");
 

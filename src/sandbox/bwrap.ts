@@ -39,6 +39,7 @@ import {
   spawnHostPortRelay,
 } from "./network.js";
 import { readOutput } from "./output.js";
+import { nodePathFolders, PackagesViews } from "./packages-view.js";
 import { PeakRss } from "./peak-rss.js";
 import { SANDBOX_USER } from "./sandbox-user.js";
 import { ScratchDisks, sweepScratch } from "./scratch.js";
@@ -86,6 +87,8 @@ export const SANDBOX_PATHS = {
   runtimeRoot: "/var/runtime",
   optRoot: "/opt",
   langRoot: "/var/lang",
+  /** NODE_PATH's packages for ES modules (see packages-view.ts). */
+  nodeModules: "/node_modules",
   runtimeApiSocket: "/run/lambent/runtime-api.sock",
   platformApiSocket: "/run/lambent/platform-api.sock",
 } as const;
@@ -115,6 +118,8 @@ export class BwrapDriver implements SandboxDriver {
   readonly #starting = new Set<Promise<unknown>>();
   #closing = false;
   readonly #views: ReadOnlyViews;
+  /** NODE_PATH's packages for ES modules, one view per layer set and SDK. */
+  readonly #packages: PackagesViews;
   readonly #hostPortsDir: string;
   /** Host-side relays of the opened host ports, and what namespaces are wired to. */
   #hostPortRelays: ChildProcess[] = [];
@@ -136,6 +141,7 @@ export class BwrapDriver implements SandboxDriver {
     this.#systemArgs = systemViewArgs(this.#stage.etcDir, options.network);
     this.#views = new ReadOnlyViews(`${options.runDir}/ro-views`, options.adoptableRoots ?? []);
     this.#hostPortsDir = `${options.runDir}/host-ports`;
+    this.#packages = new PackagesViews(`${resolve(options.runDir)}/node-path-views`);
     this.supportsStemCells = (options.adoptableRoots ?? []).length > 0;
   }
 
@@ -198,6 +204,7 @@ export class BwrapDriver implements SandboxDriver {
       this.#netns ? hostResolvers() : undefined,
     );
     if (this.supportsStemCells) await this.#views.mount();
+    await this.#packages.reset();
     if (this.#options.network === "isolated") await this.#openHostPorts();
   }
 
@@ -279,6 +286,7 @@ export class BwrapDriver implements SandboxDriver {
       ownRoot: true,
       ...(mounts.langDir ? { langRoot: SANDBOX_PATHS.langRoot } : {}),
       ...(mounts.sdk ? { sdkRoot: mounts.sdk.at } : {}),
+      ...(nodeMajor(mounts) !== undefined ? { nodePathView: true } : {}),
     };
     if (runtimeApi.kind === "unix") {
       const { platformApiSocket } = SANDBOX_PATHS;
@@ -380,6 +388,16 @@ export class BwrapDriver implements SandboxDriver {
     }
   }
 
+  /** The host folder of the NODE_PATH packages view for these mounts (a Node.js runtime's), made once. */
+  #packagesView(mounts: SandboxMounts): Promise<string> | undefined {
+    const major = nodeMajor(mounts);
+    if (major === undefined) return undefined;
+    const { optRoot, runtimeRoot } = SANDBOX_PATHS;
+    return this.#packages.view(
+      nodePathFolders(major, mounts.optDir, optRoot, mounts.sdk, mounts.runtimeDir, runtimeRoot),
+    );
+  }
+
   /**
    * Where each mount of the sandbox comes from, through the stage: code and layers (overlays held
    * while the environment lives), runtime files and language builds (pinned overlays), /tmp (its own
@@ -391,7 +409,8 @@ export class BwrapDriver implements SandboxDriver {
       dir === undefined ? undefined : this.#stage.acquire(dir, true).then((staged) => staged.path);
     const disk = this.#scratch.unavailable === undefined;
     const stemDir = resources.stemDir;
-    const [system, runtimeDir, langDir, sdkDir, task, opt, tmp] = await Promise.all([
+    const packages = stemDir === undefined ? this.#packagesView(mounts) : undefined;
+    const [system, runtimeDir, langDir, sdkDir, task, opt, tmp, nodeModules] = await Promise.all([
       this.#systemView(mounts.rootfs),
       pinned(mounts.runtimeDir),
       pinned(mounts.langDir),
@@ -411,6 +430,12 @@ export class BwrapDriver implements SandboxDriver {
         : stemDir === undefined
           ? resources.disk(limits.ephemeralStorageMb)
           : sharedMountPoint(`${stemDir}/tmp`),
+      // A stem cell's is empty until adoption (its layers are not known yet).
+      nodeMajor(mounts) === undefined
+        ? undefined
+        : stemDir !== undefined
+          ? sharedMountPoint(`${stemDir}/nm`).then(() => `${stemDir}/nm`)
+          : packages?.then((dir) => resources.overlay(dir)),
     ]);
     return {
       system,
@@ -428,6 +453,7 @@ export class BwrapDriver implements SandboxDriver {
         : tmp !== undefined
           ? { tmp: tmp as string }
           : {}),
+      ...(nodeModules !== undefined ? { nodeModules } : {}),
     };
   }
 
@@ -537,7 +563,17 @@ export class BwrapDriver implements SandboxDriver {
     const adopt =
       resources.stemDir === undefined
         ? undefined
-        : (mounts: SandboxMounts, limits: SandboxLimits) => resources.adopt(this.#views, mounts, limits);
+        : (mounts: SandboxMounts, limits: SandboxLimits) =>
+            // The runtime's parts (SDK, Node.js version) are the cell's own; code and layers the function's.
+            resources.adopt(
+              this.#views,
+              mounts,
+              limits,
+              this.#packagesView({
+                ...spec.mounts,
+                ...(mounts.optDir !== undefined ? { optDir: mounts.optDir } : {}),
+              }),
+            );
     return new BwrapSandbox(
       spec.id,
       child,
@@ -574,6 +610,8 @@ export class BwrapDriver implements SandboxDriver {
     // A stem cell's are empty until it is adopted; a mount on the host side then shows up here.
     args.push("--ro-bind", sources.task, SANDBOX_PATHS.taskRoot);
     if (sources.opt !== undefined) args.push("--ro-bind", sources.opt, SANDBOX_PATHS.optRoot);
+    if (sources.nodeModules !== undefined)
+      args.push("--ro-bind", sources.nodeModules, SANDBOX_PATHS.nodeModules);
     args.push(...runtimeMountArgs(mounts, sources));
     if (socket !== undefined) args.push("--ro-bind", socket, SANDBOX_PATHS.runtimeApiSocket);
     // The runtime serves 127.0.0.1:9000 from it (else a socat in the namespace does).
@@ -606,6 +644,8 @@ interface MountSources {
   tmp?: string;
   /** The platform API's socket, bound in when the runtime serves 9000 (a link to it on the stage). */
   platformApi?: string;
+  /** NODE_PATH's packages view (a stem cell's shared mount point for it), seen as /node_modules. */
+  nodeModules?: string;
 }
 
 /**
@@ -662,7 +702,12 @@ class EnvironmentResources {
    * A stem cell gets its function: code and layers on its shared mount points, its /tmp disk. Live
    * code (a dev mount) is bound as it is, read-only, so edits show; packages go through an overlay.
    */
-  async adopt(views: ReadOnlyViews, mounts: SandboxMounts, limits: SandboxLimits): Promise<void> {
+  async adopt(
+    views: ReadOnlyViews,
+    mounts: SandboxMounts,
+    limits: SandboxLimits,
+    packages: Promise<string> | undefined,
+  ): Promise<void> {
     const stemDir = this.stemDir as string;
     const bindOverlay = async (hostDir: string, at: string) =>
       bindMount(await this.overlay(views.readOnly(hostDir)), at);
@@ -674,6 +719,7 @@ class EnvironmentResources {
       this.scratch.unavailable === undefined
         ? this.disk(limits.ephemeralStorageMb, `${stemDir}/tmp`)
         : undefined,
+      packages?.then(async (dir) => bindMount(await this.overlay(dir), `${stemDir}/nm`)),
     ]);
   }
 
@@ -714,6 +760,13 @@ function runtimeMountArgs(mounts: SandboxMounts, sources: MountSources): string[
   }
   if (sources.langDir !== undefined) args.push("--ro-bind", sources.langDir, SANDBOX_PATHS.langRoot);
   return args;
+}
+
+/** A Node.js runtime's major version, if it is one (a version the driver can name a folder after). */
+function nodeMajor(mounts: SandboxMounts): string | undefined {
+  return mounts.nodeMajor !== undefined && /^[0-9]{1,3}$/.test(mounts.nodeMajor)
+    ? mounts.nodeMajor
+    : undefined;
 }
 
 /** setpriv inside the sandbox: become the sandbox user with no capabilities left to regain. */

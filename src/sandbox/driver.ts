@@ -24,6 +24,11 @@ export interface SandboxMounts {
   rootfs?: string;
   /** The runtime's AWS SDK: host folder, and where an isolating driver shows it. */
   sdk?: { dir: string; at: string };
+  /**
+   * A Node.js runtime's major version (`20`): its NODE_PATH has the layers' and the SDK's package
+   * folders, which a driver may also show to ES modules (`SandboxView.nodePathView`).
+   */
+  nodeMajor?: string;
 }
 
 /** Paths and addresses as the process inside the sandbox sees them. */
@@ -53,6 +58,11 @@ export interface SandboxView {
    * (`SandboxSpec.runtimeServesRelays`) spares the sandbox a relay process for each.
    */
   relays?: ReadonlyArray<{ port: number; socket: string }>;
+  /**
+   * The NODE_PATH packages (layers', SDK's) are linked at /node_modules, where every ES module's
+   * resolution ends: the Node.js runtime needs no resolve hook of its own (nor Node 20's hook thread).
+   */
+  nodePathView?: boolean;
 }
 
 export interface SandboxLimits {

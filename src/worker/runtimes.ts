@@ -19,6 +19,7 @@ export function runtimeMounts(rt: InstalledRuntime | undefined): Partial<Sandbox
   if (rt?.langDir) out.langDir = rt.langDir;
   if (rt?.rootfs) out.rootfs = rt.rootfs;
   if (rt?.sdkDir && rt.sandboxSdkDir) out.sdk = { dir: rt.sdkDir, at: rt.sandboxSdkDir };
+  if (rt?.family === "nodejs") out.nodeMajor = rt.id.slice(6, 8);
   return out;
 }
 
@@ -86,6 +87,11 @@ export function transportArgs(view: SandboxView, relays: boolean): string[] {
   return args;
 }
 
+/** The Node.js runtime's own arguments: `--node-path-view` when ES modules find NODE_PATH's packages without its hook. */
+export function nodeRuntimeArgs(view: SandboxView): string[] {
+  return view.nodePathView ? ["--node-path-view"] : [];
+}
+
 export function runtimeArgv(
   fn: Assignment,
   view: SandboxView,
@@ -101,6 +107,7 @@ export function runtimeArgv(
       ...interpreter(rt, view),
       `${view.runtimeRoot}/nodejs/bootstrap.mjs`,
       ...transportArgs(view, relays),
+      ...nodeRuntimeArgs(view),
     ];
   // -s: no user site-packages; the runtime itself keeps host packages off sys.path.
   return [

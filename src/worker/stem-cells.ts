@@ -21,6 +21,7 @@ import { RuntimeApiServer } from "./runtime-api.js";
 import { ownProcessesOnly, tcpEndpoint } from "./runtime-api-peer.js";
 import {
   interpreter,
+  nodeRuntimeArgs,
   pythonRuntimeArgs,
   RuntimeNotInstalled,
   runtimeMounts,
@@ -115,7 +116,12 @@ export class StemCell {
       if (!rt) throw new RuntimeNotInstalled(this.family);
       argv =
         runtimeFamily(this.family) === "nodejs"
-          ? [...interpreter(rt, view), `${view.runtimeRoot}/nodejs/stem.mjs`, ...transportArgs(view, relays)]
+          ? [
+              ...interpreter(rt, view),
+              `${view.runtimeRoot}/nodejs/stem.mjs`,
+              ...transportArgs(view, relays),
+              ...nodeRuntimeArgs(view),
+            ]
           : [
               ...interpreter(rt, view),
               "-s",
