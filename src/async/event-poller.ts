@@ -14,11 +14,20 @@
  * group-committed, and no claim query or poll between the 202 and the run.
  * Once the slots are full or events wait in the store, new events are queued
  * and claimed in order.
+ *
+ * A backlog drains without waiting on the store: claims take up to `prefetch` events more than
+ * the free slots (leased to this server like the running ones, heartbeat included) into a ready
+ * list that a freed slot starts from at once, and a slot is freed as soon as its event's invoke
+ * (or delivery) is over — the outcome's commit follows in the next group commit without holding
+ * it. Events left waiting in the ready list for a whole heartbeat (slow runs hold every slot) are
+ * handed back to the queue for other servers.
  */
 import type { AsyncQueue, QueuedEvent } from "./event-queue.js";
 
 export interface PollerOptions {
   concurrency: number;
+  /** Events claimed ahead of free slots (0: claim only for free slots). */
+  prefetch: number;
   /** Longest sleep between claims (the expired-lease sweep). */
   sweepMs: number;
   /** How often held leases are extended. */
@@ -26,8 +35,24 @@ export interface PollerOptions {
   onError: (err: unknown) => void;
 }
 
+/**
+ * Runs one event; calls `slotFree` once the part that needs a slot (the invoke or the delivery) is
+ * over, before committing the outcome (a handler that never calls it frees its slot when it
+ * resolves).
+ */
+export type EventHandler = (ev: QueuedEvent, slotFree: () => void) => Promise<void>;
+
 export class AsyncPoller {
+  /** Every event handed to the handler and not finished yet (its lease is this server's). */
   private readonly running = new Map<string, Promise<void>>();
+  /** Slots taken: running events that have not freed theirs. */
+  private busy = 0;
+  /** Claimed ahead (leased to this server), in order, waiting for a slot. */
+  private ready: QueuedEvent[] = [];
+  /** Ready events already waiting at the last heartbeat: handed back at the next if still waiting. */
+  private stale = new Set<string>();
+  /** Claims take events ahead of free slots; off after a hand-back, until a slot frees. */
+  private prefetching = true;
   /** Slots promised to events being enqueued on this server, to be adopted once committed. */
   private reserved = 0;
   /**
@@ -44,7 +69,7 @@ export class AsyncPoller {
 
   constructor(
     private readonly queue: AsyncQueue,
-    private readonly handle: (ev: QueuedEvent) => Promise<void>,
+    private readonly handle: EventHandler,
     private readonly opts: PollerOptions,
   ) {}
 
@@ -53,7 +78,7 @@ export class AsyncPoller {
   }
 
   private get free(): number {
-    return this.opts.concurrency - this.running.size - this.reserved;
+    return this.opts.concurrency - this.busy - this.reserved;
   }
 
   /**
@@ -62,7 +87,7 @@ export class AsyncPoller {
    * must be followed by adopt() or unreserve().
    */
   reserve(): boolean {
-    if (this.stopped || this.backlog || this.free <= 0) return false;
+    if (this.stopped || this.backlog || this.ready.length > 0 || this.free <= 0) return false;
     this.reserved++;
     return true;
   }
@@ -84,9 +109,7 @@ export class AsyncPoller {
 
   start(): void {
     this.stopped = false;
-    this.heartbeat = setInterval(() => {
-      if (this.running.size > 0) this.queue.heartbeat().catch(this.opts.onError);
-    }, this.opts.heartbeatMs);
+    this.heartbeat = setInterval(() => this.beat(), this.opts.heartbeatMs);
     this.heartbeat.unref();
     this.wake();
   }
@@ -114,21 +137,23 @@ export class AsyncPoller {
   private async cycle(): Promise<void> {
     let sleepMs: number | null = null;
     try {
-      // Claim in batches: while plenty of events run, a finishing one need not cost a claim query of
-      // its own; the next finishes (or the last slots freeing up) wake us.
+      // Claim in batches: while plenty of events run or wait ready, a finishing one need not cost a
+      // claim query of its own; the next finishes (or the last slots freeing up) wake us.
       const batch = Math.max(1, Math.ceil(this.opts.concurrency / 4));
       let drained = false;
       do {
         this.again = false;
-        const free = this.free;
-        if (free <= 0 || (free < batch && this.running.size > 0)) break;
-        const events = await this.queue.claim(free);
+        this.startReady();
+        const want = this.free + (this.prefetching ? this.opts.prefetch : 0) - this.ready.length;
+        if (want <= 0 || (want < batch && this.busy > 0)) break;
+        const events = await this.queue.claim(want);
         if (this.stopped) {
           await this.queue.release({ ids: events.map((e) => e.id) });
           return;
         }
-        for (const ev of events) this.run(ev);
-        if (events.length === free) this.again = true;
+        this.ready.push(...events);
+        this.startReady();
+        if (events.length === want) this.again = true;
         else if (!this.again) {
           // Nothing due is left unclaimed (a wake during the claim loops once more instead).
           drained = true;
@@ -158,13 +183,48 @@ export class AsyncPoller {
     }
   }
 
+  /** Start ready events while slots are free. */
+  private startReady(): void {
+    while (!this.stopped && this.free > 0 && this.ready.length > 0) {
+      const ev = this.ready.shift() as QueuedEvent;
+      this.stale.delete(ev.id);
+      this.run(ev);
+    }
+  }
+
+  /**
+   * Extend the leases held (running and ready events); hand back the ready events that already
+   * waited through the last beat (every slot is held by longer runs: another server may run them).
+   */
+  private beat(): void {
+    const back = this.ready.filter((e) => this.stale.has(e.id));
+    if (back.length > 0) {
+      this.ready = this.ready.filter((e) => !this.stale.has(e.id));
+      // Not claimed again ahead by this server until one of its slots frees.
+      this.prefetching = false;
+      this.queue.release({ ids: back.map((e) => e.id), notify: true }).catch(this.opts.onError);
+    }
+    this.stale = new Set(this.ready.map((e) => e.id));
+    if (this.running.size > 0 || this.ready.length > 0) this.queue.heartbeat().catch(this.opts.onError);
+  }
+
   private run(ev: QueuedEvent): void {
-    const p = this.handle(ev)
+    this.busy++;
+    let holds = true;
+    const slotFree = () => {
+      if (!holds) return;
+      holds = false;
+      this.busy--;
+      this.prefetching = true;
+      this.startReady();
+      // A freed slot costs a claim only while events wait in the store.
+      if (this.backlog) this.kick();
+    };
+    const p = this.handle(ev, slotFree)
       .catch(this.opts.onError)
       .finally(() => {
         this.running.delete(ev.id);
-        // A freed slot costs a claim only while events wait in the store.
-        if (this.backlog) this.kick();
+        slotFree();
       });
     this.running.set(ev.id, p);
   }
@@ -178,6 +238,8 @@ export class AsyncPoller {
     if (this.timer) clearTimeout(this.timer);
     this.timer = null;
     await this.current;
+    const waiting = this.ready.splice(0);
+    if (waiting.length > 0) await this.queue.release({ ids: waiting.map((e) => e.id) });
     if (this.running.size > 0) {
       let timeout: NodeJS.Timeout | undefined;
       await Promise.race([

@@ -305,9 +305,9 @@ export class AsyncQueue {
   /**
    * Hand leased events back to the queue. `ids` absent = every lease held by
    * `owner` (this server's earlier life, after a crash) or, with `all`, every
-   * lease (SQLite: one server owns the queue).
+   * lease (SQLite: one server owns the queue). `notify`: other servers' pollers hear of them.
    */
-  async release(opts: { ids?: string[]; all?: boolean } = {}): Promise<number> {
+  async release(opts: { ids?: string[]; all?: boolean; notify?: boolean } = {}): Promise<number> {
     if (opts.ids && opts.ids.length === 0) return 0;
     let q = this.db
       .updateTable("async_events")
@@ -316,6 +316,8 @@ export class AsyncQueue {
     if (opts.ids) q = q.where("id", "in", opts.ids).where("lease_owner", "=", this.owner);
     else if (!opts.all) q = q.where("lease_owner", "=", this.owner);
     const res = await q.executeTakeFirst();
+    if (opts.notify && this.store.engine === "postgres" && Number(res.numUpdatedRows) > 0)
+      await sql`select pg_notify(${NOTIFY_CHANNEL}, '')`.execute(this.db);
     return Number(res.numUpdatedRows);
   }
 

@@ -156,8 +156,11 @@ export class AsyncService {
       this.http,
       ...this.brokers,
     ]);
-    this.poller = new AsyncPoller(this.queue, (ev) => this.handle(ev), {
-      concurrency: Math.max(1, Math.min(options.accountConcurrency, DEFAULT_CONCURRENCY)),
+    const concurrency = Math.max(1, Math.min(options.accountConcurrency, DEFAULT_CONCURRENCY));
+    this.poller = new AsyncPoller(this.queue, (ev, slotFree) => this.handle(ev, slotFree), {
+      concurrency,
+      // A backlog's next events are leased and waiting when a slot frees (see event-poller.ts).
+      prefetch: concurrency,
       sweepMs: LEASE_MS,
       heartbeatMs: LEASE_MS / 3,
       onError: (err) => this.log(`async poller error: ${errText(err)}`),
@@ -302,9 +305,10 @@ export class AsyncService {
     return { functions: [...byName.values()].sort((a, b) => a.functionName.localeCompare(b.functionName)) };
   }
 
-  private async handle(ev: QueuedEvent): Promise<void> {
-    if (ev.kind === "destination") await this.deliver(ev);
-    else await this.run(ev);
+  /** `slotFree`: the poller's slot is no longer needed (the invoke or delivery is over; the outcome's commit follows). */
+  private async handle(ev: QueuedEvent, slotFree: () => void): Promise<void> {
+    if (ev.kind === "destination") await this.deliver(ev, slotFree);
+    else await this.run(ev, slotFree);
   }
 
   private count(ev: QueuedEvent, stats: StatBumps): void {
@@ -354,7 +358,7 @@ export class AsyncService {
   }
 
   /** Run one invoke event: one attempt, then retry, finish or back off. */
-  private async run(ev: QueuedEvent): Promise<void> {
+  private async run(ev: QueuedEvent, slotFree: () => void): Promise<void> {
     const ref: FunctionRef =
       ev.qualifier !== null
         ? { name: ev.function_name, qualifier: ev.qualifier }
@@ -406,6 +410,7 @@ export class AsyncService {
         ),
       });
     } catch (err) {
+      slotFree();
       if (scheduler && (await this.schedulerUndelivered(ev, scheduler, err))) return;
       if (err instanceof LambdaError && err.type === "ResourceNotFoundException") {
         this.log(`async: dropped event ${ev.request_id}: ${err.message}`);
@@ -422,6 +427,7 @@ export class AsyncService {
       await this.reschedule(ev, { nextRunAt: next, backoffs: ev.backoffs + 1 }, { throttles: 1 });
       return;
     }
+    slotFree();
     const attempts = ev.attempts + 1;
     // The chain as of this run: what the records it leads to carry on (see traceAttributes).
     const ranLineage = nextLineage(lineage, ev.function_name);
@@ -582,12 +588,13 @@ export class AsyncService {
   }
 
   /** Deliver one record (or dead letter) to its target; retry with backoff for up to 6 hours. */
-  private async deliver(ev: QueuedEvent): Promise<void> {
+  private async deliver(ev: QueuedEvent, slotFree: () => void): Promise<void> {
     const target = ev.target ?? "";
     const meta = ev.meta ? deliveryMetaColumn(ev.meta) : {};
     try {
       await this.destinations.open(target).deliver({ body: ev.payload, attributes: meta.attributes ?? {} });
     } catch (err) {
+      slotFree();
       // A target the egress policy refuses stays refused: a failed delivery, not retried.
       const refused = err instanceof EgressRefused;
       const permanent = refused || (err instanceof DeliveryError && err.permanent);
@@ -605,6 +612,7 @@ export class AsyncService {
       }
       return;
     }
+    slotFree();
     await this.complete(ev, [], { delivered: 1 });
   }
 }
