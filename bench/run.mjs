@@ -98,6 +98,8 @@ const cfg = {
     /** Not backlogged: one event at a time, this many, each after the previous one started. */
     trickle: Q ? 50 : 200,
     tricklePaceMs: 20,
+    /** The server's async slots (events it runs at once): the backlog phase holds them all first. */
+    slots: 16,
   },
   payload: { count: Q ? 10 : 60, bytes: 1024 * 1024 },
   flood: { invokes: Q ? 300 : 1000, warmup: 100, mb: 50 },

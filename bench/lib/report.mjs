@@ -268,7 +268,7 @@ export function render({ meta, status, results, failures = [] }) {
   if (A && !failed(A)) {
     out.push(
       "",
-      `**Async** (${meta.config.async.events} \`Event\` invokes of a no-op handler from ${meta.config.async.senders} senders; then ${meta.config.async.trickle} single events ${meta.config.async.tricklePaceMs} ms apart, not backlogged)`,
+      `**Async** (${meta.config.async.events} \`Event\` invokes of a no-op handler from ${meta.config.async.senders} senders; then ${meta.config.async.trickle} single events ${meta.config.async.tricklePaceMs} ms apart, not backlogged; then a backlog of ${meta.config.async.events} queued behind ${meta.config.async.slots ?? 16} sleeping events that hold every async slot, drained with the senders idle)`,
       "",
     );
     out.push(
@@ -279,6 +279,7 @@ export function render({ meta, status, results, failures = [] }) {
           "enqueue/s",
           "all ran after (s)",
           "drain events/s",
+          "backlog drain events/s",
           "enqueue→start p50 (backlogged)",
           "p99",
           "enqueue→start p50 (not backlogged)",
@@ -287,13 +288,16 @@ export function render({ meta, status, results, failures = [] }) {
         ],
         Object.entries(A).map(([id, r]) =>
           r.na
-            ? [label[id] ?? id, "", `n/a (${r.na})`, "", "", "", "", "", "", ""]
+            ? [label[id] ?? id, "", `n/a (${r.na})`, "", "", "", "", "", "", "", ""]
             : [
                 label[id] ?? id,
                 r.store ?? "SQLite",
                 num(r.enqueuePerSec),
                 (r.drainMs / 1000).toFixed(2),
                 num(r.drainPerSec),
+                r.backlog?.drainPerSec !== undefined
+                  ? `${num(r.backlog.drainPerSec)}${r.backlog.started < r.backlog.events ? ` (${r.backlog.started} / ${r.backlog.events} ran)` : ""}`
+                  : "–",
                 ms(r.enqueueToStart.p50),
                 ms(r.enqueueToStart.p99),
                 r.trickleEnqueueToStart ? ms(r.trickleEnqueueToStart.p50) : "–",
@@ -498,6 +502,16 @@ function evaluate({ results, lambentIds, status }) {
       `${num(A[id].drainPerSec)} events/s`,
       A[id].drainPerSec >= 2000 && A[id].drained,
     );
+    const b = A[id].backlog;
+    if (b?.drainPerSec !== undefined)
+      add(
+        `async backlog drain on ${store} (senders idle)`,
+        "≥ 2000 events/s",
+        id,
+        b.drainPerSec,
+        `${num(b.drainPerSec)} events/s`,
+        b.drainPerSec >= 2000 && b.started === b.events,
+      );
     const t = A[id].trickleEnqueueToStart;
     if (t?.p50 !== undefined)
       add(

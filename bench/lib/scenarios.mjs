@@ -451,6 +451,67 @@ function logReader(sys, name) {
   };
 }
 
+/** Rows of the function's queue status (GET /_lambent/queue): waiting, running, succeeded, … */
+async function queueStatus(sys, name) {
+  const path = "/_lambent/queue";
+  const res = await request(sys.origin + path, { headers: signedHeaders(sys.origin, path, "GET") });
+  const body = await res.body.json();
+  return body.functions?.find((f) => f.functionName === name) ?? { running: 0, succeeded: 0 };
+}
+
+/**
+ * The drain of a backlog already in the store, senders idle: `cfg.slots` events of a sleeping
+ * function take every one of the server's async slots, `cfg.events` no-op events are enqueued
+ * behind them (queued in the store, as a backlog is), and once the sleepers end the queue drains
+ * on its own. The rate counts the events that started after the last enqueue was accepted (when
+ * enqueueing outlasted the hold, the events started before it are left out: they raced the senders).
+ */
+async function backlogDrain(sys, p, name, reader, from, event, cfg) {
+  const sleeper = await sys.fn("sleep", "sleep", { MemorySize: 128 });
+  // Long enough to enqueue the backlog at the rate just measured (×1.5, +2 s), under the function's timeout.
+  const holdMs = Math.min(25_000, Math.round((cfg.events / cfg.enqueuePerSec) * 1500 + 2000));
+  const body = JSON.stringify({ ms: holdMs });
+  const held = (await queueStatus(sys, sleeper)).succeeded + cfg.slots;
+  await Promise.all(
+    Array.from({ length: cfg.slots }, () =>
+      invoke(p, sys.path(sleeper), body, { "x-amz-invocation-type": "Event" }),
+    ),
+  );
+  const holdDeadline = Date.now() + 10_000;
+  while ((await queueStatus(sys, sleeper)).running < cfg.slots && Date.now() < holdDeadline) await sleep(50);
+  let next = from;
+  let enqueueErrors = 0;
+  const end = from + cfg.events;
+  await Promise.all(
+    Array.from({ length: cfg.senders }, async () => {
+      while (next < end) {
+        const res = await invoke(p, sys.path(name), event(next++), { "x-amz-invocation-type": "Event" });
+        if (res.status !== 202) enqueueErrors++;
+      }
+    }),
+  );
+  const tEnqueued = performance.timeOrigin + performance.now();
+  const deadline = Date.now() + cfg.drainTimeoutMs;
+  while ((await reader.poll()) < end - enqueueErrors && Date.now() < deadline) await sleep(250);
+  while ((await queueStatus(sys, sleeper)).succeeded < held && Date.now() < deadline) await sleep(250);
+  const rows = [...reader.seen.values()].filter((x) => x.i >= from && x.i < end);
+  const starts = rows.map((x) => x.started).sort((a, b) => a - b);
+  const firstStart = starts[0];
+  const t0 = Math.max(firstStart, tEnqueued);
+  const after = starts.filter((t) => t >= t0);
+  const lastStart = starts[starts.length - 1];
+  return {
+    events: cfg.events,
+    started: rows.length,
+    holdMs,
+    enqueueErrors,
+    /** Events that started while the senders were still enqueueing (the hold ended too early). */
+    startedWhileEnqueueing: starts.length - after.length,
+    drainMs: lastStart - t0,
+    drainPerSec: after.length > 1 ? ((after.length - 1) / (lastStart - t0)) * 1000 : undefined,
+  };
+}
+
 export async function asyncEvents(systems, cfg, log) {
   const result = {};
   for (const s of systems) result[s.id] = { na: "not measured: Event invokes are Lambent-only here" };
@@ -504,6 +565,10 @@ export async function asyncEvents(systems, cfg, log) {
       while ((await reader.poll()) < cfg.events + cfg.trickle && Date.now() < trickleDeadline)
         await sleep(100);
       const trickle = [...reader.seen.values()].filter((x) => x.i >= first);
+      const backlog = await backlogDrain(s, p, name, reader, first + cfg.trickle, event, {
+        ...cfg,
+        enqueuePerSec: (cfg.events / (tEnqueued - tStart)) * 1000,
+      });
       result[s.id] = {
         store: s.asyncOnly ? "PostgreSQL" : "SQLite",
         events: cfg.events,
@@ -517,11 +582,15 @@ export async function asyncEvents(systems, cfg, log) {
         enqueueToStart: summarize(rows.map((x) => x.started - x.enqueued)),
         trickle: { sent: cfg.trickle, started: trickle.length },
         trickleEnqueueToStart: summarize(trickle.map((x) => x.started - x.enqueued)),
+        backlog,
       };
-      log(`  async ${s.id}: ${rows.length}/${cfg.events} events ran`);
+      log(
+        `  async ${s.id}: ${rows.length}/${cfg.events} events ran; backlog: ${backlog.started}/${backlog.events} ran, ${backlog.drainPerSec?.toFixed(0)} events/s`,
+      );
     } finally {
       await p.close();
       await s.deleteFn(name).catch(() => {});
+      await s.deleteFn("sleep").catch(() => {});
     }
   }
   return result;
