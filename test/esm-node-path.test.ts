@@ -88,14 +88,14 @@ for (const sandbox of ["bwrap", "process"] as const) {
         await server?.stop();
       });
 
-      const deploy = async (name: string, file: string, content: string) => {
+      const deploy = async (name: string, file: string, content: string, layers = [layer]) => {
         const stems = server.platform.worker.stemCells;
         if (prewarm) await stems.whenReady("nodejs20.x");
         const taken = stems.stats.taken;
         await server.deploy(name, "node-cjs", {
           MemorySize: 512,
           Timeout: 30,
-          Layers: [layer],
+          Layers: layers,
           Code: { ZipFile: await zipEntries([{ name: file, content }]) },
         });
         const r = await invoke(server.lambda, name, {}, { LogType: "Tail" });
@@ -122,6 +122,15 @@ for (const sandbox of ["bwrap", "process"] as const) {
         if (sandbox === "bwrap") {
           expect(out.resolved).toBe("file:///opt/nodejs/node20/node_modules/versioned-lib/index.js");
         }
+      });
+
+      it("without layers: the SDK's packages, statically and dynamically", async () => {
+        const handler = `import * as types from "@aws-sdk/types";
+export const handler = async () => ({ types: typeof types, tslib: typeof (await import("tslib")).__assign });`;
+        expect(await deploy("sdk-only", "index.mjs", handler, [])).toEqual({
+          types: "object",
+          tslib: "function",
+        });
       });
 
       it("CommonJS: require as before (NODE_PATH's order, real paths), import() from CommonJS alike", async () => {

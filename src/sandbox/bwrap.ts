@@ -409,7 +409,7 @@ export class BwrapDriver implements SandboxDriver {
       dir === undefined ? undefined : this.#stage.acquire(dir, true).then((staged) => staged.path);
     const disk = this.#scratch.unavailable === undefined;
     const stemDir = resources.stemDir;
-    const packages = stemDir === undefined ? this.#packagesView(mounts) : undefined;
+    const packages = this.#packagesView(mounts);
     const [system, runtimeDir, langDir, sdkDir, task, opt, tmp, nodeModules] = await Promise.all([
       this.#systemView(mounts.rootfs),
       pinned(mounts.runtimeDir),
@@ -430,12 +430,16 @@ export class BwrapDriver implements SandboxDriver {
         : stemDir === undefined
           ? resources.disk(limits.ephemeralStorageMb)
           : sharedMountPoint(`${stemDir}/tmp`),
-      // A stem cell's is empty until adoption (its layers are not known yet).
-      nodeMajor(mounts) === undefined
+      // A stem cell's shows the SDK's packages from the start (a function without layers needs no
+      // mount at adoption); a function's layers are bound over them when it is adopted.
+      packages === undefined
         ? undefined
         : stemDir !== undefined
-          ? sharedMountPoint(`${stemDir}/nm`).then(() => `${stemDir}/nm`)
-          : packages?.then((dir) => resources.overlay(dir)),
+          ? sharedMountPoint(`${stemDir}/nm`).then(async () => {
+              await bindMount(await resources.overlay(await packages), `${stemDir}/nm`);
+              return `${stemDir}/nm`;
+            })
+          : packages.then((dir) => resources.overlay(dir)),
     ]);
     return {
       system,
@@ -564,15 +568,14 @@ export class BwrapDriver implements SandboxDriver {
       resources.stemDir === undefined
         ? undefined
         : (mounts: SandboxMounts, limits: SandboxLimits) =>
-            // The runtime's parts (SDK, Node.js version) are the cell's own; code and layers the function's.
+            // The runtime's parts (SDK, Node.js version) are the cell's own; the layers the function's.
             resources.adopt(
               this.#views,
               mounts,
               limits,
-              this.#packagesView({
-                ...spec.mounts,
-                ...(mounts.optDir !== undefined ? { optDir: mounts.optDir } : {}),
-              }),
+              mounts.optDir === undefined
+                ? undefined
+                : this.#packagesView({ ...spec.mounts, optDir: mounts.optDir }),
             );
     return new BwrapSandbox(
       spec.id,
