@@ -61,6 +61,7 @@ interface Plan {
   truncated: boolean;
 }
 
+/** Which links the view of `folders` holds (nothing written). */
 export async function planPackagesView(folders: readonly PackageFolder[]): Promise<Plan> {
   const plan: Plan = { links: new Map(), scopes: new Map(), truncated: false };
   let count = 0;
