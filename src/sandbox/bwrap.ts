@@ -429,7 +429,14 @@ export class BwrapDriver implements SandboxDriver {
         ? undefined
         : stemDir === undefined
           ? resources.disk(limits.ephemeralStorageMb)
-          : sharedMountPoint(`${stemDir}/tmp`),
+          : // A stem cell gets a disk of its start size now: a function asking for that size (most
+            // keep the default) adopts it as it is, with no mount on the adoption's path.
+            sharedMountPoint(`${stemDir}/tmp`).then(() =>
+              resources.disk(limits.ephemeralStorageMb, `${stemDir}/tmp`).then((path) => {
+                resources.stemDiskMb = limits.ephemeralStorageMb;
+                return path;
+              }),
+            ),
       // A stem cell's shows the SDK's packages from the start (a function without layers needs no
       // mount at adoption); a function's layers are bound over them when it is adopted.
       packages === undefined
@@ -658,6 +665,8 @@ interface MountSources {
 class EnvironmentResources {
   readonly #releases: Array<() => Promise<void>> = [];
   #released: Promise<void> | undefined;
+  /** The size of the /tmp disk a stem cell started with (bound on its mount point), if it has one. */
+  stemDiskMb: number | undefined;
 
   constructor(
     readonly id: string,
@@ -712,17 +721,20 @@ class EnvironmentResources {
     packages: Promise<string> | undefined,
   ): Promise<void> {
     const stemDir = this.stemDir as string;
-    const bindOverlay = async (hostDir: string, at: string) =>
-      bindMount(await this.overlay(views.readOnly(hostDir)), at);
+    // One mount each: the overlay goes right on the cell's mount point (unmounted with it).
     await Promise.all([
       mounts.codeLive
         ? bindMount(views.readOnly(mounts.codeDir), `${stemDir}/task`)
-        : bindOverlay(mounts.codeDir, `${stemDir}/task`),
-      mounts.optDir !== undefined ? bindOverlay(mounts.optDir, `${stemDir}/opt`) : undefined,
-      this.scratch.unavailable === undefined
+        : this.stage.mountAt(views.readOnly(mounts.codeDir), `${stemDir}/task`),
+      mounts.optDir !== undefined
+        ? this.stage.mountAt(views.readOnly(mounts.optDir), `${stemDir}/opt`)
+        : undefined,
+      // The disk the cell started with fits unless the function asks for another size: then its
+      // own goes over it.
+      this.scratch.unavailable === undefined && this.stemDiskMb !== limits.ephemeralStorageMb
         ? this.disk(limits.ephemeralStorageMb, `${stemDir}/tmp`)
         : undefined,
-      packages?.then(async (dir) => bindMount(await this.overlay(dir), `${stemDir}/nm`)),
+      packages?.then((dir) => this.stage.mountAt(dir, `${stemDir}/nm`)),
     ]);
   }
 

@@ -11,7 +11,7 @@
  */
 import { mkdir, rmdir, stat } from "node:fs/promises";
 import { join } from "node:path";
-import { mountOverlay, mountTmpfs, removeMountPoints, unmount } from "./mounts.js";
+import { bindMount, mountOverlay, mountTmpfs, removeMountPoints, unmount } from "./mounts.js";
 
 interface Overlay {
   hostDir: string;
@@ -129,6 +129,25 @@ export class Stage {
         await this.#release(held);
       },
     };
+  }
+
+  /**
+   * `hostDir`'s content as an overlay mounted right on `target` (a stem cell's shared mount point),
+   * owned by whoever unmounts `target`: one mount instead of an overlay on the stage and a bind of it.
+   * Falls back to a bind of `hostDir` itself, as `acquire` does.
+   */
+  async mountAt(hostDir: string, target: string): Promise<void> {
+    try {
+      await mountOverlay(hostDir, this.#emptyDir, target);
+    } catch (error) {
+      if (this.overlayFailure === undefined) {
+        this.overlayFailure = (error as Error).message;
+        console.warn(
+          `lambent: ${this.overlayFailure}: bound directly instead, so its host path shows in sandboxes' /proc/self/mountinfo`,
+        );
+      }
+      await bindMount(hostDir, target);
+    }
   }
 
   async #release(overlay: Overlay): Promise<void> {
