@@ -26,7 +26,7 @@ import {
   unregisterInstance,
   withInstanceLock,
 } from "./instances.js";
-import { bindMount, ReadOnlyViews, removeMountPoints, sharedMountPoint } from "./mounts.js";
+import { bindMount, ReadOnlyViews, removeMountPoints, sharedMountPoint, startMounter } from "./mounts.js";
 import { DEFAULT_POOL_CIDR, NetnsPool, parsePoolCidr, sweepNamespaces } from "./netns-pool.js";
 import {
   attachNetwork,
@@ -184,6 +184,8 @@ export class BwrapDriver implements SandboxDriver {
   }
 
   async #init(): Promise<void> {
+    // The mount helper starts while the rest is prepared (sandboxes' mounts go through it).
+    startMounter();
     await this.#options.cgroups.prepare();
     await this.#options.cgroups.sweep();
     await this.#sweepAbandoned();
