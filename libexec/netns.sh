@@ -7,7 +7,7 @@
 #
 # usage: netns.sh rules POOL_CIDR           install the shared host rules (idempotent), turn on forwarding
 #        netns.sh create N HOST_IP NS_IP    make namespace N (what an earlier holder of N left goes first)
-#        netns.sh delete N...               remove namespaces N… and their claims
+#        netns.sh delete N...               remove namespaces N… (the server then removes their claims)
 #        netns.sh sweep INSTANCE_ID         remove every namespace claimed by INSTANCE_ID
 set -u
 CLAIMS=/run/lambent/netns
@@ -83,15 +83,17 @@ create)
   # out on their own; indexes are claimed at random, so reuse soon after is rare.
   if command -v conntrack >/dev/null 2>&1; then conntrack -D -s "$inside" >/dev/null 2>&1 || true; fi
   set -e
-  ip netns add "lambent-$n"
-  ip link add "lmb$n" type veth peer name eth0 netns "lambent-$n"
-  # No IPv6 on the host side (no link-local way to the host); strict reverse-path filtering.
-  echo 1 >"/proc/sys/net/ipv6/conf/lmb$n/disable_ipv6" 2>/dev/null || true
-  echo 1 >"/proc/sys/net/ipv4/conf/lmb$n/rp_filter"
+  # One `ip` for the host side (each exec is a fork and milliseconds of CPU while sandboxes start).
+  # Nothing crosses the veth before its namespace side is up, below, after the host side's settings.
   ip -batch - <<EOF
+netns add lambent-$n
+link add lmb$n type veth peer name eth0 netns lambent-$n
 addr add $host/31 dev lmb$n
 link set lmb$n up
 EOF
+  # No IPv6 on the host side (no link-local way to the host); strict reverse-path filtering.
+  echo 1 >"/proc/sys/net/ipv6/conf/lmb$n/disable_ipv6" 2>/dev/null || true
+  echo 1 >"/proc/sys/net/ipv4/conf/lmb$n/rp_filter"
   # Inside: loopback (with sandbox.localdomain's address), the veth, a default route via the host.
   ip -n "lambent-$n" -batch - <<EOF
 link set lo up
@@ -104,7 +106,6 @@ EOF
 delete)
   shift
   remove "$@"
-  for n in "$@"; do rm -f "$CLAIMS/$n"; done
   ;;
 sweep)
   instance=$2 claimed=()

@@ -20,7 +20,7 @@
  */
 import { execFileSync, spawn } from "node:child_process";
 import { closeSync, openSync, writeSync } from "node:fs";
-import { mkdir } from "node:fs/promises";
+import { mkdir, rm } from "node:fs/promises";
 import { fileURLToPath } from "node:url";
 import { SandboxError } from "./errors.js";
 import { childExit } from "./exit.js";
@@ -290,7 +290,10 @@ export class NetnsPool {
       address,
       gateway,
       release: () => {
-        released ??= this.#track(run(["delete", String(index)])).finally(() => this.#live.delete(ns));
+        // The claim goes once the namespace is gone (removed here: no `rm` exec per environment).
+        released ??= this.#track(
+          run(["delete", String(index)]).then(() => rm(`${CLAIMS}/${index}`, { force: true })),
+        ).finally(() => this.#live.delete(ns));
         return released;
       },
     };
