@@ -272,7 +272,9 @@ describe.skipIf(!available)("bwrap sandbox driver", () => {
   }, async () => {
     const bomb = await start(
       driver,
-      `require("node:child_process").spawn("/bin/sh", ["-c", "b() { b | b & }; b"], { stdio: "ignore" }); console.log("BOMB");`,
+      // The runtime stays until stopped: were it to exit once its shell did (at once, the bomb goes on
+      // in the background), the sandbox and its cgroup could be gone before the limit is read.
+      `require("node:child_process").spawn("/bin/sh", ["-c", "b() { b | b & }; b"], { stdio: "ignore" }); setInterval(() => {}, 1000); console.log("BOMB");`,
       { pids: 64 },
     );
     await bomb.output.waitFor(/BOMB/);
