@@ -263,14 +263,19 @@ export class BwrapDriver implements SandboxDriver {
           await found.hierarchy.sweep();
           await found.hierarchy.release();
         }
-        await sweepNamespaces(instanceId).catch(() => undefined);
+        // A failed namespace sweep (a fork refused under load) keeps the instance registered: the
+        // next start sweeps it again, where unregistering it would leak its namespaces for good.
+        const namespacesSwept = await sweepNamespaces(instanceId).then(
+          () => true,
+          () => false,
+        );
         if (runDir) {
           // Its stage (stem cells' mounts, overlays, /tmp disks) and read-only views; then its /tmp
           // images and their loop devices.
           await removeMountPoints(runDir);
           await sweepScratch(`${runDir}/scratch`);
         }
-        await unregisterInstance(instanceId);
+        if (namespacesSwept) await unregisterInstance(instanceId);
       };
       // A server busy starting up holds its lock for a few seconds at most; if it takes longer,
       // it is alive and will sweep for itself.
