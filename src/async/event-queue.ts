@@ -9,7 +9,7 @@
  * when a run is repeated after a lost lease.
  */
 import { randomUUID } from "node:crypto";
-import { type Kysely, sql, type Transaction } from "kysely";
+import { type Kysely, type SelectQueryBuilder, sql, type Transaction } from "kysely";
 import type { AsyncEventsTable, AsyncStatsTable, Database } from "../store/schema.js";
 import type { Store } from "../store/store.js";
 
@@ -44,6 +44,13 @@ export interface QueueDepth {
 
 /** Rows per INSERT (SQLite takes at most 32766 bound values per statement). */
 const INSERT_SLICE = 500;
+
+/** Functions per statement of a fair claim (SQLite takes at most 500 terms in a compound select). */
+const FAIR_ARMS = 100;
+
+/** A query selecting event ids. */
+// biome-ignore lint/suspicious/noExplicitAny: any tables (a union over derived tables of the queue)
+type SelectQuery = SelectQueryBuilder<any, any, { id: string }>;
 
 /** PostgreSQL NOTIFY channel that wakes every server's pollers. */
 export const NOTIFY_CHANNEL = "lambent_async";
@@ -247,8 +254,9 @@ export class AsyncQueue {
   }
 
   /**
-   * Lease up to `limit` due events (oldest due first). The claim rides in the next group commit,
-   * with the enqueues and completions that arrive meanwhile.
+   * Lease up to `limit` due events, fairly between functions: one function's backlog does not hold
+   * back another's events (as each Lambda function has its own async queue). The claim rides in
+   * the next group commit, with the enqueues and completions that arrive meanwhile.
    */
   async claim(limit: number): Promise<QueuedEvent[]> {
     if (limit <= 0) return [];
@@ -258,28 +266,137 @@ export class AsyncQueue {
     });
   }
 
+  /** Where the next claim's scan of functions starts when more functions have due events than a claim takes. */
+  private fairCursor: string | null = null;
+
+  /**
+   * The fair claim: the functions with queued due events (at most `limit`, found by a skip scan
+   * of the (state, function_name, next_run_at) index, so a backlog costs one index probe per
+   * function, not a scan of its rows) each get an equal share of `limit`, oldest due first within
+   * each, in one statement; what functions with fewer due events than their share leave over is
+   * shared again between the others; then expired leases (their server died) fill what is left.
+   * Returned in turns: each function's oldest, then each one's second, … so a poller's ready list
+   * interleaves them too.
+   */
   private async claimIn(tx: Transaction<Database>, limit: number): Promise<QueuedEvent[]> {
     const now = Date.now();
-    const due = tx
-      .selectFrom("async_events")
-      .select("id")
-      .where("next_run_at", "<=", now)
-      .where((eb) =>
-        eb.or([
-          eb("state", "=", "queued"),
-          eb.and([eb("state", "=", "running"), eb("lease_expires_at", "<", now)]),
-        ]),
-      )
-      .orderBy("next_run_at")
-      .limit(limit);
-    const rows = await tx
+    let fns = await this.dueFunctions(tx, now, limit);
+    const rows: QueuedEvent[] = [];
+    while (fns.length > 0 && rows.length < limit) {
+      // Shares that add up to exactly what is left (the first functions in turn get one more).
+      const rest = limit - rows.length;
+      const base = Math.floor(rest / fns.length);
+      const shares = fns
+        .map((fn, j): [string, number] => [fn, base + (j < rest % fns.length ? 1 : 0)])
+        .filter(([, n]) => n > 0);
+      const got = await this.leaseShares(tx, now, shares);
+      rows.push(...got);
+      // Only a function that filled its share may have more due.
+      const n = new Map<string, number>();
+      for (const r of got) n.set(r.function_name, (n.get(r.function_name) ?? 0) + 1);
+      fns = shares.filter(([fn, share]) => (n.get(fn) ?? 0) >= share).map(([fn]) => fn);
+    }
+    if (rows.length < limit) {
+      const expired = tx
+        .selectFrom("async_events")
+        .select("id")
+        .where("state", "=", "running")
+        .where("lease_expires_at", "<", now)
+        .where("next_run_at", "<=", now)
+        .orderBy("next_run_at")
+        .limit(limit - rows.length);
+      rows.push(
+        ...(await this.lease(
+          tx,
+          now,
+          this.store.engine === "postgres" ? expired.forUpdate().skipLocked() : expired,
+        )),
+      );
+    }
+    for (const r of rows) r.payload = Buffer.from(r.payload);
+    return inTurns(rows);
+  }
+
+  /**
+   * Lease up to `n` queued due events of each function in `shares`, oldest due first within
+   * each: one statement per FAIR_ARMS functions (rows locked elsewhere skipped).
+   */
+  private async leaseShares(
+    tx: Transaction<Database>,
+    now: number,
+    shares: Array<[string, number]>,
+  ): Promise<QueuedEvent[]> {
+    const out: QueuedEvent[] = [];
+    for (let i = 0; i < shares.length; i += FAIR_ARMS) {
+      const arms = shares.slice(i, i + FAIR_ARMS).map(([fn, n], j) => {
+        const q = tx
+          .selectFrom("async_events")
+          .select("id")
+          .where("state", "=", "queued")
+          .where("function_name", "=", fn)
+          .where("next_run_at", "<=", now)
+          .orderBy("next_run_at")
+          .limit(n);
+        return tx
+          .selectFrom((this.store.engine === "postgres" ? q.forUpdate().skipLocked() : q).as(`t${j}`))
+          .select("id");
+      });
+      const [first, ...rest] = arms;
+      if (!first) break;
+      let union = first;
+      for (const a of rest) union = union.unionAll(a);
+      out.push(...(await this.lease(tx, now, union)));
+    }
+    return out;
+  }
+
+  /** Lease the rows `ids` selects (they are due: the caller's query says so). */
+  private async lease(tx: Transaction<Database>, now: number, ids: SelectQuery): Promise<QueuedEvent[]> {
+    return tx
       .updateTable("async_events")
       .set({ state: "running", lease_owner: this.owner, lease_expires_at: now + this.leaseMs })
-      .where("id", "in", this.store.engine === "postgres" ? due.forUpdate().skipLocked() : due)
+      .where("id", "in", ids)
       .returningAll()
       .execute();
-    for (const r of rows) r.payload = Buffer.from(r.payload);
-    return rows.sort((a, b) => a.next_run_at - b.next_run_at);
+  }
+
+  /**
+   * Up to `limit` names of functions with queued due events, in name order from the cursor on
+   * (wrapping round), so that when more functions wait than a claim takes, the next claim starts
+   * after the last one served.
+   */
+  private async dueFunctions(tx: Transaction<Database>, now: number, limit: number): Promise<string[]> {
+    const after = this.fairCursor;
+    const names = await this.scanFunctions(tx, now, limit, after);
+    if (after !== null && names.length < limit) {
+      // From the first name again, up to where the first scan began (the store's collation decides).
+      const seen = new Set(names);
+      for (const n of await this.scanFunctions(tx, now, limit - names.length, null))
+        if (!seen.has(n)) names.push(n);
+    }
+    // The cursor matters only while more functions wait than a claim takes.
+    this.fairCursor = names.length < limit ? null : (names[names.length - 1] as string);
+    return names;
+  }
+
+  /** A skip scan: each step is one index probe for the next function name with a queued due event. */
+  private async scanFunctions(
+    tx: Transaction<Database>,
+    now: number,
+    limit: number,
+    after: string | null,
+  ): Promise<string[]> {
+    const next = (above: ReturnType<typeof sql>) => sql`(select function_name from async_events
+      where state = 'queued' and next_run_at <= ${now} ${above}
+      order by function_name limit 1)`;
+    const res = await sql<{ name: string }>`with recursive fns(name, n) as (
+        select ${next(after === null ? sql`` : sql`and function_name > ${after}`)}, 1
+        union all
+        select ${next(sql`and function_name > fns.name`)}, n + 1
+        from fns where fns.name is not null and n < ${limit}
+      )
+      select name from fns where name is not null`.execute(tx);
+    return res.rows.map((r) => r.name);
   }
 
   /** When the next queued event falls due (undefined = none waiting). */
@@ -399,6 +516,18 @@ export const STAT_NAMES: StatName[] = [
   "delivered",
   "delivery_failures",
 ];
+
+/** Oldest due first within each function, in turns between functions (each one's first, then each one's second, …). */
+function inTurns(rows: QueuedEvent[]): QueuedEvent[] {
+  const byDue = [...rows].sort((a, b) => Number(a.next_run_at) - Number(b.next_run_at));
+  const turn = new Map<string, number>();
+  const ranked = byDue.map((r, i) => {
+    const t = turn.get(r.function_name) ?? 0;
+    turn.set(r.function_name, t + 1);
+    return { r, t, i };
+  });
+  return ranked.sort((a, b) => a.t - b.t || a.i - b.i).map((x) => x.r);
+}
 
 async function bumpStats(tx: Transaction<Database>, functionName: string, stats: StatBumps): Promise<void> {
   const entries = Object.entries(stats).filter(([, n]) => n !== undefined && n !== 0) as [StatName, number][];

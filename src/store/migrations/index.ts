@@ -22,6 +22,7 @@ import { m0015Stacks } from "./0015-stacks.js";
 import { m0016ScheduleClientTokens } from "./0016-schedule-client-tokens.js";
 import { m0017Metrics } from "./0017-metrics.js";
 import { m0018CapacityProviders } from "./0018-capacity-providers.js";
+import { m0019AsyncFair } from "./0019-async-fair.js";
 
 export type EngineMigration = (engine: Engine) => Migration;
 
@@ -43,6 +44,7 @@ export const migrations: Record<string, EngineMigration> = {
   "0016-schedule-client-tokens": m0016ScheduleClientTokens,
   "0017-metrics": m0017Metrics,
   "0018-capacity-providers": m0018CapacityProviders,
+  "0019-async-fair": m0019AsyncFair,
 };
 
 // biome-ignore lint/suspicious/noExplicitAny: migrations run before the typed schema exists
