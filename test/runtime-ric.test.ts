@@ -5,6 +5,7 @@
  */
 import { execFileSync } from "node:child_process";
 import { existsSync, readdirSync, readFileSync, statSync } from "node:fs";
+import { homedir } from "node:os";
 import { join, relative } from "node:path";
 import { fileURLToPath } from "node:url";
 import { CreateFunctionCommand, waitUntilFunctionActiveV2 } from "@aws-sdk/client-lambda";
@@ -14,7 +15,12 @@ import { ROLE, startServer, type TestServer } from "./helpers/server.js";
 import { type ZipEntry, zipEntries } from "./helpers/zip.js";
 
 const ROOT = fileURLToPath(new URL("..", import.meta.url));
-const RIC = join(ROOT, ".cache/ric-3.3.0/node_modules/aws-lambda-ric");
+/** Where scripts/ric-fixture.sh builds it: once per machine, beside the runtime cache. */
+const RIC = join(
+  process.env.LAMBENT_TEST_FIXTURES_DIR ||
+    join(process.env.XDG_CACHE_HOME || join(homedir(), ".cache"), "lambent", "test-fixtures"),
+  "ric-3.3.0/node_modules/aws-lambda-ric",
+);
 
 function files(dir: string, prefix: string, out: ZipEntry[]): void {
   for (const name of readdirSync(dir)) {
