@@ -92,6 +92,28 @@ export function nodeRuntimeArgs(view: SandboxView): string[] {
   return view.nodePathView ? ["--node-path-view"] : [];
 }
 
+/**
+ * The flags Lambda's Node.js runtimes start `node` with, memory aside: its base images'
+ * `/var/runtime/bootstrap` runs `node --expose-gc --max-http-header-size 81920 ${MEMORY_ARGS[@]}
+ * /var/runtime/index.mjs` (the nodejs18.x+ image's script, as reproduced in public write-ups and in the
+ * AWS Toolkit's debug configurations; a 128 MB function's `process.execArgv` on Lambda is `--expose-gc
+ * --max-http-header-size 81920 --max-semi-space-size=6 --max-old-space-size=116`). So `global.gc` exists.
+ * Stem cells start with these too (they do not depend on the function).
+ */
+export const NODE_FLAGS: readonly string[] = ["--expose-gc", "--max-http-header-size", "81920"];
+
+/**
+ * V8's heap limits for a function of `memoryMb`, as that bootstrap computes them (shell `expr`, integer
+ * division): `new_space = mem / 10`, `--max-semi-space-size=new_space / 2`,
+ * `--max-old-space-size=mem - new_space`. A stem cell is started before its function's memory is
+ * known and keeps V8's default limits after adoption (README, "Cold starts and stem cells").
+ */
+export function nodeHeapFlags(memoryMb: number): string[] {
+  const mb = Math.max(1, Math.floor(memoryMb));
+  const newSpace = Math.floor(mb / 10);
+  return [`--max-semi-space-size=${Math.floor(newSpace / 2)}`, `--max-old-space-size=${mb - newSpace}`];
+}
+
 export function runtimeArgv(
   fn: Assignment,
   view: SandboxView,
@@ -105,6 +127,8 @@ export function runtimeArgv(
   if (family === "nodejs")
     return [
       ...interpreter(rt, view),
+      ...NODE_FLAGS,
+      ...nodeHeapFlags(fn.config.MemorySize),
       `${view.runtimeRoot}/nodejs/bootstrap.mjs`,
       ...transportArgs(view, relays),
       ...nodeRuntimeArgs(view),

@@ -21,6 +21,7 @@ import { RuntimeApiServer } from "./runtime-api.js";
 import { ownProcessesOnly, tcpEndpoint } from "./runtime-api-peer.js";
 import {
   interpreter,
+  NODE_FLAGS,
   nodeRuntimeArgs,
   pythonRuntimeArgs,
   RuntimeNotInstalled,
@@ -118,6 +119,7 @@ export class StemCell {
         runtimeFamily(this.family) === "nodejs"
           ? [
               ...interpreter(rt, view),
+              ...NODE_FLAGS,
               `${view.runtimeRoot}/nodejs/stem.mjs`,
               ...transportArgs(view, relays),
               ...nodeRuntimeArgs(view),
