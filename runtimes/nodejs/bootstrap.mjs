@@ -15,15 +15,17 @@
 // async functions (on the main thread; AWS_LAMBDA_NODEJS_WORKER_COUNT is not read). Log lines carry the request id of the
 // handler that wrote them (AsyncLocalStorage); a callback handler's result is sent when it calls back.
 
-import { AsyncLocalStorage } from "node:async_hooks";
-import { existsSync, readFileSync } from "node:fs";
-import { Agent, request } from "node:http";
 import Module, { createRequire } from "node:module";
-import { connect, createServer } from "node:net";
-import { basename, dirname, resolve } from "node:path";
-import { Writable } from "node:stream";
-import { pathToFileURL } from "node:url";
-import { format } from "node:util";
+
+// Builtins are required, not imported: an ES module import of a builtin builds a facade of all its
+// exports, which runs lazy getters (node:fs's streams, …) the runtime never uses. node:http,
+// node:stream and node:async_hooks are loaded only on the paths that need them (see `lazy`).
+const builtin = createRequire(import.meta.url);
+const { existsSync, readFileSync } = builtin("node:fs");
+const { connect, createServer } = builtin("node:net");
+const { basename, dirname, resolve } = builtin("node:path");
+const { pathToFileURL } = builtin("node:url");
+const { format } = builtin("node:util");
 
 const env = process.env;
 const BASE = "/2018-06-01/runtime";
@@ -61,7 +63,12 @@ function configureTransport() {
 // JIT-warm. A connection is unref'd while idle, so it does not hold the event loop open (beforeExit
 // still fires); one the server closes while idle is dropped. Streamed responses (chunked, with
 // trailers) still go through node:http, on a connection of their own (`agent`).
-const agent = new Agent({ keepAlive: true, maxSockets: 1 });
+let agent;
+/** Streaming responses' node:http agent, made (and node:http loaded) at the first one. */
+const streamingAgent = () => {
+  agent ??= new (builtin("node:http").Agent)({ keepAlive: true, maxSockets: loops });
+  return agent;
+};
 /** Events this runtime runs at once (AWS_LAMBDA_MAX_CONCURRENCY; read at Init). */
 let loops = 1;
 /** Multi-concurrency: the request id of the handler that is running, for its log lines. */
@@ -406,8 +413,15 @@ function patchConsole() {
  *
  * Node 22.15+ runs the hook in this thread (Module.registerHooks). Node 20 has only Module.register,
  * whose hooks run in a thread of their own: starting it blocks this one for a worker thread's start
- * (about half a bare `node` start's CPU, and ~12 MB of RSS). A stem cell starts that thread before it
- * knows its function (startEsmHooks) and hands it the folders once it does, over a MessagePort.
+ * (more CPU than the rest of the runtime's start, and ~12 MB of RSS). A stem cell starts that thread
+ * before it knows its function (startEsmHooks) and hands it the folders once it does, over a
+ * MessagePort. Otherwise the thread starts only when an ES module import may come: before an ES
+ * module handler is imported, and before any CommonJS module whose source has the word `import`
+ * (`import()`, `import.meta`) or that `require` loads as an ES module runs. A module without that
+ * word resolves no ES module specifier (code built from strings at run time, `eval`, `new Function`,
+ * `vm`, is not looked at: such an `import()` of a NODE_PATH package finds it only if an earlier
+ * module started the thread). Node 20 does not ask the hook about the static imports of an ES module
+ * loaded by `require` (require(esm)): those never found NODE_PATH's packages on this driver.
  *
  * With --node-path-view (the bwrap driver) there is no hook at all: the sandbox's /node_modules,
  * where every ES module's resolution ends, links NODE_PATH's packages in NODE_PATH's order.
@@ -424,9 +438,31 @@ function installEsmFallback() {
     Module.registerHooks({
       resolve: (specifier, context, next) => resolveWithFallback(parents, specifier, context, next),
     });
-  } else if (startEsmHooks()) {
+  } else if (esmHooksPort) {
     esmHooksPort.postMessage(parents);
+  } else if (typeof Module.register === "function") {
+    esmHooksParents = parents;
+    const compile = Module.prototype._compile;
+    // Not restored once the thread runs: instrumentation may have wrapped this wrapper meanwhile.
+    Module.prototype._compile = function (content, filename, format) {
+      if (esmHooksParents !== null && (format === "module" || IMPORT_WORD.test(content))) esmHooksNeeded();
+      return compile.call(this, content, filename, format);
+    };
   }
+}
+
+/** In a CommonJS module's source: it may import an ES module (import(), import.meta, or is one). */
+const IMPORT_WORD = /\bimport\b/;
+
+/** Node 20, no stem cell: the NODE_PATH parents, kept until the hook thread is needed. */
+let esmHooksParents = null;
+
+/** Node 20: an ES module import may come: start the hook thread now (once) and hand it the parents. */
+function esmHooksNeeded() {
+  const parents = esmHooksParents;
+  if (parents === null) return;
+  esmHooksParents = null;
+  if (startEsmHooks()) esmHooksPort.postMessage(parents);
 }
 
 /** The hook thread's side of Node 20's resolve hook: the NODE_PATH parents arrive on `data.port`. */
@@ -518,7 +554,11 @@ async function loadModule(taskRoot, moduleRoot, name) {
   const require = createRequire(import.meta.url);
   const file = resolve(taskRoot, moduleRoot, name);
   const tryRequire = (path) => (existsSync(path) ? require(path) : undefined);
-  const tryImport = async (path) => (existsSync(path) ? await import(pathToFileURL(path).href) : undefined);
+  const tryImport = async (path) => {
+    if (!existsSync(path)) return undefined;
+    esmHooksNeeded();
+    return await import(pathToFileURL(path).href);
+  };
 
   const extensionless = tryRequire(file);
   if (extensionless) return extensionless;
@@ -618,9 +658,9 @@ function responseStream(id, highWaterMark, onDone) {
   let finished = false;
   const open = () => {
     if (req) return req;
-    req = request(
+    req = builtin("node:http").request(
       {
-        agent,
+        agent: streamingAgent(),
         socketPath,
         host,
         port,
@@ -645,7 +685,7 @@ function responseStream(id, highWaterMark, onDone) {
     req.on("error", fatal);
     return req;
   };
-  const stream = new Writable({
+  const stream = new (builtin("node:stream").Writable)({
     ...(highWaterMark !== undefined ? { highWaterMark } : {}),
     write(chunk, _encoding, cb) {
       const r = open();
@@ -1025,8 +1065,8 @@ export async function main() {
   if (!handler) return;
   loops = Math.max(1, Number.parseInt(env.AWS_LAMBDA_MAX_CONCURRENCY ?? "", 10) || 1);
   if (loops > 1) {
-    agent.maxSockets = loops;
-    invokeContext = new AsyncLocalStorage();
+    if (agent) agent.maxSockets = loops;
+    invokeContext = new (builtin("node:async_hooks").AsyncLocalStorage)();
   }
   next();
 }
