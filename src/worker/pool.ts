@@ -98,6 +98,11 @@ export class FunctionPool {
       let env = this.takeIdle() ?? (await this.claimWarming());
       if (!env) {
         if (input.warmOnly) throw workerBusy();
+        const adopted = await this.adoptStemCell(input);
+        if (adopted && !("env" in adopted)) return adopted;
+        env = adopted?.env;
+      }
+      if (!env) {
         const next = await this.startTurn();
         if ("env" in next) {
           env = next.env;
@@ -132,6 +137,42 @@ export class FunctionPool {
       this.inFlight--;
       if (this.inFlight === 0) this.drained?.();
     }
+  }
+
+  /**
+   * A new environment from a booted stem cell of this function's runtime, if one is waiting (and the
+   * scaling rate has room): its start is the function's own Init, a few ms of CPU, not a runtime's
+   * boot, so it takes no turn of the start gate and does not wait behind (or hold up) full starts.
+   * Undefined when no cell can take it (the caller starts one through the gate); an outcome when the
+   * Init failed.
+   */
+  private async adoptStemCell(
+    input: InvokeInput,
+  ): Promise<{ env: ExecutionEnvironment } | InvokeOutcome | undefined> {
+    const cells = this.deps.stemCells;
+    const family = stemFamily(this.fn.config.Runtime);
+    if (!cells?.enabled || !family || cells.size(family) === 0) return undefined;
+    let opt: MergedLayers | undefined;
+    try {
+      opt = await this.layers();
+    } catch {
+      return undefined; // the gated path reports the failure
+    }
+    if ((opt && opt.extensions.length > 0) || cells.size(family) === 0) return undefined;
+    if (!this.scale.tryTake()) return undefined;
+    const stem = cells.take(family);
+    if (!stem) return undefined;
+    const env = this.newEnvironment("on-demand");
+    const adoption = this.deps.starts?.beginAdoption();
+    try {
+      await env.init(await this.codeDir(), stem, opt);
+    } catch (failure) {
+      if (isOutcome(failure)) return this.initFailure(env, input, failure);
+      throw failure;
+    } finally {
+      adoption?.release();
+    }
+    return { env };
   }
 
   /**

@@ -91,4 +91,44 @@ describe("start gate", () => {
     held.release();
     expect(granted).toHaveBeenCalledTimes(1);
   });
+
+  it("never makes a stem cell's adoption wait, and holds full starts and refills until adoptions are done", () => {
+    const gate = new StartGate(2);
+    const a = gate.tryAcquire() as StartTurn;
+    const b = gate.tryAcquire() as StartTurn;
+    // Every turn is taken: an adoption still starts at once, and takes no turn.
+    const adoption = gate.beginAdoption();
+    const second = gate.beginAdoption();
+    expect(gate.adopting).toBe(2);
+    const order: string[] = [];
+    gate.enqueue(() => order.push("refill"));
+    gate.enqueue(() => order.push("cold"), "fn");
+    a.release();
+    b.release();
+    // Turns are free, but adoptions are in progress: nobody gets one yet, not even a newcomer.
+    expect(order).toEqual([]);
+    expect(gate.tryAcquire()).toBeUndefined();
+    adoption.release();
+    adoption.release();
+    expect(order).toEqual([]);
+    second.release();
+    // Both free turns are handed on at once, the function's start first.
+    expect(order).toEqual(["cold", "refill"]);
+    expect(gate.adopting).toBe(0);
+  });
+
+  it("stops counting an adoption after the hold time", () => {
+    vi.useFakeTimers();
+    const gate = new StartGate(1);
+    const slow = gate.beginAdoption();
+    const granted = vi.fn();
+    gate.enqueue(granted, "fn");
+    vi.advanceTimersByTime(2999);
+    expect(granted).not.toHaveBeenCalled();
+    vi.advanceTimersByTime(1);
+    expect(granted).toHaveBeenCalledTimes(1);
+    expect(gate.adopting).toBe(0);
+    slow.release();
+    expect(gate.adopting).toBe(0);
+  });
 });

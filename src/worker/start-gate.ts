@@ -14,6 +14,11 @@
  * HOLD_MS it is handed on even if Init goes on (such an Init is waiting, mostly, not computing).
  * 1 s was too short: under load 15-20 bwrap starts took longer than that, the gate handed on a turn
  * a second, and 100 from zero ran into Init timeouts again (12-36 of 100; none at 3 s).
+ *
+ * Adopting a booted stem cell is not a runtime's start (the function's own Init, ~10-30 ms of CPU):
+ * it never waits for a turn and holds none, but while adoptions are in progress no turn is granted,
+ * so that a burst's full starts (and refills) begin once the cheap starts are done instead of
+ * sharing the CPU with them. An adoption counts for at most HOLD_MS, like a turn.
  */
 import { availableParallelism } from "node:os";
 
@@ -28,6 +33,8 @@ type Waiter = (turn: StartTurn) => void;
 
 export class StartGate {
   private active = 0;
+  /** Stem-cell adoptions in progress (see beginAdoption()). */
+  private adoptions = 0;
   /** Waiters per function, in the order their functions take turns (a Map keeps insertion order). */
   private readonly byFunction = new Map<string, Waiter[]>();
   /** Starts for no function (stem cells), served when no function waits. */
@@ -37,8 +44,34 @@ export class StartGate {
 
   /** A turn now, if one is free and nobody is waiting for one. */
   tryAcquire(): StartTurn | undefined {
-    if (this.active >= this.limit || this.waiting > 0) return undefined;
+    if (this.active >= this.limit || this.adoptions > 0 || this.waiting > 0) return undefined;
     return this.grant();
+  }
+
+  /**
+   * An adoption of a stem cell starts now (never waits): turns wait until it is released (or has
+   * lasted HOLD_MS).
+   */
+  beginAdoption(): StartTurn {
+    this.adoptions++;
+    let released = false;
+    const timer = setTimeout(() => turn.release(), HOLD_MS);
+    timer.unref();
+    const turn: StartTurn = {
+      release: () => {
+        if (released) return;
+        released = true;
+        clearTimeout(timer);
+        this.adoptions--;
+        this.drain();
+      },
+    };
+    return turn;
+  }
+
+  /** Adoptions in progress. */
+  get adopting(): number {
+    return this.adoptions;
   }
 
   /**
@@ -88,10 +121,18 @@ export class StartGate {
         released = true;
         clearTimeout(timer);
         this.active--;
-        const next = this.next();
-        if (next) next(this.grant());
+        this.drain();
       },
     };
     return turn;
+  }
+
+  /** Grant turns to waiters while there are free ones and no adoption is in progress. */
+  private drain(): void {
+    while (this.active < this.limit && this.adoptions === 0) {
+      const next = this.next();
+      if (!next) return;
+      next(this.grant());
+    }
   }
 }

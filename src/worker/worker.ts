@@ -25,6 +25,8 @@ export interface WorkerOptions extends EnvironmentDeps {
   scaleRate: number;
   /** Most stem cells kept per runtime family (0 disables them). */
   prewarm: number;
+  /** Stem cells kept per runtime in use even without recent cold starts (default 1, at most `prewarm`). */
+  prewarmMin?: number;
   /** Code and layers by sha256, extracted on this machine's disk. */
   artifacts: ArtifactStore;
 }
@@ -39,6 +41,8 @@ export class Worker implements WorkerClient, EnvironmentView {
   private readonly reaper: NodeJS.Timeout;
 
   readonly stemCells: StemCellPool;
+  /** The worker's start gate (see StartGate). */
+  readonly starts: StartGate;
   /** What every environment of this worker is built with (the options plus the stem-cell pool and the start gate). */
   private readonly opts: WorkerOptions & { stemCells: StemCellPool; starts: StartGate };
 
@@ -47,8 +51,9 @@ export class Worker implements WorkerClient, EnvironmentView {
 
   constructor(options: WorkerOptions) {
     this.ownRunDir = options.runDir;
-    const deps = { ...options, runDir: options.driver.socketDir ?? options.runDir, starts: new StartGate() };
-    this.stemCells = new StemCellPool(deps, options.prewarm);
+    this.starts = new StartGate();
+    const deps = { ...options, runDir: options.driver.socketDir ?? options.runDir, starts: this.starts };
+    this.stemCells = new StemCellPool(deps, options.prewarm, options.prewarmMin);
     this.opts = { ...deps, stemCells: this.stemCells };
     const idleMs = options.idleTimeoutSeconds * 1000;
     this.reaper = setInterval(() => this.reap(idleMs), Math.min(Math.max(idleMs / 4, 100), 5000));
