@@ -90,6 +90,11 @@ export interface ServerOptions {
   scaleRate: number;
   /** Most pre-started runtimes ("stem cells") kept per runtime family; 0 disables them. */
   prewarm: number;
+  /**
+   * Stem cells kept per runtime in use (one that had a cold start) even without recent cold starts,
+   * at most `prewarm` (default 1).
+   */
+  prewarmMin?: number;
   sandbox: SandboxMode;
   sandboxNetwork: SandboxNetwork;
   /**

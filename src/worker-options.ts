@@ -66,6 +66,7 @@ export function workerOptions(options: ServerOptions, parts: WorkerParts): Worke
     idleTimeoutSeconds: options.idleTimeoutSeconds,
     scaleRate: options.scaleRate,
     prewarm: options.prewarm,
+    ...(options.prewarmMin !== undefined ? { prewarmMin: options.prewarmMin } : {}),
     artifacts: {
       code: (sha) => parts.codeCache.ensure(sha),
       layers: (shas) => parts.layerCache.merged(shas),

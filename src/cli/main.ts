@@ -73,6 +73,12 @@ program
     intArg(0, 64),
     2,
   )
+  .option(
+    "--prewarm-min <n>",
+    "stem cells kept per runtime in use (one that had a cold start) even without recent cold starts, at most --prewarm",
+    intArg(0, 64),
+    1,
+  )
   .option("--scale-rate <n>", "new execution environments a function may add per 10 seconds", intArg(1), 1000)
   .addOption(
     new Option("--sandbox <driver>", "sandbox driver").choices(["auto", "bwrap", "process"]).default("auto"),

@@ -17,6 +17,7 @@ interface ServerFlags {
   idleTimeout: number;
   scaleRate: number;
   prewarm: number;
+  prewarmMin: number;
   sandbox: SandboxMode;
   sandboxNetwork: SandboxNetwork;
   sandboxAllowHostPort: number[];
@@ -99,6 +100,7 @@ export async function runServer(flags: ServerFlags): Promise<void> {
       idleTimeoutSeconds: flags.idleTimeout,
       scaleRate: flags.scaleRate,
       prewarm: flags.prewarm,
+      prewarmMin: flags.prewarmMin,
       sandbox: flags.sandbox,
       sandboxNetwork: flags.sandboxNetwork,
       sandboxAllowHostPorts: flags.sandboxAllowHostPort,
@@ -185,6 +187,7 @@ async function runWorkerNode(flags: ServerFlags, clusterSecret: string | undefin
         idleTimeoutSeconds: flags.idleTimeout,
         scaleRate: flags.scaleRate,
         prewarm: flags.prewarm,
+        prewarmMin: flags.prewarmMin,
         sandbox: flags.sandbox,
         sandboxNetwork: flags.sandboxNetwork,
         sandboxAllowHostPorts: flags.sandboxAllowHostPort,

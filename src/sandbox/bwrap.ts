@@ -357,6 +357,8 @@ export class BwrapDriver implements SandboxDriver {
       memoryBytes: spec.limits.memoryMb * 1024 * 1024,
       cpus: Math.max(1, spec.limits.memoryMb / MEMORY_MB_PER_VCPU),
       pids: spec.limits.pids,
+      // A stem cell boots with the lowest CPU weight until adopted (see priority.ts).
+      ...(spec.stemCell ? { background: true } : {}),
     });
     const resources = new EnvironmentResources(spec.id, this.#stage, this.#scratch, stemDir);
     try {
@@ -879,7 +881,7 @@ class BwrapSandbox implements Sandbox {
     this.cpus = limits.memoryMb / MEMORY_MB_PER_VCPU;
     await Promise.all([
       this.mountCode(mounts, limits),
-      this.cgroup.setLimits({ memoryBytes: limits.memoryMb * 1024 * 1024 }),
+      this.cgroup.setLimits({ memoryBytes: limits.memoryMb * 1024 * 1024, background: false }),
     ]);
   }
 

@@ -13,7 +13,7 @@ import {
   writeControl,
 } from "./cgroup-fs.js";
 import type { CgroupLimits } from "./cgroup-limits.js";
-import { CPU_PERIOD_US, cpuQuotaUs } from "./cgroup-limits.js";
+import { CPU_PERIOD_US, CPU_SHARES, cpuQuotaUs } from "./cgroup-limits.js";
 import type { CgroupHierarchy, SandboxCgroup, V1Controller } from "./cgroups.js";
 import { SandboxError } from "./errors.js";
 
@@ -54,6 +54,7 @@ export class CgroupV1Hierarchy implements CgroupHierarchy {
       await Promise.all([
         writeFile(`${dirs.cpu}/cpu.cfs_period_us`, String(CPU_PERIOD_US)),
         writeFile(`${dirs.pids}/pids.max`, String(limits.pids)),
+        ...(limits.background ? [writeFile(`${dirs.cpu}/cpu.shares`, String(CPU_SHARES.background))] : []),
       ]);
       await writeFile(`${dirs.cpu}/cpu.cfs_quota_us`, String(cpuQuotaUs(limits.cpus)));
     } catch (cause) {
@@ -109,7 +110,11 @@ class CgroupV1 implements SandboxCgroup {
     }
   }
 
-  async setLimits(limits: { memoryBytes?: number; cpus?: number }): Promise<void> {
+  async setLimits(limits: { memoryBytes?: number; cpus?: number; background?: boolean }): Promise<void> {
+    if (limits.background !== undefined) {
+      const shares = limits.background ? CPU_SHARES.background : CPU_SHARES.normal;
+      await writeFile(`${this.dirs.cpu}/cpu.shares`, String(shares));
+    }
     if (limits.cpus !== undefined) {
       await writeFile(`${this.dirs.cpu}/cpu.cfs_quota_us`, String(cpuQuotaUs(limits.cpus)));
     }

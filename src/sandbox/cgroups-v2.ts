@@ -11,7 +11,7 @@ import {
   writeControl,
 } from "./cgroup-fs.js";
 import type { CgroupLimits } from "./cgroup-limits.js";
-import { CPU_PERIOD_US, cpuQuotaUs } from "./cgroup-limits.js";
+import { CPU_PERIOD_US, CPU_WEIGHT, cpuQuotaUs } from "./cgroup-limits.js";
 import type { CgroupHierarchy, SandboxCgroup } from "./cgroups.js";
 import { SandboxError } from "./errors.js";
 
@@ -50,6 +50,7 @@ export class CgroupV2Hierarchy implements CgroupHierarchy {
         writeFile(`${dir}/memory.swap.max`, "0").catch(() => undefined),
         writeFile(`${dir}/cpu.max`, `${cpuQuotaUs(limits.cpus)} ${CPU_PERIOD_US}`),
         writeFile(`${dir}/pids.max`, String(limits.pids)),
+        ...(limits.background ? [writeFile(`${dir}/cpu.weight`, String(CPU_WEIGHT.background))] : []),
       ]);
     } catch (cause) {
       await new CgroupV2(dir).destroy();
@@ -98,7 +99,11 @@ class CgroupV2 implements SandboxCgroup {
     }
   }
 
-  async setLimits(limits: { memoryBytes?: number; cpus?: number }): Promise<void> {
+  async setLimits(limits: { memoryBytes?: number; cpus?: number; background?: boolean }): Promise<void> {
+    if (limits.background !== undefined) {
+      const weight = limits.background ? CPU_WEIGHT.background : CPU_WEIGHT.normal;
+      await writeFile(`${this.dir}/cpu.weight`, String(weight));
+    }
     if (limits.memoryBytes !== undefined)
       await writeFile(`${this.dir}/memory.max`, String(limits.memoryBytes));
     if (limits.cpus !== undefined)

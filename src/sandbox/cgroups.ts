@@ -15,7 +15,7 @@ export interface SandboxCgroup {
    */
   procsFiles(): string[];
   /** Change the memory and CPU limits of a running cgroup (a stem cell given its function). */
-  setLimits(limits: { memoryBytes?: number; cpus?: number }): Promise<void>;
+  setLimits(limits: { memoryBytes?: number; cpus?: number; background?: boolean }): Promise<void>;
   /**
    * Freeze every task. With `wait` (the default) resolves once all are frozen;
    * without, it only asks the kernel (an idle environment between invokes:

@@ -14,6 +14,7 @@ import { SandboxError } from "./errors.js";
 import { childExit, childSpawned } from "./exit.js";
 import { readOutput } from "./output.js";
 import { PeakRss, processTree } from "./peak-rss.js";
+import { atStemCellPriority, restoreNormalPriority } from "./priority.js";
 
 /**
  * How long the process tree measured for Max Memory Used is reused: walking it (every thread's
@@ -57,7 +58,8 @@ export class ProcessDriver implements SandboxDriver {
   }
 
   async spawn(spec: SandboxSpec): Promise<Sandbox> {
-    const [file, ...args] = spec.argv;
+    // A stem cell boots at the lowest CPU priority until adopted (see priority.ts).
+    const [file, ...args] = spec.stemCell && spec.argv.length > 0 ? atStemCellPriority(spec.argv) : spec.argv;
     if (file === undefined) throw new SandboxError("InvalidSandboxSpec", "empty argv");
     const child = spawn(file, args, {
       env: spec.env,
@@ -118,8 +120,10 @@ class ProcessSandbox implements Sandbox {
     signalGroup(this.pid, "SIGSTOP");
   }
 
-  /** Nothing to do: paths are the host's and no limit is enforced. */
-  async adopt(): Promise<void> {}
+  /** Paths are the host's and no limit is enforced: only the cell's priority goes back to normal. */
+  async adopt(): Promise<void> {
+    if (this.running) restoreNormalPriority(processTree(this.pid));
+  }
 
   async thaw(): Promise<void> {
     signalGroup(this.pid, "SIGCONT");

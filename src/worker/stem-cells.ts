@@ -223,6 +223,8 @@ export class StemCellPool {
     private readonly deps: StemCellDeps,
     /** At most this many waiting cells per family (0 disables stem cells). */
     private readonly max: number,
+    /** At least this many per family in use (one that had a cold start), without recent cold starts too. */
+    private readonly min = 1,
   ) {}
 
   get enabled(): boolean {
@@ -244,6 +246,12 @@ export class StemCellPool {
   /** The Runtime API endpoints of the cells waiting now (for tests: nobody else may ask them anything). */
   endpoints(): RuntimeApiEndpoint[] {
     return [...this.ready.values()].flat().map((cell) => cell.endpoint);
+  }
+
+  /** The processes of the cells of a family waiting now (for tests: their CPU priority). */
+  async processIds(family: StemFamily): Promise<number[]> {
+    const cells = this.ready.get(family) ?? [];
+    return (await Promise.all(cells.map((cell) => cell.sandbox.processIds()))).flat();
   }
 
   /** Resolves once a cell of the runtime is waiting (starting one if none is on its way). */
@@ -274,10 +282,14 @@ export class StemCellPool {
     return cell;
   }
 
-  /** How many cells a family should keep: one, plus one per recent cold start, at most `max`. */
+  /**
+   * How many cells a family should keep: one per recent cold start, at least one (at least `min` once
+   * the family has had a cold start), at most `max`.
+   */
   private target(family: StemFamily): number {
-    const recent = (this.coldStarts.get(family) ?? []).filter((t) => t > Date.now() - RATE_WINDOW_MS).length;
-    return Math.min(this.max, Math.max(1, recent));
+    const starts = this.coldStarts.get(family);
+    const recent = (starts ?? []).filter((t) => t > Date.now() - RATE_WINDOW_MS).length;
+    return Math.min(this.max, Math.max(starts ? this.min : 1, 1, recent));
   }
 
   /** Start cells in the background until the family's target is met. */
