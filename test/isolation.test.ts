@@ -385,7 +385,7 @@ describe("bwrap sandbox: what a function can see", () => {
 });
 
 describe("bwrap sandbox: a runtime's own 127.0.0.1:9001, attacked from inside", () => {
-  // No stem cells: the runtime (bootstrap.py, bootstrap.mjs) itself serves the ports from its first moment.
+  // No stem cells: the runtime (bootstrap.py, bootstrap.cjs) itself serves the ports from its first moment.
   let plain: TestServer;
   beforeAll(async () => {
     plain = await startServer({ sandbox: "bwrap", prewarm: 0 });

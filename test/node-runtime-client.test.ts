@@ -1,5 +1,5 @@
 /**
- * The Node.js runtime's own Runtime API client (runtimes/nodejs/bootstrap.mjs) against a raw HTTP
+ * The Node.js runtime's own Runtime API client (runtimes/nodejs/bootstrap.cjs) against a raw HTTP
  * server that answers the way any HTTP/1.1 server may: chunked bodies with trailers, every answer
  * dribbled in slices of random sizes (size lines, CRLFs and headers split anywhere), pipelined
  * requests (the answer and the next `next` in one write) answered in order.
@@ -11,7 +11,7 @@ import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 
-const BOOTSTRAP = resolve(import.meta.dirname, "../runtimes/nodejs/bootstrap.mjs");
+const BOOTSTRAP = resolve(import.meta.dirname, "../runtimes/nodejs/bootstrap.cjs");
 
 /** An answer as raw bytes: chunked, in chunks of random sizes, with a trailer. */
 function chunked(status: number, headers: string, body: string): Buffer {

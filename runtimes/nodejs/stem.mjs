@@ -1,5 +1,5 @@
 // A stem cell: the Node.js runtime started before it knows its function. It loads the runtime
-// (bootstrap.mjs) and warms the module loader while nothing waits, asks the worker for its
+// (bootstrap.cjs) and warms the module loaders while nothing waits, asks the worker for its
 // assignment (the function's environment and working dir), takes it on, then starts the runtime:
 // a cold start costs only the function's own Init, not the runtime's start.
 //
@@ -10,7 +10,8 @@
 import Module, { createRequire } from "node:module";
 
 globalThis.__lambentStemCell = true;
-const runtime = await import("./bootstrap.mjs");
+// An ES module itself, so the ES module loader an .mjs handler needs is warm too.
+const runtime = createRequire(import.meta.url)("./bootstrap.cjs");
 // Node 20 resolves ES module imports through a hook thread: start it now, not on the cold path
 // (unless the sandbox shows NODE_PATH's packages to ES modules itself: then there is no hook).
 if (!runtime.nodePathView()) runtime.startEsmHooks();

@@ -129,7 +129,7 @@ export function runtimeArgv(
       ...interpreter(rt, view),
       ...NODE_FLAGS,
       ...nodeHeapFlags(fn.config.MemorySize),
-      `${view.runtimeRoot}/nodejs/bootstrap.mjs`,
+      `${view.runtimeRoot}/nodejs/bootstrap.cjs`,
       ...transportArgs(view, relays),
       ...nodeRuntimeArgs(view),
     ];

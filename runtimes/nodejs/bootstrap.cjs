@@ -1,7 +1,7 @@
 // Lambent's built-in Node.js runtime.
 //
 // A plain program that speaks only Lambda's public Runtime API (2018-06-01), so it behaves like the
-// `nodejs*.x` managed runtimes: run as `node bootstrap.mjs [--runtime-api-socket=/path.sock] [--node-path-view]` with cwd =
+// `nodejs*.x` managed runtimes: run as `node bootstrap.cjs [--runtime-api-socket=/path.sock] [--node-path-view]` with cwd =
 // LAMBDA_TASK_ROOT and Lambda's environment (AWS_LAMBDA_RUNTIME_API, _HANDLER, AWS_LAMBDA_FUNCTION_*, ...).
 // With --runtime-api-socket it talks HTTP over that Unix socket, else TCP to AWS_LAMBDA_RUNTIME_API.
 //
@@ -15,12 +15,15 @@
 // async functions (on the main thread; AWS_LAMBDA_NODEJS_WORKER_COUNT is not read). Log lines carry the request id of the
 // handler that wrote them (AsyncLocalStorage); a callback handler's result is sent when it calls back.
 
-import Module, { createRequire } from "node:module";
+"use strict";
 
-// Builtins are required, not imported: an ES module import of a builtin builds a facade of all its
-// exports, which runs lazy getters (node:fs's streams, …) the runtime never uses. node:http,
-// node:stream and node:async_hooks are loaded only on the paths that need them (see `lazy`).
-const builtin = createRequire(import.meta.url);
+// CommonJS, not an ES module: an ES module entry costs Node's ES module loader at every start (and
+// an ES module import of a builtin builds a facade of all its exports, which runs lazy getters,
+// node:fs's streams, …, the runtime never uses). node:http, node:stream and node:async_hooks are
+// loaded only on the paths that need them.
+const Module = require("node:module");
+const { createRequire } = Module;
+const builtin = require;
 const { existsSync, readFileSync } = builtin("node:fs");
 const { connect, createServer } = builtin("node:net");
 const { basename, dirname, resolve } = builtin("node:path");
@@ -479,7 +482,7 @@ export function resolve(specifier, context, next) {
 }`;
 
 /** Whether the sandbox shows NODE_PATH's packages to ES modules itself (see installEsmFallback). */
-export function nodePathView() {
+function nodePathView() {
   return process.argv.includes("--node-path-view", 2);
 }
 
@@ -487,7 +490,7 @@ export function nodePathView() {
 let esmHooksPort;
 
 /** Node 20: start the resolve hook's thread (once); false where Node has no off-thread hooks. */
-export function startEsmHooks() {
+function startEsmHooks() {
   if (esmHooksPort) return true;
   if (typeof Module.registerHooks === "function" || typeof Module.register !== "function") return false;
   const { port1, port2 } = new MessageChannel();
@@ -551,7 +554,7 @@ function hasTypeModule(folder) {
 }
 
 async function loadModule(taskRoot, moduleRoot, name) {
-  const require = createRequire(import.meta.url);
+  const require = createRequire(__filename);
   const file = resolve(taskRoot, moduleRoot, name);
   const tryRequire = (path) => (existsSync(path) ? require(path) : undefined);
   const tryImport = async (path) => {
@@ -1030,7 +1033,7 @@ function startRelays() {
  * For a stem cell: wait for the function this runtime will run (its environment and working
  * directory), asked over the same keep-alive connection the runtime then uses for its events.
  */
-export async function awaitAssignment() {
+async function awaitAssignment() {
   configureTransport();
   await startRelays();
   return new Promise((resolve, reject) => {
@@ -1045,7 +1048,7 @@ export async function awaitAssignment() {
  * Start the runtime: Init (load the handler), then the invoke loop. Run at once when this file is
  * the program; a stem cell (stem.mjs) imports it ahead of time and calls this once it has its function.
  */
-export async function main() {
+async function main() {
   configureTransport();
   await startRelays();
   jsonLogs = env.AWS_LAMBDA_LOG_FORMAT?.toUpperCase() === "JSON";
@@ -1071,4 +1074,7 @@ export async function main() {
   next();
 }
 
-if (!globalThis.__lambentStemCell) await main();
+// What a stem cell (stem.mjs) calls.
+module.exports = { awaitAssignment, main, nodePathView, startEsmHooks };
+
+if (!globalThis.__lambentStemCell) main();
