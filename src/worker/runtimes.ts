@@ -109,9 +109,13 @@ export const NODE_FLAGS: readonly string[] = ["--expose-gc", "--max-http-header-
  * known and keeps V8's default limits after adoption (README, "Cold starts and stem cells").
  */
 export function nodeHeapFlags(memoryMb: number): string[] {
-  const mb = Math.max(1, Math.floor(memoryMb));
+  // MemorySize is validated (128-10240); anything else falls back to Lambda's default, 128.
+  const mb = Number.isFinite(memoryMb) && memoryMb >= 1 ? Math.floor(memoryMb) : 128;
   const newSpace = Math.floor(mb / 10);
-  return [`--max-semi-space-size=${Math.floor(newSpace / 2)}`, `--max-old-space-size=${mb - newSpace}`];
+  return [
+    `--max-semi-space-size=${Math.max(1, Math.floor(newSpace / 2))}`,
+    `--max-old-space-size=${mb - newSpace}`,
+  ];
 }
 
 export function runtimeArgv(
