@@ -10,6 +10,7 @@
  *   node bench/boot-cpu.mjs [runs=21] [--runtimes DIR] [--base DIR] [--node PATH] [--cases a,b,…]
  *
  * Cases: `process` (the process driver: NODE_PATH resolve fallback, Node 20's hook thread),
+ * `process-sdk` (its handler requires the SDK's Lambda client, from --sdk DIR: the installed SDK),
  * `bwrap` (`--node-path-view`: no hook), `process-esm` (an .mjs handler), `stem` (stem.mjs up to its
  * assignment request), `node` (bare node -e 0). `--base DIR`: the same cases for another runtimes
  * folder (a base worktree's), as `base-…`, interleaved run by run.
@@ -25,7 +26,7 @@ import {
   writeFileSync,
 } from "node:fs";
 import { createServer } from "node:net";
-import { tmpdir } from "node:os";
+import { homedir, tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 
 const args = process.argv.slice(2);
@@ -33,6 +34,7 @@ const opt = (name, dflt) => {
   const i = args.indexOf(name);
   return i === -1 ? dflt : args.splice(i, 2)[1];
 };
+const sdkDir = opt("--sdk", join(homedir(), ".cache/lambent/runtimes/aws-sdk-js/node_modules"));
 const runtimesDir = resolve(opt("--runtimes", new URL("../runtimes", import.meta.url).pathname));
 const node = opt("--node", process.execPath);
 const baseDir = opt("--base", undefined);
@@ -44,6 +46,10 @@ const dir = mkdtempSync(join(tmpdir(), "boot-cpu-"));
 const task = join(dir, "task");
 mkdirSync(task);
 writeFileSync(join(task, "index.js"), "exports.handler = async (e) => e;\n");
+writeFileSync(
+  join(task, "sdk.js"),
+  'const { LambdaClient } = require("@aws-sdk/client-lambda");\nexports.handler = async () => typeof LambdaClient;\n',
+);
 writeFileSync(join(task, "esm.mjs"), "export const handler = async (e) => e;\n");
 const sock = join(dir, "api.sock");
 
@@ -73,7 +79,7 @@ const baseEnv = {
   TZ: ":UTC",
   LAMBDA_TASK_ROOT: task,
   LAMBDA_RUNTIME_DIR: runtimesDir,
-  NODE_PATH: `/opt/nodejs/node20/node_modules:/opt/nodejs/node_modules:${runtimesDir}/node_modules:${runtimesDir}:${task}`,
+  NODE_PATH: `/opt/nodejs/node20/node_modules:/opt/nodejs/node_modules:${sdkDir}:${runtimesDir}:${task}`,
   AWS_LAMBDA_FUNCTION_MEMORY_SIZE: "128",
   AWS_LAMBDA_FUNCTION_NAME: "boot",
   AWS_LAMBDA_FUNCTION_VERSION: "$LATEST",
@@ -93,6 +99,7 @@ const runtimeCases = (root, prefix) => ({
     argv: [...flags, ...heap, entry(root), api, "--node-path-view"],
     handler: "index.handler",
   },
+  [`${prefix}process-sdk`]: { argv: [...flags, ...heap, entry(root), api], handler: "sdk.handler" },
   [`${prefix}process-esm`]: { argv: [...flags, ...heap, entry(root), api], handler: "esm.handler" },
   [`${prefix}stem`]: { argv: [...flags, `${root}/nodejs/stem.mjs`, api] },
 });

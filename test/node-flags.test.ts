@@ -25,12 +25,17 @@ exports.handler = async () => {
 };`;
 
 // A CommonJS handler without the word itself, requiring a module of its own that imports a
-// NODE_PATH package (the runtime's SDK) dynamically.
+// NODE_PATH package (the runtime's SDK) dynamically; and one requiring the SDK's Lambda client, whose
+// modules import only node:async_hooks (the Node 20 hook thread need not start; the client works).
 const NESTED_HANDLER = `
 const lib = require("./lib/loader.js");
 exports.handler = async () => ({ types: await lib.load() });`;
+// Its first import is a builtin's (that alone needs no hook), then a package's.
 const NESTED_LIB = `
-exports.load = async () => typeof (await import("@aws-sdk/types"));`;
+exports.load = async () => {
+  const { EOL } = await import("node:os");
+  return EOL === "\\n" ? typeof (await import("@aws-sdk/types")) : "no EOL";
+};`;
 
 for (const sandbox of ["process", "bwrap"] as const) {
   for (const prewarm of [0, 1]) {
@@ -99,6 +104,17 @@ for (const sandbox of ["process", "bwrap"] as const) {
           ]);
           expect(out).toEqual({ types: "object" });
         });
+
+      it("a CommonJS handler requires the SDK", async () => {
+        const out = await run("require-sdk", [
+          {
+            name: "index.js",
+            content:
+              'const { LambdaClient } = require("@aws-sdk/client-lambda");\nexports.handler = async () => ({ client: typeof LambdaClient });',
+          },
+        ]);
+        expect(out).toEqual({ client: "function" });
+      });
 
       it("a CommonJS handler's own module imports a NODE_PATH package", async () => {
         const out = await run("nested-import", [

@@ -420,10 +420,10 @@ function patchConsole() {
  * before it knows its function (startEsmHooks) and hands it the folders once it does, over a
  * MessagePort. Otherwise the thread starts only when an ES module import may come: before an ES
  * module handler is imported, and before any CommonJS module whose source has the word `import`
- * (`import()`, `import.meta`) or that `require` loads as an ES module runs. A module without that
- * word resolves no ES module specifier (code built from strings at run time, `eval`, `new Function`,
- * `vm`, is not looked at: such an `import()` of a NODE_PATH package finds it only if an earlier
- * module started the thread). Node 20 does not ask the hook about the static imports of an ES module
+ * (`import()`, `import.meta`; `import("node:…")` aside) or that `require` loads as an ES module
+ * runs. A module without that word resolves no package specifier (code built from strings at run
+ * time, `eval`, `new Function`, `vm`, is not looked at: such an `import()` of a NODE_PATH package
+ * finds it only if an earlier module started the thread). Node 20 does not ask the hook about the static imports of an ES module
  * loaded by `require` (require(esm)): those never found NODE_PATH's packages on this driver.
  *
  * With --node-path-view (the bwrap driver) there is no hook at all: the sandbox's /node_modules,
@@ -448,14 +448,26 @@ function installEsmFallback() {
     const compile = Module.prototype._compile;
     // Not restored once the thread runs: instrumentation may have wrapped this wrapper meanwhile.
     Module.prototype._compile = function (content, filename, format) {
-      if (esmHooksParents !== null && (format === "module" || IMPORT_WORD.test(content))) esmHooksNeeded();
+      if (esmHooksParents !== null && (format === "module" || mayImportPackages(content))) esmHooksNeeded();
       return compile.call(this, content, filename, format);
     };
   }
 }
 
-/** In a CommonJS module's source: it may import an ES module (import(), import.meta, or is one). */
-const IMPORT_WORD = /\bimport\b/;
+/**
+ * Whether a CommonJS module's source may import a package: it has the word `import` (import(),
+ * import.meta, an ES module's import) other than in `import("node:…")`, which only loads a builtin
+ * (the AWS SDK's clients import node:async_hooks so, and nothing else).
+ */
+function mayImportPackages(content) {
+  IMPORT_WORD.lastIndex = 0;
+  for (let m = IMPORT_WORD.exec(content); m !== null; m = IMPORT_WORD.exec(content)) {
+    if (!BUILTIN_IMPORT.test(content.slice(m.index + 6, m.index + 40))) return true;
+  }
+  return false;
+}
+const IMPORT_WORD = /\bimport\b/g;
+const BUILTIN_IMPORT = /^\s*\(\s*["']node:/;
 
 /** Node 20, no stem cell: the NODE_PATH parents, kept until the hook thread is needed. */
 let esmHooksParents = null;
