@@ -61,7 +61,8 @@ if (opts.help) {
                       lambent-process-nometrics, lambent-bwrap, lambent-bwrap-stem, sls, sls-inprocess,
                       floor (the floor is always kept); lambent-process also selects its variants;
                       lambent-bwrap-slirp and lambent-bwrap-slirp-stem (a slirp4netns per sandbox,
-                      for comparison) only when named exactly
+                      for comparison) only when named exactly; so are lambent-process-stem32 and
+                      lambent-bwrap-stem32 (32 stem cells kept, --prewarm-min 32; scale-out only)
   --prewarm N         stem cells for the "stem" systems when the server has --prewarm (default 4)
   --postgres URL      PostgreSQL server for lambent-process-pg (async scenario only; a throwaway database
                       is created and dropped; default postgres://root@127.0.0.1:5432/postgres)
@@ -203,6 +204,18 @@ async function main() {
         driver: "bwrap",
         stem: true,
       },
+      // Enough stem cells kept for 100 from zero in about a second (--prewarm-min): scale-out only,
+      // only when named exactly in --systems (each idle cell ~45 MB RSS).
+      ...["process", "bwrap"].map((driver) => ({
+        id: `lambent-${driver}-stem32`,
+        label: `Lambent, ${driver} driver, 32 stem cells kept (--prewarm-min 32; scale-out only)`,
+        driver,
+        stem: true,
+        prewarmCells: 32,
+        optIn: true,
+        extraArgs: ["--prewarm-min", "32"],
+        scenarios: ["scale"],
+      })),
       // The isolated network through a slirp4netns per sandbox (the path before the namespace pool),
       // for comparison: only when named exactly in --systems.
       {
@@ -262,11 +275,12 @@ async function main() {
           ...v,
           dataRoot,
           logDir,
-          prewarm: hasPrewarm ? (v.stem ? prewarm : 0) : undefined,
+          prewarm: hasPrewarm ? (v.stem ? (v.prewarmCells ?? prewarm) : 0) : undefined,
           extraArgs: [...(v.extraArgs ?? []), ...(database ? ["--database", database.url] : [])],
         });
         sys.asyncOnly = v.asyncOnly === true;
         if (v.scenarios) sys.scenarios = v.scenarios;
+        if (v.prewarmCells) sys.keepsStemCells = v.prewarmCells;
         systems.push(sys);
         const h = await sys.health();
         if (h.sandbox.driver !== v.driver) {

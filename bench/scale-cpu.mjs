@@ -6,41 +6,24 @@
  *   node bench/scale-cpu.mjs <process|bwrap> <prewarm> [concurrency=100] [rounds=1] [server args…]
  *
  * With stem cells (prewarm > 0), one invoke of another function of the same runtime first makes the
- * runtime one "in use" (so `--prewarm-min` cells are kept for it), and each round starts once the
- * waiting cells stop growing (at most 30 s): `stemCellsReady` says how many the burst found.
+ * runtime one "in use" (so `--prewarm-min` cells are kept for it), and each round starts once that
+ * many cells wait (without --prewarm-min: once their number settles): `stemCellsReady` says how many
+ * the burst found.
  */
-import { readFileSync } from "node:fs";
+import { readFileSync, rmSync } from "node:fs";
 import { setTimeout as sleep } from "node:timers/promises";
 import { Pool } from "undici";
 import { signedHeaders } from "./lib/sign.mjs";
+import { settledStemCells, useRuntime } from "./lib/stem.mjs";
 import { startLambent } from "./lib/systems.mjs";
 
 const [driver = "process", prewarm = "0", concurrency = "100", rounds = "1", ...extra] =
   process.argv.slice(2);
 const TICKS_PER_S = 100;
-
-/** Stem cells waiting for the bench's runtime (nodejs20.x), from the server's /metrics. */
-async function stemCells(sys) {
-  const headers = signedHeaders(sys.origin, "/metrics", "GET", "");
-  const res = await fetch(`${sys.origin}/metrics`, { headers });
-  const text = await res.text();
-  const m = /^lambent_stem_cells\{runtime="nodejs20\.x"\} (\d+)/m.exec(text);
-  return m ? Number(m[1]) : 0;
-}
-
-/** Waits until the waiting cells have not grown for 2 s (at most 30 s); returns how many wait. */
-async function settledStemCells(sys) {
-  let n = await stemCells(sys);
-  let since = performance.now();
-  const t0 = since;
-  while (performance.now() - since < 2000 && performance.now() - t0 < 30_000) {
-    await sleep(250);
-    const m = await stemCells(sys);
-    if (m !== n) since = performance.now();
-    n = m;
-  }
-  return n;
-}
+/** Cells to wait for before each round: --prewarm-min's, when given (else until their number settles). */
+const minAt = extra.indexOf("--prewarm-min");
+const wantCells = minAt === -1 ? undefined : Math.min(Number(prewarm), Number(extra[minAt + 1]));
+const DATA_ROOT = `/tmp/lambent-scale-cpu-${process.pid}`;
 
 /** CPU ms of a process itself and of its waited-for children. */
 function cpu(pid) {
@@ -54,26 +37,16 @@ const sys = await startLambent({
   label: "scale-cpu",
   driver,
   prewarm: Number(prewarm),
-  dataRoot: "/tmp/lambent-scale-cpu",
+  // One data root per run: two runs of the same driver and prewarm (another session's) must not share one.
+  dataRoot: DATA_ROOT,
   extraArgs: extra,
 });
 try {
   // Let stem cells (if any) boot first.
   await sleep(4000);
-  if (Number(prewarm) > 0) {
-    const warm = await sys.fn("sleep", "warm");
-    const body = '{"ms":1}';
-    await fetch(`${sys.origin}${sys.path(warm)}`, {
-      method: "POST",
-      body,
-      headers: signedHeaders(sys.origin, sys.path(warm), "POST", body, {
-        "content-type": "application/json",
-      }),
-    }).then((r) => r.text());
-    await sys.deleteFn(warm);
-  }
+  if (Number(prewarm) > 0) await useRuntime(sys);
   for (let r = 0; r < Number(rounds); r++) {
-    const stemCellsReady = Number(prewarm) > 0 ? await settledStemCells(sys) : 0;
+    const stemCellsReady = Number(prewarm) > 0 ? await settledStemCells(sys, wantCells) : 0;
     const name = await sys.fn("sleep", `scale${r}`);
     const path = sys.path(name);
     const before = cpu(sys.pid);
@@ -116,4 +89,5 @@ try {
   }
 } finally {
   await sys.stop();
+  rmSync(DATA_ROOT, { recursive: true, force: true });
 }

@@ -10,6 +10,7 @@ import { Pool, request } from "undici";
 import { cleanEnv, commOf, descendants, memoryOf, startChild } from "./procs.mjs";
 import { signedHeaders } from "./sign.mjs";
 import { summarize } from "./stats.mjs";
+import { settledStemCells, useRuntime } from "./stem.mjs";
 import { BENCH_DIR, SLS_COLD_FUNCTIONS, SLS_SCALE_FUNCTIONS } from "./systems.mjs";
 
 const rotate = (list, r) => list.map((_, i) => list[(i + r) % list.length]);
@@ -247,11 +248,17 @@ async function waitForEnvironments(sys, want, timeoutMs) {
 
 export async function scale(systems, cfg, log) {
   const out = {};
-  for (const s of systems) out[s.id] = { allMs: [], envs: [], throttles: 0, errors: 0, notes: [] };
+  for (const s of systems)
+    out[s.id] = { allMs: [], envs: [], throttles: 0, errors: 0, notes: [], stemCellsReady: [] };
   for (let r = 0; r < cfg.rounds; r++) {
     for (const s of rotate(systems, r)) {
       const o = out[s.id];
       if (s.kind === "sls" && r >= SLS_SCALE_FUNCTIONS) continue;
+      // A system that keeps stem cells: its runtime in use, and the burst starts once they wait.
+      if (s.keepsStemCells) {
+        if (r === 0) await useRuntime(s);
+        o.stemCellsReady.push(await settledStemCells(s, s.keepsStemCells));
+      }
       const name = await s.fn("sleep", `scale${r}`);
       const before = s.kind === "lambent" ? await waitForEnvironments(s, 0, 15000) : null;
       const p = pool(s, cfg.concurrency);
@@ -288,6 +295,7 @@ export async function scale(systems, cfg, log) {
       throttles: o.throttles,
       errors: o.errors,
       ...(o.notes.length ? { notes: o.notes } : {}),
+      ...(o.stemCellsReady.length ? { stemCellsReady: o.stemCellsReady } : {}),
     };
   }
   return result;
