@@ -445,6 +445,7 @@ function installEsmFallback() {
     esmHooksPort.postMessage(parents);
   } else if (typeof Module.register === "function") {
     esmHooksParents = parents;
+    if (preloaded()) return esmHooksNeeded();
     const compile = Module.prototype._compile;
     // Not restored once the thread runs: instrumentation may have wrapped this wrapper meanwhile.
     Module.prototype._compile = function (content, filename, format) {
@@ -468,6 +469,15 @@ function mayImportPackages(content) {
 }
 const IMPORT_WORD = /\bimport\b/g;
 const BUILTIN_IMPORT = /^\s*\(\s*["']node:/;
+
+/**
+ * Code that ran before the runtime (NODE_OPTIONS `--require`, `--import`, a loader) is not seen by
+ * the _compile check and may import at any time: the hook thread starts at once, as it always did.
+ */
+function preloaded() {
+  if (Object.keys(require.cache).some((file) => file !== __filename)) return true;
+  return /(^|\s)(--import|--loader|--experimental-loader)\b/.test(env.NODE_OPTIONS ?? "");
+}
 
 /** Node 20, no stem cell: the NODE_PATH parents, kept until the hook thread is needed. */
 let esmHooksParents = null;
