@@ -105,6 +105,33 @@ for (const sandbox of ["process", "bwrap"] as const) {
           expect(out).toEqual({ types: "object" });
         });
 
+      it("code preloaded by NODE_OPTIONS --require imports a NODE_PATH package later (never a stem cell)", async () => {
+        const stems = server.platform.worker.stemCells;
+        if (prewarm) await stems.whenReady("nodejs20.x");
+        const taken = stems.stats.taken;
+        await server.deploy("preload", "node-cjs", {
+          Timeout: 30,
+          Environment: { Variables: { NODE_OPTIONS: "--require ./pre.js" } },
+          Code: {
+            ZipFile: await zipEntries([
+              {
+                name: "pre.js",
+                content: 'globalThis.later = async () => typeof (await import("@aws-sdk/types"));',
+              },
+              {
+                name: "index.js",
+                content: "exports.handler = async () => ({ types: await globalThis.later() });",
+              },
+            ]),
+          },
+        });
+        const r = await invoke(server.lambda, "preload", {}, { LogType: "Tail" });
+        expect(r.functionError, `${r.text}\n${r.log}`).toBeUndefined();
+        expect(r.json).toEqual({ types: "object" });
+        // node reads NODE_OPTIONS when it starts: a stem cell started before cannot run this function.
+        expect(stems.stats.taken).toBe(taken);
+      });
+
       it("a CommonJS handler requires the SDK", async () => {
         const out = await run("require-sdk", [
           {

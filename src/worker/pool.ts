@@ -150,7 +150,7 @@ export class FunctionPool {
     input: InvokeInput,
   ): Promise<{ env: ExecutionEnvironment } | InvokeOutcome | undefined> {
     const cells = this.deps.stemCells;
-    const family = stemFamily(this.fn.config.Runtime);
+    const family = stemFamily(this.fn.config.Runtime, this.fn.config.Environment);
     if (!cells?.enabled || !family || cells.size(family) === 0) return undefined;
     let opt: MergedLayers | undefined;
     try {
@@ -201,7 +201,10 @@ export class FunctionPool {
   /** A stem cell for a new environment, if one can take it. */
   private stemFor(opt: MergedLayers | undefined) {
     // Functions with external extensions always start fresh (the launcher starts them before the runtime).
-    const family = opt && opt.extensions.length > 0 ? undefined : stemFamily(this.fn.config.Runtime);
+    const family =
+      opt && opt.extensions.length > 0
+        ? undefined
+        : stemFamily(this.fn.config.Runtime, this.fn.config.Environment);
     return family ? this.deps.stemCells?.take(family) : undefined;
   }
 
@@ -290,7 +293,10 @@ export class FunctionPool {
         await env.destroy("failure");
         throw layerFailure(err);
       }
-      const family = opt && opt.extensions.length > 0 ? undefined : stemFamily(this.fn.config.Runtime);
+      const family =
+        opt && opt.extensions.length > 0
+          ? undefined
+          : stemFamily(this.fn.config.Runtime, this.fn.config.Environment);
       const stem = family ? this.deps.stemCells?.take(family) : undefined;
       await env.init(await this.codeDir(), stem, opt);
     })();

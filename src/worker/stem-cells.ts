@@ -48,9 +48,16 @@ export interface StemCellDeps {
   starts?: StartGate;
 }
 
-/** The stem cells that can run this runtime, if any (`provided` runtimes bring their own bootstrap). */
-export function stemFamily(runtime: Runtime): StemFamily | undefined {
-  return runtimeFamily(runtime) === "provided" ? undefined : runtime;
+/**
+ * The stem cells that can run this function, if any: none for `provided` runtimes (they bring their
+ * own bootstrap), nor for a Node.js function with `NODE_OPTIONS` (node reads it when it starts, and a
+ * cell started long before: `--enable-source-maps`, `--require` would be lost).
+ */
+export function stemFamily(runtime: Runtime, environment?: Record<string, string>): StemFamily | undefined {
+  const family = runtimeFamily(runtime);
+  if (family === "provided") return undefined;
+  if (family === "nodejs" && (environment?.NODE_OPTIONS ?? "") !== "") return undefined;
+  return runtime;
 }
 
 /** Generous limits until the function's own apply (memory is set on adoption). */
