@@ -200,4 +200,124 @@ describe.each(["sqlite", "postgres"] as const)("async poller on %s", (engine) =>
     expect(started).toHaveLength(1);
     g.open(started[0] as string);
   });
+
+  const enqueueFor = (fn: string, n: number, prefix = fn) =>
+    queue.enqueue(
+      Array.from({ length: n }, (_, i) => ({
+        kind: "invoke" as const,
+        requestId: `${prefix}-${i}`,
+        functionName: fn,
+        region: "us-east-1",
+        payload: Buffer.from("{}"),
+      })),
+    );
+
+  describe("adaptive in-flight limits", () => {
+    it("events that wait on slow runs grow their function's limit to every slot", async () => {
+      await enqueueFor("f", 16);
+      const g = gates();
+      const started: string[] = [];
+      const p = start(
+        async (ev) => {
+          started.push(ev.request_id);
+          await g.wait(ev.request_id);
+          await queue.complete(ev, [], { succeeded: 1 });
+        },
+        { concurrency: 16, prefetch: 0, adaptive: { initial: 4, patienceMs: 20 } },
+      );
+      await until("four started (the initial limit)", () => started.length === 4);
+      // Nothing finishes: after each patience the limit grows by half, until all 16 run.
+      await until("all sixteen started", () => started.length === 16);
+      expect(p.limits().get("f")).toBe(16);
+      for (const id of started) g.open(id);
+      await until("all done", async () => (await states()).leased === 0);
+      expect((await queue.stats())[0]?.succeeded).toBe(16);
+    });
+
+    it("a handler that sleeps still reaches the full concurrency", async () => {
+      await enqueueFor("f", 600);
+      let running = 0;
+      let most = 0;
+      const runs = new Map<string, number>();
+      start(
+        async (ev, slotFree) => {
+          runs.set(ev.request_id, (runs.get(ev.request_id) ?? 0) + 1);
+          running++;
+          most = Math.max(most, running);
+          // Sleeps (I/O bound) until the concurrency was reached; then the rest drains at once.
+          if (most < 16) await new Promise((r) => setTimeout(r, 100));
+          else await Promise.resolve();
+          running--;
+          slotFree();
+          await queue.complete(ev, [], { succeeded: 1 });
+        },
+        // Patience out of play: the growth comes from the flat latency.
+        { concurrency: 16, prefetch: 16, adaptive: { initial: 4, patienceMs: 600_000 } },
+      );
+      await until("all done", async () => {
+        const s = await states();
+        return s.queued === 0 && s.leased === 0;
+      });
+      expect(most).toBe(16);
+      expect(runs.size).toBe(600);
+      expect([...runs.values()].every((n) => n === 1)).toBe(true);
+      expect((await queue.stats())[0]?.succeeded).toBe(600);
+    }, 60_000);
+
+    it("a fast handler's backlog drains completely: nothing lost or run twice, never over the slots", async () => {
+      await enqueueFor("f", 2000);
+      let running = 0;
+      let most = 0;
+      const runs = new Map<string, number>();
+      start(
+        async (ev, slotFree) => {
+          runs.set(ev.request_id, (runs.get(ev.request_id) ?? 0) + 1);
+          running++;
+          most = Math.max(most, running);
+          await new Promise((r) => setImmediate(r));
+          running--;
+          slotFree();
+          await queue.complete(ev, [], { succeeded: 1 });
+        },
+        { concurrency: 16, prefetch: 16, adaptive: { initial: 4, patienceMs: 500 } },
+      );
+      await until("all done", async () => {
+        const s = await states();
+        return s.queued === 0 && s.leased === 0;
+      });
+      expect(runs.size).toBe(2000);
+      expect([...runs.values()].every((n) => n === 1)).toBe(true);
+      expect(most).toBeGreaterThanOrEqual(1);
+      expect(most).toBeLessThanOrEqual(16);
+      expect((await queue.stats())[0]?.succeeded).toBe(2000);
+    }, 60_000);
+
+    it("a function at its limit does not hold back another's events (they start past it)", async () => {
+      await enqueueFor("a", 10);
+      await enqueueFor("b", 2);
+      const g = gates();
+      const started: string[] = [];
+      const p = start(
+        async (ev) => {
+          started.push(ev.request_id);
+          await g.wait(ev.request_id);
+          await queue.complete(ev, [], { succeeded: 1 });
+        },
+        { concurrency: 16, prefetch: 16, adaptive: { initial: 2, patienceMs: 600_000 } },
+      );
+      await until("b's two events started", () => started.filter((id) => id.startsWith("b-")).length === 2);
+      // a's first two run (its limit), the rest wait claimed ahead while b's ran past them.
+      expect(started.filter((id) => id.startsWith("a-"))).toHaveLength(2);
+      expect(p.limits().get("a")).toBe(2);
+      for (let i = 0; i < 12; i++) {
+        await until(`event ${i + 1} started`, () => started.length > i);
+        g.open(started[i] as string);
+      }
+      await until("all done", async () => {
+        const s = await states();
+        return s.queued === 0 && s.leased === 0;
+      });
+      expect(new Set(started).size).toBe(12);
+    });
+  });
 });
