@@ -12,7 +12,11 @@
  * same size); the medians over rounds are printed as a Markdown table.
  *
  * --event sends `InvocationType: Event` invokes and each round lasts until the queue has run them
- * all (GET /_lambent/queue), so a row is the CPU of one event enqueued over HTTP and run. With
+ * all (GET /_lambent/queue), so a row is the CPU of one event enqueued over HTTP and run.
+ * --backlog (with --event): each round first holds the server's 16 async slots with sleeping events
+ * (started, as their log lines say), enqueues the round's events behind them, and measures only from
+ * the first finished events seen (polled every 100 ms) to the drain's end: a row is the CPU of one
+ * event drained from a backlog with the senders idle (the polls and the sleepers' ends included). With
  * --postgres the server's store is a throwaway database on that server, and the PostgreSQL
  * backends serving it are a row of their own.
  */
@@ -35,6 +39,7 @@ const { values: opts } = parseArgs({
     rounds: { type: "string", default: "3" },
     "server-arg": { type: "string", multiple: true, default: [] },
     event: { type: "boolean", default: false },
+    backlog: { type: "boolean", default: false },
     postgres: { type: "string" },
     handler: { type: "string", default: "hello" },
   },
@@ -174,7 +179,51 @@ try {
     return (f?.succeeded ?? 0) + (f?.failed ?? 0);
   };
   let expected = opts.event ? await finished() : 0;
+  const sleeper = opts.backlog ? await sys.fn("sleep") : undefined;
+  let logAfter;
+  /** The sleepers' BENCH lines logged since the last call. */
+  const sleeperStarts = async () => {
+    const q = `?limit=10000${logAfter !== undefined ? `&after=${logAfter}` : ""}`;
+    const lp = `/_lambent/logs/${sleeper}${q}`;
+    const r = await request(sys.origin + lp, { headers: signedHeaders(sys.origin, lp, "GET") });
+    const { events } = await r.body.json();
+    for (const e of events) logAfter = e.id;
+    return events.filter((e) => e.message.includes("BENCH")).length;
+  };
+  let holdMs = 5000;
+  /** Hold every async slot with a sleeping event; resolves once all 16 have started. */
+  const hold = async () => {
+    await sleeperStarts();
+    const sp = sys.path(sleeper);
+    await Promise.all(
+      Array.from({ length: 16 }, async (_, i) => {
+        const body = JSON.stringify({ ms: holdMs, i });
+        const r = await pool.request({
+          path: sp,
+          method: "POST",
+          body,
+          headers: signedHeaders(sys.origin, sp, "POST", body, event),
+        });
+        if (r.statusCode !== 202) throw new Error(`sleeper → ${r.statusCode}`);
+        await r.body.dump();
+      }),
+    );
+    let started = 0;
+    const deadline = Date.now() + 15_000;
+    while (started < 16 && Date.now() < deadline) {
+      started += await sleeperStarts();
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    if (started < 16) throw new Error(`only ${started} sleepers started`);
+  };
+  /** With --backlog: called once the first events of the drain have finished (`done` of them). */
+  let drainStarted = async (_done) => {};
+  let enqueueMs = 0;
+  let drainStart;
+  let drainRate;
   const run = async (count) => {
+    drainStart = undefined;
+    if (opts.backlog) await hold();
     let left = count;
     const t = performance.now();
     await Promise.all(
@@ -192,38 +241,65 @@ try {
         }
       }),
     );
+    enqueueMs = performance.now() - t;
     if (opts.event) {
       expected += count;
-      while ((await finished()) < expected) await new Promise((r) => setTimeout(r, 50));
+      const from = expected - count;
+      for (;;) {
+        const done = await finished();
+        // --backlog: the drain's rate from the first finished event seen (the sleepers' hold over).
+        if (drainStart === undefined && done > from) {
+          drainStart = { t: performance.now(), done };
+          await drainStarted(done - from);
+        }
+        if (done >= expected) break;
+        await new Promise((r) => setTimeout(r, opts.backlog ? 100 : 50));
+      }
+      if (drainStart) drainRate = ((expected - drainStart.done) / (performance.now() - drainStart.t)) * 1000;
     }
     return performance.now() - t;
   };
   console.error(`warm-up: ${((n / (await run(n))) * 1000).toFixed(0)} invokes/s`);
+  // Long enough to enqueue a round at the warm-up's rate, twice over.
+  if (opts.backlog) holdMs = Math.min(25_000, Math.round(enqueueMs * 2 + 3000));
   const rounds = [];
   for (let i = 0; i < Number(opts.rounds); i++) {
     const sandboxPids = descendants(sys.pid);
-    const perfServer = perfStat([sys.pid]);
-    const perfSandboxes = perfStat(sandboxPids);
+    // (--backlog: the round's syscalls would include its enqueues: not counted.)
+    const perfServer = opts.backlog ? undefined : perfStat([sys.pid]);
+    const perfSandboxes = opts.backlog ? undefined : perfStat(sandboxPids);
     // perf needs a moment to attach; its counts start when it has.
     await new Promise((r) => setTimeout(r, 300));
-    const a = await snapshot(sys.pid);
-    const ms = await run(n);
+    let a = await snapshot(sys.pid);
+    let t0 = performance.now();
+    // --backlog: measured from the first finished events of the drain (seen by polling) to its end;
+    // the events finished before are left out of the count.
+    let measured = n;
+    if (opts.backlog)
+      drainStarted = async (done) => {
+        a = await snapshot(sys.pid);
+        t0 = performance.now();
+        measured = n - done;
+      };
+    await run(n);
+    const ms = performance.now() - t0;
     const b = await snapshot(sys.pid);
     const [ps, pb] = await Promise.all([perfServer?.stop(), perfSandboxes?.stop()]);
-    rounds.push({ ms, groups: delta(a, b), perfServer: ps, perfSandboxes: pb });
-    console.error(`round ${i + 1}: ${((n / ms) * 1000).toFixed(0)} invokes/s`);
+    rounds.push({ ms, n: measured, groups: delta(a, b), perfServer: ps, perfSandboxes: pb, drainRate });
+    if (opts.backlog) console.error(`round ${i + 1}: drained at ~${drainRate?.toFixed(0)} events/s`);
+    if (!opts.backlog) console.error(`round ${i + 1}: ${((n / ms) * 1000).toFixed(0)} invokes/s`);
   }
   await pool.close();
   const names = [...new Set(rounds.flatMap((r) => [...r.groups.keys()]))];
   console.log(
-    `\n${opts.sandbox} driver${opts.event ? `, Event invokes (${database ? "PostgreSQL" : "SQLite"} store)` : ""}, ${n} invokes at concurrency ${c}, median of ${rounds.length} rounds: ` +
-      `${median(rounds.map((r) => (n / r.ms) * 1000)).toFixed(0)} invokes/s\n`,
+    `\n${opts.sandbox} driver${opts.event ? `, Event invokes (${database ? "PostgreSQL" : "SQLite"} store${opts.backlog ? ", a backlog drained with the senders idle" : ""})` : ""}, ${n} invokes at concurrency ${c}, median of ${rounds.length} rounds: ` +
+      `${opts.backlog ? `~${median(rounds.map((r) => r.drainRate))?.toFixed(0)} events/s drained (from the first finished event seen, polled every 100 ms)` : `${median(rounds.map((r) => (n / r.ms) * 1000)).toFixed(0)} invokes/s`}\n`,
   );
   console.log("| process | user µs/invoke | kernel µs/invoke | ctx switches/invoke (/proc) |");
   console.log("|---|---:|---:|---:|");
   let total = 0;
   for (const name of names) {
-    const per = (k) => median(rounds.map((r) => (r.groups.get(name)?.[k] ?? 0) / n));
+    const per = (k) => median(rounds.map((r) => (r.groups.get(name)?.[k] ?? 0) / r.n));
     const u = per("user");
     const s = per("sys");
     total += u + s;

@@ -478,15 +478,19 @@ async function backlogDrain(sys, p, name, reader, from, event, cfg) {
   const sleeper = await sys.fn("sleep", "sleep", { MemorySize: 128 });
   // Long enough to enqueue the backlog at the rate just measured (×1.5, +2 s), under the function's timeout.
   const holdMs = Math.min(25_000, Math.round((cfg.events / cfg.enqueuePerSec) * 1500 + 2000));
-  const body = JSON.stringify({ ms: holdMs });
   const held = (await queueStatus(sys, sleeper)).succeeded + cfg.slots;
+  const sleepers = logReader(sys, sleeper);
+  await sleepers.poll();
+  sleepers.seen.clear();
   await Promise.all(
-    Array.from({ length: cfg.slots }, () =>
-      invoke(p, sys.path(sleeper), body, { "x-amz-invocation-type": "Event" }),
+    Array.from({ length: cfg.slots }, (_, i) =>
+      invoke(p, sys.path(sleeper), JSON.stringify({ ms: holdMs, i }), { "x-amz-invocation-type": "Event" }),
     ),
   );
-  const holdDeadline = Date.now() + 10_000;
-  while ((await queueStatus(sys, sleeper)).running < cfg.slots && Date.now() < holdDeadline) await sleep(50);
+  // Until every sleeper has started (the queue's "running" also counts events claimed ahead, and
+  // the poller's in-flight limit for a function grows to every slot only while its events wait).
+  const holdDeadline = Date.now() + 15_000;
+  while ((await sleepers.poll()) < cfg.slots && Date.now() < holdDeadline) await sleep(50);
   let next = from;
   let enqueueErrors = 0;
   const end = from + cfg.events;
