@@ -117,8 +117,6 @@ export interface ServerOptions {
   blockDeprecatedRuntimes: boolean;
   /** Delays (ms) before async retry 1 and 2. */
   asyncRetryDelaysMs: number[];
-  /** Learn an in-flight limit per function for async events (off: every function may use all 16 slots). */
-  asyncAdaptive: boolean;
   /** Days log events are kept in groups without their own retention; 0 = forever. */
   logRetentionDays: number;
   /** Days per-minute metrics are kept; 0 = forever. */
@@ -195,7 +193,6 @@ export function defaultOptions(overrides: Partial<ServerOptions> = {}): ServerOp
     allowDestinationHosts: [],
     blockDeprecatedRuntimes: false,
     asyncRetryDelaysMs: [60_000, 120_000],
-    asyncAdaptive: false,
     logRetentionDays: 30,
     metricsRetentionDays: 15,
     metrics: true,

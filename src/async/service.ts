@@ -51,10 +51,6 @@ import type { AsyncFunctionStatus, AsyncStatus } from "./status.js";
 
 /** Events (and deliveries) one server runs at once. */
 const DEFAULT_CONCURRENCY = 16;
-/** A function's in-flight limit before it has shown what more would bring (limiter.ts). */
-const ADAPTIVE_INITIAL = 4;
-/** Events waiting for a function's limit that no start or finish moved for this long grow it (by half). */
-const ADAPTIVE_PATIENCE_MS = 500;
 const LEASE_MS = 30_000;
 /** How long stop() lets running events finish before handing them back. */
 const STOP_GRACE_MS = 10_000;
@@ -165,10 +161,6 @@ export class AsyncService {
       concurrency,
       // A backlog's next events are leased and waiting when a slot frees (see event-poller.ts).
       prefetch: concurrency,
-      // --async-adaptive: per function, only as many events in flight as raise its throughput (limiter.ts).
-      ...(options.asyncAdaptive
-        ? { adaptive: { initial: ADAPTIVE_INITIAL, patienceMs: ADAPTIVE_PATIENCE_MS } }
-        : {}),
       sweepMs: LEASE_MS,
       heartbeatMs: LEASE_MS / 3,
       onError: (err) => this.log(`async poller error: ${errText(err)}`),
@@ -185,7 +177,7 @@ export class AsyncService {
     const requestId = req.requestId ?? randomUUID();
     // A free slot and nothing waiting before it: the event is stored leased to this server and run
     // as soon as it is committed (no claim).
-    const handOff = this.poller.reserve(req.ref.name);
+    const handOff = this.poller.reserve();
     let stored: QueuedEvent[];
     try {
       stored = await this.queue.enqueue([
@@ -202,7 +194,7 @@ export class AsyncService {
         },
       ]);
     } catch (err) {
-      if (handOff) this.poller.unreserve(req.ref.name);
+      if (handOff) this.poller.unreserve();
       throw err;
     }
     this.counters.add(req.ref.name, "enqueued");

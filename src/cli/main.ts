@@ -109,7 +109,6 @@ program
       .default([] as string[]),
   )
   .option("--async-retry-delays <ms,ms>", "delays before async retry 1 and 2, in ms", "60000,120000")
-  .option("--async-adaptive", "learn an in-flight limit per function for async events (experimental)")
   .option(
     "--log-retention-days <days>",
     "days log events are kept (log groups without their own retention); 0 keeps them forever",

@@ -24,7 +24,6 @@ interface ServerFlags {
   sandboxPoolCidr?: string;
   allowDestinationHosts: string[];
   asyncRetryDelays: string;
-  asyncAdaptive?: boolean;
   logRetentionDays: number;
   metricsRetentionDays: number;
   metrics: boolean;
@@ -108,7 +107,6 @@ export async function runServer(flags: ServerFlags): Promise<void> {
       ...(flags.sandboxPoolCidr ? { sandboxPoolCidr: flags.sandboxPoolCidr } : {}),
       allowDestinationHosts: flags.allowDestinationHosts,
       asyncRetryDelaysMs: parseDelays(flags.asyncRetryDelays),
-      asyncAdaptive: flags.asyncAdaptive === true,
       logRetentionDays: flags.logRetentionDays,
       metricsRetentionDays: flags.metricsRetentionDays,
       metrics: flags.metrics,
