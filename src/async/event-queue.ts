@@ -45,13 +45,6 @@ export interface QueueDepth {
 /** Rows per INSERT (SQLite takes at most 32766 bound values per statement). */
 const INSERT_SLICE = 500;
 
-/**
- * A completion waits up to this long for others to share its commit (nothing waits on it: the
- * event's slot is already free), unless an enqueue or a claim flushes first or this many gather.
- */
-const COMPLETION_DELAY_MS = 10;
-const COMPLETION_BATCH = 64;
-
 /** Functions per statement of a fair claim (SQLite takes at most 500 terms in a compound select). */
 const FAIR_ARMS = 100;
 
@@ -155,15 +148,10 @@ export class AsyncQueue {
     reject: (e: unknown) => void;
   }> = [];
   private flushScheduled = false;
-  private completionTimer: NodeJS.Timeout | null = null;
   /** The flush committing now: what arrives meanwhile waits for it and goes in the next one (group commit). */
   private flushing: Promise<void> | null = null;
 
   private scheduleFlush(): void {
-    if (this.completionTimer) {
-      clearTimeout(this.completionTimer);
-      this.completionTimer = null;
-    }
     if (this.flushScheduled) return;
     this.flushScheduled = true;
     if (this.flushing) return;
@@ -489,12 +477,7 @@ export class AsyncQueue {
   async complete(ev: QueuedEvent, followUps: NewEvent[], stats: StatBumps): Promise<boolean> {
     return new Promise((resolve, reject) => {
       this.pendingCompletions.push({ ev, followUps, stats, resolve, reject });
-      if (this.flushScheduled || this.pendingCompletions.length >= COMPLETION_BATCH) this.scheduleFlush();
-      else
-        this.completionTimer ??= setTimeout(() => {
-          this.completionTimer = null;
-          this.scheduleFlush();
-        }, COMPLETION_DELAY_MS);
+      this.scheduleFlush();
     });
   }
 
