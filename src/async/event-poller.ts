@@ -200,8 +200,10 @@ export class AsyncPoller {
     const back = this.ready.filter((e) => this.stale.has(e.id));
     if (back.length > 0) {
       this.ready = this.ready.filter((e) => !this.stale.has(e.id));
-      // Not claimed again ahead by this server until one of its slots frees.
+      // Not claimed again ahead by this server until one of its slots frees; then claimed again
+      // (they are due events in the store: a freed slot must look for them, not the 30 s sweep).
       this.prefetching = false;
+      this.backlog = true;
       this.queue.release({ ids: back.map((e) => e.id), notify: true }).catch(this.opts.onError);
     }
     this.stale = new Set(this.ready.map((e) => e.id));
