@@ -158,7 +158,7 @@ export class FunctionPool {
     } catch {
       return undefined; // the gated path reports the failure
     }
-    if ((opt && opt.extensions.length > 0) || cells.size(family) === 0) return undefined;
+    if (this.stemFamily(opt) === undefined || cells.size(family) === 0) return undefined;
     if (!this.scale.tryTake()) return undefined;
     const stem = cells.take(family);
     if (!stem) return undefined;
@@ -200,12 +200,15 @@ export class FunctionPool {
 
   /** A stem cell for a new environment, if one can take it. */
   private stemFor(opt: MergedLayers | undefined) {
-    // Functions with external extensions always start fresh (the launcher starts them before the runtime).
-    const family =
-      opt && opt.extensions.length > 0
-        ? undefined
-        : stemFamily(this.fn.config.Runtime, this.fn.config.Environment);
+    const family = this.stemFamily(opt);
     return family ? this.deps.stemCells?.take(family) : undefined;
+  }
+
+  /** The stem cells this function can adopt: none with external extensions (the launcher starts them before the runtime). */
+  private stemFamily(opt: MergedLayers | undefined) {
+    return opt && opt.extensions.length > 0
+      ? undefined
+      : stemFamily(this.fn.config.Runtime, this.fn.config.Environment);
   }
 
   /**
@@ -293,12 +296,7 @@ export class FunctionPool {
         await env.destroy("failure");
         throw layerFailure(err);
       }
-      const family =
-        opt && opt.extensions.length > 0
-          ? undefined
-          : stemFamily(this.fn.config.Runtime, this.fn.config.Environment);
-      const stem = family ? this.deps.stemCells?.take(family) : undefined;
-      await env.init(await this.codeDir(), stem, opt);
+      await env.init(await this.codeDir(), this.stemFor(opt), opt);
     })();
     // Awaited by the events that joined it (each reports a failure as its own).
     init.catch(() => {});

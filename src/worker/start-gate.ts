@@ -54,19 +54,7 @@ export class StartGate {
    */
   beginAdoption(): StartTurn {
     this.adoptions++;
-    let released = false;
-    const timer = setTimeout(() => turn.release(), HOLD_MS);
-    timer.unref();
-    const turn: StartTurn = {
-      release: () => {
-        if (released) return;
-        released = true;
-        clearTimeout(timer);
-        this.adoptions--;
-        this.drain();
-      },
-    };
-    return turn;
+    return this.held(() => this.adoptions--);
   }
 
   /** Adoptions in progress. */
@@ -112,6 +100,11 @@ export class StartGate {
 
   private grant(): StartTurn {
     this.active++;
+    return this.held(() => this.active--);
+  }
+
+  /** A turn or an adoption held until released or HOLD_MS is over: `done` once, then waiters get their turns. */
+  private held(done: () => void): StartTurn {
     let released = false;
     const timer = setTimeout(() => turn.release(), HOLD_MS);
     timer.unref();
@@ -120,7 +113,7 @@ export class StartGate {
         if (released) return;
         released = true;
         clearTimeout(timer);
-        this.active--;
+        done();
         this.drain();
       },
     };
